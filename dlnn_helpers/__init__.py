@@ -1,0 +1,77 @@
+"""dlnn_helpers: data, models, training loops, figures, widgets and checks of the dlnn-course.
+
+Every tutorial notebook imports this package (``import dlnn_helpers as dlnn``); the reference
+implementations live here so that the notebooks stay short and about the ideas.
+"""
+
+from . import checks
+from .course import REPOSITORY, in_colab
+from .deep_linear_plots import (
+    plot_ills_sv_twin,
+    plot_loss,
+    plot_loss_sv,
+    plot_loss_sv_rsm,
+    plot_loss_sv_twin,
+    plot_tree_data,
+    plot_x_y_hier_data,
+)
+from .linear_nets import (
+    LNNet,
+    LRNet,
+    TrainingRecord,
+    initializer_,
+    linear_regression,
+    net_rsm,
+    net_svd,
+    total_weight,
+    train,
+    train_lrnet,
+)
+from .tree_data import (
+    ITEM_NAMES,
+    READABLE_FEATURE_NAMES,
+    add_feature,
+    build_tree,
+    generate_hsd,
+    readable_features,
+    sample_from_tree,
+)
+from .utils import set_device, set_seed
+from .widgets import loss_widget, rsm_widget, train_deep_linear
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "checks",
+    "REPOSITORY",
+    "in_colab",
+    "ITEM_NAMES",
+    "READABLE_FEATURE_NAMES",
+    "add_feature",
+    "build_tree",
+    "generate_hsd",
+    "readable_features",
+    "sample_from_tree",
+    "LNNet",
+    "LRNet",
+    "TrainingRecord",
+    "initializer_",
+    "linear_regression",
+    "net_rsm",
+    "net_svd",
+    "total_weight",
+    "train",
+    "train_lrnet",
+    "plot_ills_sv_twin",
+    "plot_loss",
+    "plot_loss_sv",
+    "plot_loss_sv_rsm",
+    "plot_loss_sv_twin",
+    "plot_tree_data",
+    "plot_x_y_hier_data",
+    "loss_widget",
+    "rsm_widget",
+    "train_deep_linear",
+    "set_device",
+    "set_seed",
+]

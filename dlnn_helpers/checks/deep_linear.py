@@ -1,0 +1,460 @@
+"""Checks of the graded exercises of tutorial 1 (deep linear networks).
+
+Each ``check_*`` function returns a one-line summary when the answer is right and raises
+:class:`~dlnn_helpers.checks._core.CheckFailure` with a specific message otherwise.  The keyword
+arguments (seed, shapes, scale) let the hidden nbgrader tests run the same check on other data.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from ..linear_nets import LNNet
+from ._core import (
+    CheckFailure,
+    call_student,
+    captured_warnings,
+    close,
+    max_rel_error,
+    to_array,
+    unpack,
+    warning_note,
+)
+
+_SENTINEL = 7.0  # every weight is set to this before the student's initialiser runs
+
+
+def _weights(model: torch.nn.Module) -> dict[str, np.ndarray]:
+    return {
+        name: np.array(p.detach().cpu().numpy(), dtype=np.float64, copy=True)
+        for name, p in model.named_parameters()
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# ex_initializer_
+# ----------------------------------------------------------------------------------------------
+
+
+def _sigma_mistakes(gamma: float, n_in: int, n_out: int) -> dict[str, float]:
+    """Standard deviations that common wrong formulas give, with what each mistake is."""
+    total = n_in + n_out
+    return {
+        "you divided by sqrt(n_in) only (fan-in); use sqrt(n_in + n_out)": gamma / math.sqrt(n_in),
+        "you divided by sqrt(n_out) only (fan-out); use sqrt(n_in + n_out)": gamma
+        / math.sqrt(n_out),
+        "you used the product n_in * n_out; the formula has the sum n_in + n_out": gamma
+        / math.sqrt(n_in * n_out),
+        "you forgot the square root: σ = γ / sqrt(n_in + n_out)": gamma / total,
+        "you passed the variance γ² / (n_in + n_out) where the standard deviation is expected": gamma
+        ** 2 / total,
+        "γ is inside the square root; σ = γ / sqrt(n_in + n_out)": math.sqrt(gamma / total),
+        "you multiplied by sqrt(n_in + n_out) instead of dividing": gamma * math.sqrt(total),
+        "the scale γ is missing (σ does not depend on gamma)": 1.0 / math.sqrt(total),
+    }
+
+
+def check_initializer(
+    func: Callable[..., object],
+    *,
+    seed: int = 2021,
+    dims: tuple[int, int, int] = (300, 200, 120),
+    gamma: float = 2.5,
+    name: str = "ex_initializer_",
+) -> str:
+    """Check an in-place initialiser: every weight ~ N(0, σ²), σ = γ / sqrt(n_in + n_out).
+
+    The statistics are judged with tolerances derived from the number of weights (six standard
+    errors), so a correct answer passes for any seed while each listed mistake fails.
+
+    Parameters
+    ----------
+    func : callable
+        ``func(model, gamma)``, modifying ``model`` in place.
+    seed : int
+        Seed of torch's generator while ``func`` runs (the caller's generator state is restored).
+    dims : (int, int, int)
+        ``(in_dim, hid_dim, out_dim)`` of the :class:`LNNet` it is tried on.
+    gamma : float
+        Initialisation scale passed to ``func``.
+    name : str
+        Name of the exercise, for messages.
+
+    Returns
+    -------
+    str
+        Summary of what was verified.
+    """
+    model = LNNet(*dims)
+    params_before = dict(model.named_parameters())
+    with torch.no_grad():
+        for p in params_before.values():
+            p.fill_(_SENTINEL)
+    with torch.random.fork_rng(devices=[]), captured_warnings() as caught:
+        torch.manual_seed(seed)
+        returned = call_student(name, func, model, gamma)
+
+    params_after = dict(model.named_parameters())
+    for layer, p in params_before.items():
+        if params_after.get(layer) is not p:
+            raise CheckFailure(
+                f"{name} replaced the parameter '{layer}' with a new object; fill the existing "
+                "weight in place instead (nn.init.normal_(weight, ...) or weight.normal_(...))."
+            )
+        if p.dtype != torch.float32:
+            raise CheckFailure(f"{name} changed the dtype of '{layer}' to {p.dtype}.")
+
+    lines = []
+    for layer, weight in _weights(model).items():
+        n_out, n_in = weight.shape
+        n = weight.size
+        if np.all(weight == _SENTINEL):
+            extra = (
+                " It returned a value, but the model itself must be changed."
+                if returned is not None
+                else ""
+            )
+            raise CheckFailure(
+                f"{name} did not change the weight '{layer}': it must re-initialise every weight of "
+                f"the model in place (loop over model.parameters()).{extra}"
+            )
+        if not np.all(np.isfinite(weight)):
+            raise CheckFailure(f"'{layer}' contains NaN or infinite values after {name}.")
+        sigma = gamma / math.sqrt(n_in + n_out)
+        std = float(weight.std())
+        mean = float(weight.mean())
+        rel_tol = 6.0 / math.sqrt(2.0 * n)  # six standard errors of a sample std
+        if abs(std / sigma - 1.0) > rel_tol:
+            if std == 0.0:
+                raise CheckFailure(
+                    f"'{layer}' (shape {n_out}x{n_in}) is constant ({mean:.4g}); draw it from a "
+                    "normal distribution."
+                )
+            diagnosis = [
+                why
+                for why, wrong in _sigma_mistakes(gamma, n_in, n_out).items()
+                if abs(std / wrong - 1.0) <= rel_tol
+            ]
+            because = f" It looks like {diagnosis[0]}." if diagnosis else ""
+            raise CheckFailure(
+                f"'{layer}' (shape {n_out}x{n_in}, so n_in={n_in}, n_out={n_out}) has standard "
+                f"deviation {std:.5g} for γ={gamma}, but should have σ = γ / sqrt(n_in + n_out) = "
+                f"{sigma:.5g} (ratio {std / sigma:.3g}).{because}"
+            )
+        if abs(mean) > 6.0 * sigma / math.sqrt(n):
+            raise CheckFailure(
+                f"'{layer}' has mean {mean:.4g}; the weights should be drawn with mean 0."
+            )
+        inside = float(np.mean(np.abs(weight - mean) < std))
+        if abs(inside - 0.6827) > 6.0 * math.sqrt(0.6827 * 0.3173 / n):
+            shape = " (a uniform distribution gives 57.7%)" if abs(inside - 0.577) < 0.03 else ""
+            raise CheckFailure(
+                f"'{layer}' has the right standard deviation but {inside:.1%} of its values lie "
+                f"within one σ of the mean; a normal distribution has 68.3%{shape}. Use "
+                "nn.init.normal_."
+            )
+        lines.append(f"{layer}: std {std:.4g} (σ = {sigma:.4g})")
+    return f"{name} is correct: " + "; ".join(lines) + warning_note(caught)
+
+
+# ----------------------------------------------------------------------------------------------
+# ex_net_svd
+# ----------------------------------------------------------------------------------------------
+
+
+def _random_lnnet(dims: tuple[int, int, int], seed: int) -> LNNet:
+    generator = torch.Generator().manual_seed(seed)
+    model = LNNet(*dims)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=generator) / math.sqrt(p.shape[1]))
+    return model
+
+
+def _svdvals(matrix: np.ndarray) -> np.ndarray:
+    return np.linalg.svd(matrix, compute_uv=False)
+
+
+def check_net_svd(
+    func: Callable[..., object],
+    *,
+    seed: int = 2021,
+    dims: tuple[int, int, int] = (8, 30, 100),
+    name: str = "ex_net_svd",
+) -> str:
+    """Check ``func(model, in_dim) -> (U, S, V)`` with W_tot = U diag(S) Vᵀ.
+
+    Accepts any correct decomposition: singular vectors with flipped signs (paired in U and V),
+    ``torch.svd`` or ``torch.linalg.svd`` based answers (V, not Vh), reduced or full U, float32 or
+    float64.
+
+    Parameters
+    ----------
+    func : callable
+        The student's function.
+    seed : int
+        Seed of the random weights.
+    dims : (int, int, int)
+        ``(in_dim, hid_dim, out_dim)`` of the network.
+    name : str
+        Name of the exercise, for messages.
+
+    Returns
+    -------
+    str
+        Summary of what was verified.
+    """
+    in_dim, _, out_dim = dims
+    model = _random_lnnet(dims, seed)
+    w1, w2 = (w for w in _weights(model).values())
+    w_tot = w2 @ w1
+    k = min(in_dim, out_dim)
+    with captured_warnings() as caught:
+        returned = call_student(
+            name,
+            func,
+            model,
+            in_dim,
+            hint="W_tot starts as the identity of size in_dim and each weight multiplies it from "
+            "the left: W_tot = weight @ W_tot.",
+        )
+    for (layer, before), after in zip(
+        {"in_hid.weight": w1, "hid_out.weight": w2}.items(), _weights(model).values(), strict=True
+    ):
+        if not np.array_equal(before, after):
+            raise CheckFailure(f"{name} changed the model's weight '{layer}'; it must only read it.")
+    u_ret, s_ret, v_ret = unpack(returned, ("U", "S", "V"), name)
+    u = to_array(u_ret, "U")
+    s = to_array(s_ret, "S")
+    v = to_array(v_ret, "V")
+
+    ref_s = _svdvals(w_tot)
+    if s.ndim == 2:
+        raise CheckFailure(
+            f"S has shape {s.shape}: return the singular values as a 1-D tensor of shape ({k},), "
+            "as torch.linalg.svd does, not as a diagonal matrix."
+        )
+    if s.shape != (k,):
+        raise CheckFailure(f"S should have shape ({k},) (min(in_dim, out_dim)), got {s.shape}.")
+    if not close(s, ref_s):
+        if close(s[::-1], ref_s):
+            raise CheckFailure("S holds the right singular values but not in decreasing order.")
+        if close(s, ref_s**2):
+            raise CheckFailure(
+                "S holds the squares of the singular values (eigenvalues of W_totᵀ W_tot); "
+                "decompose W_tot itself with torch.linalg.svd."
+            )
+        wrong_products = {
+            "only the last layer's weight (multiply all layers into W_tot)": w2,
+            "only the first layer's weight (multiply all layers into W_tot)": w1,
+        }
+        if w1.shape[0] == w2.shape[1] == in_dim == out_dim:  # square: a reversed product fits
+            wrong_products["W_1 W_2: the product is in the wrong order (W_tot = W_2 W_1)"] = w1 @ w2
+        for why, wrong in wrong_products.items():
+            if wrong.shape[0] >= k and wrong.shape[1] >= k and close(s, _svdvals(wrong)[:k]):
+                raise CheckFailure(f"The singular values are those of {why}.")
+        raise CheckFailure(
+            f"S does not hold the singular values of W_tot = W_2 W_1 (largest error "
+            f"{max_rel_error(s, ref_s):.3g} relative to the largest singular value)."
+        )
+
+    if u.shape == (in_dim, k) and v.shape == (out_dim, k) and in_dim != out_dim:
+        raise CheckFailure(
+            f"U has shape {u.shape} and V {v.shape}: you decomposed W_totᵀ. W_tot = W_2 W_1 maps "
+            f"the input to the output, so it has shape ({out_dim}, {in_dim})."
+        )
+    if u.ndim != 2 or u.shape[0] != out_dim or u.shape[1] not in (k, out_dim):
+        raise CheckFailure(f"U should have shape ({out_dim}, {k}), got {u.shape}.")
+    u = u[:, :k]  # a full U is fine; its extra columns span the null space
+    if v.shape == (k, in_dim) and k != in_dim:
+        raise CheckFailure(
+            f"V has shape {v.shape}: this is Vh = Vᵀ, the third output of torch.linalg.svd. The "
+            "exercise asks for V (columns are right singular vectors): return Vh.T (or Vh.mT)."
+        )
+    if v.ndim == 2 and v.shape == (in_dim, in_dim) and k < in_dim:
+        v = v[:, :k]
+    if v.shape != (in_dim, k):
+        raise CheckFailure(f"V should have shape ({in_dim}, {k}), got {v.shape}.")
+    reconstruction = (u * s) @ v.T
+    if not close(reconstruction, w_tot):
+        if close((u * s) @ v, w_tot):
+            raise CheckFailure(
+                "U diag(S) V does not give W_tot but U diag(S) Vᵀ should: you returned Vh (the "
+                "third output of torch.linalg.svd) where V is asked for. Return Vh.T (or Vh.mT)."
+            )
+        raise CheckFailure(
+            "U diag(S) Vᵀ does not reconstruct W_tot (largest error "
+            f"{max_rel_error(reconstruction, w_tot):.3g}). If you flipped the sign of a singular "
+            "vector, flip its partner in the other matrix too."
+        )
+    for label, matrix in (("U", u), ("V", v)):
+        gram = matrix.T @ matrix
+        if not close(gram, np.eye(k), rtol=1e-4):
+            raise CheckFailure(f"The columns of {label} are not orthonormal ({label}ᵀ{label} ≠ I).")
+    return (
+        f"{name} is correct: W_tot of shape ({out_dim}, {in_dim}) = U diag(S) Vᵀ with "
+        f"U {u_ret.shape[0]}x{u_ret.shape[1]}, S ({k},), V {in_dim}x{k}." + warning_note(caught)
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# ex_net_rsm
+# ----------------------------------------------------------------------------------------------
+
+
+def check_net_rsm(
+    func: Callable[..., object],
+    *,
+    seed: int = 2021,
+    shape: tuple[int, int] = (7, 17),
+    name: str = "ex_net_rsm",
+) -> str:
+    """Check ``func(h) -> H Hᵀ``, the representational similarity matrix of hidden activity.
+
+    Parameters
+    ----------
+    func : callable
+        The student's function.
+    seed : int
+        Seed of the random activity.
+    shape : (int, int)
+        ``(n_items, n_hidden)`` of the activity ``h`` passed to ``func``.
+    name : str
+        Name of the exercise, for messages.
+
+    Returns
+    -------
+    str
+        Summary of what was verified.
+    """
+    n_items, n_hidden = shape
+    generator = torch.Generator().manual_seed(seed)
+    h = torch.randn(shape, generator=generator) + 0.5
+    h_np = h.numpy().astype(np.float64)
+    given = h.clone()
+    with captured_warnings() as caught:
+        returned = call_student(name, func, given)
+    if not torch.equal(given, h):
+        raise CheckFailure(f"{name} modified its input h in place; compute a new tensor instead.")
+    rsm = to_array(returned, "The RSM")
+    expected = h_np @ h_np.T
+    gram = h_np.T @ h_np
+    if rsm.shape == (n_hidden, n_hidden) and n_hidden != n_items:
+        raise CheckFailure(
+            f"The RSM has shape {rsm.shape} (hidden × hidden): you computed Hᵀ H. The RSM compares "
+            f"items, so it is H Hᵀ of shape ({n_items}, {n_items})."
+        )
+    if rsm.shape != (n_items, n_items):
+        raise CheckFailure(f"The RSM should have shape ({n_items}, {n_items}), got {rsm.shape}.")
+    if close(rsm, expected, rtol=1e-5):
+        return (
+            f"{name} is correct: RSM = H Hᵀ of shape ({n_items}, {n_items}), symmetric."
+            + warning_note(caught)
+        )
+    norms = np.linalg.norm(h_np, axis=1)
+    centred = h_np - h_np.mean(axis=1, keepdims=True)
+    mistakes = {
+        "you computed Hᵀ H; the RSM compares items: H Hᵀ": gram,
+        "you normalised the rows (cosine similarity); the RSM here is the plain dot product H Hᵀ":
+            expected / np.outer(norms, norms),
+        "you divided by the number of hidden units; the RSM here is the plain dot product H Hᵀ":
+            expected / n_hidden,
+        "you centred the activity (a covariance or correlation); use the raw H Hᵀ":
+            centred @ centred.T,
+        "you multiplied element-wise (H * H); use a matrix product, H @ H.T":
+            (h_np * h_np)[:, :n_items] if n_hidden >= n_items else np.zeros(0),
+        "you squared the entries of H Hᵀ": expected**2,
+    }
+    for why, wrong in mistakes.items():
+        if wrong.shape == rsm.shape and close(rsm, wrong, rtol=1e-5):
+            raise CheckFailure(f"Wrong RSM: {why}.")
+    if not close(rsm, rsm.T, rtol=1e-5):
+        raise CheckFailure("The RSM is not symmetric; H Hᵀ always is.")
+    raise CheckFailure(
+        f"The RSM differs from H Hᵀ (largest error {max_rel_error(rsm, expected):.3g} relative to "
+        "the largest entry)."
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# linear_regression
+# ----------------------------------------------------------------------------------------------
+
+
+def check_linear_regression(
+    func: Callable[..., object],
+    *,
+    seed: int = 2021,
+    shapes: tuple[int, int, int] = (3, 4, 37),
+    name: str = "linear_regression",
+) -> str:
+    """Check ``func(X, Y) -> W``, the least-squares solution W = Y Xᵀ (X Xᵀ)⁻¹.
+
+    Any exact method is accepted (``inv``, ``solve``, ``lstsq``, ``pinv``), returned as a NumPy
+    array or a torch tensor.
+
+    Parameters
+    ----------
+    func : callable
+        The student's function.
+    seed : int
+        Seed of the random problem.
+    shapes : (int, int, int)
+        ``(M, N, D)``: X is M×D, Y is N×D, W is N×M.
+    name : str
+        Name of the exercise, for messages.
+
+    Returns
+    -------
+    str
+        Summary of what was verified.
+    """
+    m, n, d = shapes
+    rng = np.random.default_rng(seed)
+    w_true = rng.integers(-5, 10, size=(n, m)).astype(float)
+    x = rng.random((m, d))
+    y = w_true @ x + rng.normal(scale=0.01, size=(n, d))
+    x_given, y_given = x.copy(), y.copy()
+    with captured_warnings() as caught:
+        returned = call_student(
+            name,
+            func,
+            x_given,
+            y_given,
+            hint="X is (M, D) and Y is (N, D): X Xᵀ is (M, M) and W = Y Xᵀ (X Xᵀ)⁻¹ is (N, M).",
+        )
+    if not (np.array_equal(x_given, x) and np.array_equal(y_given, y)):
+        raise CheckFailure(f"{name} modified X or Y in place; leave its inputs unchanged.")
+    w = to_array(returned, "W", allow_numpy=True)
+    expected = np.linalg.solve(x @ x.T, x @ y.T).T
+    if w.shape == (m, n) and m != n:
+        raise CheckFailure(
+            f"W has shape {w.shape} but should be (N, M) = ({n}, {m}): you returned Wᵀ. "
+            "W = Y Xᵀ (X Xᵀ)⁻¹ maps an input column x to the output W x."
+        )
+    if w.shape != (n, m):
+        raise CheckFailure(f"W should have shape (N, M) = ({n}, {m}), got {w.shape}.")
+    if close(w, expected, rtol=1e-6):
+        return (
+            f"{name} is correct: W of shape ({n}, {m}) minimises ‖Y − W X‖² "
+            f"(largest error {max_rel_error(w, expected):.1e})." + warning_note(caught)
+        )
+    mistakes = {
+        "the inverse (X Xᵀ)⁻¹ is missing: W = Y Xᵀ (X Xᵀ)⁻¹": y @ x.T,
+        "you returned Wᵀ: W = Y Xᵀ (X Xᵀ)⁻¹ has shape (N, M)": expected.T,
+        "(X Xᵀ)⁻¹ multiplies Y Xᵀ from the right: W = Y Xᵀ (X Xᵀ)⁻¹": (
+            np.linalg.inv(x @ x.T) @ (y @ x.T).T if m == n else np.zeros(0)
+        ),
+        "you rounded W; return the exact least-squares solution": np.round(expected),
+    }
+    for why, wrong in mistakes.items():
+        if wrong.shape == w.shape and close(w, wrong, rtol=1e-6):
+            raise CheckFailure(f"Wrong W: {why}.")
+    raise CheckFailure(
+        f"W is not the least-squares solution (largest error {max_rel_error(w, expected):.3g} "
+        "relative to the largest weight). Check the formula W = Y Xᵀ (X Xᵀ)⁻¹."
+    )

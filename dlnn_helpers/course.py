@@ -1,0 +1,43 @@
+"""Facts about the course itself: where it lives and in which environment a notebook runs.
+
+``REPOSITORY`` is the single place where the course's public address is written.  The build script
+(``scripts/course.py``) writes the Colab badge and the Colab install cell of every notebook from it,
+and a test checks that every notebook uses it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+REPOSITORY = "https://github.com/dlnn-course/dlnn-course"
+"""Public Git repository of the course (the package installs from here in Colab)."""
+
+BRANCH = "main"
+
+STATIC_ENV_VAR = "DLNN_STATIC_WIDGETS"
+"""When this environment variable is set to 1, widgets draw one static figure instead.
+
+The site build sets it, so that the published pages show every figure without widget JavaScript.
+"""
+
+
+def colab_url(notebook_path: str) -> str:
+    """Return the "Open in Colab" address of a notebook given by its path inside the repository."""
+    owner_repo = REPOSITORY.removeprefix("https://github.com/")
+    return f"https://colab.research.google.com/github/{owner_repo}/blob/{BRANCH}/{notebook_path}"
+
+
+def pip_requirement() -> str:
+    """Return the pip requirement that installs this package from the course repository."""
+    return f"dlnn-course @ git+{REPOSITORY}@{BRANCH}"
+
+
+def in_colab() -> bool:
+    """True when running inside Google Colab."""
+    return "google.colab" in sys.modules
+
+
+def static_figures() -> bool:
+    """True when widgets must render static figures (site build), see :data:`STATIC_ENV_VAR`."""
+    return os.environ.get(STATIC_ENV_VAR, "") == "1"

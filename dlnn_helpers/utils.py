@@ -1,0 +1,60 @@
+"""Reproducibility and device helpers shared by every tutorial."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import torch
+
+
+def set_seed(seed: int = 2021, *, deterministic: bool = True, verbose: bool = True) -> int:
+    """Seed Python's, NumPy's and torch's global generators so that a notebook is reproducible.
+
+    Data generators in this package take their own ``random_state`` and do not depend on this;
+    it only fixes the initial weights of networks and other draws from the global generators.
+
+    Parameters
+    ----------
+    seed : int
+        The seed (non-negative).
+    deterministic : bool
+        Also ask torch for deterministic cuDNN kernels on a GPU.
+    verbose : bool
+        Print the seed that was set.
+
+    Returns
+    -------
+    seed : int
+    """
+    seed = int(seed)
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+    if deterministic:
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+    if verbose:
+        print(f"Random seed {seed} has been set.")
+    return seed
+
+
+def set_device(verbose: bool = True) -> str:
+    """Return ``"cuda"`` when a GPU is available and ``"cpu"`` otherwise.
+
+    Parameters
+    ----------
+    verbose : bool
+        Print which device the notebook will use.
+
+    Returns
+    -------
+    device : str
+    """
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if verbose:
+        if device == "cpu":
+            print("Running on the CPU (every tutorial here runs fine without a GPU).")
+        else:
+            print("Running on the GPU.")
+    return device
