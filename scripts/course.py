@@ -208,7 +208,7 @@ def cmd_site() -> int:
     write_site_pages()
     env = dict(os.environ, **{STATIC_ENV_VAR: "1", "MPLBACKEND": "module://matplotlib_inline.backend_inline"})
     result = subprocess.run(
-        [sys.executable, "-m", "jupyter_book", "build", str(ROOT), "--warningiserror",
+        [sys.executable, "-c", "from jupyter_book.cli.main import main; main()", "build", str(ROOT), "--warningiserror",
          "--keep-going", "--nitpick"],
         cwd=ROOT,
         env=env,

@@ -94,6 +94,10 @@ ERROR_HINTS: dict[str, str] = {
         "Two matrices were multiplied in an order whose inner sizes do not match; write down the "
         "shape of each factor."
     ),
+    "mismatch in its core dimension": (
+        "Two matrices were multiplied in an order whose inner sizes do not match; write down the "
+        "shape of each factor."
+    ),
     "must be real number, not NoneType": "A value is still `...` or None; complete every line.",
     "Ellipsis": "A placeholder `...` is still in your code; replace it with an expression.",
 }

@@ -1,0 +1,410 @@
+"""The T1 checks accept every correct answer and reject realistic wrong ones with a precise message.
+
+For each graded exercise: the reference, at least two alternative correct answers, and at least four
+wrong answers seen in practice, each with the message it must produce.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import dlnn_helpers as dlnn
+from dlnn_helpers.checks import (
+    CheckFailure,
+    NotImplementedYet,
+    check_initializer,
+    check_linear_regression,
+    check_net_rsm,
+    check_net_svd,
+    self_check,
+)
+
+# ---------------------------------------------------------------------------------------- answers
+
+
+def init_reference(model, gamma=1e-12):
+    dlnn.initializer_(model, gamma)
+
+
+def init_tensor_method(model, gamma=1e-12):
+    with torch.no_grad():
+        for w in model.parameters():
+            w.normal_(0.0, gamma / math.sqrt(sum(w.shape)))
+
+
+def init_copy_randn(model, gamma=1e-12):
+    with torch.no_grad():
+        for w in model.parameters():
+            n_out, n_in = w.shape
+            w.copy_(torch.randn(n_out, n_in) * gamma * (n_in + n_out) ** -0.5)
+
+
+def init_fan_in(model, gamma=1e-12):
+    for w in model.parameters():
+        nn.init.normal_(w, 0.0, gamma / math.sqrt(w.shape[1]))
+
+
+def init_no_sqrt(model, gamma=1e-12):
+    for w in model.parameters():
+        nn.init.normal_(w, 0.0, gamma / sum(w.shape))
+
+
+def init_variance(model, gamma=1e-12):
+    for w in model.parameters():
+        nn.init.normal_(w, 0.0, gamma**2 / sum(w.shape))
+
+
+def init_uniform(model, gamma=1e-12):
+    for w in model.parameters():
+        bound = math.sqrt(3) * gamma / math.sqrt(sum(w.shape))
+        nn.init.uniform_(w, -bound, bound)
+
+
+def init_first_layer_only(model, gamma=1e-12):
+    w = next(iter(model.parameters()))
+    nn.init.normal_(w, 0.0, gamma / math.sqrt(sum(w.shape)))
+
+
+def init_not_in_place(model, gamma=1e-12):
+    return [torch.randn(w.shape) * gamma / math.sqrt(sum(w.shape)) for w in model.parameters()]
+
+
+def init_replaces_parameter(model, gamma=1e-12):
+    for module in (model.in_hid, model.hid_out):
+        n_out, n_in = module.weight.shape
+        module.weight = nn.Parameter(torch.randn(n_out, n_in) * gamma / math.sqrt(n_in + n_out))
+
+
+def init_ignores_gamma(model, gamma=1e-12):
+    for w in model.parameters():
+        nn.init.normal_(w, 0.0, 1.0 / math.sqrt(sum(w.shape)))
+
+
+def _w_tot(model, in_dim):
+    w_tot = torch.eye(in_dim)
+    for w in model.parameters():
+        w_tot = w @ w_tot
+    return w_tot
+
+
+def svd_reference(model, in_dim):
+    return dlnn.net_svd(model, in_dim)
+
+
+def svd_legacy_torch_svd(model, in_dim):
+    return torch.svd(_w_tot(model, in_dim))  # V, not Vh; reduced
+
+
+def svd_flipped_signs(model, in_dim):
+    u, s, v = dlnn.net_svd(model, in_dim)
+    signs = torch.tensor([(-1.0) ** i for i in range(s.shape[0])])
+    return u * signs, s, v * signs
+
+
+def svd_full_matrices_float64(model, in_dim):
+    u, s, vh = torch.linalg.svd(_w_tot(model, in_dim).double())  # full U, float64
+    return u, s, vh.T
+
+
+def svd_returns_vh(model, in_dim):
+    return tuple(torch.linalg.svd(_w_tot(model, in_dim), full_matrices=False))
+
+
+def svd_wrong_order(model, in_dim):
+    w_tot = torch.eye(in_dim)
+    for w in model.parameters():
+        w_tot = w_tot @ w
+    u, s, vh = torch.linalg.svd(w_tot, full_matrices=False)
+    return u, s, vh.T
+
+
+def svd_last_layer_only(model, in_dim):
+    w_tot = torch.eye(in_dim)
+    for w in model.parameters():
+        w_tot = w.detach()
+    u, s, vh = torch.linalg.svd(w_tot, full_matrices=False)
+    return u, s, vh.T
+
+
+def svd_transposed(model, in_dim):
+    u, s, vh = torch.linalg.svd(_w_tot(model, in_dim).T, full_matrices=False)
+    return u, s, vh.T
+
+
+def svd_diag_sigma(model, in_dim):
+    u, s, v = dlnn.net_svd(model, in_dim)
+    return u, torch.diag(s), v
+
+
+def svd_numpy(model, in_dim):
+    u, s, vh = np.linalg.svd(_w_tot(model, in_dim).detach().numpy(), full_matrices=False)
+    return u, s, vh.T
+
+
+def svd_one_flip_unpaired(model, in_dim):
+    u, s, v = dlnn.net_svd(model, in_dim)
+    u = u.clone()
+    u[:, 0] *= -1
+    return u, s, v
+
+
+def rsm_reference(h):
+    return dlnn.net_rsm(h)
+
+
+def rsm_einsum(h):
+    return torch.einsum("id,jd->ij", h, h)
+
+
+def rsm_mm(h):
+    return torch.mm(h, h.t())
+
+
+def rsm_gram(h):
+    return h.T @ h
+
+
+def rsm_cosine(h):
+    hn = h / h.norm(dim=1, keepdim=True)
+    return hn @ hn.T
+
+
+def rsm_mean(h):
+    return h @ h.T / h.shape[1]
+
+
+def rsm_centred(h):
+    c = h - h.mean(dim=1, keepdim=True)
+    return c @ c.T
+
+
+def rsm_in_place(h):
+    h.mul_(1.0)
+    h += 0.0
+    h[0, 0] = 0.0
+    return h @ h.T
+
+
+def lr_reference(X, Y):
+    return dlnn.linear_regression(X, Y)
+
+
+def lr_inverse(X, Y):
+    return Y @ X.T @ np.linalg.inv(X @ X.T)
+
+
+def lr_lstsq(X, Y):
+    return np.linalg.lstsq(X.T, Y.T, rcond=None)[0].T
+
+
+def lr_pinv_torch(X, Y):
+    return torch.from_numpy(Y) @ torch.linalg.pinv(torch.from_numpy(X))
+
+
+def lr_no_inverse(X, Y):
+    return Y @ X.T
+
+
+def lr_transposed(X, Y):
+    return (Y @ X.T @ np.linalg.inv(X @ X.T)).T
+
+
+def lr_wrong_gram(X, Y):
+    return Y @ X.T @ np.linalg.inv(X.T @ X)
+
+
+def lr_list(X, Y):
+    return (Y @ X.T @ np.linalg.inv(X @ X.T)).tolist()
+
+
+def lr_rounded(X, Y):
+    return np.round(Y @ X.T @ np.linalg.inv(X @ X.T))
+
+
+# ------------------------------------------------------------------------------------------ tests
+
+CORRECT = [
+    (check_initializer, f) for f in (init_reference, init_tensor_method, init_copy_randn)
+] + [
+    (check_net_svd, f)
+    for f in (svd_reference, svd_legacy_torch_svd, svd_flipped_signs, svd_full_matrices_float64)
+] + [
+    (check_net_rsm, f) for f in (rsm_reference, rsm_einsum, rsm_mm)
+] + [
+    (check_linear_regression, f) for f in (lr_reference, lr_inverse, lr_lstsq, lr_pinv_torch)
+]
+
+HIDDEN_SETTINGS = {
+    check_initializer: [{}, {"seed": 7, "dims": (64, 500, 90), "gamma": 0.7},
+                        {"seed": 11, "dims": (400, 50, 250), "gamma": 4.0}],
+    check_net_svd: [{}, {"seed": 3, "dims": (6, 6, 6)}, {"seed": 5, "dims": (12, 7, 40)},
+                    {"seed": 9, "dims": (20, 25, 5)}],
+    check_net_rsm: [{}, {"seed": 4, "shape": (12, 12)}, {"seed": 8, "shape": (30, 5)},
+                    {"seed": 1, "shape": (1, 9)}],
+    check_linear_regression: [{}, {"seed": 6, "shapes": (5, 5, 50)},
+                              {"seed": 12, "shapes": (2, 7, 9)}],
+}
+
+
+@pytest.mark.parametrize(("check", "answer"), CORRECT, ids=lambda x: getattr(x, "__name__", x))
+def test_correct_answers_pass_every_setting(check, answer):
+    for settings in HIDDEN_SETTINGS[check]:
+        summary = check(answer, **settings)
+        assert "is correct" in summary
+
+
+WRONG = [
+    (check_initializer, init_fan_in, {}, "sqrt(n_in) only"),
+    (check_initializer, init_no_sqrt, {}, "forgot the square root"),
+    (check_initializer, init_variance, {}, "variance"),
+    (check_initializer, init_uniform, {}, "uniform distribution gives 57.7%"),
+    (check_initializer, init_first_layer_only, {}, "did not change the weight 'hid_out.weight'"),
+    (check_initializer, init_not_in_place, {}, "It returned a value, but the model itself"),
+    (check_initializer, init_replaces_parameter, {}, "replaced the parameter"),
+    (check_initializer, init_ignores_gamma, {}, "γ is missing"),
+    (check_net_svd, svd_returns_vh, {}, "you returned Vh"),
+    (check_net_svd, svd_returns_vh, {"dims": (5, 9, 40)}, "you returned Vh"),
+    (check_net_svd, svd_wrong_order, {}, "shapes cannot be multiplied"),
+    (check_net_svd, svd_wrong_order, {"seed": 3, "dims": (6, 6, 6)}, "wrong order"),
+    (check_net_svd, svd_last_layer_only, {}, "only the last layer"),
+    (check_net_svd, svd_transposed, {}, "you decomposed W_totᵀ"),
+    (check_net_svd, svd_diag_sigma, {}, "not as a diagonal matrix"),
+    (check_net_svd, svd_numpy, {}, "U should be a torch.Tensor, got numpy.ndarray"),
+    (check_net_svd, svd_one_flip_unpaired, {}, "flip its partner"),
+    (check_net_rsm, rsm_gram, {}, "you computed Hᵀ H"),
+    (check_net_rsm, rsm_gram, {"seed": 4, "shape": (12, 12)}, "you computed Hᵀ H"),
+    (check_net_rsm, rsm_cosine, {}, "cosine similarity"),
+    (check_net_rsm, rsm_mean, {}, "divided by the number of hidden units"),
+    (check_net_rsm, rsm_centred, {}, "you centred the activity"),
+    (check_net_rsm, rsm_in_place, {}, "modified its input h in place"),
+    (check_linear_regression, lr_no_inverse, {}, "the inverse (X Xᵀ)⁻¹ is missing"),
+    (check_linear_regression, lr_transposed, {}, "you returned Wᵀ"),
+    (check_linear_regression, lr_transposed, {"seed": 6, "shapes": (5, 5, 50)}, "you returned Wᵀ"),
+    (check_linear_regression, lr_wrong_gram, {}, "X Xᵀ is (M, M)"),  # numpy's error + hint
+    (check_linear_regression, lr_list, {}, "W should be a torch.Tensor or a np.ndarray, got "
+                                           "builtins.list"),
+    (check_linear_regression, lr_rounded, {}, "you rounded W"),
+]
+
+
+@pytest.mark.parametrize(
+    ("check", "answer", "settings", "message"), WRONG,
+    ids=[f"{w[1].__name__}-{i}" for i, w in enumerate(WRONG)],
+)
+def test_wrong_answers_fail_with_specific_message(check, answer, settings, message):
+    with pytest.raises(CheckFailure) as info:
+        check(answer, **settings)
+    assert not isinstance(info.value, NotImplementedYet)
+    assert message in str(info.value)
+    assert "Faulty implementation" not in str(info.value)
+
+
+@pytest.mark.parametrize("check", list(HIDDEN_SETTINGS))
+def test_unimplemented_exercise_says_not_implemented(check, capsys):
+    def stub(*args, **kwargs):
+        raise NotImplementedError()
+
+    with pytest.raises(NotImplementedYet, match="not implemented yet"):
+        check(stub)
+    assert self_check(check, stub) is False
+    assert "not implemented yet" in capsys.readouterr().out
+
+
+def test_students_own_error_is_shown_not_hidden(capsys):
+    def buggy(model, in_dim):
+        return torch.linalg.svd(torch.eye(in_dim) @ next(model.parameters()))
+
+    with pytest.raises(CheckFailure) as info:
+        check_net_svd(buggy)
+    assert isinstance(info.value.__cause__, RuntimeError)  # chained: the traceback stays visible
+    assert "ex_net_svd raised RuntimeError" in str(info.value)
+    assert self_check(check_net_svd, buggy) is False
+    out = capsys.readouterr().out
+    assert "The error raised by your code" in out and "Traceback" in out and "in buggy" in out
+
+
+@pytest.mark.parametrize(("check", "answer"), CORRECT[:1] + CORRECT[3:4] + CORRECT[7:8]
+                         + CORRECT[10:11])
+def test_correct_answer_writes_nothing_to_stderr(check, answer, capfd):
+    assert self_check(check, answer) is True
+    captured = capfd.readouterr()
+    assert captured.err == ""
+    assert "✅" in captured.out
+
+
+# ------------------------------------------------------------------------------- against tricks
+
+
+class LyingTensor(torch.Tensor):
+    def __eq__(self, other):  # noqa: D105
+        return True
+
+    def __bool__(self):  # noqa: D105
+        return True
+
+
+class Liar:
+    def __eq__(self, other):  # noqa: D105
+        return True
+
+    def __bool__(self):  # noqa: D105
+        return True
+
+    shape = (7, 7)
+
+
+def test_tensor_subclass_with_lying_eq_is_rejected():
+    def tricky(h):
+        return torch.zeros(h.shape[0], h.shape[0]).as_subclass(LyingTensor)
+
+    with pytest.raises(CheckFailure, match="should be a torch.Tensor, got .*LyingTensor"):
+        check_net_rsm(tricky)
+
+
+def test_non_tensor_lying_object_is_rejected():
+    with pytest.raises(CheckFailure, match="should be a torch.Tensor"):
+        check_net_rsm(lambda h: Liar())
+    with pytest.raises(CheckFailure, match="should return the tuple"):
+        check_net_svd(lambda model, in_dim: Liar())
+
+
+def test_tuple_subclass_cannot_lie_about_its_items():
+    class LyingTuple(tuple):
+        def __getitem__(self, i):  # noqa: D105
+            raise AssertionError("must not be called")
+
+        def __len__(self):  # noqa: D105
+            return 3
+
+    def tricky(model, in_dim):
+        return LyingTuple(dlnn.net_svd(model, in_dim))
+
+    assert "is correct" in check_net_svd(tricky)
+
+
+def test_monkeypatched_comparisons_do_not_help(monkeypatch):
+    monkeypatch.setattr(torch, "allclose", lambda *a, **k: True)
+    monkeypatch.setattr(torch, "isclose", lambda *a, **k: torch.tensor(True))
+    monkeypatch.setattr(np, "allclose", lambda *a, **k: True)
+    with pytest.raises(CheckFailure):
+        check_net_rsm(rsm_cosine)
+    with pytest.raises(CheckFailure):
+        check_linear_regression(lr_no_inverse)
+
+
+def test_nan_answers_are_rejected():
+    with pytest.raises(CheckFailure, match="NaN"):
+        check_net_rsm(lambda h: torch.full((h.shape[0], h.shape[0]), float("nan")))
+
+
+def test_check_does_not_disturb_global_rng():
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    check_initializer(init_reference)
+    assert torch.equal(torch.rand(3), expected)
