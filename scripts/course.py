@@ -111,6 +111,16 @@ def cmd_sync(check: bool = False) -> int:
 # ------------------------------------------------------------------------------------------------
 
 
+def tool_env(**extra: str) -> dict[str, str]:
+    """The environment for a child process, with this interpreter's scripts folder on PATH.
+
+    nbgrader runs ``alembic`` and Jupyter finds kernels through PATH; this keeps them inside the
+    environment that runs this script, activated or not.
+    """
+    scripts = str(Path(sys.executable).parent)
+    return dict(os.environ, PATH=scripts + os.pathsep + os.environ.get("PATH", ""), **extra)
+
+
 def generate(root: Path = ROOT, tutorials: list[str] | None = None) -> None:
     """Run ``nbgrader generate_assignment`` for every tutorial of the course at ``root``."""
     (root / "autograder").mkdir(exist_ok=True)
@@ -119,6 +129,7 @@ def generate(root: Path = ROOT, tutorials: list[str] | None = None) -> None:
             [sys.executable, "-m", "nbgrader", "generate_assignment", tutorial, "--force",
              "--log-level=WARN"],
             cwd=root,
+            env=tool_env(),
             check=True,
         )
 
@@ -206,7 +217,7 @@ def write_site_pages() -> list[Path]:
 
 def cmd_site() -> int:
     write_site_pages()
-    env = dict(os.environ, **{STATIC_ENV_VAR: "1", "MPLBACKEND": "module://matplotlib_inline.backend_inline"})
+    env = tool_env(**{STATIC_ENV_VAR: "1"})
     result = subprocess.run(
         [sys.executable, "-c", "from jupyter_book.cli.main import main; main()", "build", str(ROOT), "--warningiserror",
          "--keep-going", "--nitpick"],

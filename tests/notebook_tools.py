@@ -1,0 +1,61 @@
+"""Helpers for the notebook, nbgrader and site tests (not a test module)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import course  # noqa: E402  (scripts/course.py)
+
+TUTORIALS = course.tutorial_ids()
+
+
+def copy_course(target: Path) -> Path:
+    """Copy what nbgrader needs (config, solutions, tutorials) into ``target``; return it."""
+    shutil.copy(ROOT / "nbgrader_config.py", target / "nbgrader_config.py")
+    shutil.copytree(ROOT / "solutions", target / "solutions")
+    shutil.copytree(ROOT / "tutorials", target / "tutorials")
+    (target / "autograder").mkdir()
+    return target
+
+
+def nbgrader(root: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run an nbgrader command in the course at ``root``; fail loudly with its output."""
+    result = subprocess.run(
+        [sys.executable, "-m", "nbgrader", *args],
+        cwd=root, capture_output=True, text=True, timeout=1800, env=course.tool_env(),
+    )
+    assert result.returncode == 0, f"nbgrader {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def outputs_text(nb: nbformat.NotebookNode) -> list[str]:
+    """The text of every stream and error output, cell by cell."""
+    texts = []
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        parts = []
+        for out in cell.get("outputs", []):
+            if out.output_type == "stream":
+                parts.append(out.text)
+            elif out.output_type == "error":
+                parts.append(f"{out.ename}: {out.evalue}")
+        texts.append("".join(parts))
+    return texts
+
+
+def stderr_outputs(nb: nbformat.NotebookNode) -> list[str]:
+    return [
+        out.text
+        for cell in nb.cells if cell.cell_type == "code"
+        for out in cell.get("outputs", [])
+        if out.output_type == "stream" and out.name == "stderr"
+    ]

@@ -1,0 +1,160 @@
+"""Notebooks: they execute, the student versions are generated and in sync, and nbgrader grades them.
+
+Every test is parametrised over the tutorials found in ``solutions/``, so a new tutorial is covered
+as soon as its solution notebook exists.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import nbformat
+import pytest
+from nbgrader.api import Gradebook
+
+from dlnn_helpers.course import REPOSITORY, colab_url, pip_requirement
+
+from .notebook_tools import (
+    ROOT,
+    TUTORIALS,
+    copy_course,
+    course,
+    nbgrader,
+    outputs_text,
+    stderr_outputs,
+)
+
+
+def _self_check_outputs(nb: nbformat.NotebookNode) -> list[str]:
+    return [
+        text
+        for cell, text in zip(
+            [c for c in nb.cells if c.cell_type == "code"], outputs_text(nb), strict=True
+        )
+        if "self_check(" in cell.source
+    ]
+
+
+def test_there_is_at_least_one_tutorial():
+    assert "T1_DeepLinearNetworks" in TUTORIALS
+
+
+@pytest.mark.parametrize("tutorial", TUTORIALS)
+def test_solution_notebook_executes_and_every_self_check_passes(tutorial):
+    nb = course.execute_notebook(course.solution_path(tutorial))
+    assert stderr_outputs(nb) == []
+    checks = _self_check_outputs(nb)
+    assert checks, "a tutorial with graded exercises has self-check cells"
+    for text in checks:
+        assert "✅" in text and "❌" not in text and "⏳" not in text, text
+
+
+@pytest.mark.parametrize("tutorial", TUTORIALS)
+def test_untouched_student_notebook_runs_without_traceback(tutorial):
+    nb = course.execute_notebook(course.student_path(tutorial))  # raises on any unhandled error
+    checks = _self_check_outputs(nb)
+    assert checks
+    for text in checks:
+        assert "not implemented yet" in text, text
+        assert "Traceback" not in text
+
+
+@pytest.mark.parametrize("tutorial", TUTORIALS)
+def test_notebooks_install_from_the_one_repository_address(tutorial):
+    badge, install = course.header_sources(tutorial)
+    for path in (course.solution_path(tutorial), course.student_path(tutorial)):
+        nb = nbformat.read(path, as_version=4)
+        first_code = next(c for c in nb.cells if c.cell_type == "code")
+        assert nb.cells[0].source == badge, path
+        assert colab_url(f"tutorials/{tutorial}/{tutorial}.ipynb") in nb.cells[0].source
+        assert first_code.source == install, path
+        assert pip_requirement() in first_code.source
+        assert 'if "google.colab" in sys.modules' in first_code.source
+
+
+def test_repository_address_is_written_in_one_place():
+    files = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    holders = [
+        f for f in files
+        if not f.endswith(".ipynb") and (ROOT / f).is_file()
+        and REPOSITORY.removeprefix("https://") in (ROOT / f).read_text(errors="ignore")
+    ]
+    assert holders == ["dlnn_helpers/course.py"]
+
+
+def test_header_cells_are_in_sync():
+    assert course.cmd_sync(check=True) == 0
+
+
+def _comparable(path):
+    nb = json.loads(path.read_text())
+    return nb
+
+
+def test_tutorials_are_exactly_what_generate_assignment_produces(tmp_path):
+    copy = copy_course(tmp_path)
+    course.generate(copy, TUTORIALS)
+    for tutorial in TUTORIALS:
+        fresh = copy / "tutorials" / tutorial / f"{tutorial}.ipynb"
+        committed = course.student_path(tutorial)
+        assert _comparable(fresh) == _comparable(committed), (
+            f"tutorials/{tutorial} is stale: run `python scripts/course.py generate` and commit"
+        )
+    generated = {p.relative_to(copy / "tutorials") for p in (copy / "tutorials").rglob("*.*")}
+    committed = {p.relative_to(ROOT / "tutorials") for p in (ROOT / "tutorials").rglob("*.*")}
+    assert generated == committed
+
+
+def _scores(copy, tutorial, student):
+    db = "sqlite:///" + str(copy / "autograder" / "gradebook.db")
+    with Gradebook(db) as gb:
+        notebook = gb.find_submission_notebook(tutorial, tutorial, student)
+        return {
+            g.name: (g.auto_score, g.max_score, g.cell.cell_type)
+            for g in notebook.grades
+        }
+
+
+@pytest.mark.parametrize("tutorial", TUTORIALS)
+def test_autograde_gives_solution_full_marks_and_untouched_student_zero(tmp_path, tutorial):
+    copy = copy_course(tmp_path)
+    nbgrader(copy, "generate_assignment", tutorial, "--force")
+    submissions = {"reference": course.solution_path(tutorial), "untouched": course.student_path(tutorial)}
+    for student, source in submissions.items():
+        target = copy / "autograder" / "submitted" / student / tutorial
+        target.mkdir(parents=True)
+        (target / f"{tutorial}.ipynb").write_bytes(source.read_bytes())
+    nbgrader(copy, "autograde", tutorial, "--force", "--create")
+
+    reference = _scores(copy, tutorial, "reference")
+    untouched = _scores(copy, tutorial, "untouched")
+    auto = {name for name, (_, _, kind) in reference.items() if kind == "code"}
+    manual = {name for name, (_, _, kind) in reference.items() if kind == "markdown"}
+    assert auto, "every tutorial has autograded tests"
+    assert manual, "the written questions are manually graded answer cells"
+    for name in auto:
+        score, maximum, _ = reference[name]
+        assert maximum > 0 and score == maximum, (name, score, maximum)
+        assert untouched[name][0] == 0, (name, untouched[name])
+    for name in manual:
+        assert reference[name][0] is None  # left for the instructor
+
+
+@pytest.mark.parametrize("tutorial", TUTORIALS)
+def test_every_graded_test_cell_has_hidden_tests(tutorial):
+    nb = nbformat.read(course.solution_path(tutorial), as_version=4)
+    tests = [
+        c for c in nb.cells
+        if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade")
+    ]
+    assert tests
+    for cell in tests:
+        assert "### BEGIN HIDDEN TESTS" in cell.source, cell.metadata["nbgrader"]["grade_id"]
+        hidden = cell.source.split("### BEGIN HIDDEN TESTS")[1]
+        assert hidden.count("check_") >= 2, "the default data and at least one other setting"
+    student = nbformat.read(course.student_path(tutorial), as_version=4)
+    assert not any("BEGIN HIDDEN TESTS" in c.source for c in student.cells)
+    assert not any("BEGIN SOLUTION" in c.source for c in student.cells)
