@@ -178,6 +178,12 @@ class TrainingRecord(NamedTuple):
     rsms: np.ndarray
     illusions: np.ndarray
 
+    @property
+    def diverged_at(self) -> int | None:
+        """First epoch whose loss is not finite (training stopped there), or None."""
+        bad = np.flatnonzero(~np.isfinite(self.losses))
+        return int(bad[0]) if bad.size else None
+
 
 def train(
     model: nn.Module,
@@ -206,15 +212,16 @@ def train(
     -------
     TrainingRecord
         ``losses`` (n_epochs,), ``modes`` (n_epochs, k), ``rsms`` (n_epochs, n_items, n_items),
-        ``illusions`` (n_epochs,).
+        ``illusions`` (n_epochs,).  If the loss becomes infinite or NaN (too large a learning
+        rate), training stops and the remaining records are NaN; see ``diverged_at``.
     """
     in_dim = inputs.shape[1]
     n_items = inputs.shape[0]
     k = min(in_dim, targets.shape[1])
-    losses = np.zeros(n_epochs)
-    modes = np.zeros((n_epochs, k))
-    rsms = np.zeros((n_epochs, n_items, n_items))
-    illusions = np.zeros(n_epochs)
+    losses = np.full(n_epochs, np.nan)
+    modes = np.full((n_epochs, k), np.nan)
+    rsms = np.full((n_epochs, n_items, n_items), np.nan)
+    illusions = np.full(n_epochs, np.nan)
 
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)
     criterion = nn.MSELoss()
@@ -222,11 +229,17 @@ def train(
         optimizer.zero_grad()
         predictions, hidden = model(inputs)
         loss = criterion(predictions, targets)
+        if not torch.isfinite(loss):
+            break  # diverged: the remaining records stay NaN
         loss.backward()
         optimizer.step()
+        w_tot = total_weight(model, in_dim)
+        if not torch.isfinite(w_tot).all():
+            losses[epoch] = np.inf
+            break
 
         losses[epoch] = loss.item()
-        modes[epoch] = torch.linalg.svdvals(total_weight(model, in_dim))[:k].numpy()
+        modes[epoch] = torch.linalg.svdvals(w_tot)[:k].numpy()
         rsms[epoch] = net_rsm(hidden.detach()).numpy()
         illusions[epoch] = predictions.detach()[illusory_i, -1].item()
     return TrainingRecord(losses, modes, rsms, illusions)

@@ -97,7 +97,10 @@ def loss_widget(inputs: torch.Tensor, targets: torch.Tensor) -> None:
 
     def draw(lr: float, gamma: float) -> None:
         record = train_deep_linear(inputs, targets, lr=lr, gamma=gamma)
-        plot_loss(record.losses, title=f"Training loss (η = {lr:g}, γ = {gamma:.0e})")
+        title = f"Training loss (η = {lr:g}, γ = {gamma:.0e})"
+        if record.diverged_at is not None:
+            title += f": diverged at epoch {record.diverged_at}, try a smaller η"
+        plot_loss(record.losses, title=title)
 
     if static_figures():
         draw(DEFAULT_LR, DEFAULT_GAMMA)
@@ -130,6 +133,12 @@ def rsm_widget(
             cache.clear()
             cache[key] = train_deep_linear(inputs, targets, lr=lr, gamma=gamma)
         record = cache[key]
+        if record.diverged_at is not None and record.diverged_at <= i_ep:
+            print(
+                f"Training diverged at epoch {record.diverged_at} (η = {lr:g}, γ = {gamma:.0e}): "
+                "choose a smaller learning rate or an earlier epoch."
+            )
+            return
         plot_loss_sv_rsm(record.losses, record.modes, record.rsms, i_ep, item_names)
 
     if static_figures():

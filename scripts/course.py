@@ -218,9 +218,9 @@ def write_site_pages() -> list[Path]:
 def cmd_site() -> int:
     write_site_pages()
     env = tool_env(**{STATIC_ENV_VAR: "1"})
+    jupyter_book = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()"]
     result = subprocess.run(
-        [sys.executable, "-c", "from jupyter_book.cli.main import main; main()", "build", str(ROOT), "--warningiserror",
-         "--keep-going", "--nitpick"],
+        [*jupyter_book, "build", str(ROOT), "--warningiserror", "--keep-going", "--nitpick"],
         cwd=ROOT,
         env=env,
     )

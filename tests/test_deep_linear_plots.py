@@ -1,0 +1,115 @@
+"""T1 figures and widgets: drawn from their arguments only, no warnings, static on the site."""
+
+from __future__ import annotations
+
+import warnings
+
+import matplotlib
+import numpy as np
+import pytest
+import torch
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+import dlnn_helpers as dlnn  # noqa: E402
+from dlnn_helpers.course import STATIC_ENV_VAR  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _no_warnings_and_close():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        yield
+    plt.close("all")
+
+
+@pytest.fixture(scope="module")
+def record():
+    labels, features = dlnn.generate_hsd(200, random_state=0)
+    x, y = torch.tensor(labels).float(), torch.tensor(features).float()
+    return dlnn.train_deep_linear(x, y, n_epochs=60, lr=50.0, gamma=1e-3)
+
+
+def test_plot_tree_data_default_and_custom():
+    fig = dlnn.plot_tree_data(show=False)
+    ax_labels, ax_features = fig.axes[:2]
+    assert [t.get_text() for t in ax_labels.get_yticklabels()] == list(dlnn.ITEM_NAMES)
+    assert [t.get_text() for t in ax_features.get_xticklabels()] == list(dlnn.READABLE_FEATURE_NAMES)
+    names = ["Shark", *dlnn.ITEM_NAMES[1:]]
+    features = dlnn.add_feature(np.ones((8, 20)), [-1, 1, 1, 1, -1, -1, -1, -1])
+    fig = dlnn.plot_tree_data(names, features, "has_bones", show=False)
+    assert fig.axes[0].get_yticklabels()[0].get_text() == "Shark"
+    assert fig.axes[1].get_xticklabels()[-1].get_text() == "has_bones"
+    assert fig.axes[1].images[0].get_array().shape == (8, 10)
+    with pytest.raises(ValueError, match="item names"):
+        dlnn.plot_tree_data(names[:4], features, show=False)
+
+
+def test_learning_curve_figures(record):
+    fig = dlnn.plot_loss(record.losses, show=False)
+    assert np.allclose(fig.axes[0].lines[0].get_ydata(), record.losses)
+    fig = dlnn.plot_loss_sv_twin(record.losses, record.modes, show=False)
+    assert len(fig.axes) == 2 and len(fig.axes[1].lines) == 8
+    assert max(line.get_ydata().max() for line in fig.axes[1].lines) == pytest.approx(1.0)
+    fig = dlnn.plot_loss_sv(record.losses, record.modes, show=False)
+    assert len(fig.axes[1].lines) == 8
+    fig = dlnn.plot_ills_sv_twin(record.illusions, record.modes, "Shark has bones", show=False)
+    assert fig.axes[0].get_ylabel() == "Shark has bones"
+    fig = dlnn.plot_x_y_hier_data(np.eye(8), np.ones((8, 50)), show=False)
+    assert len(fig.axes) == 2
+
+
+def test_rsm_figure_uses_given_names(record):
+    names = [f"item{i}" for i in range(8)]
+    fig = dlnn.plot_loss_sv_rsm(
+        record.losses, record.modes, record.rsms, 30, names, show=False
+    )
+    rsm_ax = fig.axes[1]
+    assert rsm_ax.get_title() == "RSM at epoch 30"
+    assert [t.get_text() for t in rsm_ax.get_yticklabels()] == names
+    with pytest.raises(ValueError, match="i_ep"):
+        dlnn.plot_loss_sv_rsm(record.losses, record.modes, record.rsms, 60, names, show=False)
+
+
+def test_widgets_draw_one_static_figure_on_the_site(monkeypatch):
+    monkeypatch.setenv(STATIC_ENV_VAR, "1")
+    monkeypatch.setattr(plt, "show", lambda: None)
+    labels, features = dlnn.generate_hsd(random_state=0)
+    x, y = torch.tensor(labels).float(), torch.tensor(features).float()
+    dlnn.loss_widget(x, y)
+    assert len(plt.get_fignums()) == 1
+    dlnn.rsm_widget(x, y)
+    assert len(plt.get_fignums()) == 2
+    assert plt.figure(2).axes[1].get_title() == "RSM at epoch 61"
+
+
+def test_widgets_build_controls_interactively(monkeypatch):
+    monkeypatch.delenv(STATIC_ENV_VAR, raising=False)
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda *objs: shown.extend(objs))
+    monkeypatch.setattr(plt, "show", lambda: None)
+    labels, features = dlnn.generate_hsd(random_state=0)
+    x, y = torch.tensor(labels).float(), torch.tensor(features).float()
+    dlnn.rsm_widget(x, y)
+    controls = shown[0]
+    descriptions = [child.description for child in controls.children]
+    assert descriptions == ["eta", "gamma", "Epoch"]
+    assert controls.children[2].min == 10 and controls.children[2].max == 241
+    assert controls.children[1].value == pytest.approx(1e-12)
+
+
+def test_divergence_is_reported_not_raised(monkeypatch, capsys):
+    labels, features = dlnn.generate_hsd(100, random_state=0)
+    x, y = torch.tensor(labels).float(), torch.tensor(features).float()
+    record = dlnn.train_deep_linear(x, y, lr=200.0, gamma=10.0)
+    assert record.diverged_at is not None
+    assert np.isnan(record.losses[-1]) and np.all(np.isfinite(record.losses[: record.diverged_at]))
+    monkeypatch.setenv(STATIC_ENV_VAR, "1")
+    monkeypatch.setattr(plt, "show", lambda: None)
+    monkeypatch.setattr("dlnn_helpers.widgets.DEFAULT_LR", 200.0)
+    monkeypatch.setattr("dlnn_helpers.widgets.DEFAULT_GAMMA", 10.0)
+    dlnn.loss_widget(x, y)
+    assert "diverged at epoch" in plt.gcf().axes[0].get_title()
+    dlnn.rsm_widget(x, y)
+    assert "Training diverged" in capsys.readouterr().out
