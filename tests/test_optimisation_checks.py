@@ -1,0 +1,745 @@
+"""The T2 checks accept every correct answer and reject realistic wrong ones with a precise message.
+
+For each graded exercise: the reference, at least two alternative correct answers, and at least four
+wrong answers seen in practice (among them every mistake the curriculum lists), each with the
+message it must produce.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from dlnn_helpers import optimisers as ref
+from dlnn_helpers.checks._core import CheckFailure, NotImplementedYet, self_check
+from dlnn_helpers.checks.optimisation import (
+    check_adam_optimizer,
+    check_ema_update,
+    check_gradient_descent,
+    check_gradient_mean_rms,
+    check_simple_gradient_descent,
+)
+
+# ================================================================================ gradient descent
+
+
+def gd_sub_(loss_fn, x, learning_rate, n_steps):
+    for _ in range(n_steps):
+        x.grad = None
+        loss_fn(x).backward()
+        with torch.no_grad():
+            x.sub_(learning_rate * x.grad)
+
+
+def gd_data_zero_(loss_fn, x, learning_rate, n_steps):
+    for step in range(n_steps):
+        loss = loss_fn(x)
+        if step % 7 == 0:
+            print(f"step {step}: loss {loss.item():.3f}")
+        loss.backward()
+        x.data -= learning_rate * x.grad.data
+        x.grad.zero_()
+
+
+def gd_grad_api(loss_fn, x, learning_rate, n_steps):
+    for _ in range(n_steps):
+        (g,) = torch.autograd.grad(loss_fn(x), [x])
+        with torch.no_grad():
+            x -= learning_rate * g
+
+
+def gd_never_cleared(loss_fn, x, learning_rate, n_steps):
+    for _ in range(n_steps):
+        loss_fn(x).backward()
+        with torch.no_grad():
+            x -= learning_rate * x.grad
+
+
+def gd_ascent(loss_fn, x, learning_rate, n_steps):
+    for _ in range(n_steps):
+        loss_fn(x).backward()
+        with torch.no_grad():
+            x += learning_rate * x.grad
+        x.grad = None
+
+
+def gd_rebinds_x(loss_fn, x, learning_rate, n_steps):
+    for _ in range(n_steps):
+        loss_fn(x).backward()
+        with torch.no_grad():
+            x = x - learning_rate * x.grad
+
+
+def gd_without_no_grad(loss_fn, x, learning_rate, n_steps):
+    for _ in range(n_steps):
+        loss_fn(x).backward()
+        x -= learning_rate * x.grad
+        x.grad = None
+
+
+def gd_one_step_too_many(loss_fn, x, learning_rate, n_steps):
+    ref.gradient_descent(loss_fn, x, learning_rate, n_steps + 1)
+
+
+def gd_no_learning_rate(loss_fn, x, learning_rate, n_steps):
+    ref.gradient_descent(loss_fn, x, 1.0, n_steps)
+
+
+def gd_loss_not_used(loss_fn, x, learning_rate, n_steps):
+    with torch.no_grad():
+        x -= learning_rate
+
+
+GD_CORRECT = [ref.gradient_descent, gd_sub_, gd_data_zero_, gd_grad_api]
+
+
+@pytest.mark.parametrize("answer", GD_CORRECT, ids=lambda f: f.__name__)
+@pytest.mark.parametrize(
+    "settings",
+    [{}, {"learning_rate": (0.1, 0.55), "n_steps": 50}, {"start": (1.0, -2.0), "n_steps": 35,
+     "bowl": ((1.5, 0.4), (0.2, -0.3)), "learning_rate": 0.05}],
+)
+def test_gradient_descent_accepts_correct_answers(answer, settings):
+    assert "is correct" in check_gradient_descent(answer, **settings)
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (gd_never_cleared, "the gradient is never cleared"),
+        (gd_ascent, "gradient ascent"),
+        (gd_rebinds_x, "x must stay the leaf tensor that requires grad"),
+        (gd_without_no_grad, "wrap the update in `with torch.no_grad():`"),
+        (gd_one_step_too_many, "one step too many"),
+        (gd_no_learning_rate, "the learning rate is missing"),
+        (gd_loss_not_used, "never evaluated loss_fn"),
+        (lambda loss_fn, x, lr, n: None, "never evaluated loss_fn"),
+    ],
+)
+def test_gradient_descent_rejects_wrong_answers(answer, message):
+    with pytest.raises(CheckFailure, match=None) as info:
+        check_gradient_descent(answer)
+    assert message in str(info.value)
+
+
+def test_gradient_descent_reports_unchanged_x():
+    def evaluates_only(loss_fn, x, learning_rate, n_steps):
+        for _ in range(n_steps):
+            loss_fn(x)
+
+    with pytest.raises(CheckFailure, match="x did not change"):
+        check_gradient_descent(evaluates_only)
+
+
+# ===================================================================================== mean / RMS
+
+
+def stats_norm(grads):
+    return grads.sum(dim=0) / grads.shape[0], grads.norm(dim=0) / math.sqrt(grads.shape[0])
+
+
+def stats_numpy(grads):
+    g = grads.numpy()
+    return np.mean(g, axis=0), np.sqrt(np.mean(g**2, axis=0))
+
+
+def stats_loop(grads):
+    means, rmss = [], []
+    for column in grads.T:
+        means.append(column.mean())
+        rmss.append(torch.sqrt(torch.mean(column**2)))
+    return torch.stack(means), torch.stack(rmss)
+
+
+def stats_std(grads):
+    return grads.mean(dim=0), grads.std(dim=0)
+
+
+def stats_no_sqrt(grads):
+    return grads.mean(dim=0), grads.pow(2).mean(dim=0)
+
+
+def stats_wrong_dim(grads):
+    return grads.mean(dim=1), grads.pow(2).mean(dim=1).sqrt()
+
+
+def stats_abs_mean(grads):
+    return grads.abs().mean(dim=0), grads.pow(2).mean(dim=0).sqrt()
+
+
+def stats_in_place(grads):
+    mean = grads.mean(dim=0)
+    return mean, grads.pow_(2).mean(dim=0).sqrt()
+
+
+def stats_swapped(grads):
+    return grads.pow(2).mean(dim=0).sqrt(), grads.mean(dim=0)
+
+
+def stats_norm_only(grads):
+    return grads.mean(dim=0), grads.norm(dim=0)
+
+
+@pytest.mark.parametrize("answer", [ref.gradient_mean_rms, stats_norm, stats_numpy, stats_loop])
+@pytest.mark.parametrize("settings", [{}, {"seed": 3, "shape": (30, 5)}, {"shape": (7, 1)}])
+def test_gradient_mean_rms_accepts_correct_answers(answer, settings):
+    assert "is correct" in check_gradient_mean_rms(answer, **settings)
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (stats_std, "rms is the sample standard deviation"),
+        (stats_no_sqrt, "rms is the mean square"),
+        (stats_wrong_dim, "one value per step"),
+        (stats_abs_mean, "mean is the mean of |g|"),
+        (stats_in_place, "modified grads in place"),
+        (stats_swapped, "returned (rms, mean)"),
+        (stats_norm_only, "rms is the norm of each column"),
+        (lambda g: g.mean(dim=0), "should return the tuple (mean, rms)"),
+    ],
+)
+def test_gradient_mean_rms_rejects_wrong_answers(answer, message):
+    with pytest.raises(CheckFailure) as info:
+        check_gradient_mean_rms(answer)
+    assert message in str(info.value)
+
+
+# ====================================================================== SimpleGradientDescent
+
+
+class SGDAddAlpha:
+    """Keeps the parameters in a tuple; fused update; zero_grad zeroes in place."""
+
+    def __init__(self, parameters, lr=0.1, weight_decay=0.0):
+        self.params = tuple(parameters)
+        self.lr, self.wd = lr, weight_decay
+
+    def step(self):
+        with torch.no_grad():
+            for p in self.params:
+                if p.grad is not None:
+                    p.add_(p.grad + self.wd * p, alpha=-self.lr)
+
+    def zero_grad(self):
+        for p in self.params:
+            if p.grad is not None:
+                p.grad.zero_()
+
+
+class SGDShrinkFirst:
+    """Shrinks the weights by (1 − lr·λ), then takes the gradient step: the same update."""
+
+    def __init__(self, parameters, lr=0.1, weight_decay=0.0):
+        self.parameters = list(parameters)
+        self.lr, self.weight_decay = lr, weight_decay
+
+    def step(self):
+        for x in self.parameters:
+            if x.grad is None:
+                continue
+            x.data.mul_(1 - self.lr * self.weight_decay)
+            x.data.sub_(self.lr * x.grad)
+
+    def zero_grad(self):
+        for x in self.parameters:
+            x.grad = None
+
+
+class SGDSubclass(torch.optim.Optimizer):
+    """A subclass of torch.optim.Optimizer, with param_groups and the inherited zero_grad."""
+
+    def __init__(self, parameters, lr=0.1, weight_decay=0.0):
+        super().__init__(parameters, {"lr": lr, "weight_decay": weight_decay})
+
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    p -= group["lr"] * (p.grad + group["weight_decay"] * p)
+
+
+class SGDSourceMistake(ref.SimpleGradientDescent):
+    """Weight decay not multiplied by the learning rate: x -= lr*g + wd*x."""
+
+    @torch.no_grad()
+    def step(self):
+        for x in self.parameters:
+            if x.grad is not None:
+                x -= self.lr * x.grad + self.weight_decay * x
+
+
+class SGDZeroGradDoesNothing(ref.SimpleGradientDescent):
+    def zero_grad(self):
+        for x in self.parameters:
+            x.grad * 0  # computes a new tensor and throws it away
+
+
+class SGDZeroGradCallsList(ref.SimpleGradientDescent):
+    def zero_grad(self):
+        for x in self.parameters():
+            x.grad = None
+
+
+class SGDKeepsGenerator(ref.SimpleGradientDescent):
+    def __init__(self, parameters, lr=0.1, weight_decay=0.0):
+        self.parameters = parameters
+        self.lr, self.weight_decay = lr, weight_decay
+
+
+class SGDRebinds(ref.SimpleGradientDescent):
+    @torch.no_grad()
+    def step(self):
+        for x in self.parameters:
+            if x.grad is not None:
+                x = x - self.lr * (x.grad + self.weight_decay * x)
+
+
+class SGDNoNoGrad(ref.SimpleGradientDescent):
+    def step(self):
+        for x in self.parameters:
+            if x.grad is not None:
+                x -= self.lr * (x.grad + self.weight_decay * x)
+
+
+class SGDNoneGradCrashes(ref.SimpleGradientDescent):
+    @torch.no_grad()
+    def step(self):
+        for x in self.parameters:
+            x -= self.lr * (x.grad + self.weight_decay * x)
+
+
+class SGDDecaysUnusedToo(ref.SimpleGradientDescent):
+    @torch.no_grad()
+    def step(self):
+        for x in self.parameters:
+            g = x.grad if x.grad is not None else torch.zeros_like(x)
+            x -= self.lr * (g + self.weight_decay * x)
+
+
+class SGDIgnoresDecay(ref.SimpleGradientDescent):
+    @torch.no_grad()
+    def step(self):
+        for x in self.parameters:
+            if x.grad is not None:
+                x -= self.lr * x.grad
+
+
+class SGDHalfDecay(ref.SimpleGradientDescent):
+    @torch.no_grad()
+    def step(self):
+        for x in self.parameters:
+            if x.grad is not None:
+                x -= self.lr * (x.grad + 0.5 * self.weight_decay * x)
+
+
+SGD_SETTINGS = [{}, {"seed": 5, "shapes": ((6,), (2, 5), (3, 1, 2)), "lr": 0.03,
+                     "weight_decay": 0.3}]
+
+
+@pytest.mark.parametrize(
+    "answer", [ref.SimpleGradientDescent, SGDAddAlpha, SGDShrinkFirst, SGDSubclass],
+    ids=lambda c: c.__name__,
+)
+@pytest.mark.parametrize("settings", SGD_SETTINGS)
+def test_simple_gradient_descent_accepts_correct_answers(answer, settings):
+    assert "matches torch.optim.SGD" in check_simple_gradient_descent(answer, **settings)
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (SGDSourceMistake, "weight decay is not multiplied by the learning rate"),
+        (SGDZeroGradDoesNothing, "zero_grad() does not clear the gradients"),
+        (SGDZeroGradCallsList, "self.parameters is a list here, not a method"),
+        (SGDKeepsGenerator, "store the parameters in a list in __init__"),
+        (SGDRebinds, "did not change the parameters"),
+        (SGDNoNoGrad, "wrap the update in `with torch.no_grad():`"),
+        (SGDNoneGradCrashes, "skip it (`if x.grad is None"),
+        (SGDDecaysUnusedToo, "changed a parameter whose .grad is None"),
+        (SGDIgnoresDecay, "weight_decay is ignored"),
+        (SGDHalfDecay, "the weight-decay term is halved"),
+    ],
+)
+def test_simple_gradient_descent_rejects_wrong_answers(answer, message):
+    with pytest.raises(CheckFailure) as info:
+        check_simple_gradient_descent(answer)
+    assert message in str(info.value)
+
+
+# ===================================================================================== ema_update
+
+
+def ema_torch_pow(x_t, beta, t, ema_star_old):
+    ema_star = ema_star_old * beta + x_t - beta * x_t
+    return ema_star / (1 - math.pow(beta, t)), ema_star
+
+
+def ema_lerp(x_t, beta, t, ema_star_old):
+    x = torch.as_tensor(x_t, dtype=torch.float64)
+    old = torch.as_tensor(ema_star_old, dtype=torch.float64)
+    ema_star = torch.lerp(x, old, beta)
+    return ema_star / (1 - beta**t), ema_star
+
+
+def ema_numpy(x_t, beta, t, ema_star_old):
+    ema_star = np.add(np.multiply(beta, ema_star_old), np.multiply(1 - beta, x_t))
+    return np.divide(ema_star, 1 - np.power(beta, t)), ema_star
+
+
+def ema_no_correction(x_t, beta, t, ema_star_old):
+    ema_star = beta * ema_star_old + (1 - beta) * x_t
+    return ema_star, ema_star
+
+
+def ema_swapped_output(x_t, beta, t, ema_star_old):
+    ema, ema_star = ref.ema_update(x_t, beta, t, ema_star_old)
+    return ema_star, ema
+
+
+def ema_swapped_beta(x_t, beta, t, ema_star_old):
+    ema_star = (1 - beta) * ema_star_old + beta * x_t
+    return ema_star / (1 - beta**t), ema_star
+
+
+def ema_t_minus_one(x_t, beta, t, ema_star_old):
+    ema_star = beta * ema_star_old + (1 - beta) * x_t
+    return ema_star / (1 - beta ** (t - 1)), ema_star
+
+
+def ema_in_place(x_t, beta, t, ema_star_old):
+    if isinstance(ema_star_old, torch.Tensor):
+        ema_star_old.mul_(beta).add_((1 - beta) * x_t)
+        return ema_star_old / (1 - beta**t), ema_star_old
+    return ref.ema_update(x_t, beta, t, ema_star_old)
+
+
+def ema_corrects_old(x_t, beta, t, ema_star_old):
+    return ema_star_old / (1 - beta**t), beta * ema_star_old + (1 - beta) * x_t
+
+
+def ema_python_list(x_t, beta, t, ema_star_old):
+    ema, ema_star = ref.ema_update(x_t, beta, t, ema_star_old)
+    return [ema, ema_star], None
+
+
+@pytest.mark.parametrize(
+    "answer", [ref.ema_update, ema_torch_pow, ema_lerp, ema_numpy], ids=lambda f: f.__name__
+)
+@pytest.mark.parametrize(
+    "settings", [{}, {"seed": 9, "beta": 0.99, "shape": (5,), "large_t": 3000}]
+)
+def test_ema_update_accepts_correct_answers(answer, settings):
+    assert "is correct" in check_ema_update(answer, **settings)
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (ema_no_correction, "EMA without bias correction"),
+        (ema_swapped_output, "return (ema, ema_star)"),
+        (ema_swapped_beta, "β and 1 − β are swapped"),
+        (ema_t_minus_one, "use beta**t (not beta**(t − 1))"),
+        (ema_in_place, "modified x_t or ema_star_old in place"),
+        (ema_corrects_old, "divides ema_star_old instead of the new ema_star"),
+        (ema_python_list, "should be a number"),
+    ],
+)
+def test_ema_update_rejects_wrong_answers(answer, message):
+    with pytest.raises(CheckFailure) as info:
+        check_ema_update(answer)
+    assert message in str(info.value)
+
+
+def test_ema_update_off_by_one_power_is_named_when_it_does_not_crash():
+    def ema_t_plus_one(x_t, beta, t, ema_star_old):
+        ema_star = beta * ema_star_old + (1 - beta) * x_t
+        return ema_star / (1 - beta ** (t + 1)), ema_star
+
+    with pytest.raises(CheckFailure, match=r"uses 1 − β\^\(t\+1\)"):
+        check_ema_update(ema_t_plus_one)
+
+
+# ================================================================================== ADAMOptimizer
+
+
+class AdamFused:
+    """Without ema_update: in-place lerp / addcmul on the state, state kept in a dict."""
+
+    def __init__(self, parameters, lr=0.1, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        self.params = list(parameters)
+        self.lr, self.betas, self.eps, self.wd = lr, betas, eps, weight_decay
+        self.t = 0
+        self.state = {id(p): (torch.zeros_like(p), torch.zeros_like(p)) for p in self.params}
+
+    @torch.no_grad()
+    def step(self):
+        self.t += 1
+        b1, b2 = self.betas
+        for p in self.params:
+            if p.grad is None:
+                continue
+            m, v = self.state[id(p)]
+            g = p.grad.add(p, alpha=self.wd)
+            m.mul_(b1).add_(g, alpha=1 - b1)
+            v.mul_(b2).addcmul_(g, g, value=1 - b2)
+            denom = (v / (1 - b2**self.t)).sqrt().add_(self.eps)
+            p.addcdiv_(m, denom, value=-self.lr / (1 - b1**self.t))
+
+    def zero_grad(self):
+        for p in self.params:
+            p.grad = None
+
+
+class AdamListElements(ref.ADAMOptimizer):
+    """Replaces the list entries (self.m_star[i] = ...): not in place, but the state survives."""
+
+    @torch.no_grad()
+    def step(self):
+        self.t += 1
+        for i, x in enumerate(self.parameters):
+            if x.grad is None:
+                continue
+            g = x.grad + self.weight_decay * x
+            m, self.m_star[i] = ref.ema_update(g, self.beta_1, self.t, self.m_star[i])
+            v, self.v_star[i] = ref.ema_update(g**2, self.beta_2, self.t, self.v_star[i])
+            x -= self.lr * m / (torch.sqrt(v) + self.eps)
+
+
+class AdamFloat64Moments(ref.ADAMOptimizer):
+    """Keeps the moments in float64 (a different rounding, the same algorithm)."""
+
+    def __init__(self, parameters, lr=0.1, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(parameters, lr, betas, eps, weight_decay)
+        self.m_star = [m.double() for m in self.m_star]
+        self.v_star = [v.double() for v in self.v_star]
+
+    @torch.no_grad()
+    def step(self):
+        self.t += 1
+        for x, m_star, v_star in zip(self.parameters, self.m_star, self.v_star, strict=True):
+            if x.grad is None:
+                continue
+            g = x.grad.double() + self.weight_decay * x.double()
+            m, m_star[...] = ref.ema_update(g, self.beta_1, self.t, m_star)
+            v, v_star[...] = ref.ema_update(g * g, self.beta_2, self.t, v_star)
+            x -= (self.lr * m / (v.sqrt() + self.eps)).float()
+
+
+class AdamTPerParameter(ref.ADAMOptimizer):
+    @torch.no_grad()
+    def step(self):
+        for x, m_star, v_star in zip(self.parameters, self.m_star, self.v_star, strict=True):
+            self.t += 1
+            if x.grad is None:
+                continue
+            g = x.grad + self.weight_decay * x
+            m, m_star[...] = ref.ema_update(g, self.beta_1, self.t, m_star)
+            v, v_star[...] = ref.ema_update(g * g, self.beta_2, self.t, v_star)
+            x -= self.lr * m / (v.sqrt() + self.eps)
+
+
+class AdamRebindsMoments(ref.ADAMOptimizer):
+    @torch.no_grad()
+    def step(self):
+        self.t += 1
+        for x, m_star, v_star in zip(self.parameters, self.m_star, self.v_star, strict=True):
+            if x.grad is None:
+                continue
+            g = x.grad + self.weight_decay * x
+            m, m_star = ref.ema_update(g, self.beta_1, self.t, m_star)
+            v, v_star = ref.ema_update(g * g, self.beta_2, self.t, v_star)
+            x -= self.lr * m / (v.sqrt() + self.eps)
+
+
+class AdamNoBiasCorrection(ref.ADAMOptimizer):
+    @torch.no_grad()
+    def step(self):
+        self.t += 1
+        for x, m_star, v_star in zip(self.parameters, self.m_star, self.v_star, strict=True):
+            if x.grad is None:
+                continue
+            g = x.grad + self.weight_decay * x
+            m_star.mul_(self.beta_1).add_((1 - self.beta_1) * g)
+            v_star.mul_(self.beta_2).add_((1 - self.beta_2) * g * g)
+            x -= self.lr * m_star / (v_star.sqrt() + self.eps)
+
+
+class AdamWeightDecayUnscaled(ref.ADAMOptimizer):
+    @torch.no_grad()
+    def step(self):
+        self.t += 1
+        for x, m_star, v_star in zip(self.parameters, self.m_star, self.v_star, strict=True):
+            if x.grad is None:
+                continue
+            m, m_star[...] = ref.ema_update(x.grad, self.beta_1, self.t, m_star)
+            v, v_star[...] = ref.ema_update(x.grad**2, self.beta_2, self.t, v_star)
+            x -= self.lr * m / (v.sqrt() + self.eps) + self.weight_decay * x
+
+
+class AdamW(ref.ADAMOptimizer):
+    @torch.no_grad()
+    def step(self):
+        self.t += 1
+        for x, m_star, v_star in zip(self.parameters, self.m_star, self.v_star, strict=True):
+            if x.grad is None:
+                continue
+            m, m_star[...] = ref.ema_update(x.grad, self.beta_1, self.t, m_star)
+            v, v_star[...] = ref.ema_update(x.grad**2, self.beta_2, self.t, v_star)
+            x -= self.lr * (m / (v.sqrt() + self.eps) + self.weight_decay * x)
+
+
+class AdamZeroGradDoesNothing(ref.ADAMOptimizer):
+    def zero_grad(self):
+        pass
+
+
+class AdamNoneGradCrashes(ref.ADAMOptimizer):
+    @torch.no_grad()
+    def step(self):
+        self.t += 1
+        for x, m_star, v_star in zip(self.parameters, self.m_star, self.v_star, strict=True):
+            g = x.grad + self.weight_decay * x
+            m, m_star[...] = ref.ema_update(g, self.beta_1, self.t, m_star)
+            v, v_star[...] = ref.ema_update(g * g, self.beta_2, self.t, v_star)
+            x -= self.lr * m / (v.sqrt() + self.eps)
+
+
+class AdamSwappedBetas(ref.ADAMOptimizer):
+    def __init__(self, parameters, lr=0.1, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(parameters, lr, betas[::-1], eps, weight_decay)
+
+
+class AdamTStartsAtZero(ref.ADAMOptimizer):
+    @torch.no_grad()
+    def step(self):
+        for x, m_star, v_star in zip(self.parameters, self.m_star, self.v_star, strict=True):
+            if x.grad is None:
+                continue
+            g = x.grad + self.weight_decay * x
+            m, m_star[...] = ref.ema_update(g, self.beta_1, self.t, m_star)
+            v, v_star[...] = ref.ema_update(g * g, self.beta_2, self.t, v_star)
+            x -= self.lr * m / (v.sqrt() + self.eps)
+        self.t += 1
+
+
+ADAM_SETTINGS = [
+    {},
+    {"seed": 4, "shapes": ((5, 2), (3,), (2, 2, 2)), "lr": 0.02, "betas": (0.8, 0.99),
+     "eps": 1e-6, "weight_decay": 0.01},
+]
+
+
+@pytest.mark.parametrize(
+    "answer", [ref.ADAMOptimizer, AdamFused, AdamListElements, AdamFloat64Moments],
+    ids=lambda c: c.__name__,
+)
+@pytest.mark.parametrize("settings", ADAM_SETTINGS)
+def test_adam_accepts_correct_answers(answer, settings):
+    assert "matches torch.optim.Adam" in check_adam_optimizer(answer, **settings)
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (AdamTPerParameter, "t is advanced once per parameter instead of once per step"),
+        (AdamRebindsMoments, "the moment buffers are rebound instead of updated in place"),
+        (AdamNoBiasCorrection, "EMA without bias correction"),
+        (AdamWeightDecayUnscaled, "weight decay is not multiplied by the learning rate"),
+        (AdamW, "weight decay is decoupled (AdamW"),
+        (AdamZeroGradDoesNothing, "zero_grad() does not clear the gradients"),
+        (AdamNoneGradCrashes, "skip it (`if x.grad is None"),
+        (AdamSwappedBetas, "β₁ and β₂ are swapped"),
+        (AdamTStartsAtZero, "NaN or infinite"),
+    ],
+)
+def test_adam_rejects_wrong_answers(answer, message):
+    with pytest.raises(CheckFailure) as info:
+        check_adam_optimizer(answer)
+    assert message in str(info.value)
+
+
+def test_adam_mistakes_are_also_caught_without_weight_decay():
+    with pytest.raises(CheckFailure, match="weight_decay=0.0.*t is advanced once per parameter"):
+        check_adam_optimizer(AdamTPerParameter)
+
+
+# ========================================================================= shared check behaviour
+
+
+class NotDone:
+    def __init__(self, parameters, **kwargs):
+        raise NotImplementedError()
+
+
+def not_done(*args):
+    raise NotImplementedError()
+
+
+@pytest.mark.parametrize(
+    ("check", "answer"),
+    [
+        (check_gradient_descent, not_done),
+        (check_gradient_mean_rms, not_done),
+        (check_simple_gradient_descent, NotDone),
+        (check_ema_update, not_done),
+        (check_adam_optimizer, NotDone),
+    ],
+)
+def test_not_implemented_is_reported_as_such(check, answer, capsys):
+    with pytest.raises(NotImplementedYet):
+        check(answer)
+    assert self_check(check, answer) is False
+    assert "not implemented yet" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("check", "answer"),
+    [
+        (check_gradient_descent, ref.gradient_descent),
+        (check_gradient_mean_rms, ref.gradient_mean_rms),
+        (check_simple_gradient_descent, ref.SimpleGradientDescent),
+        (check_ema_update, ref.ema_update),
+        (check_adam_optimizer, ref.ADAMOptimizer),
+    ],
+)
+def test_correct_answers_pass_silently_on_stderr(check, answer, capsys):
+    assert self_check(check, answer) is True
+    captured = capsys.readouterr()
+    assert captured.out.startswith("✅")
+    assert captured.err == ""
+
+
+def test_the_students_error_stays_visible(capsys):
+    def broken(grads):
+        return grads.mean(dim=0), undefined_name  # noqa: F821
+
+    assert self_check(check_gradient_mean_rms, broken) is False
+    out = capsys.readouterr().out
+    assert "NameError" in out and "undefined_name" in out and "Traceback" in out
+
+
+def test_checks_leave_the_global_generator_alone():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    check_simple_gradient_descent(ref.SimpleGradientDescent)
+    check_ema_update(ref.ema_update)
+    check_gradient_mean_rms(ref.gradient_mean_rms)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_a_subclass_of_tensor_is_not_trusted():
+    class Liar(torch.Tensor):
+        pass
+
+    def lying(grads):
+        mean, rms = ref.gradient_mean_rms(grads)
+        return mean.as_subclass(Liar), rms
+
+    with pytest.raises(CheckFailure, match="should be a torch.Tensor or a np.ndarray"):
+        check_gradient_mean_rms(lying)
