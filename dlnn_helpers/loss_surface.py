@@ -133,6 +133,7 @@ class LossFunctionWithPlot:
         filled = ax.contourf(xs, ys, surface, levels=20, cmap="viridis", alpha=0.85)
         ax.contour(xs, ys, surface, levels=20, colors="white", linewidths=0.4, alpha=0.6)
         ax.figure.colorbar(filled, ax=ax, label="loss")
+        ax.plot(0.0, 0.0, "P", color="black", markersize=9, label="minimum")
         if len(path):
             ax.plot(path[:, 0], path[:, 1], "-o", color="#ff7f0e", markersize=3, linewidth=1.2,
                     label="path")
@@ -140,7 +141,6 @@ class LossFunctionWithPlot:
                     label="start")
             ax.plot(*path[-1], "*", color="red", markeredgecolor="black", markersize=13,
                     label="last point")
-        ax.plot(0.0, 0.0, "P", color="black", markersize=9, label="minimum")
         ax.set_xlabel("x[0]")
         ax.set_ylabel("x[1]")
         ax.set_title("Loss surface and optimisation path")

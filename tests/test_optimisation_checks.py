@@ -321,6 +321,13 @@ class SGDDecaysUnusedToo(ref.SimpleGradientDescent):
             x -= self.lr * (g + self.weight_decay * x)
 
 
+class SGDClearsInStep(ref.SimpleGradientDescent):
+    @torch.no_grad()
+    def step(self):
+        super().step()
+        self.zero_grad()
+
+
 class SGDIgnoresDecay(ref.SimpleGradientDescent):
     @torch.no_grad()
     def step(self):
@@ -362,6 +369,7 @@ def test_simple_gradient_descent_accepts_correct_answers(answer, settings):
         (SGDNoneGradCrashes, "skip it (`if x.grad is None"),
         (SGDDecaysUnusedToo, "changed a parameter whose .grad is None"),
         (SGDIgnoresDecay, "weight_decay is ignored"),
+        (SGDClearsInStep, "step() removed the gradients"),
         (SGDHalfDecay, "the weight-decay term is halved"),
     ],
 )

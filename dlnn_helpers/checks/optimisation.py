@@ -401,6 +401,12 @@ def _student_trajectory(
         before = _flat(params)
         _call(f"{name}.step()", optimiser.step)
         after = _flat(params)
+        if t == 0 and any(p.grad is None for p in params):
+            raise CheckFailure(
+                f"{name}.step() removed the gradients (.grad is None after it). Training loops may "
+                "still read them after step() (e.g. to report their size); leave them alone in "
+                "step() and clear them only in zero_grad()."
+            )
         if any(p.shape != s for p, s in zip(params, problem.shapes, strict=True)):
             raise CheckFailure(f"{name}.step() changed the shape of a parameter.")
         if all(np.array_equal(b, a) for b, a in zip(before, after, strict=True)):
@@ -418,29 +424,29 @@ def _student_trajectory(
                 )
         history.append(after)
         _call(f"{name}.zero_grad()", optimiser.zero_grad)
-        if t == 0:
-            uncleared = [
-                i for i, p in enumerate(params)
-                if p.grad is not None and bool(torch.any(p.grad.detach() != 0))
-            ]
-            if uncleared and as_generator:
-                try:  # the same class given a list: the generator may be the culprit
-                    _student_trajectory(cls, kwargs, problem, 1, name, as_generator=False)
-                except CheckFailure:
-                    pass  # it fails with a list too: report zero_grad itself below
-                else:
-                    raise CheckFailure(
-                        f"{name}.zero_grad() clears the gradients when given a list but not when "
-                        "given a generator (like model.parameters()), which can be iterated "
-                        "only once: store the parameters in a list in __init__."
-                    )
-            if uncleared:
+        # after every zero_grad(), every gradient must be gone (None) or zero
+        uncleared = [
+            i for i, p in enumerate(params)
+            if p.grad is not None and bool(torch.any(p.grad.detach() != 0))
+        ]
+        if uncleared and as_generator:
+            try:  # the same class given a list: the generator may be the culprit
+                _student_trajectory(cls, kwargs, problem, 1, name, as_generator=False)
+            except CheckFailure:
+                pass  # it fails with a list too: report zero_grad itself below
+            else:
                 raise CheckFailure(
-                    f"{name}.zero_grad() does not clear the gradients: after it, .grad of "
-                    f"{len(uncleared)} of {len(params)} parameters still holds the old gradient, so "
-                    "the next backward() adds to it. Set `x.grad = None` (or call "
-                    "`x.grad.zero_()`) for every parameter."
+                    f"{name}.zero_grad() clears the gradients when given a list but not when "
+                    "given a generator (like model.parameters()), which can be iterated "
+                    "only once: store the parameters in a list in __init__."
                 )
+        if uncleared:
+            raise CheckFailure(
+                f"{name}.zero_grad() does not clear the gradients: after it, .grad of "
+                f"{len(uncleared)} of {len(params)} parameters still holds the old gradient, so "
+                "the next backward() adds to it. Set `x.grad = None` (or call "
+                "`x.grad.zero_()`) for every parameter."
+            )
     return history
 
 
