@@ -112,7 +112,7 @@ def rsm_widget(
     inputs: torch.Tensor,
     targets: torch.Tensor,
     item_names: Sequence[str] = ITEM_NAMES,
-    default_epoch: int = 61,
+    default_epoch: int = 130,
 ) -> None:
     """Sliders for η, γ and the epoch (10 … 241): learning curves beside the RSM at that epoch.
 

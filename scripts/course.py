@@ -220,7 +220,7 @@ def cmd_site() -> int:
     env = tool_env(**{STATIC_ENV_VAR: "1"})
     jupyter_book = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()"]
     result = subprocess.run(
-        [*jupyter_book, "build", str(ROOT), "--warningiserror", "--keep-going", "--nitpick"],
+        [*jupyter_book, "build", str(ROOT), "--all", "--warningiserror", "--keep-going", "--nitpick"],
         cwd=ROOT,
         env=env,
     )

@@ -81,7 +81,7 @@ def test_widgets_draw_one_static_figure_on_the_site(monkeypatch):
     assert len(plt.get_fignums()) == 1
     dlnn.rsm_widget(x, y)
     assert len(plt.get_fignums()) == 2
-    assert plt.figure(2).axes[1].get_title() == "RSM at epoch 61"
+    assert plt.figure(2).axes[1].get_title() == "RSM at epoch 130"
 
 
 def test_widgets_build_controls_interactively(monkeypatch):
