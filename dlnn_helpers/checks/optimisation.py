@@ -28,6 +28,9 @@ import torch
 
 from ..loss_surface import LossFunctionWithPlot
 from ._core import (
+    _TENSOR_CPU,
+    _TENSOR_DETACH,
+    _TENSOR_NUMPY,
     CheckFailure,
     NotImplementedYet,
     call_student,
@@ -344,7 +347,11 @@ class _Problem:
 
 
 def _flat(params: Sequence[torch.Tensor]) -> list[np.ndarray]:
-    return [np.array(p.detach().cpu().double().numpy(), copy=True) for p in params]
+    """float64 copies of the values of our own parameter tensors (through import-time methods)."""
+    return [
+        np.array(_TENSOR_NUMPY(_TENSOR_CPU(_TENSOR_DETACH(p))), dtype=np.float64, copy=True)
+        for p in params
+    ]
 
 
 def _torch_trajectory(problem: _Problem, make: Callable[[list], Any], n_steps: int) -> list:
