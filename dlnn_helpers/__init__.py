@@ -27,6 +27,8 @@ from .linear_nets import (
     train,
     train_lrnet,
 )
+from .loss_surface import LossFunctionWithPlot, plot_ema
+from .optimisers import ADAMOptimizer, SimpleGradientDescent, ema_update, gradient_mean_rms
 from .tree_data import (
     ITEM_NAMES,
     READABLE_FEATURE_NAMES,
@@ -74,4 +76,10 @@ __all__ = [
     "train_deep_linear",
     "set_device",
     "set_seed",
+    "LossFunctionWithPlot",
+    "plot_ema",
+    "ADAMOptimizer",
+    "SimpleGradientDescent",
+    "ema_update",
+    "gradient_mean_rms",
 ]

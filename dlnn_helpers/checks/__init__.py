@@ -2,6 +2,13 @@
 
 from ._core import CheckFailure, NotImplementedYet, self_check
 from .deep_linear import check_initializer, check_linear_regression, check_net_rsm, check_net_svd
+from .optimisation import (
+    check_adam_optimizer,
+    check_ema_update,
+    check_gradient_descent,
+    check_gradient_mean_rms,
+    check_simple_gradient_descent,
+)
 
 __all__ = [
     "CheckFailure",
@@ -11,4 +18,9 @@ __all__ = [
     "check_net_svd",
     "check_net_rsm",
     "check_linear_regression",
+    "check_gradient_descent",
+    "check_simple_gradient_descent",
+    "check_gradient_mean_rms",
+    "check_ema_update",
+    "check_adam_optimizer",
 ]
