@@ -1,0 +1,338 @@
+"""Checks of the graded exercises of tutorial 4 (weight initialisation).
+
+Initialisations are random, so they are judged by statistics: the sample standard deviation, the
+mean and the fraction of values within one standard deviation (68.3 % for a normal distribution,
+57.7 % for a uniform one), each with a tolerance of six standard errors computed from the number of
+values.  A correct answer therefore passes for any seed (the chance of a false alarm is below one in
+a hundred million per statistic), while the common mistakes, which change a statistic by far more
+than six standard errors on the sizes used here, fail with a message naming the mistake.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..deep_training import mlp
+from ._core import CheckFailure, call_student, captured_warnings, to_array, warning_note
+
+_SENTINEL = 7.0
+_NORMAL_WITHIN_ONE_SD = 0.682689
+_UNIFORM_WITHIN_ONE_SD = 1.0 / math.sqrt(3.0)
+
+
+def _sd_tolerance(n: int) -> float:
+    """Six standard errors of a sample standard deviation, relative to the true one."""
+    return 6.0 / math.sqrt(2.0 * n)
+
+
+def _judge_normal(
+    values: np.ndarray,
+    sigma: float,
+    what: str,
+    mistakes: dict[str, float],
+    advice: str,
+) -> str:
+    """Raise CheckFailure unless ``values`` look like draws from N(0, sigma²); return a summary."""
+    n = values.size
+    std = float(values.std())
+    mean = float(values.mean())
+    tol = _sd_tolerance(n)
+    if std == 0.0:
+        raise CheckFailure(f"{what} is constant ({mean:.4g}); draw it at random. {advice}")
+    if abs(std / sigma - 1.0) > tol:
+        diagnosis = [why for why, wrong in mistakes.items()
+                     if wrong > 0 and abs(std / wrong - 1.0) <= tol]
+        because = f" It looks like {diagnosis[0]}." if diagnosis else ""
+        raise CheckFailure(
+            f"{what} has standard deviation {std:.4g} but should have {sigma:.4g} "
+            f"(ratio {std / sigma:.3g}; a correct answer is within {tol:.1%}).{because} {advice}"
+        )
+    if abs(mean) > 6.0 * sigma / math.sqrt(n):
+        raise CheckFailure(f"{what} has mean {mean:.4g}; the weights should have mean 0. {advice}")
+    inside = float(np.mean(np.abs(values - mean) < std))
+    slack = 6.0 * math.sqrt(_NORMAL_WITHIN_ONE_SD * (1 - _NORMAL_WITHIN_ONE_SD) / n)
+    if abs(inside - _NORMAL_WITHIN_ONE_SD) > slack:
+        shape = (" — that is a uniform distribution (57.7%)"
+                 if abs(inside - _UNIFORM_WITHIN_ONE_SD) < slack else "")
+        raise CheckFailure(
+            f"{what} has the right standard deviation, but {inside:.1%} of its values lie within one "
+            f"standard deviation of the mean{shape}; a normal distribution has 68.3%. {advice}"
+        )
+    return f"std {std:.4g} (expected {sigma:.4g})"
+
+
+# ------------------------------------------------------------------------------------------------
+# Weight matrices for the activation histograms
+# ------------------------------------------------------------------------------------------------
+
+_METHODS = ("zero", "random", "xavier", "he")
+
+
+def _expected_sigma(method: str, n_in: int, scale: float) -> float:
+    return {"zero": 0.0, "random": scale, "xavier": 1.0 / math.sqrt(n_in),
+            "he": math.sqrt(2.0 / n_in)}[method]
+
+
+def _init_mistakes(method: str, n_in: int, n_out: int, scale: float) -> dict[str, float]:
+    if method == "random":
+        return {
+            "you multiplied by scale twice": scale**2,
+            "the scale is missing: multiply the N(0, 1) draws by scale": 1.0,
+            "you divided by scale instead of multiplying": 1.0 / scale,
+            "you used sqrt(scale) — scale multiplies the standard normal draws": math.sqrt(scale),
+        }
+    formula = "1 / n_in" if method == "xavier" else "2 / n_in"
+    mistakes = {
+        f"you used n_out (the fan-out); the variance is {formula} with n_in = number of rows":
+            _expected_sigma(method, n_out, scale),
+        f"you used the variance as the standard deviation: the standard deviation is "
+        f"sqrt({formula})": _expected_sigma(method, n_in, scale) ** 2,
+        "you used Glorot's average fan 2 / (n_in + n_out); this exercise asks for the fan-in "
+        "only": math.sqrt(2.0 / (n_in + n_out)),
+        "you used 1 / (n_in + n_out)": math.sqrt(1.0 / (n_in + n_out)),
+        "the draws are not scaled at all (N(0, 1))": 1.0,
+    }
+    if method == "xavier":
+        mistakes["you used He's variance 2 / n_in; Xavier's is 1 / n_in"] = math.sqrt(2.0 / n_in)
+    else:
+        mistakes["you used Xavier's variance 1 / n_in; He's is 2 / n_in (ReLU halves the variance)"
+                 ] = math.sqrt(1.0 / n_in)
+    return mistakes
+
+
+def check_init_weights(
+    func: Callable[..., Any],
+    method: str,
+    *,
+    seed: int = 2048,
+    shape: tuple[int, int] = (400, 150),
+    scale: float = 0.01,
+    name: str | None = None,
+) -> str:
+    """Check a weight initialiser ``func(n_in, n_out)`` (``func(n_in, n_out, scale)`` for random).
+
+    Parameters
+    ----------
+    func : callable
+        The student's function; returns a tensor (or NumPy array) of shape (n_in, n_out).
+    method : {"zero", "random", "xavier", "he"}
+        What it should draw: all zeros; N(0, 1) · scale; N(0, 1 / n_in); N(0, 2 / n_in).
+    seed : int
+        Seed of torch's (and NumPy's legacy) global generator while ``func`` runs; the caller's
+        generator states are restored.
+    shape : (int, int)
+        ``(n_in, n_out)`` to ask for (different sizes, so that fan-in and fan-out mistakes show).
+    scale : float
+        Scale passed to a "random" initialiser.
+    name : str, optional
+        Name of the exercise, for messages.
+
+    Returns
+    -------
+    str
+        Summary of what was verified.
+    """
+    if method not in _METHODS:
+        raise ValueError(f"method must be one of {_METHODS}")
+    name = name or f"ex_{method}_weights"
+    n_in, n_out = shape
+    args = (n_in, n_out, scale) if method == "random" else (n_in, n_out)
+    np_state = np.random.get_state()  # noqa: NPY002 (students may draw with NumPy)
+    try:
+        with torch.random.fork_rng(devices=[]), captured_warnings() as caught:
+            torch.manual_seed(seed)
+            np.random.seed(seed)  # noqa: NPY002
+            first = call_student(name, func, *args)
+            second = call_student(name, func, *args) if method != "zero" else None
+    finally:
+        np.random.set_state(np_state)  # noqa: NPY002
+    kind = type(first)
+    if kind is torch.Tensor and not first.dtype.is_floating_point:
+        raise CheckFailure(f"{name} returned a tensor of dtype {first.dtype}; weights must be "
+                           "floating point (e.g. torch.float32).")
+    if kind is np.ndarray and first.dtype.kind != "f":
+        raise CheckFailure(f"{name} returned an array of dtype {first.dtype}; weights must be "
+                           "floating point.")
+    weights = to_array(first, f"The result of {name}", allow_numpy=True)
+    if weights.shape == (n_out, n_in) and n_in != n_out:
+        raise CheckFailure(
+            f"{name}({', '.join(map(str, args))}) has shape {weights.shape}: that is (n_out, n_in), "
+            f"nn.Linear's layout. Here a layer computes x @ W, so W has shape (n_in, n_out) = "
+            f"{(n_in, n_out)}."
+        )
+    if weights.shape != (n_in, n_out):
+        raise CheckFailure(f"{name} should return shape (n_in, n_out) = {(n_in, n_out)}, got "
+                           f"{weights.shape}.")
+    if method == "zero":
+        if not np.all(weights == 0.0):
+            raise CheckFailure(
+                f"{name} should return only zeros; {int(np.count_nonzero(weights))} of "
+                f"{weights.size} entries are not 0 (largest magnitude {np.abs(weights).max():.3g})."
+                + (" torch.empty does not clear memory: use torch.zeros." if np.unique(weights).size
+                   > 2 else "")
+            )
+        return f"{name} is correct: zeros of shape {(n_in, n_out)}." + warning_note(caught)
+    again = to_array(second, f"The result of {name}", allow_numpy=True)
+    if again.shape == weights.shape and np.array_equal(again, weights):
+        raise CheckFailure(
+            f"{name} returned exactly the same weights on two calls: do not seed a generator inside "
+            "the function, or every layer of a network gets the same matrix."
+        )
+    if n_in > 1 and np.all(weights == weights[:1]):
+        raise CheckFailure(
+            f"All rows of the result of {name} are equal: draw a full (n_in, n_out) matrix, not one "
+            "row that is broadcast."
+        )
+    if n_out > 1 and np.all(weights == weights[:, :1]):
+        raise CheckFailure(
+            f"All columns of the result of {name} are equal: draw a full (n_in, n_out) matrix, not "
+            "one column that is broadcast."
+        )
+    sigma = _expected_sigma(method, n_in, scale)
+    advice = {
+        "random": "Use torch.randn(n_in, n_out) * scale.",
+        "xavier": "Draw from N(0, 1 / n_in): torch.randn(n_in, n_out) / math.sqrt(n_in).",
+        "he": "Draw from N(0, 2 / n_in): torch.randn(n_in, n_out) * math.sqrt(2 / n_in).",
+    }[method]
+    summary = _judge_normal(weights, sigma, f"The result of {name}",
+                            _init_mistakes(method, n_in, n_out, scale), advice)
+    return (f"{name} is correct: shape {(n_in, n_out)}, mean ≈ 0, {summary}, normally distributed."
+            + warning_note(caught))
+
+
+# ------------------------------------------------------------------------------------------------
+# Supervise_random_weights and Supervise_Kaiming_weights
+# ------------------------------------------------------------------------------------------------
+
+
+def _check_net(sizes: tuple[int, int, int]) -> nn.Sequential:
+    input_size, hidden, n_layers = sizes
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        net = mlp(input_size, hidden, n_layers, nn.ReLU)
+    with torch.no_grad():
+        for module in net:
+            if type(module) is nn.Linear:
+                module.weight.fill_(_SENTINEL)
+    return net
+
+
+def check_supervise_init(
+    cls: Any,
+    method: str,
+    *,
+    seed: int = 5,
+    sizes: tuple[int, int, int] = (100, 256, 4),
+    name: str | None = None,
+) -> str:
+    """Check a ``Supervise``-like class that re-initialises every Linear weight of its network.
+
+    ``method="random"``: every Linear weight ~ N(0, 0.01²) (standard deviation 0.01).
+    ``method="kaiming"``: every Linear weight ~ N(0, 2 / fan_in) (``nn.init.kaiming_normal_``).
+    The biases are not checked.  The class must also compute the loss like ``Supervise``:
+    ``criterion(net(x).squeeze(), y)``.
+
+    Parameters
+    ----------
+    cls : type
+        The student's class, called as ``cls(criterion, net)``.
+    method : {"random", "kaiming"}
+    seed : int
+        Seed of torch's generator while the class is instantiated (the caller's state is restored).
+    sizes : (input_size, hidden_dims, n_layers)
+        The ReLU perceptron it is tried on.
+    name : str, optional
+        Name of the exercise, for messages.
+
+    Returns
+    -------
+    str
+        Summary of what was verified.
+    """
+    if method not in ("random", "kaiming"):
+        raise ValueError("method must be 'random' or 'kaiming'")
+    name = name or ("Supervise_random_weights" if method == "random" else
+                    "Supervise_Kaiming_weights")
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+        raise CheckFailure(f"{name} should be a class derived from nn.Module.")
+    net = _check_net(sizes)
+    linears = [m for m in net if type(m) is nn.Linear]
+    criterion = nn.BCELoss()
+    with torch.random.fork_rng(devices=[]), captured_warnings() as caught:
+        torch.manual_seed(seed)
+        model = call_student(f"{name}(criterion, net)", cls, criterion, net)
+    pooled = []
+    details = []
+    for i, layer in enumerate(linears):
+        weight = layer.weight.detach().double().numpy().copy()
+        fan_out, fan_in = weight.shape
+        where = f"The weight of Linear layer {i} ({fan_in} → {fan_out})"
+        if np.all(weight == _SENTINEL):
+            first = " none of" if all(
+                np.all(m.weight.detach().numpy() == _SENTINEL) for m in linears) else ""
+            raise CheckFailure(
+                f"{where} was not re-initialised ({name} changed{first} the Linear layers of the "
+                "network it was given): loop over self.net.modules() and initialise every "
+                "nn.Linear's weight in place."
+            )
+        if method == "random":
+            sigma = 0.01
+            mistakes = {
+                "you used 0.01 as the variance; the standard deviation should be 0.01": 0.1,
+                "this is nn.init.kaiming_normal_; use nn.init.normal_(weight, 0, 0.01)":
+                    math.sqrt(2.0 / fan_in),
+                "this is PyTorch's default initialisation: the weights were not changed":
+                    1.0 / math.sqrt(3.0 * fan_in),
+                "this is nn.init.xavier_normal_; use nn.init.normal_(weight, 0, 0.01)":
+                    math.sqrt(2.0 / (fan_in + fan_out)),
+                "the standard deviation is 1 (nn.init.normal_ without std)": 1.0,
+            }
+            advice = "Use nn.init.normal_(module.weight, mean=0.0, std=0.01)."
+        else:
+            sigma = math.sqrt(2.0 / fan_in)
+            mistakes = {
+                "you used mode='fan_out'; the default fan_in mode divides by in_features":
+                    math.sqrt(2.0 / fan_out),
+                "this is nn.init.xavier_normal_; use nn.init.kaiming_normal_": math.sqrt(
+                    2.0 / (fan_in + fan_out)),
+                "this is the linear gain (nonlinearity='linear'); keep the default for ReLU":
+                    math.sqrt(1.0 / fan_in),
+                "this is N(0, 0.01²) (the random initialisation), not Kaiming's": 0.01,
+                "this is PyTorch's default initialisation: the weights were not changed":
+                    1.0 / math.sqrt(3.0 * fan_in),
+            }
+            advice = "Use nn.init.kaiming_normal_(module.weight)."
+        tol = _sd_tolerance(weight.size)
+        std = float(weight.std())
+        if abs(std / sigma - 1.0) > tol or abs(float(weight.mean())) > 6 * sigma / math.sqrt(
+                weight.size):
+            _judge_normal(weight.reshape(-1), sigma, where, mistakes, advice)
+        pooled.append(weight.reshape(-1) / sigma)
+        details.append(f"{std:.3g}")
+    _judge_normal(np.concatenate(pooled), 1.0, f"The weights of {name} (all layers, standardised)",
+                  {}, "Draw from a normal distribution: " + advice)
+
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.rand(64, sizes[0], generator=generator)
+    y = (torch.rand(64, generator=generator) > 0.5).float()
+    with torch.no_grad():
+        expected = float(criterion(net(x).squeeze(-1), y))
+    with captured_warnings() as more:
+        returned = call_student(f"{name}.forward", model, x, y)
+    loss = to_array(returned, f"The loss returned by {name}")
+    if loss.shape != ():
+        raise CheckFailure(f"{name}(x, y) should return a scalar loss, got shape {loss.shape}.")
+    if abs(float(loss) - expected) > 1e-5 * max(1.0, abs(expected)):
+        raise CheckFailure(
+            f"{name}(x, y) returned {float(loss):.6g}, but criterion(net(x).squeeze(), y) is "
+            f"{expected:.6g}: forward should compute the loss exactly like Supervise."
+        )
+    return (f"{name} is correct: every Linear weight re-drawn with std "
+            f"{'0.01' if method == 'random' else 'sqrt(2 / fan_in)'} (measured "
+            f"{', '.join(details)}), and forward returns the loss." + warning_note(caught + more))

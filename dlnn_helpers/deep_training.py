@@ -1,0 +1,574 @@
+"""Training deep classifiers on the 6×6 tasks: ``Supervise``, ``run_test``, residual blocks, networks.
+
+These are the reference implementations of tutorial 3 (and the training loop of tutorial 4).  The
+tutorial asks students to write ``ResidualSequence`` and the architecture functions again and checks
+their answers against these.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from .classification_data import ClassificationData, tiny_classification
+
+AUTOGRADE_ENV_VAR = "NBGRADER_EXECUTION"
+"""nbgrader sets this while it autogrades; :func:`run_test` then trains only a few epochs."""
+
+AUTOGRADE_EPOCHS = 20
+"""Epoch budget of :func:`run_test` while autograding (the graded results never depend on it)."""
+
+DEFAULT_THREADS = 1
+"""Threads :func:`run_test` lets torch use: for these small full-batch problems one thread is as
+fast as two (measured in ``scripts/benchmark_t3_t4.py``) and leaves a core for everything else."""
+
+
+def autograding() -> bool:
+    """True while nbgrader autogrades a notebook (the environment variable it sets is present)."""
+    return AUTOGRADE_ENV_VAR in os.environ
+
+
+# ------------------------------------------------------------------------------------------------
+# Modules
+# ------------------------------------------------------------------------------------------------
+
+
+class Supervise(nn.Module):
+    """A network together with its loss: ``Supervise(criterion, net)(x, y)`` is the loss.
+
+    Parameters
+    ----------
+    criterion : nn.Module
+        Loss comparing predictions of shape (batch,) with targets of shape (batch,), e.g.
+        ``nn.BCELoss()`` or ``nn.MSELoss()``.
+    net : nn.Module
+        Maps inputs of shape (batch, n_in) to outputs of shape (batch, 1).
+    """
+
+    def __init__(self, criterion: nn.Module, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+        self.criterion = criterion
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Return the scalar loss of the predictions for ``x`` (batch, n_in) against ``y`` (batch,)."""
+        out = self.net(x).squeeze(-1)
+        return self.criterion(out, y)
+
+
+class ResidualSequence(nn.Sequential):
+    """Layers applied in order, with a skip connection around them: y = f(x) + x.
+
+    Parameters
+    ----------
+    *layers : nn.Module
+        The layers of f; the last one must return the shape of its input.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return ``f(x) + x`` for ``x`` of shape (batch, width)."""
+        return super().forward(x) + x
+
+
+# ------------------------------------------------------------------------------------------------
+# Architectures of the tutorial
+# ------------------------------------------------------------------------------------------------
+
+
+def mlp(
+    input_size: int,
+    hidden_dims: int,
+    n_layers: int = 3,
+    activation: type[nn.Module] = nn.ReLU,
+) -> nn.Sequential:
+    """A multilayer perceptron with a single sigmoid output.
+
+    ``n_layers`` Linear layers: (Linear → activation) × (n_layers − 1), then Linear(hidden, 1) →
+    Sigmoid.
+
+    Parameters
+    ----------
+    input_size : int
+        Number of inputs (36).
+    hidden_dims : int
+        Width of every hidden layer.
+    n_layers : int
+        Number of Linear layers (≥ 2).
+    activation : type of nn.Module
+        Class of the hidden activation, e.g. ``nn.ReLU``, ``nn.Tanh`` or ``nn.Sigmoid``.
+
+    Returns
+    -------
+    nn.Sequential mapping (batch, input_size) to (batch, 1)
+    """
+    layers: list[nn.Module] = []
+    width = input_size
+    for _ in range(n_layers - 1):
+        layers += [nn.Linear(width, hidden_dims), activation()]
+        width = hidden_dims
+    layers += [nn.Linear(width, 1), nn.Sigmoid()]
+    return nn.Sequential(*layers)
+
+
+def batchnorm_mlp(input_size: int, hidden_dims: int, n_layers: int = 6) -> nn.Sequential:
+    """The deep ReLU perceptron of :func:`mlp` with BatchNorm after the first and last hidden ReLU.
+
+    Linear → ReLU → BatchNorm1d, then (Linear → ReLU) × (n_layers − 3), then Linear → ReLU →
+    BatchNorm1d, then Linear(hidden, 1) → Sigmoid.
+
+    Parameters
+    ----------
+    input_size : int
+        Number of inputs (36).
+    hidden_dims : int
+        Width of every hidden layer.
+    n_layers : int
+        Number of Linear layers (≥ 3).
+
+    Returns
+    -------
+    nn.Sequential mapping (batch, input_size) to (batch, 1)
+    """
+    if n_layers < 3:
+        raise ValueError("batchnorm_mlp needs at least 3 Linear layers")
+    layers: list[nn.Module] = [nn.Linear(input_size, hidden_dims), nn.ReLU(),
+                               nn.BatchNorm1d(hidden_dims)]
+    for _ in range(n_layers - 3):
+        layers += [nn.Linear(hidden_dims, hidden_dims), nn.ReLU()]
+    layers += [nn.Linear(hidden_dims, hidden_dims), nn.ReLU(), nn.BatchNorm1d(hidden_dims),
+               nn.Linear(hidden_dims, 1), nn.Sigmoid()]
+    return nn.Sequential(*layers)
+
+
+def residual_net(
+    input_size: int,
+    hidden_dims: int,
+    fan_out_dims: int,
+    n_blocks: int,
+    batchnorm: bool = False,
+) -> nn.Sequential:
+    """A residual network of ``n_blocks`` blocks with a sigmoid output.
+
+    Without BatchNorm: Linear(input, hidden) → n_blocks × ResidualSequence(ReLU → Linear(hidden,
+    fan_out) → ReLU → Linear(fan_out, hidden)) → Linear(hidden, 1) → Sigmoid.
+
+    With BatchNorm: each block is ResidualSequence(BatchNorm1d → Linear → ReLU → Linear) and a
+    BatchNorm1d(hidden) comes before the output Linear.
+
+    Parameters
+    ----------
+    input_size : int
+        Number of inputs (36).
+    hidden_dims : int
+        Width of the residual stream.
+    fan_out_dims : int
+        Width inside each block.
+    n_blocks : int
+        Number of residual blocks.
+    batchnorm : bool
+        Use the BatchNorm variant.
+
+    Returns
+    -------
+    nn.Sequential mapping (batch, input_size) to (batch, 1)
+    """
+    layers: list[nn.Module] = [nn.Linear(input_size, hidden_dims)]
+    for _ in range(n_blocks):
+        first = nn.BatchNorm1d(hidden_dims) if batchnorm else nn.ReLU()
+        layers.append(ResidualSequence(first, nn.Linear(hidden_dims, fan_out_dims), nn.ReLU(),
+                                       nn.Linear(fan_out_dims, hidden_dims)))
+    if batchnorm:
+        layers.append(nn.BatchNorm1d(hidden_dims))
+    layers += [nn.Linear(hidden_dims, 1), nn.Sigmoid()]
+    return nn.Sequential(*layers)
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of trainable numbers in ``module``."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+# ------------------------------------------------------------------------------------------------
+# Training
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainingResult:
+    """What :func:`run_test` measured.
+
+    Attributes
+    ----------
+    label : str
+        Name of the experiment.
+    n_parameters : int
+        Trainable parameters of the network.
+    losses : np.ndarray of shape (n_epochs_run,)
+        Training loss at every epoch.
+    eval_epochs : np.ndarray of shape (n_evals,)
+        Epochs (counted from 1) after which the accuracies were measured.
+    train_accs, val_accs : np.ndarray of shape (n_evals,)
+        Training and validation accuracy at those epochs.
+    stop_reason : str
+        ``"100% validation accuracy"``, ``"training set fitted, validation accuracy flat"``,
+        ``"no progress"``, ``"epoch budget"`` or ``"the loss is not finite"``.
+    seconds : float
+        Wall-clock training time.
+    """
+
+    label: str
+    n_parameters: int
+    losses: np.ndarray
+    eval_epochs: np.ndarray
+    train_accs: np.ndarray
+    val_accs: np.ndarray
+    stop_reason: str
+    seconds: float
+    max_epochs: int = 2000
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def epochs(self) -> int:
+        """Number of epochs trained."""
+        return len(self.losses)
+
+    @property
+    def train_acc(self) -> float:
+        """Training accuracy at the last evaluation."""
+        return float(self.train_accs[-1]) if len(self.train_accs) else float("nan")
+
+    @property
+    def val_acc(self) -> float:
+        """Validation accuracy at the last evaluation."""
+        return float(self.val_accs[-1]) if len(self.val_accs) else float("nan")
+
+    @property
+    def best_val_acc(self) -> float:
+        """Highest validation accuracy seen."""
+        return float(self.val_accs.max()) if len(self.val_accs) else float("nan")
+
+    def summary(self) -> str:
+        """One line: parameters, epochs, accuracies and why training stopped."""
+        return (f"{self.label or 'run'}: {self.n_parameters} parameters, {self.epochs} epochs "
+                f"({self.stop_reason}), train accuracy {self.train_acc:.3f}, validation accuracy "
+                f"{self.val_acc:.3f}, {self.seconds:.1f} s")
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Let torch use ``n`` threads inside the block (``None``: leave the setting alone)."""
+    if n is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _accuracy(outputs: torch.Tensor, labels: torch.Tensor) -> float:
+    return float(((outputs.reshape(-1) > 0.5).to(labels.dtype) == labels).float().mean())
+
+
+def run_test(
+    net: nn.Module,
+    optmaker: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer],
+    data: ClassificationData | None = None,
+    *,
+    max_epochs: int = 2000,
+    test_every: int = 10,
+    patience: int | None = 500,
+    min_improvement: float = 0.01,
+    label: str = "",
+    plot: bool = True,
+    verbose: bool = True,
+    threads: int | None = DEFAULT_THREADS,
+) -> TrainingResult:
+    """Train a supervised network full-batch, watch its accuracies, stop when there is no point.
+
+    Every epoch is one gradient step on the whole training set.  Every ``test_every`` epochs the
+    training accuracy (of the outputs that epoch's step was computed from, so it costs nothing) and
+    the validation accuracy (network in ``eval`` mode) are recorded.  Training stops
+
+    * at 100 % validation accuracy (nothing left to learn);
+    * when the validation accuracy has not risen above its best by ``min_improvement`` for
+      ``patience`` epochs and either the training set is fitted (100 % training accuracy: the
+      network has nothing left to learn from it) or the training loss has not fallen by a fraction
+      ``min_improvement`` in those epochs (a run stuck on a plateau);
+    * after ``max_epochs`` epochs.
+
+    While nbgrader autogrades (:func:`autograding`), at most :data:`AUTOGRADE_EPOCHS` epochs run.
+
+    Parameters
+    ----------
+    net : nn.Module
+        ``net(x, y)`` returns the loss (a :class:`Supervise`); ``net.net(x)`` the outputs of shape
+        (batch, 1) with values in [0, 1].
+    optmaker : callable
+        Builds the optimiser from ``net.parameters()``, e.g. ``lambda p: torch.optim.SGD(p, lr=1)``.
+    data : ClassificationData, optional
+        The task (default: :func:`~dlnn_helpers.classification_data.tiny_classification`).
+    max_epochs : int
+        Epoch budget (2,000 in the source).
+    test_every : int
+        Epochs between evaluations.
+    patience : int or None
+        Epochs without progress before stopping; ``None`` trains to the end.
+    min_improvement : float
+        What counts as progress (see above).
+    label : str
+        Name of the experiment, printed and stored.
+    plot : bool
+        Draw the loss (log scale) and the accuracies.
+    verbose : bool
+        Print the parameter count, a progress line every 500 epochs and the result.
+    threads : int or None
+        Threads for torch during training (restored afterwards).
+
+    Returns
+    -------
+    TrainingResult
+    """
+    data = tiny_classification() if data is None else data
+    x_train, y_train, x_val, y_val = data
+    if autograding():
+        max_epochs = min(max_epochs, AUTOGRADE_EPOCHS)
+    n_parameters = count_parameters(net)
+    if verbose:
+        note = " (autograding: shortened run)" if autograding() else ""
+        print(f"{label + ': ' if label else ''}{n_parameters} parameters{note}")
+    optimizer = optmaker(net.parameters())
+    losses = np.empty(max_epochs)
+    eval_epochs: list[int] = []
+    train_accs: list[float] = []
+    val_accs: list[float] = []
+    best_val, best_val_epoch = -1.0, 0
+    stop_reason = "epoch budget"
+    start = time.perf_counter()
+    net.train()
+    inner = getattr(net, "net", None)
+    outputs_hook: list[torch.Tensor] = []
+    handle = None
+    if isinstance(inner, nn.Module):
+        def keep_outputs(module, args, output):
+            outputs_hook.append(output.detach())
+        handle = inner.register_forward_hook(keep_outputs)
+    epoch = 0
+    try:
+        with torch_threads(threads):
+            for epoch in range(1, max_epochs + 1):
+                outputs_hook.clear()
+                optimizer.zero_grad()
+                loss = net(x_train, y_train)
+                loss.backward()
+                optimizer.step()
+                losses[epoch - 1] = loss.item()
+                if not math.isfinite(losses[epoch - 1]):
+                    stop_reason = "the loss is not finite"
+                    break
+                if epoch % test_every and epoch != max_epochs:
+                    continue
+                if outputs_hook:
+                    train_acc = _accuracy(outputs_hook[0], y_train)
+                else:
+                    with torch.no_grad():
+                        train_acc = _accuracy(inner(x_train), y_train)
+                net.eval()
+                with torch.no_grad():
+                    val_acc = _accuracy(inner(x_val), y_val)
+                net.train()
+                eval_epochs.append(epoch)
+                train_accs.append(train_acc)
+                val_accs.append(val_acc)
+                if verbose and epoch % 500 == 0:
+                    print(f"  epoch {epoch:4d}  loss {losses[epoch - 1]:.4g}  train accuracy "
+                          f"{train_acc:.3f}  validation accuracy {val_acc:.3f}")
+                if val_acc == 1.0:
+                    stop_reason = "100% validation accuracy"
+                    break
+                if val_acc > best_val + min_improvement:
+                    best_val, best_val_epoch = val_acc, epoch
+                if patience is not None and epoch >= patience and epoch - best_val_epoch >= patience:
+                    if train_acc == 1.0:
+                        stop_reason = "training set fitted, validation accuracy flat"
+                        break
+                    if losses[epoch - 1] > losses[epoch - patience] * (1.0 - min_improvement):
+                        stop_reason = "no progress"
+                        break
+    finally:
+        if handle is not None:
+            handle.remove()
+    result = TrainingResult(
+        label=label,
+        n_parameters=n_parameters,
+        losses=losses[:epoch].copy(),
+        eval_epochs=np.array(eval_epochs, dtype=np.int64),
+        train_accs=np.array(train_accs),
+        val_accs=np.array(val_accs),
+        stop_reason=stop_reason,
+        seconds=time.perf_counter() - start,
+        max_epochs=max_epochs,
+    )
+    if verbose:
+        print(f"  stopped after {result.epochs} epochs ({stop_reason}): train accuracy "
+              f"{result.train_acc:.3f}, validation accuracy {result.val_acc:.3f} "
+              f"[{result.seconds:.1f} s]")
+    if plot:
+        plot_training(result)
+    return result
+
+
+def plot_training(result: TrainingResult, ax=None):
+    """Training loss (log scale, left axis) and training / validation accuracy (right axis).
+
+    Parameters
+    ----------
+    result : TrainingResult
+    ax : matplotlib Axes, optional
+        Where to draw; a new figure when omitted.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7, 3.6))
+    else:
+        fig = ax.figure
+    acc_ax = ax.twinx()
+    epochs = np.arange(1, result.epochs + 1)
+    positive = np.clip(result.losses, 1e-12, None)
+    ax.plot(epochs, positive, color="tab:blue", label="training loss")
+    ax.set_yscale("log")
+    acc_ax.plot(result.eval_epochs, result.train_accs, color="tab:orange", label="training accuracy")
+    acc_ax.plot(result.eval_epochs, result.val_accs, color="tab:red", label="validation accuracy")
+    acc_ax.axhline(0.5, color="grey", linestyle=":", linewidth=1)
+    acc_ax.set_ylim(0.0, 1.02)
+    for a in (ax, acc_ax):
+        a.spines["top"].set_visible(False)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    acc_ax.set_ylabel("accuracy")
+    if result.label:
+        ax.set_title(result.label)
+    handles = ax.get_legend_handles_labels()[0] + acc_ax.get_legend_handles_labels()[0]
+    ax.legend(handles=handles, loc="lower left", fontsize=8)
+    fig.tight_layout()
+    plt.show()
+    return fig
+
+
+def results_table(rows: list[tuple[str, str, TrainingResult | None]]) -> str:
+    """A Markdown table: experiment, the source's validation accuracy, ours, and our epochs.
+
+    Parameters
+    ----------
+    rows : list of (experiment, source's result, our TrainingResult or None)
+
+    Returns
+    -------
+    str
+        Markdown text (display it with ``IPython.display.Markdown``).
+    """
+    lines = ["| experiment | source: validation accuracy | ours: validation accuracy "
+             "| ours: training accuracy | epochs |",
+             "|---|---|---|---|---|"]
+    for name, theirs, ours in rows:
+        if ours is None:
+            lines.append(f"| {name} | {theirs} | – | – | – |")
+        else:
+            lines.append(f"| {name} | {theirs} | {ours.val_acc:.3f} | {ours.train_acc:.3f} "
+                         f"| {ours.epochs} |")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------------
+# Looking inside a trained classifier
+# ------------------------------------------------------------------------------------------------
+
+
+def predict(net: nn.Module, data: torch.Tensor) -> torch.Tensor:
+    """Class predictions (0 or 1) of a network in eval mode, shape (n_samples,).
+
+    Parameters
+    ----------
+    net : nn.Module
+        Maps (n_samples, n_in) to probabilities of shape (n_samples, 1).
+    data : torch.Tensor of shape (n_samples, n_in)
+    """
+    was_training = net.training
+    net.eval()
+    with torch.no_grad():
+        out = net(data).reshape(-1)
+    net.train(was_training)
+    return (out > 0.5).long()
+
+
+def flip_sensitivity(net: nn.Module, data: torch.Tensor) -> torch.Tensor:
+    """For every input pixel, the fraction of samples whose predicted class changes when it flips.
+
+    A pixel that a rule ignores scores 0; a pixel that always matters (a term of a parity) scores 1.
+
+    Parameters
+    ----------
+    net : nn.Module
+        Maps binary inputs (n_samples, n_in) to probabilities (n_samples, 1).
+    data : torch.Tensor of shape (n_samples, n_in), values 0 or 1
+
+    Returns
+    -------
+    torch.Tensor of shape (n_in,)
+    """
+    base = predict(net, data)
+    n_samples, n_in = data.shape
+    flipped = data.unsqueeze(0).repeat(n_in, 1, 1)
+    index = torch.arange(n_in)
+    flipped[index, :, index] = 1.0 - flipped[index, :, index]
+    changed = predict(net, flipped.reshape(n_in * n_samples, n_in)).reshape(n_in, n_samples)
+    return (changed != base).double().mean(dim=1)
+
+
+def plot_flip_sensitivity(values: torch.Tensor, title: str = "", grid: int = 6):
+    """Show :func:`flip_sensitivity` as a grid image with the value written in each pixel.
+
+    Parameters
+    ----------
+    values : torch.Tensor of shape (grid * grid,)
+    title : str
+    grid : int
+        Side of the square input grid.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+
+    image = values.reshape(grid, grid).numpy()
+    fig, ax = plt.subplots(figsize=(3.6, 3.4))
+    shown = ax.imshow(image, cmap="viridis", vmin=0.0, vmax=1.0)
+    for (r, c), v in np.ndenumerate(image):
+        ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=7,
+                color="black" if v > 0.5 else "white")
+    ax.set_xticks(range(grid))
+    ax.set_yticks(range(grid))
+    ax.set_xlabel("column")
+    ax.set_ylabel("row")
+    fig.colorbar(shown, ax=ax, label="fraction of predictions flipped")
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    plt.show()
+    return fig

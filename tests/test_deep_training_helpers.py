@@ -1,0 +1,236 @@
+"""The 6×6 classification data, the reference modules and the training loop ``run_test``."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import itertools
+
+import matplotlib
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from dlnn_helpers import classification_data as cd
+from dlnn_helpers import deep_training as dt
+
+matplotlib.use("Agg")
+
+# ---------------------------------------------------------------------------------------- data
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return cd.tiny_classification()
+
+
+@pytest.fixture(scope="module")
+def hard():
+    return cd.hard_classification()
+
+
+@pytest.mark.parametrize("name", ["tiny", "hard"])
+def test_sets_have_the_specified_sizes_values_and_balance(name, request):
+    data = request.getfixturevalue(name)
+    assert [tuple(t.shape) for t in data] == [(8000, 36), (8000,), (1000, 36), (1000,)]
+    for tensor in data:
+        assert tensor.dtype == torch.float32
+        assert set(tensor.unique().tolist()) == {0.0, 1.0}
+    assert data.train_labels.sum() == 4000 and data.val_labels.sum() == 500
+    pixels_on = data.train_data.mean(dim=0)
+    assert ((pixels_on > 0.45) & (pixels_on < 0.55)).all()  # every pixel is a fair coin
+
+
+@pytest.mark.parametrize(("name", "rule"), [("tiny", cd.tiny_rule), ("hard", cd.hard_rule)])
+def test_labels_follow_the_documented_rule(name, rule, request):
+    data = request.getfixturevalue(name)
+    for x, y in ((data.train_data, data.train_labels), (data.val_data, data.val_labels)):
+        assert np.array_equal(rule(x.numpy()), y.numpy().astype(np.int64))
+
+
+def test_rules_by_hand_on_examples():
+    grid = np.zeros((6, 6), dtype=int)
+    assert cd.tiny_rule(grid) == 0 and cd.hard_rule(grid) == 0
+    grid[2, 3] = 1  # one centre pixel: odd
+    assert cd.tiny_rule(grid) == 1 and cd.hard_rule(grid) == 1
+    grid[0, 0] = 1  # one corner of the pair alone does not count
+    assert cd.tiny_rule(grid) == 1
+    grid[5, 5] = 1  # both corners of the pair: +1
+    assert cd.tiny_rule(grid) == 0
+    grid[0, 5] = 1  # the hard rule also counts the other corners
+    assert cd.tiny_rule(grid) == 0 and cd.hard_rule(grid) == 1
+    grid[4, 4] = 1  # an ignored pixel
+    assert cd.tiny_rule(grid) == 0 and cd.hard_rule(grid) == 1
+    assert cd.tiny_rule(grid.reshape(36)) == 0  # flat input works too
+
+
+def test_hard_is_tiny_xor_the_other_corners():
+    grids = np.array(list(itertools.product([0, 1], repeat=9)))
+    full = np.zeros((len(grids), 6, 6), dtype=int)
+    cells = [(2, 2), (2, 3), (3, 2), (3, 3), (0, 0), (5, 5), (0, 5), (5, 0), (1, 1)]
+    for i, (r, c) in enumerate(cells):
+        full[:, r, c] = grids[:, i]
+    assert np.array_equal(cd.hard_rule(full), cd.tiny_rule(full) ^ (full[:, 0, 5] ^ full[:, 5, 0]))
+    # the tiny label is uncorrelated with every single pixel (a parity): no linear signal
+    labels = cd.tiny_rule(full)
+    for r, c in cells:
+        assert labels[full[:, r, c] == 1].mean() == pytest.approx(labels.mean())
+
+
+def test_generation_is_deterministic_distinct_and_leaves_the_global_rng_alone(tiny):
+    torch.manual_seed(3)
+    np.random.seed(3)  # noqa: NPY002
+    expected = torch.rand(2), np.random.rand(2)  # noqa: NPY002
+    torch.manual_seed(3)
+    np.random.seed(3)  # noqa: NPY002
+    again = cd.tiny_classification()
+    assert torch.equal(torch.rand(2), expected[0])
+    assert np.array_equal(np.random.rand(2), expected[1])  # noqa: NPY002
+    for a, b in zip(again, tiny, strict=True):
+        assert torch.equal(a, b)
+    other = cd.tiny_classification(random_state=1)
+    assert not torch.equal(other.train_data, tiny.train_data)
+    rows = {tuple(r) for r in torch.cat([tiny.train_data, tiny.val_data]).int().tolist()}
+    assert len(rows) == 9000  # no grid twice, so validation grids are never in training
+
+
+def test_make_classification_rejects_bad_sizes_and_grids():
+    with pytest.raises(ValueError, match="even"):
+        cd.make_classification(cd.tiny_rule, n_train=7)
+    with pytest.raises(ValueError, match="too unbalanced"):
+        cd.make_classification(lambda g: np.zeros(len(g), dtype=int), n_train=10, n_val=2)
+    with pytest.raises(ValueError, match="6, 6"):
+        cd.tiny_rule(np.zeros((3, 5)))
+
+
+def test_plot_grids_draws_one_panel_per_sample(tiny):
+    fig = cd.plot_grids(tiny.train_data, tiny.train_labels, n=5, title="x")
+    assert len(fig.axes) == 5
+    assert fig.axes[0].get_title() == f"label {int(tiny.train_labels[0])}"
+
+
+# ------------------------------------------------------------------------------- modules and nets
+
+
+def test_supervise_and_residual_sequence():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 1), nn.Sigmoid())
+    sup = dt.Supervise(nn.BCELoss(), net)
+    x, y = torch.rand(6, 4), torch.tensor([0.0, 1, 1, 0, 1, 0])
+    assert torch.allclose(sup(x, y), nn.functional.binary_cross_entropy(net(x).reshape(-1), y))
+    one = dt.Supervise(nn.BCELoss(), net)(x[:1], y[:1])  # a batch of one still works
+    assert one.shape == ()
+    block = dt.ResidualSequence(nn.Linear(3, 5), nn.ReLU(), nn.Linear(5, 3))
+    h = torch.randn(2, 3)
+    assert torch.allclose(block(h), block[2](block[1](block[0](h))) + h)
+
+
+@pytest.mark.parametrize(
+    ("net", "n_parameters"),
+    [
+        (dt.mlp(36, 128, 3, nn.Sigmoid), 21377),  # the source's counts
+        (dt.mlp(36, 64, 3), 6593),
+        (dt.mlp(36, 64, 4), 10753),
+        (dt.mlp(36, 32, 6), 5441),
+        (dt.batchnorm_mlp(36, 32, 6), 5569),
+        (dt.residual_net(36, 16, 32, 4), 4897),
+        (dt.residual_net(36, 16, 32, 2), 2753),
+        (dt.residual_net(36, 16, 32, 2, batchnorm=True), 2849),
+        (dt.residual_net(36, 16, 32, 6, batchnorm=True), 7265),
+    ],
+)
+def test_architectures_have_the_sources_parameter_counts(net, n_parameters):
+    assert dt.count_parameters(net) == n_parameters
+    assert net(torch.rand(5, 36)).shape == (5, 1)
+
+
+def test_batchnorm_mlp_needs_three_layers():
+    with pytest.raises(ValueError):
+        dt.batchnorm_mlp(36, 8, 2)
+
+
+# ------------------------------------------------------------------------------------- run_test
+
+
+def _quiet(func, *args, **kwargs):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        result = func(*args, **kwargs)
+    assert err.getvalue() == ""
+    return result, out.getvalue()
+
+
+def test_run_test_stops_at_full_validation_accuracy_and_reports(tiny, monkeypatch):
+    monkeypatch.delenv(dt.AUTOGRADE_ENV_VAR, raising=False)
+    torch.manual_seed(7150)
+    threads = torch.get_num_threads()
+    result, printed = _quiet(
+        dt.run_test,
+        dt.Supervise(nn.BCELoss(), dt.residual_net(36, 16, 32, 2, batchnorm=True)),
+        lambda p: torch.optim.Adam(p, lr=0.01, weight_decay=1e-3),
+        tiny, label="bn res", plot=True,
+    )
+    assert torch.get_num_threads() == threads
+    assert "2849 parameters" in printed and "100% validation accuracy" in printed
+    assert result.stop_reason == "100% validation accuracy"
+    assert result.val_acc == 1.0 and result.epochs < 2000 and result.epochs % 10 == 0
+    assert len(result.losses) == result.epochs
+    assert list(result.eval_epochs) == list(range(10, result.epochs + 1, 10))
+    assert len(result.train_accs) == len(result.val_accs) == len(result.eval_epochs)
+    assert result.losses[-1] < result.losses[0]
+    assert "bn res: 2849 parameters" in result.summary()
+
+
+def test_run_test_gives_up_on_a_stuck_network_after_patience(tiny, monkeypatch):
+    monkeypatch.delenv(dt.AUTOGRADE_ENV_VAR, raising=False)
+    torch.manual_seed(0)
+    net = dt.mlp(36, 8, 3)
+    for p in net.parameters():
+        nn.init.zeros_(p)  # every hidden unit dead: nothing can be learned
+    result, _ = _quiet(dt.run_test, dt.Supervise(nn.BCELoss(), net),
+                       lambda p: torch.optim.SGD(p, lr=0.1), tiny, patience=100, plot=False)
+    assert result.stop_reason == "no progress"
+    assert result.epochs == 110  # patience counts from the last improvement: the first evaluation
+    result, _ = _quiet(dt.run_test, dt.Supervise(nn.BCELoss(), dt.mlp(36, 8, 3)),
+                       lambda p: torch.optim.SGD(p, lr=0.0), tiny, patience=None, max_epochs=30,
+                       plot=False, verbose=False)
+    assert result.stop_reason == "epoch budget" and result.epochs == 30
+
+
+def test_run_test_shrinks_under_autograding(tiny, monkeypatch):
+    monkeypatch.setenv(dt.AUTOGRADE_ENV_VAR, "1")
+    torch.manual_seed(0)
+    result, printed = _quiet(dt.run_test, dt.Supervise(nn.MSELoss(), dt.mlp(36, 16, 3)),
+                             lambda p: torch.optim.SGD(p, lr=1.0), tiny, plot=False)
+    assert result.epochs == dt.AUTOGRADE_EPOCHS and "autograding" in printed
+
+
+def test_run_test_stops_on_a_diverging_loss(tiny, monkeypatch):
+    monkeypatch.delenv(dt.AUTOGRADE_ENV_VAR, raising=False)
+    torch.manual_seed(0)
+    result, _ = _quiet(dt.run_test, dt.Supervise(nn.MSELoss(), nn.Sequential(nn.Linear(36, 1))),
+                       lambda p: torch.optim.SGD(p, lr=1e6), tiny, plot=False)
+    assert result.stop_reason == "the loss is not finite"
+
+
+def test_results_table_and_flip_sensitivity(tiny, monkeypatch):
+    monkeypatch.delenv(dt.AUTOGRADE_ENV_VAR, raising=False)
+    torch.manual_seed(7150)
+    net = dt.residual_net(36, 16, 32, 2, batchnorm=True)
+    result, _ = _quiet(dt.run_test, dt.Supervise(nn.BCELoss(), net),
+                       lambda p: torch.optim.Adam(p, lr=0.01, weight_decay=1e-3), tiny,
+                       plot=False)
+    table = dt.results_table([("bn", "1.0", result), ("missing", "0.5", None)])
+    assert "| bn | 1.0 | 1.000 |" in table and "| missing | 0.5 | – |" in table
+    sensitivity = dt.flip_sensitivity(net, tiny.val_data).reshape(6, 6)
+    centre = sensitivity[2:4, 2:4]
+    assert (centre > 0.98).all()  # every centre pixel is a parity term
+    for r, c in [(0, 0), (5, 5)]:
+        assert 0.35 < sensitivity[r, c] < 0.65  # matters only when the other corner is on
+    rest = sensitivity.clone()
+    rest[2:4, 2:4] = 0
+    rest[0, 0] = rest[5, 5] = 0
+    assert rest.max() < 0.02
+    fig = dt.plot_flip_sensitivity(sensitivity.reshape(-1), "t")
+    assert fig.axes

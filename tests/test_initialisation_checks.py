@@ -1,0 +1,269 @@
+"""The T4 checks accept every correct initialisation and name the common mistakes.
+
+The checks judge random draws by statistics with tolerances from the sample size; the correct
+answers are therefore tried with several seeds, and each wrong answer must fail for every seed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from dlnn_helpers import initialisation as ini
+from dlnn_helpers.checks import CheckFailure, NotImplementedYet, self_check
+from dlnn_helpers.checks.initialisation import check_init_weights, check_supervise_init
+
+SEEDS = (0, 1, 2048, 99)
+
+# ---------------------------------------------------------------------------- weight matrices
+
+
+def zero_numpy(n_in, n_out):
+    return np.zeros((n_in, n_out))
+
+
+def zero_like_randn(n_in, n_out):
+    return torch.randn(n_in, n_out) * 0.0
+
+
+def zero_ones(n_in, n_out):
+    return torch.ones(n_in, n_out)
+
+
+def zero_transposed(n_in, n_out):
+    return torch.zeros(n_out, n_in)
+
+
+def zero_int(n_in, n_out):
+    return torch.zeros(n_in, n_out, dtype=torch.int64)
+
+
+def zero_empty_garbage(n_in, n_out):
+    return torch.arange(n_in * n_out, dtype=torch.float32).reshape(n_in, n_out)
+
+
+@pytest.mark.parametrize("func", [ini.zero_weights, zero_numpy, zero_like_randn])
+def test_zero_accepts_correct_answers(func):
+    assert "is correct" in check_init_weights(func, "zero")
+    assert "is correct" in check_init_weights(func, "zero", shape=(3, 70))
+
+
+@pytest.mark.parametrize(
+    ("func", "message"),
+    [
+        (zero_ones, "should return only zeros"),
+        (zero_transposed, "that is \\(n_out, n_in\\), nn.Linear's layout"),
+        (zero_int, "weights must be floating point"),
+        (zero_empty_garbage, "torch.empty does not clear memory"),
+    ],
+)
+def test_zero_rejects_wrong_answers(func, message):
+    with pytest.raises(CheckFailure, match=message):
+        check_init_weights(func, "zero")
+
+
+CORRECT = {
+    "random": [
+        ini.random_weights,
+        lambda n_in, n_out, scale=0.01: np.random.randn(n_in, n_out) * scale,  # noqa: NPY002
+        lambda n_in, n_out, scale=0.01: nn.init.normal_(torch.empty(n_in, n_out), 0.0, scale),
+    ],
+    "xavier": [
+        ini.xavier_weights,
+        lambda n_in, n_out: torch.normal(0.0, (1.0 / n_in) ** 0.5, size=(n_in, n_out)),
+        lambda n_in, n_out: nn.init.kaiming_normal_(torch.empty(n_out, n_in),
+                                                    nonlinearity="linear").T.contiguous(),
+    ],
+    "he": [
+        ini.he_weights,
+        lambda n_in, n_out: np.random.randn(n_in, n_out) * np.sqrt(2.0 / n_in),  # noqa: NPY002
+        lambda n_in, n_out: nn.init.kaiming_normal_(torch.empty(n_out, n_in)).T,
+    ],
+}
+
+
+@pytest.mark.parametrize("method", ["random", "xavier", "he"])
+@pytest.mark.parametrize("index", [0, 1, 2])
+def test_random_inits_accept_correct_answers_for_every_seed(method, index):
+    func = CORRECT[method][index]
+    for seed in SEEDS:
+        assert "is correct" in check_init_weights(func, method, seed=seed)
+        assert "is correct" in check_init_weights(func, method, seed=seed, shape=(90, 800),
+                                                  scale=0.05)
+
+
+WRONG = [
+    ("random", lambda n_in, n_out, scale=0.01: torch.randn(n_in, n_out) * scale**2,
+     "multiplied by scale twice"),
+    ("random", lambda n_in, n_out, scale=0.01: torch.randn(n_in, n_out),
+     "the scale is missing"),
+    ("random", lambda n_in, n_out, scale=0.01: (torch.rand(n_in, n_out) - 0.5) * scale * 12**0.5,
+     "that is a uniform distribution"),
+    ("random", lambda n_in, n_out, scale=0.01: torch.randn(1, n_out).expand(n_in, n_out) * scale,
+     "All rows .* are equal"),
+    ("random", lambda n_in, n_out, scale=0.01: torch.manual_seed(0) and torch.randn(n_in, n_out)
+     * scale, "exactly the same weights on two calls"),
+    ("xavier", lambda n_in, n_out: torch.randn(n_in, n_out) / math.sqrt(n_out),
+     "you used n_out"),
+    ("xavier", lambda n_in, n_out: torch.randn(n_in, n_out) / n_in,
+     "variance as the standard deviation"),
+    ("xavier", lambda n_in, n_out: torch.randn(n_in, n_out) * math.sqrt(2.0 / (n_in + n_out)),
+     "Glorot's average fan"),
+    ("xavier", lambda n_in, n_out: torch.randn(n_in, n_out) * math.sqrt(2.0 / n_in),
+     "He's variance 2 / n_in"),
+    ("he", lambda n_in, n_out: torch.randn(n_in, n_out) / math.sqrt(n_in),
+     "Xavier's variance 1 / n_in"),
+    ("he", lambda n_in, n_out: torch.randn(n_in, n_out) * 2.0 / n_in,
+     "variance as the standard deviation"),
+    ("he", lambda n_in, n_out: nn.init.kaiming_uniform_(torch.empty(n_out, n_in)).T,
+     "that is a uniform distribution"),
+    ("he", lambda n_in, n_out: torch.randn(n_out, n_in) * math.sqrt(2.0 / n_in),
+     "nn.Linear's layout"),
+]
+
+
+@pytest.mark.parametrize(("method", "func", "message"), WRONG)
+def test_random_inits_reject_wrong_answers_for_every_seed(method, func, message):
+    for seed in SEEDS:
+        with pytest.raises(CheckFailure, match=message):
+            check_init_weights(func, method, seed=seed)
+
+
+def test_init_check_leaves_the_global_generators_alone():
+    torch.manual_seed(1)
+    np.random.seed(1)  # noqa: NPY002
+    expected_torch, expected_np = torch.rand(3), np.random.rand(3)  # noqa: NPY002
+    torch.manual_seed(1)
+    np.random.seed(1)  # noqa: NPY002
+    check_init_weights(ini.he_weights, "he")
+    check_init_weights(CORRECT["he"][1], "he")
+    assert torch.equal(torch.rand(3), expected_torch)
+    assert np.array_equal(np.random.rand(3), expected_np)  # noqa: NPY002
+
+
+# --------------------------------------------------------------- Supervise_*_weights classes
+
+
+class RandomApply(ini.Supervise):
+    def __init__(self, criterion, net):
+        super().__init__(criterion, net)
+
+        def init(module):
+            if isinstance(module, nn.Linear):
+                with torch.no_grad():
+                    module.weight.normal_(0.0, 0.01)
+                    module.bias.zero_()
+
+        self.net.apply(init)
+
+
+class RandomPlainModule(nn.Module):
+    def __init__(self, criterion, net):
+        super().__init__()
+        self.net, self.criterion = net, criterion
+        for module in net.modules():
+            if type(module) is nn.Linear:
+                module.weight.data = torch.randn_like(module.weight) * 0.01
+
+    def forward(self, x, y):
+        return self.criterion(self.net(x).squeeze(), y)
+
+
+class KaimingExplicit(ini.Supervise):
+    def __init__(self, criterion, net):
+        super().__init__(criterion, net)
+        for module in self.net.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
+
+
+class KaimingByHand(ini.Supervise):
+    def __init__(self, criterion, net):
+        super().__init__(criterion, net)
+        for module in self.net.modules():
+            if isinstance(module, nn.Linear):
+                with torch.no_grad():
+                    module.weight.copy_(torch.randn_like(module.weight)
+                                        * math.sqrt(2.0 / module.in_features))
+
+
+def _variant(init_weight, *, first_only=False, squeeze=True, copy_net=False):
+    class Variant(nn.Module):
+        def __init__(self, criterion, net):
+            super().__init__()
+            self.net = __import__("copy").deepcopy(net) if copy_net else net
+            self.criterion = criterion
+            for module in self.net.modules():
+                if isinstance(module, nn.Linear):
+                    init_weight(module.weight)
+                    if first_only:
+                        break
+
+        def forward(self, x, y):
+            out = self.net(x)
+            return self.criterion(out.squeeze(-1) if squeeze else out, y)
+
+    return Variant
+
+
+@pytest.mark.parametrize("cls", [ini.SuperviseRandomWeights, RandomApply, RandomPlainModule])
+def test_supervise_random_accepts_correct_answers(cls):
+    for seed in SEEDS:
+        assert "is correct" in check_supervise_init(cls, "random", seed=seed)
+    assert "is correct" in check_supervise_init(cls, "random", sizes=(40, 300, 3))
+
+
+@pytest.mark.parametrize("cls", [ini.SuperviseKaimingWeights, KaimingExplicit, KaimingByHand])
+def test_supervise_kaiming_accepts_correct_answers(cls):
+    for seed in SEEDS:
+        assert "is correct" in check_supervise_init(cls, "kaiming", seed=seed)
+    assert "is correct" in check_supervise_init(cls, "kaiming", sizes=(40, 300, 3))
+
+
+@pytest.mark.parametrize(
+    ("method", "cls", "message"),
+    [
+        ("random", _variant(lambda w: nn.init.normal_(w, 0.0, 0.1)), "0.01 as the variance"),
+        ("random", _variant(lambda w: nn.init.normal_(w)), "nn.init.normal_ without std"),
+        ("random", _variant(lambda w: nn.init.normal_(w, 0.0, 0.01), first_only=True),
+         "Linear layer 1 .* was not re-initialised"),
+        ("random", _variant(lambda w: nn.init.normal_(w, 0.0, 0.01), copy_net=True),
+         "none of the Linear layers"),
+        ("random", _variant(lambda w: nn.init.normal_(w, 0.0, 0.01), squeeze=False),
+         "raised ValueError"),
+        ("kaiming", _variant(nn.init.kaiming_uniform_), "uniform distribution"),
+        ("kaiming", _variant(nn.init.xavier_normal_), "this is nn.init.xavier_normal_"),
+        ("kaiming", _variant(lambda w: nn.init.kaiming_normal_(w, mode="fan_out")),
+         "mode='fan_out'"),
+        ("kaiming", _variant(lambda w: nn.init.normal_(w, 0.0, 0.01)),
+         "the random initialisation"),
+    ],
+)
+def test_supervise_init_rejects_wrong_answers(method, cls, message):
+    for seed in SEEDS[:2]:
+        with pytest.raises(CheckFailure, match=message):
+            check_supervise_init(cls, method, seed=seed)
+
+
+def test_supervise_init_not_implemented_and_self_check():
+    class Todo(ini.Supervise):
+        def __init__(self, criterion, net):
+            super().__init__(criterion, net)
+            raise NotImplementedError()
+
+    with pytest.raises(NotImplementedYet):
+        check_supervise_init(Todo, "random")
+    with pytest.raises(NotImplementedYet):
+        check_init_weights(lambda n_in, n_out: (_ for _ in ()).throw(NotImplementedError()), "he")
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        assert self_check(check_supervise_init, ini.SuperviseKaimingWeights, method="kaiming")
+        assert not self_check(check_supervise_init, Todo, method="kaiming")
+    assert err.getvalue() == ""
+    assert "✅" in out.getvalue() and "⏳" in out.getvalue()
