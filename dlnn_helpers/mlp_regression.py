@@ -1,0 +1,308 @@
+"""Tutorial 5: a small regression MLP, a linear baseline, initialisation, and double descent.
+
+* :class:`RegressionMLP` (2 → 4 → 3 → 1, ReLU) trained with Adam through a ``DataLoader``
+  (:func:`train_regression_mlp`), and the least-squares line it should beat
+  (:func:`linear_baseline`);
+* :func:`xavier_init_` (Xavier-normal weights, zero biases) and :func:`compare_initialisations`;
+* :func:`double_descent`: model-wise double descent with random ReLU features.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from .regression_data import RegressionData
+from .relu_features import one_torch_thread
+
+
+class RegressionMLP(nn.Module):
+    """Two hidden ReLU layers of 4 and 3 units and a linear output.
+
+    Parameters
+    ----------
+    input_dim : int
+    output_dim : int
+    hidden : (int, int)
+    """
+
+    def __init__(self, input_dim: int = 2, output_dim: int = 1, hidden: tuple[int, int] = (4, 3)):
+        super().__init__()
+        self.hidden = nn.Sequential(
+            nn.Linear(input_dim, hidden[0]), nn.ReLU(), nn.Linear(hidden[0], hidden[1]), nn.ReLU()
+        )
+        self.output_layer = nn.Linear(hidden[1], output_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, input_dim) -> (B, output_dim)."""
+        return self.output_layer(self.hidden(x))
+
+
+def xavier_init_(model: nn.Module, gain: float = 1.0) -> nn.Module:
+    """Xavier (Glorot) normal weights and zero biases for every ``nn.Linear`` of ``model``.
+
+    Returns the model (changed in place).
+    """
+    for module in model.modules():
+        if isinstance(module, nn.Linear):
+            nn.init.xavier_normal_(module.weight, gain=gain)
+            nn.init.zeros_(module.bias)
+    return model
+
+
+@dataclass
+class RegressionRun:
+    """Result of :func:`train_regression_mlp`.
+
+    Attributes
+    ----------
+    model : RegressionMLP
+    epoch_losses : np.ndarray of shape (n_epochs,)
+        Mean training loss of each epoch.
+    test_mse : float
+    train_mse : float
+    """
+
+    model: nn.Module
+    epoch_losses: np.ndarray
+    test_mse: float
+    train_mse: float
+
+
+def mse(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Mean squared error of ``model`` on ``(x, y)``."""
+    with torch.no_grad():
+        return float(nn.functional.mse_loss(model(x), y))
+
+
+def train_regression_mlp(
+    data: RegressionData,
+    *,
+    n_epochs: int = 500,
+    lr: float = 0.01,
+    batch_size: int = 128,
+    seed: int = 0,
+    init: Callable[[nn.Module], object] | None = None,
+    model: nn.Module | None = None,
+) -> RegressionRun:
+    """Train a :class:`RegressionMLP` with Adam on minibatches from a shuffling ``DataLoader``.
+
+    Parameters
+    ----------
+    data : RegressionData
+    n_epochs, lr, batch_size : training settings (500, 0.01, 128 in the tutorial)
+    seed : int
+        Seeds the initial weights and the shuffling (private generators; global RNG untouched).
+    init : callable, optional
+        Applied to the new model before training, e.g. :func:`xavier_init_`.
+    model : nn.Module, optional
+        Train this model instead of a new :class:`RegressionMLP`.
+
+    Returns
+    -------
+    RegressionRun
+    """
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        if model is None:
+            model = RegressionMLP(data.x_train.shape[1], data.y_train.shape[1])
+        if init is not None:
+            init(model)
+    loader = DataLoader(
+        TensorDataset(data.x_train, data.y_train), batch_size=batch_size, shuffle=True,
+        generator=torch.Generator().manual_seed(seed),
+    )
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    loss_fn = nn.MSELoss()
+    losses = np.empty(n_epochs)
+    model.train()
+    with one_torch_thread():
+        for epoch in range(n_epochs):
+            total, count = 0.0, 0
+            for xb, yb in loader:
+                loss = loss_fn(model(xb), yb)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                total += float(loss.detach()) * len(xb)
+                count += len(xb)
+            losses[epoch] = total / count
+    model.eval()
+    return RegressionRun(
+        model=model,
+        epoch_losses=losses,
+        test_mse=mse(model, data.x_test, data.y_test),
+        train_mse=mse(model, data.x_train, data.y_train),
+    )
+
+
+def linear_baseline(data: RegressionData) -> tuple[float, float]:
+    """Least-squares linear regression (with intercept) on the same split.
+
+    Returns
+    -------
+    train_mse, test_mse : float
+    """
+
+    def design(x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x, torch.ones(len(x), 1)], dim=1).double()
+
+    coef = torch.linalg.lstsq(design(data.x_train), data.y_train.double()).solution
+    train = float(((design(data.x_train) @ coef - data.y_train) ** 2).mean())
+    test = float(((design(data.x_test) @ coef - data.y_test) ** 2).mean())
+    return train, test
+
+
+def compare_initialisations(
+    data: RegressionData, seeds: Sequence[int] = (0, 1, 2), n_epochs: int = 500
+) -> dict[str, np.ndarray]:
+    """Test MSE of the MLP with PyTorch's default initialisation and with :func:`xavier_init_`.
+
+    Returns
+    -------
+    dict
+        ``"default"`` and ``"xavier"`` -> test MSE per seed; ``"default_curves"`` and
+        ``"xavier_curves"`` -> training losses of shape (n_seeds, n_epochs).
+    """
+    out: dict[str, np.ndarray] = {}
+    for label, init in (("default", None), ("xavier", xavier_init_)):
+        runs = [train_regression_mlp(data, n_epochs=n_epochs, seed=s, init=init) for s in seeds]
+        out[label] = np.array([r.test_mse for r in runs])
+        out[f"{label}_curves"] = np.stack([r.epoch_losses for r in runs])
+    return out
+
+
+def plot_initialisations(result: dict[str, np.ndarray], baseline_mse: float) -> None:
+    """Training-loss curves of both initialisations and their test MSE per seed."""
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
+    for label, color in (("default", "tab:blue"), ("xavier", "tab:orange")):
+        curves = result[f"{label}_curves"]
+        ax1.plot(curves.T, c=color, alpha=0.6)
+        ax1.plot([], c=color, label=label)
+        ax2.scatter(np.full(len(result[label]), label), result[label], c=color, s=40)
+    ax1.set(yscale="log", xlabel="epoch", ylabel="training MSE", title="Training loss per seed")
+    ax1.legend()
+    ax2.axhline(baseline_mse, ls="--", c="grey", label="linear regression")
+    ax2.set(ylabel="test MSE", title="Test MSE per seed")
+    ax2.legend()
+    fig.tight_layout()
+    plt.show()
+
+
+def plot_regression_fit(run: RegressionRun, data: RegressionData) -> None:
+    """Training loss per epoch, and predicted against true prices on the test set."""
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
+    ax1.plot(run.epoch_losses)
+    ax1.set(yscale="log", xlabel="epoch", ylabel="training MSE", title="Training loss")
+    with torch.no_grad():
+        pred = run.model(data.x_test)[:, 0]
+    lo, hi = float(data.y_test.min()), float(data.y_test.max())
+    ax2.scatter(data.y_test[:, 0], pred, s=12)
+    ax2.plot([lo, hi], [lo, hi], "--", c="grey")
+    ax2.set(xlabel="true price (k$)", ylabel="predicted price (k$)",
+            title=f"Test set: MSE {run.test_mse:.1f}")
+    fig.tight_layout()
+    plt.show()
+
+
+# --------------------------------------------------------------------------------- double descent
+
+
+@dataclass
+class DoubleDescent:
+    """Result of :func:`double_descent`.
+
+    Attributes
+    ----------
+    n_features : np.ndarray of shape (k,)
+        Model sizes (number of hidden units, i.e. trained parameters).
+    train_mse, test_mse : np.ndarray of shape (k,)
+        Median over repetitions (standardised prices: 1 is the error of predicting the mean).
+    n_train : int
+        The interpolation threshold: with this many features the model can fit the training set.
+    """
+
+    n_features: np.ndarray
+    train_mse: np.ndarray
+    test_mse: np.ndarray
+    n_train: int
+
+
+def double_descent(
+    n_features: Sequence[int] | None = None,
+    *,
+    n_train: int = 40,
+    n_test: int = 500,
+    n_repeats: int = 20,
+    random_state: int = 0,
+) -> DoubleDescent:
+    """Model-wise double descent of a two-layer ReLU network with a fixed random first layer.
+
+    Data: ``n_train`` districts of the synthetic housing data (:mod:`.regression_data`), inputs and
+    prices standardised with training statistics, and ``n_test`` fresh districts for testing.
+    Model: ``f(x) = Σ_j a_j relu(w_j · x + b_j)`` with random Gaussian ``w_j, b_j`` and trained
+    output weights ``a``, fitted by minimum-norm least squares -- the solution that gradient descent
+    from ``a = 0`` converges to. With fewer than ``n_train`` hidden units this is ordinary least
+    squares; with more, the network interpolates the training data, and among all interpolating
+    solutions the minimum-norm one is chosen. The test error peaks where the number of hidden units
+    equals ``n_train`` and falls again beyond it.
+
+    Parameters
+    ----------
+    n_features : sequence of int, optional
+        Model sizes; by default 2 … 75 × n_train, densest around the threshold.
+    n_train, n_test : int
+    n_repeats : int
+        Independent draws of data and features; the median over draws is reported.
+    random_state : int
+
+    Returns
+    -------
+    DoubleDescent
+    """
+    from .regression_data import make_housing_raw
+
+    if n_features is None:
+        grid = np.unique(np.round(np.geomspace(2, 75 * n_train, 30)).astype(int))
+        n_features = np.unique(np.concatenate([grid, n_train + np.arange(-6, 7, 2)]))
+    sizes = np.asarray(n_features)
+    generator = torch.Generator().manual_seed(random_state)
+    train = np.empty((n_repeats, len(sizes)))
+    test = np.empty((n_repeats, len(sizes)))
+    p_max = int(sizes.max())
+    with one_torch_thread():
+        for r in range(n_repeats):
+            x_np, y_np = make_housing_raw(n_train + n_test, random_state=random_state * 1000 + r)
+            x, y = torch.tensor(x_np), torch.tensor(y_np)[:, None]
+            x = (x - x[:n_train].mean(0)) / x[:n_train].std(0)
+            y = (y - y[:n_train].mean()) / y[:n_train].std()
+            w = torch.randn(x.shape[1], p_max, generator=generator, dtype=torch.float64)
+            b = torch.randn(p_max, generator=generator, dtype=torch.float64)
+            phi = torch.relu(x @ w + b)
+            phi_train, y_train, phi_test, y_test = phi[:n_train], y[:n_train], phi[n_train:], y[n_train:]
+            for k, p in enumerate(sizes):
+                a = torch.linalg.lstsq(phi_train[:, :p], y_train, driver="gelsd").solution
+                train[r, k] = float(((phi_train[:, :p] @ a - y_train) ** 2).mean())
+                test[r, k] = float(((phi_test[:, :p] @ a - y_test) ** 2).mean())
+    return DoubleDescent(sizes, np.median(train, 0), np.median(test, 0), n_train)
+
+
+def plot_double_descent(result: DoubleDescent) -> None:
+    """Training and test MSE against the number of features (log-log), threshold marked."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(result.n_features, result.test_mse, "o-", ms=3, label="test MSE")
+    ax.plot(result.n_features, np.maximum(result.train_mse, 1e-6), "s-", ms=3,
+            label="training MSE")
+    ax.axvline(result.n_train, ls="--", c="grey",
+               label=f"interpolation threshold (n_train = {result.n_train})")
+    ax.set(xscale="log", yscale="log", xlabel="number of hidden units (trained parameters)",
+           ylabel="MSE (median over draws)", title="Model-wise double descent")
+    ax.legend()
+    fig.tight_layout()
+    plt.show()

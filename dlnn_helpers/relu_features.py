@@ -1,0 +1,848 @@
+"""Tutorial 6: linearised features of small ReLU networks on a 1-D regression problem.
+
+The module holds
+
+* the data: a piecewise-linear target on [0, 1] with noisy training points and a noiseless test set
+  (:func:`make_relu_data`);
+* the networks: one or two hidden ReLU layers whose first-layer "elbows" ``-b / w`` start uniformly
+  in [0, 1] (:func:`make_relu_net`);
+* fast training: :func:`train_relu_nets` trains several networks (different widths, all layers or the
+  output layer only) *at once*, as one wide network whose weight matrices are block-diagonal, with a
+  hand-written forward/backward pass, pre-generated minibatches and snapshots copied into
+  pre-allocated tensors; :func:`train_one_net` is the plain one-model-at-a-time loop (``nn.Module``
+  + ``torch.optim.SGD`` + autograd) that it replaces and is checked against;
+* the linearised (gradient) features: :func:`gradient_features` and :func:`feature_matrix` compute
+  the derivative of the output with respect to every parameter at every input with ``torch.func``
+  (``vmap`` over points), and :func:`principal_features` their SVD;
+* figures and the snapshot slider (a static figure when the site is built).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .course import static_figures
+
+TARGET_FREQUENCY = 12345
+"""The constant inside the sines that set the target's value at each multiple of 0.1."""
+
+
+@contextlib.contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Run the block with one torch thread, then restore the previous number.
+
+    Training loops of tiny networks are a long sequence of tiny operations; on a shared machine the
+    synchronisation of several threads costs far more than it saves.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+# ----------------------------------------------------------------------------------------- data
+
+
+def target_function(x: np.ndarray | torch.Tensor) -> np.ndarray:
+    """The piecewise-linear target: straight segments between the points ``k / 10``.
+
+    At ``x = k / 10`` the value is ``sin(12345 k)``, a pseudo-random number in [-1, 1]; between two
+    such points the function interpolates linearly.
+
+    Parameters
+    ----------
+    x : array of shape (n,) or (n, 1)
+        Inputs in [0, 1].
+
+    Returns
+    -------
+    np.ndarray of shape (n,)
+    """
+    t = 10.0 * np.asarray(x, dtype=np.float64).reshape(-1)
+    lower = np.floor(t)
+    frac = t - lower  # written with floor and floor + 1 (not ceil) so that it is exact at k / 10
+    return (1.0 - frac) * np.sin(TARGET_FREQUENCY * lower) + frac * np.sin(
+        TARGET_FREQUENCY * (lower + 1.0)
+    )
+
+
+@dataclass
+class ReluData:
+    """Training and test data of tutorial 6 (float32 tensors, inputs sorted).
+
+    Attributes
+    ----------
+    x_train : torch.Tensor of shape (n_train, 1)
+    y_train : torch.Tensor of shape (n_train,)
+        Target plus Gaussian noise.
+    x_test : torch.Tensor of shape (n_train + n_grid, 1)
+        The training inputs together with an even grid on [0, 1].
+    y_test : torch.Tensor of shape (n_train + n_grid,)
+        The noiseless target.
+    """
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+
+
+def make_relu_data(
+    n_samples: int = 200, sigma: float = 0.1, n_grid: int = 1000, random_state: int = 1
+) -> ReluData:
+    """Draw the noisy training set and the noiseless test set of tutorial 6.
+
+    Parameters
+    ----------
+    n_samples : int
+        Number of training points, uniform on [0, 1].
+    sigma : float
+        Standard deviation of the label noise.
+    n_grid : int
+        Number of evenly spaced test points added to the training inputs.
+    random_state : int
+        Seed of the NumPy generator (``np.random.RandomState``); the global RNG is not touched.
+
+    Returns
+    -------
+    ReluData
+    """
+    rng = np.random.RandomState(random_state)
+    x = np.sort(rng.rand(n_samples, 1), axis=0)
+    y = target_function(x) + sigma * rng.randn(n_samples)
+    x_test = np.sort(np.concatenate([x, np.linspace(0.0, 1.0, n_grid)[:, None]]), axis=0)
+    y_test = target_function(x_test)
+
+    def f32(a: np.ndarray) -> torch.Tensor:
+        return torch.tensor(a, dtype=torch.float32)
+
+    return ReluData(f32(x), f32(y), f32(x_test), f32(y_test))
+
+
+# -------------------------------------------------------------------------------------- networks
+
+
+def make_relu_net(
+    width: int, depth: int = 1, *, generator: torch.Generator | None = None
+) -> nn.Sequential:
+    """A ReLU network with ``depth`` hidden layers of ``width`` units, 1 input and 1 output.
+
+    The layers start with PyTorch's default initialisation (drawn from ``generator``), then the
+    first-layer biases are reset so that the elbows ``-b_i / w_i`` of the first-layer units are
+    sorted and uniform in [0, 1]: every unit bends inside the interval where the data lie.
+
+    Parameters
+    ----------
+    width : int
+    depth : int
+        Number of hidden layers (1 or more).
+    generator : torch.Generator, optional
+        Source of all random numbers (the global generator when None).
+
+    Returns
+    -------
+    nn.Sequential
+        ``Linear(1, width), ReLU, [Linear(width, width), ReLU,] ..., Linear(width, 1)``.
+    """
+    sizes = [1] + [width] * depth + [1]
+    layers: list[nn.Module] = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        layer = nn.Linear(n_in, n_out)
+        bound = 1.0 / math.sqrt(n_in)
+        with torch.no_grad():
+            layer.weight.uniform_(-bound, bound, generator=generator)
+            layer.bias.uniform_(-bound, bound, generator=generator)
+        layers.append(layer)
+        if i < depth:
+            layers.append(nn.ReLU())
+    first = layers[0]
+    elbows = torch.sort(torch.rand(width, generator=generator)).values
+    with torch.no_grad():
+        first.bias.copy_(-elbows * first.weight[:, 0])
+    return nn.Sequential(*layers)
+
+
+def elbows(net: nn.Sequential) -> torch.Tensor:
+    """Positions ``-b_i / w_i`` where the first-layer units of ``net`` bend, shape (width,)."""
+    first = net[0]
+    return (-first.bias / first.weight[:, 0]).detach()
+
+
+def _linears(net: nn.Sequential) -> list[nn.Linear]:
+    layers = [m for m in net if isinstance(m, nn.Linear)]
+    if len(layers) < 2 or layers[0].in_features != 1 or layers[-1].out_features != 1:
+        raise ValueError("expected a ReLU network with 1 input, hidden layers and 1 output")
+    return layers
+
+
+# ----------------------------------------------------------------------------------- minibatches
+
+
+def minibatch_indices(
+    n_samples: int, batch_size: int, n_steps: int, generator: torch.Generator
+) -> torch.Tensor:
+    """Indices of ``n_steps`` minibatches, each a random subset (no repeats) of the training set.
+
+    Each row has the distribution of ``torch.randperm(n_samples)[:batch_size]`` (the indices of the
+    ``batch_size`` largest of ``n_samples`` uniform numbers), drawn for many steps at once.
+
+    Returns
+    -------
+    torch.Tensor of shape (n_steps, batch_size), int64
+    """
+    keys = torch.rand(n_steps, n_samples, generator=generator)
+    return torch.topk(keys, batch_size, dim=1, sorted=False).indices
+
+
+# ---------------------------------------------------------------------------------------- history
+
+
+@dataclass
+class History:
+    """Snapshots of one network during training.
+
+    Attributes
+    ----------
+    steps : np.ndarray of shape (n_snapshots,)
+        SGD step after which each snapshot was taken (0 is the initial network).
+    params : list of torch.Tensor
+        One tensor per parameter of the network (in ``net.parameters()`` order), of shape
+        ``(n_snapshots, *parameter.shape)``.
+    train_error, test_error : np.ndarray of shape (n_snapshots,)
+        Mean squared error on the whole training set and on the noiseless test set.
+    width, depth : int
+    lr : float
+    output_only : bool
+        True when only the output layer was trained.
+    seconds : float
+        Wall-clock time of the training run that produced it (shared by a batched run).
+    """
+
+    steps: np.ndarray
+    params: list[torch.Tensor]
+    train_error: np.ndarray
+    test_error: np.ndarray
+    width: int
+    depth: int
+    lr: float
+    output_only: bool
+    seconds: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    def net_at(self, index: int = -1) -> nn.Sequential:
+        """A new network holding the parameters of snapshot ``index`` (the last one by default)."""
+        net = make_relu_net(self.width, self.depth, generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            for p, saved in zip(net.parameters(), self.params, strict=True):
+                p.copy_(saved[index])
+        return net
+
+    @property
+    def label(self) -> str:
+        what = "output layer only" if self.output_only else "all layers"
+        return f"width {self.width}, {what}"
+
+
+def _errors(
+    params: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor
+) -> np.ndarray:
+    """MSE of every snapshot at once: ``params[k]`` has shape (n_snapshots, *shape)."""
+    with torch.no_grad():
+        h = x.reshape(1, -1, 1)  # (1, n, 1)
+        n_layers = len(params) // 2
+        for i in range(n_layers):
+            w, b = params[2 * i], params[2 * i + 1]
+            h = torch.baddbmm(b.unsqueeze(1), h.expand(w.shape[0], -1, -1), w.transpose(1, 2))
+            if i < n_layers - 1:
+                h = torch.relu(h)
+        return ((h[..., 0] - y.reshape(1, -1)) ** 2).mean(dim=1).double().numpy()
+
+
+# --------------------------------------------------------------------------- batched training
+
+
+class _WideNet:
+    """Several ReLU networks of the same depth packed into one wide network.
+
+    Each hidden layer of the wide network concatenates the hidden units of all networks, plus one
+    *constant unit* per network (incoming weights 0, bias 1, so that it always outputs
+    ``relu(1) = 1``); the constant unit carries the next layer's biases, which removes every bias
+    add from the training step. The input is augmented with a column of ones for the first layer's
+    biases. A weight matrix ``W`` of shape (fan_in, fan_out) is block-diagonal over networks; the
+    matrix ``rate`` of the same shape holds ``-lr * 2 / batch_size`` on the entries that network
+    trains and 0 elsewhere, so that ``W += rate * grad`` is one SGD step of every network at once and
+    the off-block entries stay exactly 0. (Networks trained on the output layer only go to
+    :class:`_FrozenFeatures` instead.)
+    """
+
+    def __init__(
+        self,
+        nets: Sequence[nn.Sequential],
+        lrs: Sequence[float],
+        batch_size: int,
+        dtype: torch.dtype,
+    ) -> None:
+        layer_lists = [_linears(net) for net in nets]
+        depths = {len(layers) for layers in layer_lists}
+        if len(depths) != 1:
+            raise ValueError("all networks trained together must have the same depth")
+        self.n_nets = len(nets)
+        self.n_layers = depths.pop()
+        self.widths = [layers[0].out_features for layers in layer_lists]
+        # offsets[l][m]: first column of network m in the output of layer l (constant unit last)
+        sizes = [[w + 1 for w in self.widths]] * (self.n_layers - 1) + [[1] * self.n_nets]
+        in_sizes = [[2] * self.n_nets] + sizes[:-1]  # the input [x, 1] is shared by all networks
+        self.weights: list[torch.Tensor] = []
+        self.rates: list[torch.Tensor] = []
+        self.blocks: list[list[tuple[slice, slice]]] = []
+        for li in range(self.n_layers):
+            rows = 2 if li == 0 else sum(in_sizes[li])
+            cols = sum(sizes[li])
+            weight = torch.zeros(rows, cols, dtype=dtype)
+            rate = torch.zeros(rows, cols, dtype=dtype)
+            blocks = []
+            r0 = c0 = 0
+            for m, layers in enumerate(layer_lists):
+                n_in, n_out = in_sizes[li][m], sizes[li][m]
+                rs = slice(r0, r0 + n_in)
+                lin = layers[li]
+                last = li == self.n_layers - 1
+                real = slice(c0, c0 + (n_out if last else n_out - 1))
+                with torch.no_grad():
+                    # rows: the previous layer's units, then its constant unit (the bias row)
+                    weight[r0 : r0 + n_in - 1, real] = lin.weight.detach().T.to(dtype)
+                    weight[r0 + n_in - 1, real] = lin.bias.detach().to(dtype)
+                    if not last:
+                        weight[r0 + n_in - 1, c0 + n_out - 1] = 1.0  # the constant unit
+                rate[r0 : r0 + n_in, real] = -float(lrs[m]) * 2.0 / batch_size
+                blocks.append((rs, real))
+                r0, c0 = (0 if li == 0 else r0 + n_in), c0 + n_out
+            self.weights.append(weight)
+            self.rates.append(rate)
+            self.blocks.append(blocks)
+
+    def unpack(self, weights: Sequence[torch.Tensor], m: int) -> list[torch.Tensor]:
+        """Network ``m``'s parameters (``nn.Linear`` layout) from wide weights of shape
+        (..., rows, cols)."""
+        out = []
+        for li, w in enumerate(weights):
+            rs, cs = self.blocks[li][m]
+            block = w[..., rs, cs]
+            out.append(block[..., :-1, :].transpose(-1, -2).contiguous())
+            out.append(block[..., -1, :].contiguous())
+        return out
+
+    def step_function(self) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None]:
+        """One SGD step, in place, on a minibatch given as ``(xa, xa.T, y)`` of shapes (B, 2),
+        (2, B) and (B, 1).
+
+        ``F.linear(d, w)`` computes ``d @ w.T`` without creating a transposed view, and the
+        transposed input comes pre-computed: every avoidable dispatch counts at this size.
+        """
+        mm, relu, tb, lin = torch.mm, torch.relu, torch.ops.aten.threshold_backward, F.linear
+        weights, rates = self.weights, self.rates
+        if self.n_layers == 2:
+            w1, w2 = weights
+            r1, r2 = rates
+
+            def step(xa: torch.Tensor, xat: torch.Tensor, y: torch.Tensor) -> None:
+                h = relu(mm(xa, w1))
+                r = mm(h, w2).sub_(y)
+                g2 = mm(h.t(), r)
+                g1 = mm(xat, tb(lin(r, w2), h, 0))
+                w2.addcmul_(g2, r2)
+                w1.addcmul_(g1, r1)
+
+            return step
+        if self.n_layers == 3:
+            w1, w2, w3 = weights
+            r1, r2, r3 = rates
+
+            def step(xa: torch.Tensor, xat: torch.Tensor, y: torch.Tensor) -> None:
+                h1 = relu(mm(xa, w1))
+                h2 = relu(mm(h1, w2))
+                r = mm(h2, w3).sub_(y)
+                g3 = mm(h2.t(), r)
+                d2 = tb(lin(r, w3), h2, 0)
+                g2 = mm(h1.t(), d2)
+                g1 = mm(xat, tb(lin(d2, w2), h1, 0))
+                w3.addcmul_(g3, r3)
+                w2.addcmul_(g2, r2)
+                w1.addcmul_(g1, r1)
+
+            return step
+
+        def step(xa: torch.Tensor, xat: torch.Tensor, y: torch.Tensor) -> None:  # any depth
+            hs = [xa]
+            for w in weights[:-1]:
+                hs.append(relu(mm(hs[-1], w)))
+            d = mm(hs[-1], weights[-1]).sub_(y)
+            for li in range(len(weights) - 1, -1, -1):
+                g = mm(xat if li == 0 else hs[li].t(), d)
+                if li > 0:
+                    d = tb(lin(d, weights[li]), hs[li], 0)
+                weights[li].addcmul_(g, rates[li])
+
+        return step
+
+
+class _FrozenFeatures:
+    """Networks trained on their output layer only: linear regression on fixed hidden features.
+
+    The hidden layers of these networks never change, so their last hidden activations at the
+    training points are computed once; a training step is then three matrix operations for all of
+    them together (block-diagonal output weights, a column of ones per network for the biases).
+    """
+
+    def __init__(
+        self, nets: Sequence[nn.Sequential], lrs: Sequence[float], x: torch.Tensor,
+        batch_size: int, dtype: torch.dtype,
+    ) -> None:
+        self.nets = list(nets)
+        feats, self.blocks = [], []
+        rows = sum(_linears(net)[-1].in_features + 1 for net in nets)
+        self.weight = torch.zeros(rows, len(nets), dtype=dtype)
+        self.rate = torch.zeros(rows, len(nets), dtype=dtype)
+        r0 = 0
+        with torch.no_grad():
+            for m, net in enumerate(nets):
+                out = _linears(net)[-1]
+                feats.append(net[:-1](x))
+                feats.append(torch.ones(x.shape[0], 1))
+                rs = slice(r0, r0 + out.in_features + 1)
+                self.weight[r0 : r0 + out.in_features, m] = out.weight.detach()[0].to(dtype)
+                self.weight[r0 + out.in_features, m] = out.bias.detach()[0].to(dtype)
+                self.rate[rs, m] = -float(lrs[m]) * 2.0 / batch_size
+                self.blocks.append(rs)
+                r0 += out.in_features + 1
+        self.features = torch.cat(feats, dim=1).to(dtype)  # (n, rows)
+
+    def step_function(self) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None]:
+        """One SGD step, in place, on minibatch features ``(f, f.T, y)``."""
+        mm, w, rate = torch.mm, self.weight, self.rate
+
+        def step(f: torch.Tensor, ft: torch.Tensor, y: torch.Tensor) -> None:
+            w.addcmul_(mm(ft, mm(f, w).sub_(y)), rate)
+
+        return step
+
+    def unpack(self, weight: torch.Tensor, m: int) -> list[torch.Tensor]:
+        """Network ``m``'s parameters, shape (n_snapshots, *shape), from output-weight snapshots."""
+        n_snap = weight.shape[0]
+        net = self.nets[m]
+        params = [
+            p.detach().to(weight.dtype).expand(n_snap, *p.shape).clone()
+            for p in list(net.parameters())[:-2]
+        ]
+        block = weight[:, self.blocks[m], m]
+        return params + [block[:, None, :-1].contiguous(), block[:, -1:].contiguous()]
+
+
+def train_relu_nets(
+    nets: Sequence[nn.Sequential],
+    data: ReluData,
+    *,
+    lrs: float | Sequence[float] = 0.02,
+    output_only: bool | Sequence[bool] = False,
+    n_steps: int = 150_000,
+    batch_size: int | None = None,
+    snapshot_every: int = 1000,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float32,
+) -> list[History]:
+    """Train several ReLU networks of the same depth with minibatch SGD, all at once.
+
+    Every network sees the same sequence of minibatches. The networks trained on all layers are
+    packed into one wide network with block-diagonal weights (see :class:`_WideNet`) and those
+    trained on the output layer only into one linear model on their fixed hidden features, so that
+    a step costs about a dozen small tensor operations whatever the number of networks. The
+    minibatches are drawn and gathered ``snapshot_every`` steps at a time, and a snapshot is a copy
+    into a pre-allocated tensor. The result is the same as training each network separately with
+    ``torch.optim.SGD`` on the mean squared error (:func:`train_one_net`), up to rounding.
+
+    Parameters
+    ----------
+    nets : sequence of nn.Sequential
+        Networks from :func:`make_relu_net` (not modified), all of the same depth.
+    data : ReluData
+    lrs : float or sequence of float
+        Learning rate of each network.
+    output_only : bool or sequence of bool
+        Train only the output layer of a network (its hidden layers stay at initialisation).
+    n_steps : int
+    batch_size : int, optional
+        Minibatch size; one fifth of the training set by default.
+    snapshot_every : int
+        Keep the parameters every this many steps (and at step 0).
+    seed : int
+        Seed of the minibatch draws.
+    dtype : torch.dtype
+        float32 (default) or float64.
+
+    Returns
+    -------
+    list of History
+        One per network, in the order of ``nets``; each records the wall-clock ``seconds`` of the
+        whole batched run.
+    """
+    import time
+
+    n_nets = len(nets)
+    lrs = [float(lrs)] * n_nets if isinstance(lrs, (int, float)) else [float(v) for v in lrs]
+    if isinstance(output_only, bool):
+        output_only = [output_only] * n_nets
+    output_only = [bool(v) for v in output_only]
+    if len(lrs) != n_nets or len(output_only) != n_nets:
+        raise ValueError("give one learning rate and one output_only flag per network")
+    n = data.x_train.shape[0]
+    batch_size = batch_size or n // 5
+    start = time.perf_counter()
+    with one_torch_thread():
+        return _train_packed(nets, data, lrs, output_only, n_steps, batch_size, snapshot_every,
+                             seed, dtype, start)
+
+
+def _train_packed(
+    nets: Sequence[nn.Sequential], data: ReluData, lrs: list[float], output_only: list[bool],
+    n_steps: int, batch_size: int, snapshot_every: int, seed: int, dtype: torch.dtype,
+    start: float,
+) -> list[History]:
+    """The body of :func:`train_relu_nets` (run with one torch thread)."""
+    import time
+
+    n_nets, n = len(nets), data.x_train.shape[0]
+    full = [m for m in range(n_nets) if not output_only[m]]
+    frozen = [m for m in range(n_nets) if output_only[m]]
+    steps_fns, gathers, weights = [], [], []
+    y_all = data.y_train.reshape(-1, 1).to(dtype)
+    wide = lin = None
+    if full:
+        wide = _WideNet([nets[m] for m in full], [lrs[m] for m in full], batch_size, dtype)
+        steps_fns.append(wide.step_function())
+        gathers.append(torch.cat([data.x_train, torch.ones(n, 1)], dim=1).to(dtype))
+        weights.extend(wide.weights)
+    if frozen:
+        lin = _FrozenFeatures(
+            [nets[m] for m in frozen], [lrs[m] for m in frozen], data.x_train, batch_size, dtype
+        )
+        steps_fns.append(lin.step_function())
+        gathers.append(lin.features)
+        weights.append(lin.weight)
+    n_snap = n_steps // snapshot_every + 1
+    snaps = [torch.empty((n_snap, *w.shape), dtype=dtype) for w in weights]
+    for s, w in zip(snaps, weights, strict=True):
+        s[0].copy_(w)
+    generator = torch.Generator().manual_seed(seed)
+    done, k = 0, 1
+    with torch.no_grad():
+        while done < n_steps:
+            chunk = min(snapshot_every, n_steps - done)
+            idx = minibatch_indices(n, batch_size, chunk, generator)
+            ys = y_all[idx].unbind(0)  # chunk views of shape (B, 1)
+            for step, source in zip(steps_fns, gathers, strict=True):
+                inputs = source[idx]  # (chunk, B, k), and its transpose (chunk, k, B)
+                transposed = inputs.transpose(1, 2).contiguous()
+                for args in zip(inputs.unbind(0), transposed.unbind(0), ys, strict=True):
+                    step(*args)
+            done += chunk
+            if chunk == snapshot_every:
+                for s, w in zip(snaps, weights, strict=True):
+                    s[k].copy_(w)
+                k += 1
+    seconds = time.perf_counter() - start
+    steps = np.arange(k) * snapshot_every
+    params_of: dict[int, list[torch.Tensor]] = {}
+    if wide is not None:
+        wide_snaps = [s[:k] for s in snaps[: len(wide.weights)]]
+        for j, m in enumerate(full):
+            params_of[m] = wide.unpack(wide_snaps, j)
+    if lin is not None:
+        for j, m in enumerate(frozen):
+            params_of[m] = lin.unpack(snaps[-1][:k], j)
+    histories = []
+    for m in range(n_nets):
+        params = [p.float() for p in params_of[m]]
+        histories.append(
+            History(
+                steps=steps,
+                params=params,
+                train_error=_errors(params, data.x_train, data.y_train),
+                test_error=_errors(params, data.x_test, data.y_test),
+                width=_linears(nets[m])[0].out_features,
+                depth=len(_linears(nets[m])) - 1,
+                lr=lrs[m],
+                output_only=output_only[m],
+                seconds=seconds,
+            )
+        )
+    return histories
+
+
+def final_parameters(
+    nets: Sequence[nn.Sequential],
+    data: ReluData,
+    **settings,
+) -> list[list[torch.Tensor]]:
+    """Parameters of each network after :func:`train_relu_nets` (same keyword arguments)."""
+    return [[p[-1] for p in h.params] for h in train_relu_nets(nets, data, **settings)]
+
+
+def train_one_net(
+    net: nn.Sequential,
+    data: ReluData,
+    *,
+    lr: float = 0.02,
+    output_only: bool = False,
+    n_steps: int = 150_000,
+    batch_size: int | None = None,
+    snapshot_every: int = 1000,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float32,
+) -> list[torch.Tensor]:
+    """The straightforward loop: one network, ``torch.optim.SGD``, autograd, one step at a time.
+
+    Uses exactly the minibatches of :func:`train_relu_nets` with the same ``seed``; kept as the
+    reference that the batched trainer is tested and benchmarked against. Snapshots are deep copies
+    of the state every ``snapshot_every`` steps, as a plain training loop would take them.
+
+    Returns
+    -------
+    list of torch.Tensor
+        The trained parameters (``net`` itself is trained in place).
+    """
+    import copy
+
+    net.to(dtype)
+    n = data.x_train.shape[0]
+    batch_size = batch_size or n // 5
+    x_all = data.x_train.to(dtype)
+    y_all = data.y_train.reshape(-1, 1).to(dtype)
+    layers = _linears(net)
+    params = list(layers[-1].parameters()) if output_only else list(net.parameters())
+    optimizer = torch.optim.SGD(params, lr=lr)
+    loss_fn = nn.MSELoss()
+    generator = torch.Generator().manual_seed(seed)
+    snapshots = [copy.deepcopy(net.state_dict())]
+    done = 0
+    while done < n_steps:
+        chunk = min(snapshot_every, n_steps - done)
+        idx = minibatch_indices(n, batch_size, chunk, generator)
+        for t in range(chunk):
+            batch = idx[t]
+            loss = loss_fn(net(x_all[batch]), y_all[batch])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        done += chunk
+        snapshots.append(copy.deepcopy(net.state_dict()))
+    return [p.detach().clone() for p in net.parameters()]
+
+
+# ---------------------------------------------------------------------------- gradient features
+
+
+def gradient_features(net: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Derivative of the scalar output ``y(x)`` with respect to every parameter, at every point.
+
+    Computed with ``torch.func``: the gradient of the output at one point, vectorised over the
+    points with ``vmap`` (no Python loop over points or parameters).
+
+    Parameters
+    ----------
+    net : nn.Module
+        A network with one input and one output.
+    x : torch.Tensor of shape (n, 1)
+
+    Returns
+    -------
+    dict
+        ``name -> tensor of shape (n, *parameter.shape)`` for every named parameter.
+    """
+    from torch.func import functional_call, grad, vmap
+
+    params = {name: p.detach() for name, p in net.named_parameters()}
+
+    def output(p: dict[str, torch.Tensor], point: torch.Tensor) -> torch.Tensor:
+        return functional_call(net, p, (point.unsqueeze(0),)).squeeze()
+
+    return vmap(grad(output), in_dims=(None, 0))(params, x.detach())
+
+
+def first_layer_gradients(net: nn.Sequential, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-point derivatives of ``y(x)`` w.r.t. the first layer's weights and biases.
+
+    Returns
+    -------
+    grad_w, grad_b : torch.Tensor of shape (n, width)
+    """
+    grads = list(gradient_features(net, x).values())
+    return grads[0].reshape(x.shape[0], -1), grads[1]
+
+
+def feature_matrix(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The linearised feature matrix: one row per point, one column per parameter.
+
+    Columns follow ``net.parameters()``, each parameter flattened in row-major order.
+
+    Returns
+    -------
+    torch.Tensor of shape (n, d)
+    """
+    grads = gradient_features(net, x)
+    return torch.cat([g.reshape(x.shape[0], -1) for g in grads.values()], dim=1)
+
+
+def principal_features(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Singular values and principal features ``U diag(s)`` of a feature matrix.
+
+    Parameters
+    ----------
+    features : torch.Tensor of shape (n, d)
+
+    Returns
+    -------
+    s : torch.Tensor of shape (r,)
+        Singular values in decreasing order, ``r = min(n, d)``.
+    principal : torch.Tensor of shape (n, r)
+        Column ``k`` is the k-th principal feature evaluated at the n points.
+    """
+    u, s, _ = torch.linalg.svd(features, full_matrices=False)
+    return s, u * s
+
+
+# ---------------------------------------------------------------------------------------- figures
+
+
+def plot_relu_data(data: ReluData, ax: plt.Axes | None = None) -> plt.Axes:
+    """Training points and the noiseless target."""
+    ax = ax or plt.subplots(figsize=(7, 4))[1]
+    ax.scatter(data.x_train[:, 0], data.y_train, s=14, c="darkorange", label="training data")
+    ax.plot(data.x_test[:, 0], data.y_test, "--", c="royalblue", label="target")
+    ax.set(xlim=(0, 1), ylim=(-2.5, 2.5), xlabel="x", ylabel="y")
+    ax.legend(loc="upper right")
+    return ax
+
+
+def plot_network_function(
+    net: nn.Sequential, data: ReluData, ax: plt.Axes | None = None, title: str = ""
+) -> plt.Axes:
+    """The data, the network's function and the positions of its first-layer elbows."""
+    ax = plot_relu_data(data, ax)
+    with torch.no_grad():
+        pred = net(data.x_test)[:, 0]
+    ax.plot(data.x_test[:, 0], pred, c="forestgreen", lw=2, label="network")
+    e = elbows(net).numpy()
+    inside = (e >= 0) & (e <= 1)
+    ax.scatter(e[inside], np.zeros(inside.sum()), marker="|", s=120, c="grey", label="elbows")
+    ax.legend(loc="upper right", fontsize=8)
+    ax.set_title(title)
+    return ax
+
+
+def plot_errors(histories: Sequence[History], title: str = "") -> None:
+    """Training and test MSE against SGD steps for several runs (log scale)."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for h in histories:
+        (line,) = ax.plot(h.steps / 1e3, h.test_error, label=f"{h.label}: test")
+        ax.plot(h.steps / 1e3, h.train_error, ":", c=line.get_color(), label=f"{h.label}: train")
+    ax.set(yscale="log", xlabel="SGD steps (thousands)", ylabel="MSE", title=title)
+    ax.legend(fontsize=7, ncol=2)
+    plt.show()
+
+
+def plot_gradient_features(
+    x: torch.Tensor, grads: torch.Tensor, ax: plt.Axes | None = None, title: str = ""
+) -> plt.Axes:
+    """Each column of ``grads`` (shape (n, k)) as a function of ``x`` (shape (n, 1))."""
+    ax = ax or plt.subplots(figsize=(5, 3.5))[1]
+    ax.plot(x[:, 0].numpy(), grads.detach().reshape(x.shape[0], -1).numpy(), lw=1)
+    ax.set(xlabel="x", title=title)
+    return ax
+
+
+def plot_first_layer_features(
+    x: torch.Tensor, before: nn.Sequential, after: nn.Sequential, width: int
+) -> None:
+    """∂y/∂w and ∂y/∂b of the first layer at initialisation and after training (2 × 2 panels)."""
+    fig, axes = plt.subplots(2, 2, figsize=(10, 6), sharex=True)
+    for col, (net, when) in enumerate([(before, "at initialisation"), (after, "after training")]):
+        gw, gb = first_layer_gradients(net, x)
+        plot_gradient_features(x, gw, axes[0, col], f"∂y/∂w₁ ({when})")
+        plot_gradient_features(x, gb, axes[1, col], f"∂y/∂b₁ ({when})")
+    fig.suptitle(f"First-layer gradient features, width {width}")
+    fig.tight_layout()
+    plt.show()
+
+
+def plot_second_layer_features(
+    x: torch.Tensor, before: nn.Sequential, after: nn.Sequential, width: int
+) -> None:
+    """∂y/∂b of the second hidden layer at initialisation and after training (1 × 2 panels)."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.3), sharex=True)
+    for ax, (net, when) in zip(axes, [(before, "at initialisation"), (after, "after training")],
+                               strict=True):
+        grads = list(gradient_features(net, x).values())
+        plot_gradient_features(x, grads[3], ax, f"∂y/∂b₂ ({when})")
+    fig.suptitle(f"Second-layer bias features, width {width}")
+    fig.tight_layout()
+    plt.show()
+
+
+def plot_svd(x: torch.Tensor, nets: dict[str, nn.Module], n_features: int = 6) -> None:
+    """Singular values (log scale) and the leading principal features of each network's features."""
+    fig, axes = plt.subplots(1 + len(nets), 1, figsize=(8, 2.6 * (1 + len(nets))))
+    for i, (label, net) in enumerate(nets.items()):
+        s, principal = principal_features(feature_matrix(net, x))
+        axes[0].semilogy(np.arange(1, len(s) + 1), s.numpy(), "o-", ms=3, label=label)
+        axes[i + 1].plot(x[:, 0].numpy(), principal[:, :n_features].numpy())
+        axes[i + 1].set(title=f"{label}: first {n_features} principal features", xlabel="x")
+    axes[0].set(xlabel="index k", ylabel="singular value", title="Singular values")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    plt.show()
+
+
+def snapshot_slider(histories: Sequence[History], data: ReluData, default: int = -1) -> None:
+    """A slider over the snapshots: each run's function, elbows and errors at that step.
+
+    On the site (:func:`dlnn_helpers.course.static_figures`) it draws the snapshot ``default``
+    (the last one) without a widget.
+    """
+    steps = histories[0].steps
+
+    def draw(step: int) -> None:
+        index = int(np.searchsorted(steps, step))
+        fig, axes = plt.subplots(1, len(histories), figsize=(4.2 * len(histories), 3.6))
+        for ax, h in zip(np.atleast_1d(axes), histories, strict=True):
+            title = (
+                f"{h.label}\nstep {steps[index]:,}: train {h.train_error[index]:.3f}, "
+                f"test {h.test_error[index]:.3f}"
+            )
+            plot_network_function(h.net_at(index), data, ax, title)
+            ax.title.set_fontsize(9)
+        fig.tight_layout()
+        plt.show()
+
+    if static_figures():
+        draw(int(steps[default]))
+        return
+    import ipywidgets as widgets
+    from IPython.display import display
+
+    slider = widgets.SelectionSlider(
+        options=[int(s) for s in steps], value=int(steps[default]), description="SGD step",
+        continuous_update=False, layout=widgets.Layout(width="90%"),
+    )
+    output = widgets.interactive_output(draw, {"step": slider})
+    display(slider, output)

@@ -1,0 +1,90 @@
+"""T5 helpers: activations and their derivatives, backprop by hand, the housing data, the regression
+MLP and its baseline, and the double-descent demonstration."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from dlnn_helpers import backprop as bp
+from dlnn_helpers import mlp_regression as mr
+from dlnn_helpers.activations import ACTIVATIONS
+from dlnn_helpers.regression_data import make_housing_data, make_housing_raw
+
+
+@pytest.mark.parametrize("name", list(ACTIVATIONS))
+def test_activation_derivatives_match_autograd(name):
+    act = ACTIVATIONS[name]
+    x = torch.linspace(-4, 4, 161, dtype=torch.float64)
+    x = x[x.abs() > 1e-3].requires_grad_(True)
+    (grad,) = torch.autograd.grad(act.function(x).sum(), x)
+    assert torch.allclose(act.derivative(x.detach()), grad, atol=1e-10)
+
+
+def test_activations_agree_with_torch():
+    x = torch.randn(100, dtype=torch.float64)
+    assert torch.allclose(ACTIVATIONS["gelu"].function(x), nn.functional.gelu(x))
+    assert torch.allclose(ACTIVATIONS["silu"].function(x), nn.functional.silu(x))
+    assert torch.allclose(ACTIVATIONS["leaky_relu"].function(x), nn.functional.leaky_relu(x, 0.1))
+
+
+@pytest.mark.parametrize("batch", [1, 7])
+def test_backprop_by_hand_matches_autograd(batch):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 5), nn.ReLU(), nn.Linear(5, 4), nn.ReLU(), nn.Linear(4, 2))
+    x, target = torch.randn(batch, 3), torch.randn(batch, 2)
+    loss, grads = bp.mlp_gradients_by_hand(model, x, target)
+    assert torch.isclose(loss, nn.functional.mse_loss(model(x), target))
+    assert max(bp.compare_with_autograd(model, x, target).values()) < 1e-6
+    assert [g.shape for g in grads] == [p.shape for p in model.parameters()]
+
+
+def test_housing_data_is_reproducible_standardised_and_private():
+    state = torch.random.get_rng_state()
+    np_state = np.random.get_state()[1].copy()
+    data = make_housing_data(random_state=3)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert np.array_equal(np.random.get_state()[1], np_state)
+    again = make_housing_data(random_state=3)
+    assert torch.equal(data.x_train, again.x_train) and torch.equal(data.y_test, again.y_test)
+    assert data.x_train.shape == (405, 2) and data.x_test.shape == (101, 2)
+    assert torch.allclose(data.x_train.mean(0), torch.zeros(2), atol=1e-5)
+    assert torch.allclose(data.x_train.std(0, unbiased=False), torch.ones(2), atol=1e-4)
+    x, y = make_housing_raw(506, random_state=3)
+    assert np.corrcoef(x[:, 0], x[:, 1])[0, 1] < -0.3  # more rooms, fewer low-income households
+    assert 5.0 <= y.min() and y.max() <= 50.0
+
+
+def test_mlp_beats_the_linear_baseline_and_xavier_zeroes_biases():
+    data = make_housing_data(random_state=0)
+    linear_train, linear_test = mr.linear_baseline(data)
+    coef = np.linalg.lstsq(np.c_[data.x_train.numpy(), np.ones(405)], data.y_train.numpy(),
+                           rcond=None)[0]
+    pred = np.c_[data.x_test.numpy(), np.ones(101)] @ coef
+    assert np.isclose(linear_test, np.mean((pred - data.y_test.numpy()) ** 2), rtol=1e-4)
+    run = mr.train_regression_mlp(data, n_epochs=300, seed=0, init=mr.xavier_init_)
+    assert run.test_mse < 0.8 * linear_test
+    assert run.epoch_losses[-1] < run.epoch_losses[0] / 5
+    model = mr.xavier_init_(mr.RegressionMLP())
+    assert all(torch.all(m.bias == 0) for m in model.modules() if isinstance(m, nn.Linear))
+
+
+def test_training_is_reproducible_from_its_seed():
+    data = make_housing_data(random_state=0)
+    a = mr.train_regression_mlp(data, n_epochs=5, seed=4)
+    b = mr.train_regression_mlp(data, n_epochs=5, seed=4)
+    assert np.array_equal(a.epoch_losses, b.epoch_losses)
+
+
+def test_double_descent_peaks_at_the_interpolation_threshold():
+    result = mr.double_descent(n_repeats=8, random_state=1)
+    peak = result.n_features[np.argmax(result.test_mse)]
+    assert abs(peak - result.n_train) <= 4
+    assert result.test_mse.max() > 10 * result.test_mse[0]
+    assert result.test_mse.max() > 10 * result.test_mse[-1]
+    beyond = result.n_features > result.n_train + 6
+    assert np.all(result.train_mse[beyond] < 1e-6)
+    again = mr.double_descent(n_repeats=8, random_state=1)
+    assert np.array_equal(result.test_mse, again.test_mse)

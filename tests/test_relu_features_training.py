@@ -1,0 +1,135 @@
+"""T6 helpers: data, elbow initialisation, batched training (same result as separate training),
+snapshots, gradient features and the snapshot slider."""
+
+from __future__ import annotations
+
+import copy
+
+import matplotlib
+import numpy as np
+import pytest
+import torch
+
+from dlnn_helpers import relu_features as rf
+
+matplotlib.use("Agg")
+
+
+@pytest.fixture(scope="module")
+def data():
+    return rf.make_relu_data()
+
+
+def _nets(depth, widths=(3, 5, 8), seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    return [rf.make_relu_net(w, depth, generator=generator) for w in widths]
+
+
+def test_target_is_piecewise_linear_between_tenths():
+    k = np.arange(11)
+    assert np.allclose(rf.target_function(k / 10), np.sin(12345 * k), atol=1e-9)
+    mid = rf.target_function(np.array([0.35]))[0]
+    assert np.isclose(mid, 0.5 * (np.sin(12345 * 3) + np.sin(12345 * 4)))
+
+
+def test_data_is_reproducible_and_leaves_the_global_rng_alone(data):
+    state = torch.random.get_rng_state()
+    np_state = np.random.get_state()[1].copy()
+    again = rf.make_relu_data()
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert np.array_equal(np.random.get_state()[1], np_state)
+    assert torch.equal(again.x_train, data.x_train) and torch.equal(again.y_train, data.y_train)
+    assert data.x_train.shape == (200, 1) and data.x_test.shape == (1200, 1)
+    assert torch.all(data.x_train[1:] >= data.x_train[:-1])
+    noise = data.y_train.numpy() - rf.target_function(data.x_train.numpy())
+    assert 0.07 < noise.std() < 0.13
+    assert not torch.equal(rf.make_relu_data(random_state=2).y_train, data.y_train)
+
+
+@pytest.mark.parametrize("depth", [1, 2])
+def test_elbows_start_sorted_inside_the_unit_interval(depth):
+    net = rf.make_relu_net(40, depth, generator=torch.Generator().manual_seed(3))
+    e = rf.elbows(net)
+    assert torch.all((e >= 0) & (e <= 1)) and torch.all(e[1:] >= e[:-1])
+    assert len([m for m in net if isinstance(m, torch.nn.Linear)]) == depth + 1
+
+
+def test_minibatches_are_subsets_without_repeats():
+    idx = rf.minibatch_indices(200, 40, 50, torch.Generator().manual_seed(0))
+    assert idx.shape == (50, 40)
+    assert all(len(set(row.tolist())) == 40 for row in idx)
+    assert idx.min() >= 0 and idx.max() < 200
+    assert not torch.equal(idx[0].sort().values, idx[1].sort().values)
+
+
+@pytest.mark.parametrize("depth", [1, 2])
+def test_batched_training_equals_separate_training(data, depth):
+    nets = _nets(depth)
+    runs = nets + nets
+    lrs = [0.02, 0.02, 0.02, 0.2, 0.2, 0.2]
+    only = [False] * 3 + [True] * 3
+    histories = rf.train_relu_nets(runs, data, lrs=lrs, output_only=only, n_steps=300,
+                                   snapshot_every=100, seed=5, dtype=torch.float64)
+    for net, lr, flag, history in zip(runs, lrs, only, histories, strict=True):
+        separate = rf.train_one_net(copy.deepcopy(net), data, lr=lr, output_only=flag, n_steps=300,
+                                    snapshot_every=100, seed=5, dtype=torch.float64)
+        for batched, alone, start in zip(history.params, separate, net.parameters(), strict=True):
+            assert batched.shape[1:] == alone.shape
+            assert torch.allclose(batched[-1].double(), alone, rtol=1e-5, atol=1e-6)
+            assert torch.equal(batched[0], start.detach().float())
+        moved = [not torch.allclose(h[-1], h[0]) for h in history.params]
+        assert moved == ([not flag] * (2 * depth) + [True, True])
+
+
+def test_the_original_networks_are_not_modified(data):
+    nets = _nets(1)
+    before = [copy.deepcopy(n.state_dict()) for n in nets]
+    rf.train_relu_nets(nets, data, n_steps=50, snapshot_every=10)
+    for net, state in zip(nets, before, strict=True):
+        for key, value in net.state_dict().items():
+            assert torch.equal(value, state[key])
+
+
+def test_snapshots_and_errors(data):
+    nets = _nets(1, widths=(20,))
+    (history,) = rf.train_relu_nets(nets, data, n_steps=2500, snapshot_every=500, seed=1)
+    assert list(history.steps) == [0, 500, 1000, 1500, 2000, 2500]
+    assert history.params[0].shape == (6, 20, 1)
+    net = history.net_at(-1)
+    with torch.no_grad():
+        test = torch.mean((net(data.x_test)[:, 0] - data.y_test) ** 2).item()
+    assert np.isclose(history.test_error[-1], test, rtol=1e-4)
+    assert history.train_error[-1] < history.train_error[0]
+    assert history.label == "width 20, all layers" and history.seconds > 0
+
+
+def test_gradient_features_match_a_loop_and_svd_reconstructs():
+    net = rf.make_relu_net(6, 2, generator=torch.Generator().manual_seed(4))
+    x = torch.rand(15, 1, generator=torch.Generator().manual_seed(5))
+    features = rf.feature_matrix(net, x)
+    rows = []
+    for k in range(len(x)):
+        net.zero_grad()
+        net(x[k : k + 1]).squeeze().backward()
+        rows.append(torch.cat([p.grad.reshape(-1) for p in net.parameters()]))
+    assert torch.allclose(features, torch.stack(rows), atol=1e-6)
+    gw, gb = rf.first_layer_gradients(net, x)
+    assert gw.shape == gb.shape == (15, 6)
+    s, principal = rf.principal_features(features)
+    assert torch.all(s[:-1] >= s[1:])
+    assert torch.allclose(principal @ principal.T, features @ features.T, atol=1e-4)
+
+
+def test_snapshot_slider_static_and_interactive(data, monkeypatch, capsys):
+    import matplotlib.pyplot as plt
+
+    (history,) = rf.train_relu_nets(_nets(1, widths=(4,)), data, n_steps=200, snapshot_every=100)
+    monkeypatch.setenv("DLNN_STATIC_WIDGETS", "1")
+    plt.close("all")
+    monkeypatch.setattr(plt, "show", lambda: None)
+    rf.snapshot_slider([history], data)
+    assert len(plt.get_fignums()) == 1
+    assert "step 200" in plt.gcf().axes[0].get_title()
+    monkeypatch.setenv("DLNN_STATIC_WIDGETS", "0")
+    rf.snapshot_slider([history], data)
+    assert capsys.readouterr().err == ""
