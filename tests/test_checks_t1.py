@@ -311,7 +311,7 @@ def test_unimplemented_exercise_says_not_implemented(check, capsys):
 
     with pytest.raises(NotImplementedYet, match="not implemented yet"):
         check(stub)
-    assert self_check(check, stub) is False
+    assert not self_check(check, stub)
     assert "not implemented yet" in capsys.readouterr().out
 
 
@@ -323,7 +323,7 @@ def test_students_own_error_is_shown_not_hidden(capsys):
         check_net_svd(buggy)
     assert isinstance(info.value.__cause__, RuntimeError)  # chained: the traceback stays visible
     assert "ex_net_svd raised RuntimeError" in str(info.value)
-    assert self_check(check_net_svd, buggy) is False
+    assert not self_check(check_net_svd, buggy)
     out = capsys.readouterr().out
     assert "The error raised by your code" in out and "Traceback" in out and "in buggy" in out
 
@@ -331,7 +331,7 @@ def test_students_own_error_is_shown_not_hidden(capsys):
 @pytest.mark.parametrize(("check", "answer"), CORRECT[:1] + CORRECT[3:4] + CORRECT[7:8]
                          + CORRECT[10:11])
 def test_correct_answer_writes_nothing_to_stderr(check, answer, capfd):
-    assert self_check(check, answer) is True
+    assert self_check(check, answer)
     captured = capfd.readouterr()
     assert captured.err == ""
     assert "✅" in captured.out
@@ -408,3 +408,12 @@ def test_check_does_not_disturb_global_rng():
     torch.manual_seed(0)
     check_initializer(init_reference)
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_self_check_verdict_is_truthy_and_silent_in_ipython(capsys):
+    verdict = self_check(check_net_rsm, rsm_reference)
+    assert verdict and not self_check(check_net_rsm, rsm_gram)
+    from IPython.core.formatters import DisplayFormatter
+
+    data, _ = DisplayFormatter().format(verdict)
+    assert data == {}  # nothing is displayed after the printed verdict

@@ -701,7 +701,7 @@ def not_done(*args):
 def test_not_implemented_is_reported_as_such(check, answer, capsys):
     with pytest.raises(NotImplementedYet):
         check(answer)
-    assert self_check(check, answer) is False
+    assert not self_check(check, answer)
     assert "not implemented yet" in capsys.readouterr().out
 
 
@@ -716,7 +716,7 @@ def test_not_implemented_is_reported_as_such(check, answer, capsys):
     ],
 )
 def test_correct_answers_pass_silently_on_stderr(check, answer, capsys):
-    assert self_check(check, answer) is True
+    assert self_check(check, answer)
     captured = capsys.readouterr()
     assert captured.out.startswith("✅")
     assert captured.err == ""
@@ -726,7 +726,7 @@ def test_the_students_error_stays_visible(capsys):
     def broken(grads):
         return grads.mean(dim=0), undefined_name  # noqa: F821
 
-    assert self_check(check_gradient_mean_rms, broken) is False
+    assert not self_check(check_gradient_mean_rms, broken)
     out = capsys.readouterr().out
     assert "NameError" in out and "undefined_name" in out and "Traceback" in out
 

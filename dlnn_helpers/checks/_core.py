@@ -194,7 +194,29 @@ def warning_note(caught: list[warnings.WarningMessage]) -> str:
     )
 
 
-def self_check(check: Callable[..., str], func: Callable[..., Any], **settings: Any) -> bool:
+class Verdict:
+    """The outcome of :func:`self_check`: true when the answer is correct.
+
+    It shows nothing when it is the last value of a notebook cell (the verdict is already printed),
+    so a self-check cell displays no stray ``True``.
+    """
+
+    __slots__ = ("passed",)
+
+    def __init__(self, passed: bool) -> None:
+        self.passed = bool(passed)
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def __repr__(self) -> str:
+        return f"Verdict(passed={self.passed})"
+
+    def _ipython_display_(self) -> None:
+        """Display nothing in IPython."""
+
+
+def self_check(check: Callable[..., str], func: Callable[..., Any], **settings: Any) -> Verdict:
     """Run a check for a notebook's self-check cell and print a verdict; never raises.
 
     Parameters
@@ -208,20 +230,20 @@ def self_check(check: Callable[..., str], func: Callable[..., Any], **settings: 
 
     Returns
     -------
-    bool
-        True when the answer is correct.
+    Verdict
+        True (in a boolean context) when the answer is correct.
     """
     try:
         summary = check(func, **settings)
     except NotImplementedYet as exc:
         print(f"⏳ {exc} Complete the exercise, then run this cell again.")
-        return False
+        return Verdict(False)
     except CheckFailure as exc:
         print(f"❌ {exc}")
         cause = exc.__cause__
         if cause is not None:
             print("\nThe error raised by your code:")
             print("".join(traceback.format_exception(type(cause), cause, cause.__traceback__)))
-        return False
+        return Verdict(False)
     print(f"✅ {summary}")
-    return True
+    return Verdict(True)
