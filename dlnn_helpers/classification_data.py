@@ -6,30 +6,29 @@ columns 0 … 5 from the top left.
 
 Tiny rule (:func:`tiny_rule`)
     Count the ones in the **2×2 block in the centre**, pixels (2, 2), (2, 3), (3, 2) and (3, 3);
-    add one more if the **top-left and bottom-right corners**, (0, 0) and (5, 5), are **both** on.
-    The label is 1 when the total is **odd**, 0 when it is even::
+    add one more if the **top-left, top-right and bottom-right corners**, (0, 0), (0, 5) and
+    (5, 5), are **all three** on.  The label is 1 when the total is **odd**, 0 when it is even::
 
-        A . . . . .
+        A . . . . A
         . . . . . .        X = centre pixels, counted one by one
-        . . X X . .        A = corners, counting 1 together when both are on
+        . . X X . .        A = corners, counting 1 together when all three are on
         . . X X . .
         . . . . . .
-        . . . . . A
+        B . . . . A        B = the corner that only the hard rule counts
 
 Hard rule (:func:`hard_rule`)
-    The tiny total plus the ones in the **two other corners**, (0, 5) and (5, 0); the label is 1 when
-    this total is odd.  In other words, the hard label is the tiny label XOR the parity of the other
-    two corners, so a network that has learned the tiny rule already computes most of what the hard
-    rule needs.
+    The tiny total plus the **bottom-left corner** (5, 0); the label is 1 when this total is odd.
+    In other words, the hard label is the tiny label XOR the bottom-left pixel, so a network that
+    has learned the tiny rule already computes almost everything the hard rule needs.
 
 Why these rules: a parity (XOR) of several pixels is uncorrelated with every single pixel and with
 every small group of pixels, so a learner that follows the gradient of low-order statistics (a plain
 sigmoid network trained with SGD on the squared error) sees almost no signal and stays at chance.
 A well-conditioned network can find the few relevant pixels and compute the rule exactly, reaching
 100 % on new grids, while a wide network can also simply memorise the 8,000 training grids, which
-does not generalise.  Learning the hard rule from scratch means finding a parity of eight pixels, a
-much harder search; starting from a network that already computes the tiny rule it is easy
-(transfer learning).
+does not generalise.  Learning the hard rule from scratch means finding a parity of five pixels
+(with the corner term on top), a much harder search; starting from a network that already computes
+the tiny rule it is easy (transfer learning).
 
 Both sets are balanced (as many 0s as 1s, in the training and in the validation part), the
 validation grids never occur in the training part, and generation takes a few milliseconds.
@@ -49,11 +48,11 @@ GRID = 6
 CENTRE: tuple[tuple[int, int], ...] = ((2, 2), (2, 3), (3, 2), (3, 3))
 """(row, column) of the centre pixels, each counted by both rules."""
 
-CORNER_PAIR: tuple[tuple[int, int], ...] = ((0, 0), (5, 5))
-"""The two corners that count 1 together when both are on (both rules)."""
+CORNERS: tuple[tuple[int, int], ...] = ((0, 0), (0, 5), (5, 5))
+"""The three corners that count 1 together when all are on (both rules)."""
 
-OTHER_CORNERS: tuple[tuple[int, int], ...] = ((0, 5), (5, 0))
-"""The corners that the hard rule also counts one by one."""
+HARD_EXTRA: tuple[tuple[int, int], ...] = ((5, 0),)
+"""The pixel that the hard rule also counts: the bottom-left corner."""
 
 TINY_SEED = 7150
 HARD_SEED = 7151
@@ -88,8 +87,8 @@ def _as_grids(grids: np.ndarray) -> np.ndarray:
 def _total(grids: np.ndarray, singles: tuple[tuple[int, int], ...]) -> np.ndarray:
     grids = _as_grids(grids)
     count = sum(grids[..., r, c] for r, c in singles)
-    (r0, c0), (r1, c1) = CORNER_PAIR
-    return count + grids[..., r0, c0] * grids[..., r1, c1]
+    all_on = np.prod([grids[..., r, c] for r, c in CORNERS], axis=0)
+    return count + all_on
 
 
 def tiny_rule(grids: np.ndarray) -> np.ndarray:
@@ -107,7 +106,7 @@ def tiny_rule(grids: np.ndarray) -> np.ndarray:
 
 
 def hard_rule(grids: np.ndarray) -> np.ndarray:
-    """Label of the hard task: the tiny label XOR the parity of the corners (0, 5) and (5, 0).
+    """Label of the hard task: the tiny label XOR the bottom-left pixel (5, 0).
 
     Parameters
     ----------
@@ -117,7 +116,7 @@ def hard_rule(grids: np.ndarray) -> np.ndarray:
     -------
     labels : np.ndarray of shape (...), int64 values 0 or 1
     """
-    return _total(grids, CENTRE + OTHER_CORNERS) % 2
+    return _total(grids, CENTRE + HARD_EXTRA) % 2
 
 
 def make_classification(

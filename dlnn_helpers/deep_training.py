@@ -289,6 +289,7 @@ def run_test(
     test_every: int = 10,
     patience: int | None = 500,
     min_improvement: float = 0.01,
+    min_loss_improvement: float = 1e-3,
     label: str = "",
     plot: bool = True,
     verbose: bool = True,
@@ -303,8 +304,9 @@ def run_test(
     * at 100 % validation accuracy (nothing left to learn);
     * when the validation accuracy has not risen above its best by ``min_improvement`` for
       ``patience`` epochs and either the training set is fitted (100 % training accuracy: the
-      network has nothing left to learn from it) or the training loss has not fallen by a fraction
-      ``min_improvement`` in those epochs (a run stuck on a plateau);
+      network has nothing left to learn from it) or the training loss has not fallen by even a
+      fraction ``min_loss_improvement`` (0.1 %) in those epochs (a network whose loss has stopped
+      moving: dead units or saturated, vanishing gradients);
     * after ``max_epochs`` epochs.
 
     While nbgrader autogrades (:func:`autograding`), at most :data:`AUTOGRADE_EPOCHS` epochs run.
@@ -325,7 +327,9 @@ def run_test(
     patience : int or None
         Epochs without progress before stopping; ``None`` trains to the end.
     min_improvement : float
-        What counts as progress (see above).
+        Rise of the validation accuracy that counts as progress (see above).
+    min_loss_improvement : float
+        Relative fall of the training loss that counts as progress (see above).
     label : str
         Name of the experiment, printed and stored.
     plot : bool
@@ -402,7 +406,7 @@ def run_test(
                     if train_acc == 1.0:
                         stop_reason = "training set fitted, validation accuracy flat"
                         break
-                    if losses[epoch - 1] > losses[epoch - patience] * (1.0 - min_improvement):
+                    if losses[epoch - 1] > losses[epoch - patience] * (1.0 - min_loss_improvement):
                         stop_reason = "no progress"
                         break
     finally:

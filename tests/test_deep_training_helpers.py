@@ -54,24 +54,24 @@ def test_rules_by_hand_on_examples():
     assert cd.tiny_rule(grid) == 0 and cd.hard_rule(grid) == 0
     grid[2, 3] = 1  # one centre pixel: odd
     assert cd.tiny_rule(grid) == 1 and cd.hard_rule(grid) == 1
-    grid[0, 0] = 1  # one corner of the pair alone does not count
+    grid[0, 0] = grid[5, 5] = 1  # two of the three corners do not count
     assert cd.tiny_rule(grid) == 1
-    grid[5, 5] = 1  # both corners of the pair: +1
-    assert cd.tiny_rule(grid) == 0
-    grid[0, 5] = 1  # the hard rule also counts the other corners
+    grid[0, 5] = 1  # all three corners on: +1
+    assert cd.tiny_rule(grid) == 0 and cd.hard_rule(grid) == 0
+    grid[5, 0] = 1  # the hard rule also counts the bottom-left corner
     assert cd.tiny_rule(grid) == 0 and cd.hard_rule(grid) == 1
     grid[4, 4] = 1  # an ignored pixel
     assert cd.tiny_rule(grid) == 0 and cd.hard_rule(grid) == 1
     assert cd.tiny_rule(grid.reshape(36)) == 0  # flat input works too
 
 
-def test_hard_is_tiny_xor_the_other_corners():
+def test_hard_is_tiny_xor_the_bottom_left_corner():
     grids = np.array(list(itertools.product([0, 1], repeat=9)))
     full = np.zeros((len(grids), 6, 6), dtype=int)
-    cells = [(2, 2), (2, 3), (3, 2), (3, 3), (0, 0), (5, 5), (0, 5), (5, 0), (1, 1)]
+    cells = [(2, 2), (2, 3), (3, 2), (3, 3), (0, 0), (0, 5), (5, 5), (5, 0), (1, 1)]
     for i, (r, c) in enumerate(cells):
         full[:, r, c] = grids[:, i]
-    assert np.array_equal(cd.hard_rule(full), cd.tiny_rule(full) ^ (full[:, 0, 5] ^ full[:, 5, 0]))
+    assert np.array_equal(cd.hard_rule(full), cd.tiny_rule(full) ^ full[:, 5, 0])
     # the tiny label is uncorrelated with every single pixel (a parity): no linear signal
     labels = cd.tiny_rule(full)
     for r, c in cells:
@@ -226,11 +226,11 @@ def test_results_table_and_flip_sensitivity(tiny, monkeypatch):
     sensitivity = dt.flip_sensitivity(net, tiny.val_data).reshape(6, 6)
     centre = sensitivity[2:4, 2:4]
     assert (centre > 0.98).all()  # every centre pixel is a parity term
-    for r, c in [(0, 0), (5, 5)]:
-        assert 0.35 < sensitivity[r, c] < 0.65  # matters only when the other corner is on
+    for r, c in [(0, 0), (0, 5), (5, 5)]:
+        assert 0.15 < sensitivity[r, c] < 0.35  # matters only when the other two corners are on
     rest = sensitivity.clone()
     rest[2:4, 2:4] = 0
-    rest[0, 0] = rest[5, 5] = 0
+    rest[0, 0] = rest[0, 5] = rest[5, 5] = 0
     assert rest.max() < 0.02
     fig = dt.plot_flip_sensitivity(sensitivity.reshape(-1), "t")
     assert fig.axes
