@@ -1,0 +1,1 @@
+"""Grading a class: sandboxed, parallel, monkeypatch-proof autograding on top of nbgrader."""

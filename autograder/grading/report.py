@@ -1,0 +1,147 @@
+"""``grades.csv`` and the instructor report (score distributions, problems, how it was graded)."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+from collections import Counter
+from pathlib import Path
+
+CSV_COLUMNS = ["student", "tutorial", "status", "score", "max_score", "manual_max", "file",
+               "exercises", "problem"]
+
+
+def write_grades(rows: list[dict], path: Path) -> None:
+    """One row per student and tutorial (and per unidentifiable file), sorted."""
+    with path.open("w", newline="", encoding="utf-8") as stream:
+        writer = csv.DictWriter(stream, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        for row in sorted(rows, key=lambda r: (r["student"], r["tutorial"], r["file"])):
+            writer.writerow({
+                **row,
+                "score": f"{row['score']:g}",
+                "max_score": f"{row['max_score']:g}",
+                "manual_max": f"{row['manual_max']:g}",
+                "exercises": ";".join(f"{k}={v:g}" for k, v in row["scores"].items()),
+                "problem": row["message"],
+            })
+
+
+def _figure(tutorial: str, rows: list[dict], maxima: dict[str, float]) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    names = list(maxima)
+    fig = Figure(figsize=(3.0 * (len(names) + 1), 2.8), layout="constrained")
+    axes = fig.subplots(1, len(names) + 1, squeeze=False)[0]
+    for ax, name in zip(axes, names, strict=False):
+        counts = Counter(r["scores"].get(name, 0.0) for r in rows)
+        values = sorted(set(counts) | {0.0, maxima[name]})
+        ax.bar([f"{v:g}" for v in values], [counts.get(v, 0) for v in values], color="#4c72b0")
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("points")
+        ax.set_ylabel("submissions")
+    totals = [r["score"] for r in rows]
+    axes[-1].hist(totals, bins=max(1, int(sum(maxima.values())) + 1),
+                  range=(-0.5, sum(maxima.values()) + 0.5), color="#dd8452")
+    axes[-1].set_title("total (autograded)", fontsize=9)
+    axes[-1].set_xlabel("points")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80)
+    encoded = base64.b64encode(buffer.getvalue()).decode()
+    alt = f"score distribution of {html.escape(tutorial)}"
+    return f"<img alt='{alt}' src='data:image/png;base64,{encoded}'>"
+
+
+def write_report(path: Path, rows: list[dict], maxima: dict[str, dict[str, float]],
+                 replaced: list[tuple[str, str]], run: dict) -> None:
+    """The instructor report (one HTML file with its figures embedded).
+
+    Parameters
+    ----------
+    path : Path
+        Where to write it.
+    rows : list of dict
+        Every row of ``grades.csv`` (with ``scores``, ``notes`` and ``message``).
+    maxima : dict
+        Tutorial -> graded test -> points.
+    replaced : list of (file, replaced by)
+        Earlier submissions that a resubmission replaced.
+    run : dict
+        Facts about the run (``sandbox``, ``workers``, ``seconds``, ``graded_now``, ...).
+    """
+    esc = html.escape
+    out = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Grading report</title>",
+        "<style>body{font-family:system-ui,sans-serif;max-width:75rem;margin:2rem auto}"
+        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3rem .6rem;"
+        "text-align:left;vertical-align:top}</style></head><body>",
+        "<h1>Grading report</h1>",
+        f"<p>{len(rows)} submission(s): {sum(r['status'] == 'graded' for r in rows)} graded, "
+        f"{sum(r['status'] != 'graded' for r in rows)} not gradable (zero rows). "
+        f"{run.get('graded_now', 0)} graded in this run with {esc(str(run.get('executor')))} in "
+        f"{run.get('seconds', 0):.0f} s; the others were unchanged since the last run.</p>",
+        f"<p>Sandbox: {esc(run.get('sandbox', ''))}.</p>",
+    ]
+    for tutorial, problems in sorted(run.get("reference_problems", {}).items()):
+        out.append(f"<p><strong>Warning: the reference solution of {esc(tutorial)} does not pass "
+                   f"every test</strong> (fix the tutorial): {esc('; '.join(problems))}</p>")
+    weak: dict[str, set[str]] = {}
+    for r in rows:
+        weak.setdefault(r["tutorial"], set()).update(r.get("in_process", []))
+    weak = {t: names for t, names in weak.items() if names}
+    if weak:
+        out.append(
+            "<p>Judged inside the student's own process (classes driven by the check, or "
+            "functions given callbacks, cannot be replayed; these verdicts are not "
+            "monkeypatch-proof): "
+            + "; ".join(f"{esc(t)}: {esc(', '.join(sorted(n)))}" for t, n in sorted(weak.items()))
+            + ".</p>"
+        )
+    problems = [r for r in rows if r["status"] != "graded" or r["notes"]]
+    out.append("<h2>Problems found in submissions</h2>")
+    if problems or replaced:
+        out.append("<table><tr><th>Student</th><th>Tutorial</th><th>File</th><th>Status</th>"
+                   "<th>What</th></tr>")
+        for r in sorted(problems, key=lambda r: (r["student"], r["tutorial"])):
+            what = [r["message"]] if r["message"] else []
+            what += [n.splitlines()[0] for n in r["notes"]]
+            out.append(
+                f"<tr><td>{esc(r['student'])}</td><td>{esc(r['tutorial'])}</td>"
+                f"<td>{esc(r['file'])}</td><td>{esc(r['status'])}</td>"
+                f"<td>{'<br>'.join(esc(w) for w in what)}</td></tr>"
+            )
+        for old, new in replaced:
+            out.append(f"<tr><td colspan=2></td><td>{esc(old)}</td><td>replaced</td>"
+                       f"<td>a later submission ({esc(new)}) was graded instead</td></tr>")
+        out.append("</table>")
+    else:
+        out.append("<p>None.</p>")
+    for tutorial, tests in sorted(maxima.items()):
+        graded = [r for r in rows if r["tutorial"] == tutorial]
+        if not graded:
+            continue
+        out.append(f"<h2>{esc(tutorial)} ({len(graded)} submissions)</h2>")
+        out.append("<table><tr><th>Exercise test</th><th>Points</th><th>Mean</th>"
+                   "<th>Distribution (points: submissions)</th><th>Full marks</th></tr>")
+        for name, points in tests.items():
+            scores = [r["scores"].get(name, 0.0) for r in graded]
+            counts = Counter(scores)
+            dist = ", ".join(f"{v:g}: {counts[v]}" for v in sorted(counts))
+            out.append(
+                f"<tr><td>{esc(name)}</td><td>{points:g}</td>"
+                f"<td>{sum(scores) / len(scores):.2f}</td><td>{dist}</td>"
+                f"<td>{100 * counts.get(points, 0) / len(scores):.0f}%</td></tr>"
+            )
+        totals = [r["score"] for r in graded]
+        out.append(
+            f"<tr><th>total</th><th>{sum(tests.values()):g}</th>"
+            f"<th>{sum(totals) / len(totals):.2f}</th><th colspan=2></th></tr></table>"
+        )
+        out.append(_figure(tutorial, graded, tests))
+    out.append("</body></html>")
+    path.write_text("\n".join(out), encoding="utf-8")

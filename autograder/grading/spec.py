@@ -1,0 +1,221 @@
+"""What grading a tutorial needs, taken from nbgrader's gradebook (the engine's own records).
+
+For every tutorial in the course's source folder, :func:`prepare` runs nbgrader's
+``generate_assignment`` against the grading gradebook (so the assignment, its notebook, grade cells
+and source cells are nbgrader's own), then reads back:
+
+* the release notebook (the student version) as the template of what is executed;
+* every test cell's full source *from the gradebook* (hidden tests included), which replaces
+  whatever the student's notebook holds there (nbgrader's ``OverwriteCells``);
+* the points of every graded cell, split into autograded tests and manually graded answers.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import nbformat
+from nbgrader.api import Gradebook
+
+from .replay import TestCall, find_check, parse_test_cell
+
+HIDDEN_BEGIN = "### BEGIN HIDDEN TESTS"
+HIDDEN_END = "### END HIDDEN TESTS"
+
+
+@dataclass
+class TestCell:
+    """An autograded test cell."""
+
+    grade_id: str
+    points: float
+    source: str
+    """Full source from the gradebook, hidden tests included (never shown to students)."""
+    visible: str
+    """What the student version shows of it."""
+    calls: list[TestCall] | None
+    """The parsed check calls; None when the cell is not a plain list of calls (then it is judged
+    inside the sandbox, as nbgrader would: full points when it raises no error)."""
+    mode: str = "auto"
+    """How recorded calls are judged: ``replay`` (outside, monkeypatch-proof), ``kernel`` (the
+    verdict computed in the sandbox) or ``auto`` (before calibration).  Set by grading the
+    reference solution: a test whose reference answer replays correctly is always replayed, so a
+    student cannot escape to the weaker mode by returning something odd."""
+
+
+@dataclass
+class TutorialSpec:
+    """Everything a worker needs to grade one tutorial (picklable, no database handle)."""
+
+    name: str
+    template: dict
+    """The release notebook as JSON, with locked cells restored from the gradebook."""
+    tests: list[TestCell]
+    manual: dict[str, float]
+    """Manually graded answer cells: grade id -> points."""
+    solution_names: dict[str, list[str]]
+    """Solution code cell grade id -> names it defines (to find it when its metadata is lost)."""
+    hidden_lines: list[str] = field(default_factory=list)
+    fingerprint: str = ""
+    calibrated: bool = False
+    reference_problems: list[str] = field(default_factory=list)
+    """Tests the reference solution does not pass (a problem of the tutorial, not of students)."""
+
+    @property
+    def auto_points(self) -> float:
+        return sum(t.points for t in self.tests)
+
+
+def tutorial_ids(source: Path) -> list[str]:
+    """Tutorials of the course: folders of ``source`` that hold a notebook of the same name."""
+    return sorted(p.parent.name for p in source.glob("*/*.ipynb") if p.stem == p.parent.name)
+
+
+def defined_names(source: str) -> list[str]:
+    """Top-level functions, classes and assigned names of a code cell (empty if unparsable)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    names = []
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.append(node.name)
+    return names
+
+
+def _hidden_part(source: str) -> tuple[str, list[str]]:
+    if HIDDEN_BEGIN not in source:
+        return source, []
+    visible, _, rest = source.partition(HIDDEN_BEGIN)
+    hidden, _, after = rest.partition(HIDDEN_END)
+    lines = [line.strip() for line in hidden.splitlines() if len(line.strip()) >= 6]
+    return (visible.rstrip() + "\n" + after.strip()).strip(), lines
+
+
+def _fingerprint(course: Path, tutorial: str) -> str:
+    digest = hashlib.sha256()
+    for path in sorted((course / "solutions" / tutorial).rglob("*")):
+        if path.is_file():
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes())
+    digest.update((course / "nbgrader_config.py").read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _generate(course: Path, tutorial: str, db_url: str, release: Path) -> None:
+    """nbgrader generate_assignment for one tutorial, in a private copy of the course."""
+    with tempfile.TemporaryDirectory(prefix="dlnn-generate-") as tmp:
+        copy = Path(tmp)
+        shutil.copy(course / "nbgrader_config.py", copy / "nbgrader_config.py")
+        shutil.copytree(course / "solutions" / tutorial, copy / "solutions" / tutorial)
+        (copy / "autograder").mkdir()
+        scripts = str(Path(sys.executable).parent)
+        env = dict(os.environ, PATH=scripts + os.pathsep + os.environ.get("PATH", ""))
+        result = subprocess.run(
+            [sys.executable, "-m", "nbgrader", "generate_assignment", tutorial, "--force",
+             "--log-level=ERROR", f"--CourseDirectory.db_url={db_url}"],
+            cwd=copy, env=env, capture_output=True, text=True, timeout=1800,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"nbgrader generate_assignment {tutorial} failed:\n{result.stdout}{result.stderr}"
+            )
+        release.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(copy / "tutorials" / tutorial / f"{tutorial}.ipynb", release)
+
+
+def prepare(course: Path, tutorial: str, db_url: str, cache: Path) -> TutorialSpec:
+    """Register ``tutorial`` in the gradebook (nbgrader) and build its :class:`TutorialSpec`.
+
+    Parameters
+    ----------
+    course : Path
+        Course root (holds ``nbgrader_config.py`` and ``solutions/``).
+    tutorial : str
+        Tutorial id, e.g. ``"T1_DeepLinearNetworks"``.
+    db_url : str
+        The grading gradebook (SQLAlchemy URL).
+    cache : Path
+        Folder for the release notebook and the spec (``generate_assignment`` runs again only when
+        the solution notebook or the config changed).
+    """
+    fingerprint = _fingerprint(course, tutorial)
+    spec_file = cache / f"{tutorial}.json"
+    release = cache / f"{tutorial}.ipynb"
+    if spec_file.is_file():
+        saved = json.loads(spec_file.read_text())
+        if saved.get("fingerprint") == fingerprint and saved.get("db_url") == db_url:
+            return _spec_from_json(saved)
+    _generate(course, tutorial, db_url, release)
+    nb = nbformat.read(release, as_version=4)
+    tests, manual, solution_names, hidden = [], {}, {}, []
+    with Gradebook(db_url) as gb:
+        notebook = gb.find_notebook(tutorial, tutorial)
+        points = {g.name: float(g.max_score) for g in notebook.grade_cells}
+        for cell in nb.cells:
+            meta = cell.metadata.get("nbgrader", {})
+            grade_id = meta.get("grade_id")
+            if not grade_id:
+                continue
+            if meta.get("locked") or meta.get("grade") and not meta.get("solution"):
+                cell.source = gb.find_source_cell(grade_id, tutorial, tutorial).source
+            if cell.cell_type == "code" and meta.get("grade") and not meta.get("solution"):
+                visible, lines = _hidden_part(cell.source)
+                hidden.extend(lines)
+                tests.append(TestCell(grade_id, points[grade_id], cell.source, visible,
+                                      _checked_calls(cell.source)))
+            elif meta.get("grade") and meta.get("solution"):
+                if cell.cell_type == "markdown":
+                    manual[grade_id] = points[grade_id]
+                else:  # a graded solution cell: nbgrader scores it by hand
+                    manual[grade_id] = points[grade_id]
+                    solution_names[grade_id] = defined_names(cell.source)
+            elif meta.get("solution") and cell.cell_type == "code":
+                solution_names[grade_id] = defined_names(cell.source)
+    spec = TutorialSpec(tutorial, nb, tests, manual, solution_names, sorted(set(hidden)),
+                        fingerprint)
+    cache.mkdir(parents=True, exist_ok=True)
+    spec_file.write_text(json.dumps({**_spec_to_json(spec), "db_url": db_url}))
+    return spec
+
+
+def _checked_calls(source: str) -> list[TestCall] | None:
+    """The check calls of a test cell when every check is one the grader can import."""
+    calls = parse_test_cell(source)
+    if calls is None or any(find_check(call.check) is None for call in calls):
+        return None
+    return calls
+
+
+def _spec_to_json(spec: TutorialSpec) -> dict:
+    data = asdict(spec)
+    data["template"] = dict(spec.template)
+    return json.loads(json.dumps(data, default=lambda o: dict(o)))
+
+
+def _spec_from_json(data: dict) -> TutorialSpec:
+    tests = [
+        TestCell(t["grade_id"], t["points"], t["source"], t["visible"],
+                 _checked_calls(t["source"]), t.get("mode", "auto"))
+        for t in data["tests"]
+    ]
+    return TutorialSpec(
+        data["name"], nbformat.from_dict(data["template"]), tests, data["manual"],
+        data["solution_names"], data["hidden_lines"], data["fingerprint"],
+        data.get("calibrated", False), data.get("reference_problems", []),
+    )
+
+
+def save(spec: TutorialSpec, db_url: str, cache: Path) -> None:
+    """Store ``spec`` (after calibration) next to the release notebook."""
+    (cache / f"{spec.name}.json").write_text(json.dumps({**_spec_to_json(spec), "db_url": db_url}))

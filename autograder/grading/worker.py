@@ -1,0 +1,180 @@
+"""Grade one submission: the function the executor runs (in a worker process, maybe elsewhere).
+
+:func:`grade_submission` takes a :class:`Job` (the submission's bytes and the tutorial's spec, so a
+worker on another machine needs neither the input folder nor the gradebook) and returns a
+:class:`Result`.  It never touches the gradebook or the output folder: the parent process writes
+them, one writer for the whole class.  It never raises for anything the submission does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import socket
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+from . import feedback
+from .notebook import Rejected, prepare
+from .replay import Verdict, judge, load_records
+from .sandbox import SandboxSettings, execute, scratch_base
+from .spec import TutorialSpec
+
+KERNEL_ENV = {
+    "NBGRADER_EXECUTION": "autograde",
+    "MPLBACKEND": "Agg",
+    "DLNN_STATIC_WIDGETS": "1",
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "PYTHONHASHSEED": "0",
+    "PYTHONDONTWRITEBYTECODE": "1",
+}
+
+
+@dataclass
+class Job:
+    """One submission to grade."""
+
+    number: int
+    student: str
+    tutorial: str
+    file: str
+    data: bytes
+    spec: TutorialSpec
+    settings: SandboxSettings
+    run_demos: bool = False
+
+
+@dataclass
+class Result:
+    """What the grading of one submission produced (plain data, picklable)."""
+
+    student: str
+    tutorial: str
+    file: str
+    sha256: str
+    status: str
+    """``graded``, ``rejected`` (not gradable: zero row) or ``error`` (the grader failed)."""
+    message: str = ""
+    notes: list[str] = field(default_factory=list)
+    scores: dict[str, float] = field(default_factory=dict)
+    maxima: dict[str, float] = field(default_factory=dict)
+    verdicts: dict[str, str] = field(default_factory=dict)
+    manual: dict[str, float] = field(default_factory=dict)
+    in_process: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    worker: str = ""
+    """``host:pid`` of the process that graded it."""
+    feedback_html: str = ""
+    autograded: str = ""
+
+    @property
+    def score(self) -> float:
+        return float(sum(self.scores.values()))
+
+    @property
+    def max_score(self) -> float:
+        return float(sum(self.maxima.values()))
+
+
+def _error_text(cell: nbformat.NotebookNode) -> str:
+    for out in cell.get("outputs", []):
+        if out.get("output_type") == "error":
+            return f"{out.get('ename')}: {out.get('evalue')}"
+    return ""
+
+
+def _in_process_verdict(cell: nbformat.NotebookNode | None) -> Verdict:
+    """nbgrader's rule, for test cells that are not plain check calls: no error, full points."""
+    if cell is None or cell.get("execution_count") is None:
+        return Verdict(False, "the test did not run (the notebook stopped before it)")
+    error = _error_text(cell)
+    if error:
+        return Verdict(False, error)
+    stderr = [o for o in cell.get("outputs", []) if o.get("name") == "stderr"]
+    if stderr:
+        return Verdict(False, "the test wrote to stderr")
+    return Verdict(True, "passed")
+
+
+def grade_submission(job: Job) -> Result:
+    """Grade one submission in a sandboxed kernel and judge its tests in this process.
+
+    Parameters
+    ----------
+    job : Job
+
+    Returns
+    -------
+    Result
+        Never raises: a malformed file gives ``status="rejected"``, a failure of the grader itself
+        ``status="error"``; both score 0.
+    """
+    start = time.perf_counter()
+    spec = job.spec
+    result = Result(
+        job.student, job.tutorial, job.file, hashlib.sha256(job.data).hexdigest(), "rejected",
+        maxima={t.grade_id: t.points for t in spec.tests},
+        manual=dict(spec.manual),
+    )
+    result.scores = {t.grade_id: 0.0 for t in spec.tests}
+    result.worker = f"{socket.gethostname()}:{os.getpid()}"
+    try:
+        prepared = prepare(job.data, spec, run_demos=job.run_demos)
+    except Rejected as exc:
+        result.message = str(exc)
+        result.seconds = time.perf_counter() - start
+        result.feedback_html = feedback.render(result, spec, None)
+        return result
+    result.notes = list(prepared.notes)
+    workdir = scratch_base() / "jobs" / f"{job.number}-{result.sha256[:8]}"
+    try:
+        execution = execute(prepared.notebook, job.number, job.settings, KERNEL_ENV, workdir)
+        result.notes.extend(execution.problems)
+        executed = {
+            c.metadata.get("nbgrader", {}).get("grade_id"): c
+            for c in execution.notebook.cells if c.cell_type == "code"
+        }
+        for test in spec.tests:
+            cell = executed.get(test.grade_id)
+            if test.calls is None:
+                verdict = _in_process_verdict(cell)
+                result.in_process.append(test.grade_id)
+            else:
+                not_run = ""
+                if cell is not None and _error_text(cell):
+                    not_run = f"the test could not run: {_error_text(cell)}"
+                verdict = judge(test.calls, load_records(execution.records, test.grade_id),
+                                not_run, test.mode)
+                if verdict.in_process:
+                    result.in_process.append(test.grade_id)
+            result.scores[test.grade_id] = test.points if verdict.passed else 0.0
+            result.verdicts[test.grade_id] = verdict.message
+            if cell is not None:  # the autograded notebook shows the restored test and verdict
+                cell.source = test.source
+                cell.outputs = [nbformat.v4.new_output(
+                    "stream", name="stdout",
+                    text=("✅ " if verdict.passed else "❌ ") + verdict.message + "\n",
+                )]
+        result.status = "graded"
+        notebook = execution.notebook
+        notebook.cells = [c for c in notebook.cells if "dlnn_grading" not in c.metadata
+                          or c.metadata["dlnn_grading"] == "added"]
+        result.autograded = nbformat.writes(notebook)
+        result.feedback_html = feedback.render(result, spec, prepared)
+    except Exception as exc:  # noqa: BLE001 - the grader's own failure: report it, go on
+        result.status = "error"
+        result.message = f"the grader failed on this submission: {type(exc).__name__}: {exc}"
+        result.notes.append(traceback.format_exc(limit=3))
+        result.scores = {t.grade_id: 0.0 for t in spec.tests}
+        result.feedback_html = feedback.render(result, spec, None)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+        Path(str(workdir) + ".jail.json").unlink(missing_ok=True)
+    result.seconds = time.perf_counter() - start
+    return result
