@@ -131,5 +131,14 @@ def test_snapshot_slider_static_and_interactive(data, monkeypatch, capsys):
     assert len(plt.get_fignums()) == 1
     assert "step 200" in plt.gcf().axes[0].get_title()
     monkeypatch.setenv("DLNN_STATIC_WIDGETS", "0")
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda *objs: shown.extend(objs))
     rf.snapshot_slider([history], data)
+    (box,) = shown
+    slider, image = box.children
+    first = image.value
+    assert first[:4] == b"\x89PNG" and slider.value == 200
+    slider.value = 0  # moving the slider redraws the image
+    assert image.value[:4] == b"\x89PNG" and image.value != first
     assert capsys.readouterr().err == ""
