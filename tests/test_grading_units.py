@@ -93,6 +93,7 @@ def test_the_course_test_cells_parse_into_check_calls():
     assert [c.check for c in calls] == ["check_initializer"] * 3
     assert calls[1].settings == {"seed": 7, "dims": (64, 500, 90), "gamma": 0.7}
     assert "seed': 7" in recorder_source("test_ex_initializer", calls)
+    assert parse_test_cell('check_b(f, "zero", seed=2)')[0].args == ("zero",)
     assert parse_test_cell("x = 1\ncheck_a(f)") is None
     assert parse_test_cell("check_a(f, seed=SEED)") is None
     assert parse_test_cell("print('hi')") is None
@@ -102,7 +103,7 @@ def _record(tmp_path, monkeypatch, func, cell="test_ex_net_rsm"):
     monkeypatch.setattr(recorder, "_FOLDER", str(tmp_path))
     calls = parse_test_cell(_test_cells()[cell])
     for index, call in enumerate(calls):
-        recorder.record(cell, index, call.check, func, call.settings)
+        recorder.record(cell, index, call.check, func, call.settings, call.args)
     return calls, load_records(tmp_path, cell)
 
 

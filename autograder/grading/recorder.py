@@ -127,8 +127,8 @@ def _find_check(name: str):
     raise LookupError(name)
 
 
-def record(cell: str, index: int, check_name: str, func, settings: dict) -> None:
-    """Run ``check_name(func, **settings)`` with ``func`` recorded; save the recording."""
+def record(cell: str, index: int, check_name: str, func, settings: dict, args=()) -> None:
+    """Run ``check_name(func, *args, **settings)`` with ``func`` recorded; save the recording."""
     calls = _RECORDS.setdefault(cell, [])
     while len(calls) <= index:
         calls.append({})
@@ -142,7 +142,9 @@ def record(cell: str, index: int, check_name: str, func, settings: dict) -> None
     try:
         check = _find_check(check_name)
         if callable(func):
-            entry["message"] = str(check(_wrap(cell, func) if replayable else func, **settings))
+            entry["message"] = str(
+                check(_wrap(cell, func) if replayable else func, *args, **settings)
+            )
             entry["passed"] = True
     except BaseException as exc:  # noqa: BLE001 - recorded; the run goes on
         entry["message"] = (str(exc) or type(exc).__name__)[:4000]

@@ -39,6 +39,9 @@ class TestCall:
     check: str
     func: str
     settings: dict
+    args: tuple = ()
+    """Literal positional arguments after the function, e.g. ``"zero"`` in
+    ``check_init_weights(ex_zero_weights, "zero")``."""
 
 
 def parse_test_cell(source: str) -> list[TestCall] | None:
@@ -61,9 +64,13 @@ def parse_test_cell(source: str) -> list[TestCall] | None:
         if not (
             isinstance(call.func, ast.Name)
             and call.func.id.startswith("check_")
-            and len(call.args) == 1
+            and len(call.args) >= 1
             and isinstance(call.args[0], ast.Name)
         ):
+            return None
+        try:
+            args = tuple(ast.literal_eval(arg) for arg in call.args[1:])
+        except ValueError:
             return None
         settings = {}
         for keyword in call.keywords:
@@ -73,7 +80,7 @@ def parse_test_cell(source: str) -> list[TestCall] | None:
                 settings[keyword.arg] = ast.literal_eval(keyword.value)
             except ValueError:
                 return None
-        calls.append(TestCall(call.func.id, call.args[0].id, settings))
+        calls.append(TestCall(call.func.id, call.args[0].id, settings, args))
     return calls or None
 
 
@@ -98,7 +105,7 @@ def recorder_source(cell: str, calls: list[TestCall]) -> str:
     for index, call in enumerate(calls):
         lines.append(
             f"_dlnn_grading_recorder.record({cell!r}, {index}, {call.check!r}, "
-            f"globals().get({call.func!r}), {call.settings!r})"
+            f"globals().get({call.func!r}), {call.settings!r}, {call.args!r})"
         )
     return "\n".join(lines)
 
@@ -268,7 +275,7 @@ def judge(calls: list[TestCall], records: list | None, not_run: str = "",
         try:
             summaries.append(
                 check(_Replay(call.func, calls_made if isinstance(calls_made, list) else []),
-                      **call.settings)
+                      *call.args, **call.settings)
             )
         except AssertionError as exc:
             message = str(exc)

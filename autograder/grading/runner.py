@@ -250,25 +250,28 @@ def grade_class(
     jobs: list[tuple[Job, Submission]] = []
     immediate: list[tuple[Result, Submission]] = []
     replaced = [(s.name, s.replaced_by) for s in submissions if s.replaced_by]
+    skipped: list[Submission] = []
     for number, sub in enumerate(submissions):
         if sub.replaced_by:
             continue
         if sub.tutorial != UNKNOWN and sub.tutorial not in specs:
             say(f"skipping {sub.name}: {sub.tutorial} is not graded in this run")
+            skipped.append(sub)
             continue
         spec = specs.get(sub.tutorial)
-        if sub.problem or spec is None:
-            immediate.append((_rejected(sub, spec), sub))
-            continue
         previous = state.get(_key(sub.student, sub.tutorial, sub.name))
         digest = hashlib.sha256(sub.data).hexdigest()
+        if sub.problem or spec is None:
+            if force or not previous or previous["sha256"] != digest:
+                immediate.append((_rejected(sub, spec), sub))
+            continue
         if (not force and previous and previous["sha256"] == digest
                 and previous["fingerprint"] == spec.fingerprint and previous["status"] != "error"):
             continue
         jobs.append((Job(number, sub.student, sub.tutorial, sub.name, sub.data, spec, settings,
                          run_demos), sub))
 
-    unchanged = len(submissions) - len(jobs) - len(immediate) - len(replaced)
+    unchanged = len(submissions) - len(jobs) - len(immediate) - len(replaced) - len(skipped)
     say(f"grading {len(jobs)} submission(s) with {description} ({unchanged} unchanged since the "
         f"last run, {len(immediate)} with an unusable name, {len(replaced)} replaced by a "
         "resubmission)")

@@ -109,6 +109,8 @@ def _fingerprint(course: Path, tutorial: str) -> str:
             digest.update(path.name.encode())
             digest.update(path.read_bytes())
     digest.update((course / "nbgrader_config.py").read_bytes())
+    for module in ("spec.py", "replay.py", "recorder.py", "notebook.py"):  # how it is graded
+        digest.update((Path(__file__).parent / module).read_bytes())
     return digest.hexdigest()[:16]
 
 
