@@ -4,7 +4,7 @@ Every tutorial notebook imports this package (``import dlnn_helpers as dlnn``); 
 implementations live here so that the notebooks stay short and about the ideas.
 """
 
-from . import checks
+from . import activations, backprop, checks, mlp_regression, regression_data, relu_features
 from .course import REPOSITORY, in_colab
 from .deep_linear_plots import (
     plot_ills_sv_twin,
@@ -44,7 +44,12 @@ from .widgets import loss_widget, rsm_widget, train_deep_linear
 __version__ = "0.1.0"
 
 __all__ = [
+    "activations",
+    "backprop",
     "checks",
+    "mlp_regression",
+    "regression_data",
+    "relu_features",
     "REPOSITORY",
     "in_colab",
     "ITEM_NAMES",

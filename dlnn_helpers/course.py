@@ -38,6 +38,15 @@ def in_colab() -> bool:
     return "google.colab" in sys.modules
 
 
+AUTOGRADE_ENV_VAR = "NBGRADER_EXECUTION"
+"""nbgrader sets this environment variable while it executes a notebook (autograde, validate)."""
+
+
 def static_figures() -> bool:
-    """True when widgets must render static figures (site build), see :data:`STATIC_ENV_VAR`."""
-    return os.environ.get(STATIC_ENV_VAR, "") == "1"
+    """True when widgets must draw static figures instead of interactive controls.
+
+    That is when :data:`STATIC_ENV_VAR` is 1 (the site build, the notebook tests) or while nbgrader
+    executes the notebook (:data:`AUTOGRADE_ENV_VAR`).  Nobody can move a slider there, and
+    executing widget code without a front end can stall the kernel (nbclient issue #312).
+    """
+    return os.environ.get(STATIC_ENV_VAR, "") == "1" or bool(os.environ.get(AUTOGRADE_ENV_VAR))

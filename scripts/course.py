@@ -140,13 +140,17 @@ def generate(root: Path = ROOT, tutorials: list[str] | None = None) -> None:
 
 
 def execute_notebook(path: Path, timeout: int = 600, env: dict | None = None):
-    """Execute a notebook in its own folder and return it (raises on an unhandled error)."""
+    """Execute a notebook in its own folder and return it (raises on an unhandled error).
+
+    Widgets draw static figures (``DLNN_STATIC_WIDGETS=1``): with no front end to talk to, widget
+    messages can stall a headless kernel (nbclient issue #312).  ``env`` adds more variables.
+    """
     from nbclient import NotebookClient
 
     nb = nbformat.read(path, as_version=4)
     old_env = os.environ.copy()
     try:
-        os.environ.update(env or {})
+        os.environ.update({STATIC_ENV_VAR: "1", **(env or {})})
         NotebookClient(
             nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": path.parent}}
         ).execute()

@@ -86,6 +86,7 @@ def test_widgets_draw_one_static_figure_on_the_site(monkeypatch):
 
 def test_widgets_build_controls_interactively(monkeypatch):
     monkeypatch.delenv(STATIC_ENV_VAR, raising=False)
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
     shown = []
     monkeypatch.setattr("IPython.display.display", lambda *objs: shown.extend(objs))
     monkeypatch.setattr(plt, "show", lambda: None)
@@ -113,3 +114,16 @@ def test_divergence_is_reported_not_raised(monkeypatch, capsys):
     assert "diverged at epoch" in plt.gcf().axes[0].get_title()
     dlnn.rsm_widget(x, y)
     assert "Training diverged" in capsys.readouterr().out
+
+
+def test_static_figures_while_autograding(monkeypatch):
+    from dlnn_helpers.course import static_figures
+
+    monkeypatch.delenv(STATIC_ENV_VAR, raising=False)
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    assert not static_figures()
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    assert static_figures()
+    monkeypatch.delenv("NBGRADER_EXECUTION")
+    monkeypatch.setenv(STATIC_ENV_VAR, "1")
+    assert static_figures()

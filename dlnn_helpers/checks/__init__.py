@@ -2,12 +2,19 @@
 
 from ._core import CheckFailure, NotImplementedYet, self_check
 from .deep_linear import check_initializer, check_linear_regression, check_net_rsm, check_net_svd
+from .mlp import check_linear_layer, check_relu_layer, check_squared_error
 from .optimisation import (
     check_adam_optimizer,
     check_ema_update,
     check_gradient_descent,
     check_gradient_mean_rms,
     check_simple_gradient_descent,
+)
+from .relu_features import (
+    check_feature_matrix,
+    check_first_layer_gradients,
+    check_principal_features,
+    check_second_layer_gradients,
 )
 
 __all__ = [
@@ -23,4 +30,11 @@ __all__ = [
     "check_gradient_mean_rms",
     "check_ema_update",
     "check_adam_optimizer",
+    "check_linear_layer",
+    "check_relu_layer",
+    "check_squared_error",
+    "check_first_layer_gradients",
+    "check_feature_matrix",
+    "check_principal_features",
+    "check_second_layer_gradients",
 ]
