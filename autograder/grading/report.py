@@ -34,6 +34,7 @@ def _figure(tutorial: str, rows: list[dict], maxima: dict[str, float]) -> str:
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     names = list(maxima)
     fig = Figure(figsize=(3.0 * (len(names) + 1), 2.8), layout="constrained")
@@ -45,11 +46,13 @@ def _figure(tutorial: str, rows: list[dict], maxima: dict[str, float]) -> str:
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("points")
         ax.set_ylabel("submissions")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     totals = [r["score"] for r in rows]
     axes[-1].hist(totals, bins=max(1, int(sum(maxima.values())) + 1),
                   range=(-0.5, sum(maxima.values()) + 0.5), color="#dd8452")
     axes[-1].set_title("total (autograded)", fontsize=9)
     axes[-1].set_xlabel("points")
+    axes[-1].yaxis.set_major_locator(MaxNLocator(integer=True))
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=80)
     encoded = base64.b64encode(buffer.getvalue()).decode()
