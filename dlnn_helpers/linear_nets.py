@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .utils import torch_threads
+
 
 class LNNet(nn.Module):
     """Linear network with one hidden layer and no biases.
@@ -223,25 +225,26 @@ def train(
     rsms = np.full((n_epochs, n_items, n_items), np.nan)
     illusions = np.full(n_epochs, np.nan)
 
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
-    criterion = nn.MSELoss()
-    for epoch in range(n_epochs):
-        optimizer.zero_grad()
-        predictions, hidden = model(inputs)
-        loss = criterion(predictions, targets)
-        if not torch.isfinite(loss):
-            break  # diverged: the remaining records stay NaN
-        loss.backward()
-        optimizer.step()
-        w_tot = total_weight(model, in_dim)
-        if not torch.isfinite(w_tot).all():
-            losses[epoch] = np.inf
-            break
+    with torch_threads(1):  # small operations: one thread is fastest (see torch_threads)
+        optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+        criterion = nn.MSELoss()
+        for epoch in range(losses.shape[0]):
+            optimizer.zero_grad()
+            predictions, hidden = model(inputs)
+            loss = criterion(predictions, targets)
+            if not torch.isfinite(loss):
+                break  # diverged: the remaining records stay NaN
+            loss.backward()
+            optimizer.step()
+            w_tot = total_weight(model, in_dim)
+            if not torch.isfinite(w_tot).all():
+                losses[epoch] = np.inf
+                break
 
-        losses[epoch] = loss.item()
-        modes[epoch] = torch.linalg.svdvals(w_tot)[:k].numpy()
-        rsms[epoch] = net_rsm(hidden.detach()).numpy()
-        illusions[epoch] = predictions.detach()[illusory_i, -1].item()
+            losses[epoch] = loss.item()
+            modes[epoch] = torch.linalg.svdvals(w_tot)[:k].numpy()
+            rsms[epoch] = net_rsm(hidden.detach()).numpy()
+            illusions[epoch] = predictions.detach()[illusory_i, -1].item()
     return TrainingRecord(losses, modes, rsms, illusions)
 
 
@@ -266,10 +269,11 @@ def train_lrnet(
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)
     criterion = nn.MSELoss()
     losses = np.zeros(n_epochs)
-    for epoch in range(n_epochs):
-        optimizer.zero_grad()
-        loss = criterion(model(inputs), targets)
-        loss.backward()
-        optimizer.step()
-        losses[epoch] = loss.item()
+    with torch_threads(1):
+        for epoch in range(n_epochs):
+            optimizer.zero_grad()
+            loss = criterion(model(inputs), targets)
+            loss.backward()
+            optimizer.step()
+            losses[epoch] = loss.item()
     return losses

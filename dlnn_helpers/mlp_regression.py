@@ -19,7 +19,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from .regression_data import RegressionData
-from .relu_features import one_torch_thread
+from .utils import torch_threads
 
 
 class RegressionMLP(nn.Module):
@@ -122,7 +122,7 @@ def train_regression_mlp(
     loss_fn = nn.MSELoss()
     losses = np.empty(n_epochs)
     model.train()
-    with one_torch_thread():
+    with torch_threads(1):
         for epoch in range(n_epochs):
             total, count = 0.0, 0
             for xb, yb in loader:
@@ -276,7 +276,7 @@ def double_descent(
     train = np.empty((n_repeats, len(sizes)))
     test = np.empty((n_repeats, len(sizes)))
     p_max = int(sizes.max())
-    with one_torch_thread():
+    with torch_threads(1):
         for r in range(n_repeats):
             x_np, y_np = make_housing_raw(n_train + n_test, random_state=random_state * 1000 + r)
             x, y = torch.tensor(x_np), torch.tensor(y_np)[:, None]

@@ -19,9 +19,8 @@ The module holds
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import matplotlib.pyplot as plt
@@ -31,24 +30,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from .course import static_figures
+from .utils import torch_threads
 
 TARGET_FREQUENCY = 12345
 """The constant inside the sines that set the target's value at each multiple of 0.1."""
-
-
-@contextlib.contextmanager
-def one_torch_thread() -> Iterator[None]:
-    """Run the block with one torch thread, then restore the previous number.
-
-    Training loops of tiny networks are a long sequence of tiny operations; on a shared machine the
-    synchronisation of several threads costs far more than it saves.
-    """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 # ----------------------------------------------------------------------------------------- data
@@ -508,7 +493,7 @@ def train_relu_nets(
     n = data.x_train.shape[0]
     batch_size = batch_size or n // 5
     start = time.perf_counter()
-    with one_torch_thread():
+    with torch_threads(1):
         return _train_packed(nets, data, lrs, output_only, n_steps, batch_size, snapshot_every,
                              seed, dtype, start)
 
