@@ -208,7 +208,14 @@ def hard_classification(
     return make_classification(hard_rule, n_train=n_train, n_val=n_val, random_state=random_state)
 
 
-def plot_grids(data: torch.Tensor, labels: torch.Tensor, n: int = 8, title: str | None = None):
+def plot_grids(
+    data: torch.Tensor,
+    labels: torch.Tensor,
+    n: int = 8,
+    title: str | None = None,
+    *,
+    show: bool = True,
+):
     """Draw the first ``n`` grids with their labels.
 
     Parameters
@@ -218,10 +225,12 @@ def plot_grids(data: torch.Tensor, labels: torch.Tensor, n: int = 8, title: str 
     n : int
         How many grids to draw.
     title : str, optional
+    show : bool
+        Show the figure now (and return None), or return it without showing.
 
     Returns
     -------
-    matplotlib.figure.Figure
+    matplotlib.figure.Figure or None
     """
     import matplotlib.pyplot as plt
 
@@ -235,5 +244,7 @@ def plot_grids(data: torch.Tensor, labels: torch.Tensor, n: int = 8, title: str 
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    plt.show()
+    if show:
+        plt.show()
+        return None
     return fig

@@ -432,7 +432,7 @@ def run_test(
     return result
 
 
-def plot_training(result: TrainingResult, ax=None):
+def plot_training(result: TrainingResult, ax=None, *, show: bool = True):
     """Training loss (log scale, left axis) and training / validation accuracy (right axis).
 
     Parameters
@@ -440,10 +440,12 @@ def plot_training(result: TrainingResult, ax=None):
     result : TrainingResult
     ax : matplotlib Axes, optional
         Where to draw; a new figure when omitted.
+    show : bool
+        Show the figure now (and return None), or return it without showing.
 
     Returns
     -------
-    matplotlib.figure.Figure
+    matplotlib.figure.Figure or None
     """
     import matplotlib.pyplot as plt
 
@@ -470,7 +472,9 @@ def plot_training(result: TrainingResult, ax=None):
     handles = ax.get_legend_handles_labels()[0] + acc_ax.get_legend_handles_labels()[0]
     ax.legend(handles=handles, loc="lower left", fontsize=8)
     fig.tight_layout()
-    plt.show()
+    if show:
+        plt.show()
+        return None
     return fig
 
 
@@ -544,7 +548,9 @@ def flip_sensitivity(net: nn.Module, data: torch.Tensor) -> torch.Tensor:
     return (changed != base).double().mean(dim=1)
 
 
-def plot_flip_sensitivity(values: torch.Tensor, title: str = "", grid: int = 6):
+def plot_flip_sensitivity(
+    values: torch.Tensor, title: str = "", grid: int = 6, *, show: bool = True
+):
     """Show :func:`flip_sensitivity` as a grid image with the value written in each pixel.
 
     Parameters
@@ -553,15 +559,17 @@ def plot_flip_sensitivity(values: torch.Tensor, title: str = "", grid: int = 6):
     title : str
     grid : int
         Side of the square input grid.
+    show : bool
+        Show the figure now (and return None), or return it without showing.
 
     Returns
     -------
-    matplotlib.figure.Figure
+    matplotlib.figure.Figure or None
     """
     import matplotlib.pyplot as plt
 
     image = values.reshape(grid, grid).numpy()
-    fig, ax = plt.subplots(figsize=(3.6, 3.4))
+    fig, ax = plt.subplots(figsize=(4.4, 3.6))
     shown = ax.imshow(image, cmap="viridis", vmin=0.0, vmax=1.0)
     for (r, c), v in np.ndenumerate(image):
         ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=7,
@@ -574,5 +582,7 @@ def plot_flip_sensitivity(values: torch.Tensor, title: str = "", grid: int = 6):
     if title:
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    plt.show()
+    if show:
+        plt.show()
+        return None
     return fig

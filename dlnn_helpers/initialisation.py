@@ -103,7 +103,9 @@ def layer_activations(
     return layers
 
 
-def plot_activation_histograms(layers: list[torch.Tensor], title: str = "", bins: int = 100):
+def plot_activation_histograms(
+    layers: list[torch.Tensor], title: str = "", bins: int = 100, *, show: bool = True
+):
     """Histogram of every layer's activations, one small panel per layer, side by side.
 
     Parameters
@@ -112,10 +114,12 @@ def plot_activation_histograms(layers: list[torch.Tensor], title: str = "", bins
         Activations of each layer (as returned by :func:`layer_activations`).
     title : str
     bins : int
+    show : bool
+        Show the figure now (and return None), or return it without showing.
 
     Returns
     -------
-    matplotlib.figure.Figure
+    matplotlib.figure.Figure or None
     """
     import matplotlib.pyplot as plt
 
@@ -135,7 +139,9 @@ def plot_activation_histograms(layers: list[torch.Tensor], title: str = "", bins
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    plt.show()
+    if show:
+        plt.show()
+        return None
     return fig
 
 

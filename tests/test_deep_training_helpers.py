@@ -105,7 +105,8 @@ def test_make_classification_rejects_bad_sizes_and_grids():
 
 
 def test_plot_grids_draws_one_panel_per_sample(tiny):
-    fig = cd.plot_grids(tiny.train_data, tiny.train_labels, n=5, title="x")
+    assert cd.plot_grids(tiny.train_data, tiny.train_labels, n=2) is None
+    fig = cd.plot_grids(tiny.train_data, tiny.train_labels, n=5, title="x", show=False)
     assert len(fig.axes) == 5
     assert fig.axes[0].get_title() == f"label {int(tiny.train_labels[0])}"
 
@@ -232,5 +233,5 @@ def test_results_table_and_flip_sensitivity(tiny, monkeypatch):
     rest[2:4, 2:4] = 0
     rest[0, 0] = rest[0, 5] = rest[5, 5] = 0
     assert rest.max() < 0.02
-    fig = dt.plot_flip_sensitivity(sensitivity.reshape(-1), "t")
+    fig = dt.plot_flip_sensitivity(sensitivity.reshape(-1), "t", show=False)
     assert fig.axes

@@ -79,7 +79,8 @@ def test_layer_activations_is_reproducible_and_leaves_the_global_rng_alone():
 
 def test_histogram_figure_has_one_panel_per_layer():
     fig = ini.plot_activation_histograms(ini.layer_activations(ini.zero_weights, "tanh",
-                                                               n_layers=4, width=32), "zero")
+                                                               n_layers=4, width=32), "zero",
+                                         show=False)
     assert len(fig.axes) == 4
     assert "std 0" in fig.axes[1].get_title()
 
