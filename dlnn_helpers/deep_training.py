@@ -27,8 +27,12 @@ AUTOGRADE_EPOCHS = 20
 """Epoch budget of :func:`run_test` while autograding (the graded results never depend on it)."""
 
 DEFAULT_THREADS = 1
-"""Threads :func:`run_test` lets torch use: for these small full-batch problems one thread is as
-fast as two (measured in ``scripts/benchmark_t3_t4.py``) and leaves a core for everything else."""
+"""Threads :func:`run_test` lets torch use.  Measured with ``scripts/benchmark_t3_t4.py`` on a
+2-core machine: with the machine otherwise idle, two threads train the 3 × 128 network about 1.7
+times faster than one (9 against 16 ms per epoch); with anything else running, two threads fight
+over the cores and an epoch becomes 2 to 50 times slower than with one (25 against 14 ms for the
+3 × 128 network, 250 against 5 ms for the 6 × 32 one).  One thread is the safe choice: tutorial 3
+stays within its time budget either way.  ``None`` leaves torch's own setting (one per core)."""
 
 
 def autograding() -> bool:

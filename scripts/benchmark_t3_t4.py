@@ -5,6 +5,8 @@ Usage (from the repository root)::
     python scripts/benchmark_t3_t4.py            # micro-benchmarks only (about a minute)
     python scripts/benchmark_t3_t4.py --notebooks  # also execute both solution notebooks, normally
                                                    # and as nbgrader's autograder would
+    python scripts/benchmark_t3_t4.py --early-stopping  # the runs that run_test stops for lack of
+                                                        # progress, early and for all 2,000 epochs
 
 Prints, for the 6×6 tasks:
 
@@ -14,7 +16,10 @@ Prints, for the 6×6 tasks:
 * the reference ``ADAMOptimizer`` (tutorial 2) against ``torch.optim.Adam``;
 * the cost of the evaluation every 10 epochs, as a share of training;
 * with ``--notebooks``: wall-clock time of each solution notebook, with and without
-  ``NBGRADER_EXECUTION`` set.
+  ``NBGRADER_EXECUTION`` set;
+* with ``--early-stopping``: the sigmoid and tanh runs of tutorial 3, which ``run_test`` stops for
+  lack of progress, against the same runs trained for the full 2,000 epochs (time saved, and
+  whether the result changes).
 
 Timings depend on the machine and on what else runs on it; compare numbers from one run only.
 """
@@ -94,6 +99,24 @@ def micro(epochs: int) -> None:
           f"{evaluated:.2f}; + validation every epoch {every:.2f}")
 
 
+def early_stopping() -> None:
+    from dlnn_helpers.deep_training import run_test
+    from dlnn_helpers.optimisers import SimpleGradientDescent
+
+    tiny = tiny_classification()
+    for name, activation in (("sigmoid", nn.Sigmoid), ("tanh", nn.Tanh)):
+        for patience in (500, None):
+            torch.manual_seed(7150)  # the notebook's seed
+            result = run_test(
+                Supervise(nn.MSELoss(), mlp(36, 128, 3, activation)),
+                lambda p: SimpleGradientDescent(p, lr=1.0), tiny, patience=patience, plot=False,
+                verbose=False,
+            )
+            print(f"{name:8s} patience={patience!s:5s}: {result.epochs:4d} epochs, validation "
+                  f"accuracy {result.val_acc:.3f}, training accuracy {result.train_acc:.3f}, "
+                  f"{result.seconds:.1f} s")
+
+
 def notebooks() -> None:
     import course  # scripts/course.py
 
@@ -112,10 +135,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--notebooks", action="store_true")
+    parser.add_argument("--early-stopping", action="store_true")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.1f}")
     micro(args.epochs)
+    if args.early_stopping:
+        print()
+        early_stopping()
     if args.notebooks:
         print()
         notebooks()
