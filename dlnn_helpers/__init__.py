@@ -4,7 +4,17 @@ Every tutorial notebook imports this package (``import dlnn_helpers as dlnn``); 
 implementations live here so that the notebooks stay short and about the ideas.
 """
 
-from . import activations, backprop, checks, mlp_regression, regression_data, relu_features
+from . import (
+    activations,
+    backprop,
+    checks,
+    classification_data,
+    deep_training,
+    initialisation,
+    mlp_regression,
+    regression_data,
+    relu_features,
+)
 from .course import REPOSITORY, in_colab
 from .deep_linear_plots import (
     plot_ills_sv_twin,
@@ -47,6 +57,9 @@ __all__ = [
     "activations",
     "backprop",
     "checks",
+    "classification_data",
+    "deep_training",
+    "initialisation",
     "mlp_regression",
     "regression_data",
     "relu_features",

@@ -7,11 +7,10 @@ their answers against these.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,6 +18,7 @@ import torch
 from torch import nn
 
 from .classification_data import ClassificationData, tiny_classification
+from .utils import torch_threads
 
 AUTOGRADE_ENV_VAR = "NBGRADER_EXECUTION"
 """nbgrader sets this while it autogrades; :func:`run_test` then trains only a few epochs."""
@@ -264,20 +264,6 @@ class TrainingResult:
         return (f"{self.label or 'run'}: {self.n_parameters} parameters, {self.epochs} epochs "
                 f"({self.stop_reason}), train accuracy {self.train_acc:.3f}, validation accuracy "
                 f"{self.val_acc:.3f}, {self.seconds:.1f} s")
-
-
-@contextlib.contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """Let torch use ``n`` threads inside the block (``None``: leave the setting alone)."""
-    if n is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _accuracy(outputs: torch.Tensor, labels: torch.Tensor) -> float:

@@ -2,6 +2,13 @@
 
 from ._core import CheckFailure, NotImplementedYet, self_check
 from .deep_linear import check_initializer, check_linear_regression, check_net_rsm, check_net_svd
+from .deep_training import (
+    check_batchnorm_mlp,
+    check_mlp,
+    check_residual_net,
+    check_residual_sequence,
+)
+from .initialisation import check_init_weights, check_supervise_init
 from .mlp import check_linear_layer, check_relu_layer, check_squared_error
 from .optimisation import (
     check_adam_optimizer,
@@ -37,4 +44,10 @@ __all__ = [
     "check_feature_matrix",
     "check_principal_features",
     "check_second_layer_gradients",
+    "check_mlp",
+    "check_batchnorm_mlp",
+    "check_residual_net",
+    "check_residual_sequence",
+    "check_init_weights",
+    "check_supervise_init",
 ]
