@@ -127,7 +127,7 @@ def generate(root: Path = ROOT, tutorials: list[str] | None = None) -> None:
     for tutorial in tutorials or tutorial_ids():
         subprocess.run(
             [sys.executable, "-m", "nbgrader", "generate_assignment", tutorial, "--force",
-             "--log-level=WARN"],
+             "--log-level=ERROR"],
             cwd=root,
             env=tool_env(),
             check=True,
