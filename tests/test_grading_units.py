@@ -28,6 +28,9 @@ TUTORIALS = [T1, "T2_Optimisation"]
     (f"carol_{T1}.ipynb", "carol", T1),
     (f"{T1}-dan.ipynb", "dan", T1),
     (f"eve/{T1} (1).ipynb", "eve", T1),
+    (f"hana_Copy of {T1}.ipynb", "hana", T1),
+    (f"Copy of {T1} - ivan.ipynb", "ivan", T1),
+    (f"copyland_{T1}.ipynb", "copyland", T1),
     ("frank/T2_Optimisation.ipynb", "frank", "T2_Optimisation"),
     ("gina/Untitled.ipynb", "gina", UNKNOWN),
 ])

@@ -70,7 +70,8 @@ def identify(path: PurePosixPath, tutorials: list[str]) -> tuple[str, str, str]:
         student = folders[0]
     else:
         student = re.sub(re.escape(tutorial), "", stem, flags=re.IGNORECASE) if found else stem
-        student = re.sub(r"\(\d+\)|\bcopy\b", "", student)
+        # "(1)" from a browser's re-download, "Copy of" from Colab's "Save a copy in Drive"
+        student = re.sub(r"\(\d+\)|(?<![a-z0-9])copy(\s+of)?(?![a-z0-9])", "", student, flags=re.IGNORECASE)
     student = _clean_student(student) or UNKNOWN
     problem = ""
     if path.suffix != ".ipynb":
