@@ -221,3 +221,24 @@ def test_search_answers_from_the_site_index(site_editions, visit, edition):
     )}
     assert "T1_DeepLinearNetworks.html" in found
     assert seen.external == [] and seen.errors == []
+
+
+def test_the_browser_checks_catch_a_broken_page(browser, tmp_path):
+    """The same checks, on a page that is broken in every way they look for."""
+    (tmp_path / "page.html").write_text(
+        '<html><head><script src="https://cdn.example.org/lib.js"></script></head><body>'
+        '<img src="missing.png">'
+        "<script>undefinedFunction()</script></body></html>"
+    )
+    handler = functools.partial(_QuietHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        seen = Visit(browser, f"http://127.0.0.1:{server.server_address[1]}/", "page.html")
+        assert seen.external == ["https://cdn.example.org/lib.js"]
+        assert _images(seen.page)["broken"][0].endswith("/missing.png")
+        assert any("undefinedFunction" in error for error in seen.errors)
+        seen.close()
+    finally:
+        server.shutdown()
+        server.server_close()
