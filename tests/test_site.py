@@ -9,7 +9,6 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import nbformat
 import pytest
@@ -292,9 +291,12 @@ def test_a_sphinx_warning_fails_the_build(tmp_path):
     assert "a_page_that_does_not_exist" in broken.stderr
 
 
-def test_build_report_names_the_site_size(site_editions):
+def test_editions_are_built_apart_and_stay_small(site_editions):
+    student, instructor = site_editions["student"], site_editions["instructor"]
+    assert student == ROOT / "_build" / "html" and instructor == ROOT / "_build" / "instructor" / "html"
     for edition in EDITIONS:
         assert site_editions["seconds"][edition] > 0
         size = sum(p.stat().st_size for p in site_editions[edition].rglob("*") if p.is_file())
         assert size < 200 * 2**20, f"{edition}: {size / 2**20:.0f} MiB"
-    assert urlsplit(str(site_editions["student"])).path.endswith("_build/html")
+    assert "Show solution" in (instructor / "book" / f"{TUTORIALS[0]}.html").read_text()
+    assert "Show solution" not in (student / "book" / f"{TUTORIALS[0]}.html").read_text()
