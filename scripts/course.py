@@ -59,6 +59,11 @@ def student_path(tutorial: str) -> Path:
     return TUTORIALS / tutorial / f"{tutorial}.ipynb"
 
 
+def repository_path(path: Path) -> str:
+    """``path`` as written inside the repository (``tutorials/<ID>/<ID>.ipynb``)."""
+    return path.relative_to(ROOT).as_posix()
+
+
 # ------------------------------------------------------------------------------------------------
 # Header cells (Colab badge and Colab-only install), written from the one repository address
 # ------------------------------------------------------------------------------------------------
@@ -66,7 +71,7 @@ def student_path(tutorial: str) -> Path:
 
 def header_sources(tutorial: str) -> tuple[str, str]:
     """Markdown of the badge cell and code of the install cell of ``tutorial``."""
-    url = colab_url(f"tutorials/{tutorial}/{tutorial}.ipynb")
+    url = colab_url(repository_path(student_path(tutorial)))
     badge = f"[![Open In Colab]({BADGE})]({url})"
     install = (
         "# Set-up for Google Colab: install the course helpers (elsewhere they are installed "
@@ -295,16 +300,16 @@ def _strip_markers(source: str) -> str:
 
 def site_header(tutorial: str, edition: str) -> str:
     """Markdown of a page's first cell: the Colab badge and the download links."""
-    notebook = f"tutorials/{tutorial}/{tutorial}.ipynb"
+    notebook = repository_path(student_path(tutorial))
     lines = [
         f"[![Open in Colab](../{SITE_BADGE})]({colab_url(notebook)})",
         "",
         f"{{download}}`Download the notebook <../{notebook}>` to run it in Jupyter on your computer.",
     ]
     if edition == "instructor":
+        instructor = repository_path(solution_path(tutorial))
         lines.append(
-            f"{{download}}`Download the instructor notebook <../solutions/{tutorial}/{tutorial}.ipynb>`"
-            " (solutions and hidden tests)."
+            f"{{download}}`Download the instructor notebook <../{instructor}>` (solutions and hidden tests)."
         )
     return "\n".join(lines)
 

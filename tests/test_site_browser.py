@@ -11,6 +11,7 @@ binary); Playwright drives it and downloads no browser of its own.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
 import os
@@ -43,19 +44,24 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-@pytest.fixture(scope="module")
-def servers(site_editions):
-    """One local HTTP server per edition, as GitHub Pages would serve the folder."""
-    running = {}
-    for edition in EDITIONS:
-        handler = functools.partial(_QuietHandler, directory=str(site_editions[edition]))
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        running[edition] = server
-    yield {e: f"http://127.0.0.1:{s.server_address[1]}/" for e, s in running.items()}
-    for server in running.values():
+@contextlib.contextmanager
+def _serving(folder: Path):
+    """Serve ``folder`` on a free port of 127.0.0.1, as GitHub Pages would; yield its base URL."""
+    handler = functools.partial(_QuietHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture(scope="module")
+def servers(site_editions):
+    """One local HTTP server per edition."""
+    with contextlib.ExitStack() as stack:
+        yield {edition: stack.enter_context(_serving(site_editions[edition])) for edition in EDITIONS}
 
 
 @pytest.fixture(scope="module")
@@ -224,21 +230,15 @@ def test_search_answers_from_the_site_index(site_editions, visit, edition):
 
 
 def test_the_browser_checks_catch_a_broken_page(browser, tmp_path):
-    """The same checks, on a page that is broken in every way they look for."""
+    """The same checks, on a page with an external script, a missing image and a JavaScript error."""
     (tmp_path / "page.html").write_text(
         '<html><head><script src="https://cdn.example.org/lib.js"></script></head><body>'
         '<img src="missing.png">'
         "<script>undefinedFunction()</script></body></html>"
     )
-    handler = functools.partial(_QuietHandler, directory=str(tmp_path))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        seen = Visit(browser, f"http://127.0.0.1:{server.server_address[1]}/", "page.html")
+    with _serving(tmp_path) as base:
+        seen = Visit(browser, base, "page.html")
         assert seen.external == ["https://cdn.example.org/lib.js"]
         assert _images(seen.page)["broken"][0].endswith("/missing.png")
         assert any("undefinedFunction" in error for error in seen.errors)
         seen.close()
-    finally:
-        server.shutdown()
-        server.server_close()
