@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from .notebook_tools import course
+from .tools import course
 
 
 @pytest.fixture(scope="session")

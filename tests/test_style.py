@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from .notebook_tools import ROOT
+from .tools import ROOT
 
 
 def test_ruff_reports_nothing():

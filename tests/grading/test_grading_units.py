@@ -17,7 +17,7 @@ from autograder.grading.replay import judge, load_records, parse_test_cell, reco
 from autograder.grading.submissions import UNKNOWN, collect, identify
 
 from .grading_class import T1
-from .notebook_tools import ROOT
+from ..tools import ROOT
 
 TUTORIALS = [T1, "T2_Optimisation"]
 

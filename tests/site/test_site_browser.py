@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from .notebook_tools import ROOT, TUTORIALS
+from ..tools import ROOT, TUTORIALS
 from .site_tools import EDITIONS, html_files
 
 CHROMIUM = os.environ.get("DLNN_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"

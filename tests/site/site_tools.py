@@ -8,7 +8,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from .notebook_tools import course
+from ..tools import course
 
 EDITIONS = course.EDITIONS
 RESOURCE_ATTRIBUTES = {"img": "src", "script": "src", "link": "href", "source": "src", "iframe": "src"}

@@ -1,4 +1,4 @@
-"""Helpers for the notebook, nbgrader and site tests (not a test module)."""
+"""Helpers shared by the course, site and grading tests (not a test module)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,10 @@ from pathlib import Path
 
 import nbformat
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
+from coursebuild import build as course
+from coursebuild.layout import ROOT, tutorial_ids
 
-import course  # noqa: E402  (scripts/course.py)
-
-TUTORIALS = course.tutorial_ids()
+TUTORIALS = tutorial_ids()
 
 
 def copy_course(target: Path) -> Path:

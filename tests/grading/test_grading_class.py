@@ -26,7 +26,7 @@ from autograder.grading.sandbox import FIRST_UID, UID_RANGE, SandboxSettings, pr
 from autograder.grading.spec import tutorial_ids
 
 from .grading_class import ALL, T1, T1_TESTS, Expected, Targets, _answers, build_class, filled
-from .notebook_tools import ROOT, copy_course
+from ..tools import ROOT, copy_course
 
 
 def _tree_digest(folder: Path) -> dict[str, str]:

@@ -10,7 +10,7 @@ import re
 import pytest
 import yaml
 
-from .notebook_tools import ROOT, course
+from ..tools import ROOT, course
 
 WORKFLOW = ROOT / ".github" / "workflows" / "pages.yml"
 STUDENT_BUILD = "python scripts/course.py site --edition student"

@@ -15,7 +15,7 @@ from nbgrader.api import Gradebook
 
 from dlnn_helpers.course import REPOSITORY, colab_url, pip_requirement
 
-from .notebook_tools import (
+from ..tools import (
     ROOT,
     TUTORIALS,
     copy_course,

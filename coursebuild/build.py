@@ -1,0 +1,475 @@
+"""Build the course: student notebooks, executed notebooks and the static site.
+
+Usage (from the repository root)::
+
+    python scripts/course.py all        # sync + generate + execute + both site editions (README)
+    python scripts/course.py sync       # write the Colab badge / install cells from dlnn_helpers.course
+    python scripts/course.py generate   # nbgrader generate_assignment: solutions/ -> tutorials/
+    python scripts/course.py execute    # run every student notebook top to bottom (must not fail)
+    python scripts/course.py site --edition student     # the published site -> _build/html
+    python scripts/course.py site --edition instructor  # with solutions -> _build/instructor/html
+
+The solution notebooks in ``solutions/`` are the single source.  The site build executes each of
+them once (the *reference run*, cached in ``_build/reference`` until the notebook or
+``dlnn_helpers`` changes), with widgets drawn as static figures (``DLNN_STATIC_WIDGETS=1``), and
+writes both editions' pages from it: the instructor edition folds every solution behind a "Show
+solution" toggle; the student edition shows each exercise as the student notebook has it, with the
+figures of the reference run, and shows solutions only for the tutorials listed in
+``released_solutions.txt``.  Hidden tests never reach a page.  A failing cell or any output on
+stderr fails the build, and so does any Sphinx warning.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import nbformat
+
+from dlnn_helpers.course import STATIC_ENV_VAR, colab_url, pip_requirement
+
+from .layout import ROOT, repository_path, solution_path, student_path, tutorial_ids
+
+SITE_PAGES = ROOT / "book"  # generated site pages (git-ignored), listed in _toc.yml
+
+HEADER_TAG = "course-header"
+BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
+
+
+
+
+# ------------------------------------------------------------------------------------------------
+# Header cells (Colab badge and Colab-only install), written from the one repository address
+# ------------------------------------------------------------------------------------------------
+
+
+def header_sources(tutorial: str) -> tuple[str, str]:
+    """Markdown of the badge cell and code of the install cell of ``tutorial``."""
+    url = colab_url(repository_path(student_path(tutorial)))
+    badge = f"[![Open In Colab]({BADGE})]({url})"
+    install = (
+        "# Set-up for Google Colab: install the course helpers (elsewhere they are installed "
+        "already).\n"
+        "import subprocess\n"
+        "import sys\n"
+        "\n"
+        'if "google.colab" in sys.modules:\n'
+        "    subprocess.run(\n"
+        f'        [sys.executable, "-m", "pip", "install", "--quiet", "{pip_requirement()}"],\n'
+        "        check=True,\n"
+        "    )"
+    )
+    return badge, install
+
+
+def sync_headers(nb: nbformat.NotebookNode, tutorial: str) -> bool:
+    """Rewrite the two header cells of a solution notebook; return True when anything changed."""
+    badge, install = header_sources(tutorial)
+    headers = [c for c in nb.cells if HEADER_TAG in c.metadata.get("tags", [])]
+    if len(headers) != 2 or headers[0].cell_type != "markdown" or headers[1].cell_type != "code":
+        raise ValueError(
+            f"{tutorial}: the notebook must start with a markdown and a code cell tagged "
+            f"'{HEADER_TAG}'"
+        )
+    changed = False
+    for cell, source in zip(headers, (badge, install), strict=True):
+        if cell.source != source:
+            cell.source = source
+            changed = True
+    return changed
+
+
+def cmd_sync(check: bool = False) -> int:
+    stale = []
+    for tutorial in tutorial_ids():
+        path = solution_path(tutorial)
+        nb = nbformat.read(path, as_version=4)
+        if sync_headers(nb, tutorial):
+            stale.append(tutorial)
+            if not check:
+                nbformat.write(nb, path)
+    if check and stale:
+        print("header cells out of date in: " + ", ".join(stale), file=sys.stderr)
+        return 1
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------
+# Student notebooks (nbgrader)
+# ------------------------------------------------------------------------------------------------
+
+
+def tool_env(**extra: str) -> dict[str, str]:
+    """The environment for a child process, with this interpreter's scripts folder on PATH.
+
+    nbgrader runs ``alembic`` and Jupyter finds kernels through PATH; this keeps them inside the
+    environment that runs this script, activated or not.
+    """
+    scripts = str(Path(sys.executable).parent)
+    return dict(os.environ, PATH=scripts + os.pathsep + os.environ.get("PATH", ""), **extra)
+
+
+def generate(root: Path = ROOT, tutorials: list[str] | None = None) -> None:
+    """Run ``nbgrader generate_assignment`` for every tutorial of the course at ``root``."""
+    (root / "autograder").mkdir(exist_ok=True)
+    for tutorial in tutorials or tutorial_ids():
+        subprocess.run(
+            [sys.executable, "-m", "nbgrader", "generate_assignment", tutorial, "--force",
+             "--log-level=ERROR"],
+            cwd=root,
+            env=tool_env(),
+            check=True,
+        )
+
+
+# ------------------------------------------------------------------------------------------------
+# Execution
+# ------------------------------------------------------------------------------------------------
+
+
+def execute_notebook(path: Path, timeout: int = 600, env: dict | None = None):
+    """Execute a notebook in its own folder and return it (raises on an unhandled error).
+
+    Widgets draw static figures (``DLNN_STATIC_WIDGETS=1``): with no front end to talk to, widget
+    messages can stall a headless kernel (nbclient issue #312).  ``env`` adds more variables.  The
+    kernel gets its own environment, so several notebooks may run at once from threads.
+    """
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    kernel_env = tool_env(**{STATIC_ENV_VAR: "1", **(env or {})})
+    NotebookClient(
+        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": path.parent}},
+        # ipykernel 7 warns on its own stderr that the local TCP channel is not encrypted.
+        extra_arguments=["--IPKernelApp.log_level=ERROR"],
+    ).execute(env=kernel_env)
+    return nb
+
+
+def cmd_execute() -> int:
+    for tutorial in tutorial_ids():
+        start = time.perf_counter()
+        execute_notebook(student_path(tutorial))
+        print(f"{tutorial}: student notebook ran in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------
+# Reference run: the solution notebooks executed once, the figures of both site editions
+# ------------------------------------------------------------------------------------------------
+
+BUILD = ROOT / "_build"
+REFERENCE = BUILD / "reference"
+REFERENCE_KEY = "dlnn_reference_key"
+
+
+class SiteBuildError(RuntimeError):
+    """A notebook of the site failed: it raised, or it wrote to stderr."""
+
+
+def reference_key(tutorial: str) -> str:
+    """Hash of everything a reference run depends on: the solution notebook and the helpers."""
+    digest = hashlib.sha256()
+    sources = [solution_path(tutorial), *sorted((ROOT / "dlnn_helpers").rglob("*.py"))]
+    for path in sources:
+        digest.update(path.relative_to(ROOT).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def check_reference_outputs(nb: nbformat.NotebookNode, name: str) -> None:
+    """Raise :class:`SiteBuildError` when a cell of an executed notebook failed or wrote to stderr."""
+    for index, cell in enumerate(nb.cells):
+        for output in cell.get("outputs", []):
+            if output.output_type == "error":
+                raise SiteBuildError(f"{name}: cell {index} raised {output.ename}: {output.evalue}")
+            if output.output_type == "stream" and output.name == "stderr":
+                raise SiteBuildError(f"{name}: cell {index} wrote to stderr:\n{output.text}")
+
+
+def execute_reference(path: Path, name: str | None = None) -> nbformat.NotebookNode:
+    """Execute a notebook for the site; :class:`SiteBuildError` says which cell failed and how."""
+    from nbclient.exceptions import CellExecutionError
+
+    name = name or path.stem
+    try:
+        nb = execute_notebook(path)
+    except CellExecutionError as error:
+        raise SiteBuildError(f"{name}: the notebook failed while executing:\n{error}") from error
+    check_reference_outputs(nb, name)
+    return nb
+
+
+def reference_notebook(tutorial: str, fresh: bool = False) -> nbformat.NotebookNode:
+    """The executed solution notebook of ``tutorial`` (the reference run), cached in ``_build``.
+
+    The cache is keyed by :func:`reference_key`; ``fresh=True`` executes the notebook even when the
+    cache is current (the notebook tests do, and leave the result for the site build).
+    """
+    cached = REFERENCE / f"{tutorial}.ipynb"
+    key = reference_key(tutorial)
+    if not fresh and cached.is_file():
+        nb = nbformat.read(cached, as_version=4)
+        if nb.metadata.get(REFERENCE_KEY) == key:
+            return nb
+    nb = execute_reference(solution_path(tutorial), tutorial)
+    nb.metadata[REFERENCE_KEY] = key
+    REFERENCE.mkdir(parents=True, exist_ok=True)
+    partial = cached.with_suffix(".partial")
+    nbformat.write(nb, partial)
+    partial.replace(cached)
+    return nb
+
+
+def reference_notebooks(tutorials: list[str], workers: int = 2) -> dict[str, nbformat.NotebookNode]:
+    """Reference runs of several tutorials, ``workers`` notebooks at a time (one kernel each)."""
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        runs = {tutorial: pool.submit(reference_notebook, tutorial) for tutorial in tutorials}
+        return {tutorial: run.result() for tutorial, run in runs.items()}
+
+
+# ------------------------------------------------------------------------------------------------
+# Site: two editions from the same reference run
+# ------------------------------------------------------------------------------------------------
+
+EDITIONS = ("student", "instructor")
+RELEASED_SOLUTIONS = ROOT / "released_solutions.txt"
+SITE_BADGE = "_static/colab-badge.svg"  # served by the site itself (no image from Google)
+
+
+def edition_output(edition: str) -> Path:
+    """Folder of the built HTML of an edition: the published student site is ``_build/html``."""
+    return BUILD / "html" if edition == "student" else BUILD / edition / "html"
+
+
+def released_solutions(path: Path = RELEASED_SOLUTIONS) -> list[str]:
+    """Tutorials whose solutions the student edition shows (``released_solutions.txt``).
+
+    One tutorial ID a line; ``#`` starts a comment.  An unknown ID is an error, so that a typo does
+    not silently keep solutions hidden.
+    """
+    if not path.is_file():
+        return []
+    known = set(tutorial_ids())
+    released = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        name = line.split("#", 1)[0].strip()
+        if not name:
+            continue
+        if name not in known:
+            raise SiteBuildError(
+                f"{path.name}, line {number}: {name!r} is not a tutorial (known: {', '.join(sorted(known))})"
+            )
+        released.append(name)
+    return released
+
+
+def _strip_markers(source: str) -> str:
+    keep = [
+        line for line in source.splitlines()
+        if line.strip() not in ("### BEGIN SOLUTION", "### END SOLUTION")
+    ]
+    return "\n".join(keep)
+
+
+def site_header(tutorial: str, edition: str) -> str:
+    """Markdown of a page's first cell: the Colab badge and the download links."""
+    notebook = repository_path(student_path(tutorial))
+    lines = [
+        f"[![Open in Colab](../{SITE_BADGE})]({colab_url(notebook)})",
+        "",
+        f"{{download}}`Download the notebook <../{notebook}>` to run it in Jupyter on your computer.",
+    ]
+    if edition == "instructor":
+        instructor = repository_path(solution_path(tutorial))
+        lines.append(
+            f"{{download}}`Download the instructor notebook <../{instructor}>` (solutions and hidden tests)."
+        )
+    return "\n".join(lines)
+
+
+def site_notebook(
+    reference: nbformat.NotebookNode,
+    student: nbformat.NotebookNode | None = None,
+    show_solutions: bool = True,
+    header: str | None = None,
+) -> nbformat.NotebookNode:
+    """Turn an executed solution notebook into a site page.
+
+    With ``show_solutions`` the solution code is folded behind "Show solution" and the sample
+    answers to the written questions behind "Sample answer".  Without, each exercise shows the
+    student's version of the cell (from ``student``, matched by nbgrader's ``grade_id``) with no
+    output, and self-check cells (code calling ``self_check``) show no output either.  Every other
+    cell keeps the output of the reference run.  Autograder test cells and the Colab install cell
+    are removed; ``header`` (the site's badge and download links) replaces the notebook's badge and
+    follows the title cell.
+    """
+    page = copy.deepcopy(reference)
+    page.metadata.pop(REFERENCE_KEY, None)
+    exercises = {}
+    if student is not None:
+        exercises = {
+            c.metadata["nbgrader"]["grade_id"]: c
+            for c in student.cells
+            if c.metadata.get("nbgrader", {}).get("solution")
+        }
+    for cell in page.cells:
+        grading = cell.metadata.get("nbgrader", {})
+        tags = cell.metadata.setdefault("tags", [])
+        is_exercise = bool(grading.get("solution"))
+        if HEADER_TAG in tags and cell.cell_type == "markdown" and header is not None:
+            tags.append("remove-cell")  # the page's own header follows the title instead
+        elif is_exercise and show_solutions and cell.cell_type == "code":
+            cell.source = _strip_markers(cell.source)
+            tags.append("hide-input")
+            cell.metadata["mystnb"] = {
+                "code_prompt_show": "Show solution",
+                "code_prompt_hide": "Hide solution",
+            }
+        elif is_exercise and show_solutions:
+            cell.source = (
+                "````{admonition} Sample answer\n:class: dropdown\n\n" + cell.source + "\n````"
+            )
+        elif is_exercise and cell.cell_type == "code":
+            cell.source = _student_cell(exercises, grading["grade_id"]).source
+            cell.outputs = []
+            cell.execution_count = None
+        elif is_exercise:
+            cell.source = (
+                "```{admonition} Your answer\n:class: tip\n\n"
+                "Write your answer in this cell of the notebook.\n```"
+            )
+        elif grading.get("grade") and cell.cell_type == "code":
+            tags.append("remove-cell")
+        elif not show_solutions and cell.cell_type == "code" and "self_check(" in cell.source:
+            cell.outputs = []
+            cell.execution_count = None
+        cell.metadata.pop("nbgrader", None)
+    if header is not None:
+        title = next(
+            i for i, c in enumerate(page.cells) if c.cell_type == "markdown" and c.source.startswith("# ")
+        )
+        page.cells.insert(title + 1, nbformat.v4.new_markdown_cell(header, metadata={"tags": [HEADER_TAG]}))
+    return page
+
+
+def _student_cell(exercises: dict, grade_id: str) -> nbformat.NotebookNode:
+    if grade_id not in exercises:
+        raise SiteBuildError(
+            f"exercise {grade_id!r} is missing from the student notebook: "
+            "run `python scripts/course.py generate`"
+        )
+    return exercises[grade_id]
+
+
+def write_site_pages(
+    edition: str, released: list[str] | None = None, workers: int = 2, target: Path = SITE_PAGES
+) -> list[Path]:
+    """Write the page ``<ID>.ipynb`` of every tutorial of ``edition`` into ``target`` (``book/``).
+
+    The pages come from the reference runs; ``released`` (default: ``released_solutions.txt``)
+    lists the tutorials whose solutions the student edition shows.
+    """
+    if edition not in EDITIONS:
+        raise ValueError(f"edition must be one of {EDITIONS}, not {edition!r}")
+    released = released_solutions() if released is None else released
+    tutorials = tutorial_ids()
+    references = reference_notebooks(tutorials, workers=workers)
+    target.mkdir(exist_ok=True)
+    written = []
+    for tutorial in tutorials:
+        page = site_notebook(
+            references[tutorial],
+            nbformat.read(student_path(tutorial), as_version=4),
+            show_solutions=edition == "instructor" or tutorial in released,
+            header=site_header(tutorial, edition),
+        )
+        path = target / f"{tutorial}.ipynb"
+        nbformat.write(page, path)
+        written.append(path)
+    return written
+
+
+def jupyter_book_command(book: Path, output: Path) -> list[str]:
+    """The Jupyter Book build of ``book`` into ``output/_build/html``: every Sphinx warning (broken
+    reference, missing image, stderr output of a page) is an error, reported all at once."""
+    return [
+        sys.executable, "-c", "from jupyter_book.cli.main import main; main()",
+        "build", str(book), "--path-output", str(output), "--all",
+        "--warningiserror", "--keep-going", "--nitpick", "--quiet",
+    ]
+
+
+def _size(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def cmd_site(edition: str = "student", workers: int = 2) -> int:
+    """Build one edition of the site into :func:`edition_output` (warnings are errors)."""
+    start = time.perf_counter()
+    try:
+        write_site_pages(edition, workers=workers)
+    except SiteBuildError as error:
+        print(f"site ({edition} edition): {error}", file=sys.stderr)
+        return 1
+    pages_ready = time.perf_counter()
+    work = BUILD / ".editions" / edition
+    shutil.rmtree(work, ignore_errors=True)
+    result = subprocess.run(
+        jupyter_book_command(ROOT, work), cwd=ROOT, env=tool_env(), stdout=subprocess.PIPE, text=True
+    )
+    if result.returncode != 0:  # Sphinx's warnings went to stderr; its progress report follows
+        print(result.stdout, f"site ({edition} edition): jupyter-book build failed", file=sys.stderr)
+        return result.returncode
+    target = edition_output(edition)
+    shutil.rmtree(target, ignore_errors=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(work / "_build" / "html"), target)
+    shutil.rmtree(work, ignore_errors=True)
+    end = time.perf_counter()
+    print(
+        f"site ({edition} edition): {target.relative_to(ROOT)} in {end - start:.1f} s "
+        f"(pages {pages_ready - start:.1f} s, jupyter-book {end - pages_ready:.1f} s), "
+        f"{_size(target) / 2**20:.1f} MiB"
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=["all", "sync", "generate", "execute", "site"])
+    parser.add_argument("--check", action="store_true", help="sync: only report stale headers")
+    parser.add_argument(
+        "--edition", choices=EDITIONS, default="student",
+        help="site: the student edition (_build/html, solutions only for the tutorials listed in "
+        "released_solutions.txt) or the instructor edition (_build/instructor/html, all solutions)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=2, help="site: notebooks executed at once (default 2)"
+    )
+    args = parser.parse_args(argv)
+    if args.command == "sync":
+        return cmd_sync(check=args.check)
+    if args.command == "generate":
+        generate()
+        return 0
+    if args.command == "execute":
+        return cmd_execute()
+    if args.command == "site":
+        return cmd_site(args.edition, workers=args.workers)
+    cmd_sync()
+    generate()
+    cmd_execute()
+    return max(cmd_site(edition, workers=args.workers) for edition in EDITIONS)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""The course layout: tutorial IDs and folders, read from ``nbgrader_config.py``.
+
+Like nbgrader's ``CourseDirectory``, everything else (the build script, the site, the grader, the
+tests) asks this module where the solution and student notebooks live instead of writing the folder
+names again.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = ROOT / "nbgrader_config.py"
+
+
+@lru_cache(maxsize=None)
+def course_directory(config: Path = CONFIG) -> dict[str, str]:
+    """The ``CourseDirectory`` settings of an nbgrader configuration file, as plain strings."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    loaded = PyFileConfigLoader(config.name, path=str(config.parent)).load_config()
+    return {key: str(value) for key, value in loaded.get("CourseDirectory", {}).items()}
+
+
+def source_folder(root: Path = ROOT) -> Path:
+    """nbgrader's source folder: the solution notebooks (``solutions/``)."""
+    return root / course_directory().get("source_directory", "source")
+
+
+def release_folder(root: Path = ROOT) -> Path:
+    """nbgrader's release folder: the student notebooks (``tutorials/``)."""
+    return root / course_directory().get("release_directory", "release")
+
+
+def tutorial_ids(root: Path = ROOT) -> list[str]:
+    """Names of the tutorials: folders of the source folder holding a notebook of the same name.
+
+    Sorted by name, which is the course order (``T1_…`` to ``T6_…``).
+    """
+    return sorted(
+        p.parent.name for p in source_folder(root).glob("*/*.ipynb") if p.stem == p.parent.name
+    )
+
+
+def solution_path(tutorial: str, root: Path = ROOT) -> Path:
+    """``solutions/<ID>/<ID>.ipynb``."""
+    return source_folder(root) / tutorial / f"{tutorial}.ipynb"
+
+
+def student_path(tutorial: str, root: Path = ROOT) -> Path:
+    """``tutorials/<ID>/<ID>.ipynb``."""
+    return release_folder(root) / tutorial / f"{tutorial}.ipynb"
+
+
+def repository_path(path: Path, root: Path = ROOT) -> str:
+    """``path`` as written inside the repository (``tutorials/<ID>/<ID>.ipynb``)."""
+    return path.relative_to(root).as_posix()
