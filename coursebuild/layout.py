@@ -7,14 +7,14 @@ names again.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "nbgrader_config.py"
 
 
-@lru_cache(maxsize=None)
+@cache
 def course_directory(config: Path = CONFIG) -> dict[str, str]:
     """The ``CourseDirectory`` settings of an nbgrader configuration file, as plain strings."""
     from traitlets.config.loader import PyFileConfigLoader

@@ -24,10 +24,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from autograder.grading.runner import grade_class  # noqa: E402
-from autograder.grading.sandbox import SandboxSettings  # noqa: E402
 from tests.grading_class import ALL, T1, _answers, filled, student_notebook  # noqa: E402
 from tests.notebook_tools import copy_course  # noqa: E402
+
+from autograder.grading.runner import grade_class  # noqa: E402
+from autograder.grading.sandbox import SandboxSettings  # noqa: E402
 
 KINDS = [
     dict.fromkeys(ALL, "correct"),

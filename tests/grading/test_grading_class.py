@@ -25,8 +25,8 @@ from autograder.grading.runner import grade_class
 from autograder.grading.sandbox import FIRST_UID, UID_RANGE, SandboxSettings, privileged
 from autograder.grading.spec import tutorial_ids
 
-from .grading_class import ALL, T1, T1_TESTS, Expected, Targets, _answers, build_class, filled
 from ..tools import ROOT, copy_course
+from .grading_class import ALL, T1, T1_TESTS, Expected, Targets, _answers, build_class, filled
 
 
 def _tree_digest(folder: Path) -> dict[str, str]:

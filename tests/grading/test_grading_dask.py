@@ -15,8 +15,8 @@ from distributed import Client, LocalCluster
 from autograder.grading.runner import grade_class
 from autograder.grading.sandbox import SandboxSettings
 
-from .grading_class import ALL, T1, _answers, filled, student_notebook
 from ..tools import ROOT, copy_course
+from .grading_class import ALL, T1, _answers, filled, student_notebook
 
 
 def test_a_local_dask_cluster_grades_like_the_process_pool(tmp_path, monkeypatch):

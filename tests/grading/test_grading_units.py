@@ -16,8 +16,8 @@ from autograder.grading.notebook import Rejected, read_submission
 from autograder.grading.replay import judge, load_records, parse_test_cell, recorder_source
 from autograder.grading.submissions import UNKNOWN, collect, identify
 
-from .grading_class import T1
 from ..tools import ROOT
+from .grading_class import T1
 
 TUTORIALS = [T1, "T2_Optimisation"]
 
