@@ -1,20 +1,66 @@
-"""Shared fixtures: the two editions of the course site, built once per test session."""
+"""Session fixtures: every expensive artefact is built once per test run and shared.
+
+* ``reference_run(tutorial)``: the solution notebook executed once (full run, static widgets) —
+  the site's reference run, also used by the notebook and claims tests;
+* ``site_editions``: both editions of the course site, built from those runs.
+"""
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable
 
+import nbformat
 import pytest
 
-from .tools import course
+from .tools import TUTORIALS, course
+
+
+class _ReferenceRuns:
+    """Each solution notebook executed at most once per session (thread-safe, on demand).
+
+    The first request starts every tutorial's run, two notebooks at a time (one kernel each), so
+    that the slow T3 overlaps with the others.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._futures: dict = {}
+        self.seconds: dict[str, float] = {}
+
+    def _run(self, tutorial: str) -> nbformat.NotebookNode:
+        start = time.perf_counter()
+        nb = course.reference_notebook(tutorial, fresh=True)
+        self.seconds[tutorial] = time.perf_counter() - start
+        return nb
+
+    def __call__(self, tutorial: str) -> nbformat.NotebookNode:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with self._lock:
+            if not self._futures:
+                self._pool = ThreadPoolExecutor(max_workers=2)
+                order = sorted(TUTORIALS, key=lambda t: t != "T3_TrainingDeepNetworks")  # longest first
+                self._futures = {t: self._pool.submit(self._run, t) for t in order}
+        return self._futures[tutorial].result()
 
 
 @pytest.fixture(scope="session")
-def site_editions() -> dict:
+def reference_run() -> Callable[[str], nbformat.NotebookNode]:
+    """``reference_run(tutorial)``: the executed solution notebook, run once per test session."""
+    return _ReferenceRuns()
+
+
+@pytest.fixture(scope="session")
+def site_editions(reference_run) -> dict:
     """Build the student and the instructor edition (warnings are errors); return their folders.
 
-    The value maps each edition to its HTML folder; ``"seconds"`` maps it to its build time.
+    The value maps each edition to its HTML folder; ``"seconds"`` maps it to its build time.  The
+    pages come from this session's reference runs (``reference_notebook`` finds them cached).
     """
+    for tutorial in TUTORIALS:
+        reference_run(tutorial)
     built: dict = {"seconds": {}}
     for edition in course.EDITIONS:
         start = time.perf_counter()
