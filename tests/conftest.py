@@ -2,7 +2,12 @@
 
 * ``reference_run(tutorial)``: the solution notebook executed once (full run, static widgets) —
   the site's reference run, also used by the notebook and claims tests;
-* ``site_editions``: both editions of the course site, built from those runs.
+* ``site_editions``: both editions of the course site, built from those runs;
+* ``generated_course``: one ``nbgrader generate_assignment`` of the whole course, in a private copy;
+* ``autograded_course``: that copy after one ``nbgrader autograde`` of the solution and of the
+  untouched student notebook of every tutorial.
+
+Every test that uses one of them is marked ``slow`` automatically.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from collections.abc import Callable
 import nbformat
 import pytest
 
-from .tools import TUTORIALS, course
+from .tools import TUTORIALS, copy_course, course, nbgrader
 
 
 class _ReferenceRuns:
@@ -68,3 +73,43 @@ def site_editions(reference_run) -> dict:
         built["seconds"][edition] = time.perf_counter() - start
         built[edition] = course.edition_output(edition)
     return built
+
+
+# Tests that use these fixtures execute notebooks or build the site: the `slow` tier.
+SLOW_FIXTURES = {"reference_run", "site_editions", "generated_course", "autograded_course"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session")
+def generated_course(tmp_path_factory):
+    """A private copy of the course after one ``nbgrader generate_assignment`` of every tutorial
+    (student notebooks in its ``tutorials/``, assignments in its gradebook)."""
+    copy = copy_course(tmp_path_factory.mktemp("course"))
+    course.generate(copy, TUTORIALS)
+    return copy
+
+
+@pytest.fixture(scope="session")
+def autograded_course(generated_course):
+    """``generated_course`` after ``nbgrader autograde`` of two submissions of every tutorial:
+    ``reference`` (the solution notebook) and ``untouched`` (the student notebook as released).
+
+    nbgrader runs them as in grading (``NBGRADER_EXECUTION`` set: heavy demonstrations shrink).
+    """
+    root = generated_course
+    for tutorial in TUTORIALS:
+        sources = {
+            "reference": course.solution_path(tutorial),
+            "untouched": root / "tutorials" / tutorial / f"{tutorial}.ipynb",
+        }
+        for student, source in sources.items():
+            target = root / "autograder" / "submitted" / student / tutorial
+            target.mkdir(parents=True)
+            (target / f"{tutorial}.ipynb").write_bytes(source.read_bytes())
+        nbgrader(root, "autograde", tutorial, "--force", "--create", "--log-level=ERROR")
+    return root

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import nbformat
 
 from coursebuild.layout import solution_path
 
 
-@lru_cache(maxsize=None)
+@cache
 def _solution(tutorial: str) -> nbformat.NotebookNode:
     return nbformat.read(solution_path(tutorial), as_version=4)
 

@@ -1,5 +1,9 @@
 """Notebooks: they execute, the student versions are generated and in sync, and nbgrader grades them.
 
+Each notebook is executed once per test session, through the session fixtures of ``tests/conftest.py``
+(``reference_run``: the full solution run; ``autograded_course``: nbgrader's autograde of the solution
+and of the untouched student notebook, in their reduced grading form).
+
 Every test is parametrised over the tutorials found in ``solutions/``, so a new tutorial is covered
 as soon as its solution notebook exists.
 """
@@ -15,15 +19,7 @@ from nbgrader.api import Gradebook
 
 from dlnn_helpers.course import REPOSITORY, colab_url, pip_requirement
 
-from ..tools import (
-    ROOT,
-    TUTORIALS,
-    copy_course,
-    course,
-    nbgrader,
-    outputs_text,
-    stderr_outputs,
-)
+from ..tools import ROOT, TUTORIALS, course, outputs_text, stderr_outputs
 
 
 def _self_check_outputs(nb: nbformat.NotebookNode) -> list[str]:
@@ -41,10 +37,9 @@ def test_there_is_at_least_one_tutorial():
 
 
 @pytest.mark.parametrize("tutorial", TUTORIALS)
-def test_solution_notebook_executes_and_every_self_check_passes(tutorial):
-    # Executed for real (fresh=True); the result is the site's reference run, which the site build
-    # then reuses instead of executing the notebook a second time.
-    nb = course.reference_notebook(tutorial, fresh=True)
+def test_solution_notebook_executes_and_every_self_check_passes(reference_run, tutorial):
+    # The session's one full execution of the solution (the site's reference run).
+    nb = reference_run(tutorial)
     assert stderr_outputs(nb) == []
     checks = _self_check_outputs(nb)
     assert checks, "a tutorial with graded exercises has self-check cells"
@@ -52,9 +47,20 @@ def test_solution_notebook_executes_and_every_self_check_passes(tutorial):
         assert "✅" in text and "❌" not in text and "⏳" not in text, text
 
 
+def _autograded(root, tutorial: str, student: str) -> nbformat.NotebookNode:
+    return nbformat.read(root / "autograder" / "autograded" / student / tutorial / f"{tutorial}.ipynb", 4)
+
+
 @pytest.mark.parametrize("tutorial", TUTORIALS)
-def test_untouched_student_notebook_runs_without_traceback(tutorial):
-    nb = course.execute_notebook(course.student_path(tutorial))  # raises on any unhandled error
+def test_untouched_student_notebook_runs_without_traceback(autograded_course, tutorial):
+    # The released notebook as nbgrader executed it: only the graded test cells may fail.
+    nb = _autograded(autograded_course, tutorial, "untouched")
+    for cell in nb.cells:
+        if cell.cell_type != "code" or cell.metadata.get("nbgrader", {}).get("grade"):
+            continue
+        errors = [o for o in cell.get("outputs", []) if o.output_type == "error"]
+        assert errors == [], f"{tutorial}: a cell raised before any exercise was done:\n{cell.source}"
+    assert stderr_outputs(nb) == []
     checks = _self_check_outputs(nb)
     assert checks
     for text in checks:
@@ -91,18 +97,12 @@ def test_header_cells_are_in_sync():
     assert course.cmd_sync(check=True) == 0
 
 
-def _comparable(path):
-    nb = json.loads(path.read_text())
-    return nb
-
-
-def test_tutorials_are_exactly_what_generate_assignment_produces(tmp_path):
-    copy = copy_course(tmp_path)
-    course.generate(copy, TUTORIALS)
+def test_tutorials_are_exactly_what_generate_assignment_produces(generated_course):
+    copy = generated_course
     for tutorial in TUTORIALS:
         fresh = copy / "tutorials" / tutorial / f"{tutorial}.ipynb"
         committed = course.student_path(tutorial)
-        assert _comparable(fresh) == _comparable(committed), (
+        assert json.loads(fresh.read_text()) == json.loads(committed.read_text()), (
             f"tutorials/{tutorial} is stale: run `python scripts/course.py generate` and commit"
         )
     generated = {p.relative_to(copy / "tutorials") for p in (copy / "tutorials").rglob("*.*")}
@@ -121,18 +121,9 @@ def _scores(copy, tutorial, student):
 
 
 @pytest.mark.parametrize("tutorial", TUTORIALS)
-def test_autograde_gives_solution_full_marks_and_untouched_student_zero(tmp_path, tutorial):
-    copy = copy_course(tmp_path)
-    nbgrader(copy, "generate_assignment", tutorial, "--force")
-    submissions = {"reference": course.solution_path(tutorial), "untouched": course.student_path(tutorial)}
-    for student, source in submissions.items():
-        target = copy / "autograder" / "submitted" / student / tutorial
-        target.mkdir(parents=True)
-        (target / f"{tutorial}.ipynb").write_bytes(source.read_bytes())
-    nbgrader(copy, "autograde", tutorial, "--force", "--create")
-
-    reference = _scores(copy, tutorial, "reference")
-    untouched = _scores(copy, tutorial, "untouched")
+def test_autograde_gives_solution_full_marks_and_untouched_student_zero(autograded_course, tutorial):
+    reference = _scores(autograded_course, tutorial, "reference")
+    untouched = _scores(autograded_course, tutorial, "untouched")
     auto = {name for name, (_, _, kind) in reference.items() if kind == "code"}
     manual = {name for name, (_, _, kind) in reference.items() if kind == "markdown"}
     assert auto, "every tutorial has autograded tests"

@@ -26,6 +26,8 @@ from ..tools import ROOT, TUTORIALS
 from .site_tools import EDITIONS, html_files
 
 CHROMIUM = os.environ.get("DLNN_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+INSTALL_HINT = "install Debian's chromium (sudo apt-get install chromium) or set DLNN_CHROMIUM"
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 SCREENSHOTS = ROOT / "_build" / "screenshots"
 PAGES = [
     "intro.html", "running.html", "instructors.html", "search.html", "genindex.html",
@@ -68,9 +70,10 @@ def servers(site_editions):
 def browser():
     from playwright.sync_api import sync_playwright
 
-    assert Path(CHROMIUM).is_file(), (
-        f"no Chromium at {CHROMIUM}: install Debian's package (apt-get install chromium) or set DLNN_CHROMIUM"
-    )
+    if not Path(CHROMIUM).is_file():
+        if os.environ.get("CI", "").lower() in ("true", "1"):  # CI installs it: missing is a failure
+            pytest.fail(f"no Chromium at {CHROMIUM} on CI: {INSTALL_HINT}")
+        pytest.skip(f"browser tests need Chromium: {INSTALL_HINT}")
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium
