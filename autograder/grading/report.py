@@ -1,4 +1,14 @@
-"""``grades.csv`` and the instructor report (score distributions, problems, how it was graded)."""
+"""What the grader writes for people: ``grades.csv``, the instructor report, terminal lines and
+the autograded notebooks nbgrader's formgrader shows — none of which a submission can turn into
+an attack on the person reading it.
+
+* :func:`csv_cell`: a cell of ``grades.csv`` never starts a spreadsheet formula;
+* :func:`terminal_safe`: control characters (ANSI escape sequences, carriage returns, bidi
+  overrides) from file names or messages are shown escaped, never sent to the terminal;
+* :func:`neutralise_notebook`: active HTML (scripts, event handlers, widgets, JavaScript and SVG
+  outputs) is removed from a notebook by nbconvert's own sanitiser (``SanitizeHTML``, bleach);
+* :func:`atomic_write`: a file is replaced whole or not at all (a crash never leaves half of it).
+"""
 
 from __future__ import annotations
 
@@ -6,27 +16,89 @@ import base64
 import csv
 import html
 import io
+import os
+import tempfile
+import unicodedata
 from collections import Counter
 from pathlib import Path
 
 CSV_COLUMNS = ["student", "tutorial", "status", "score", "max_score", "manual_max", "file",
                "exercises", "problem"]
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""A cell starting with one of these is a formula (or becomes one) in a spreadsheet (OWASP)."""
+_BIDI = {chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C)}
+
+
+def csv_cell(value: object) -> str:
+    """The text of one CSV cell, prefixed with ``'`` when a spreadsheet would run it."""
+    text = str(value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with every control character escaped (``\\x1b``, ``\\n``, ``\\u202e``)."""
+    out = []
+    for char in str(text):
+        if char in _BIDI or unicodedata.category(char) in ("Cc", "Cs"):
+            escaped = repr(char)[1:-1]
+            out.append(escaped if escaped != char else f"\\u{ord(char):04x}")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def atomic_write(path: Path, data: str | bytes) -> None:
+    """Write ``path`` through a temporary file in the same folder and ``os.replace``."""
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:40]}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as stream:
+            stream.write(raw)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def neutralise_notebook(text: str) -> str:
+    """A notebook (JSON text) with its active HTML made inert, for nbgrader's formgrader.
+
+    nbconvert's :class:`~nbconvert.preprocessors.sanitize.SanitizeHTML` escapes HTML in markdown
+    and raw cells (``<img onerror=...>`` in a written answer stays readable as text), cleans
+    ``text/html`` and ``text/markdown`` outputs with bleach and drops every output type that can
+    run code (JavaScript, SVG, widget views); the widget state in the notebook's metadata, which
+    the HTML export would render, is dropped too.
+    """
+    import nbformat
+    from nbconvert.preprocessors.sanitize import SanitizeHTML
+
+    notebook = nbformat.reads(text, as_version=4)
+    notebook.metadata.pop("widgets", None)
+    notebook, _ = SanitizeHTML().preprocess(notebook, {})
+    return nbformat.writes(notebook)
 
 
 def write_grades(rows: list[dict], path: Path) -> None:
-    """One row per student and tutorial (and per unidentifiable file), sorted."""
-    with path.open("w", newline="", encoding="utf-8") as stream:
-        writer = csv.DictWriter(stream, fieldnames=CSV_COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        for row in sorted(rows, key=lambda r: (r["student"], r["tutorial"], r["file"])):
-            writer.writerow({
-                **row,
-                "score": f"{row['score']:g}",
-                "max_score": f"{row['max_score']:g}",
-                "manual_max": f"{row['manual_max']:g}",
-                "exercises": ";".join(f"{k}={v:g}" for k, v in row["scores"].items()),
-                "problem": row["message"],
-            })
+    """One row per student and tutorial (and per unidentifiable file), sorted; written atomically.
+
+    No cell starts a spreadsheet formula (:func:`csv_cell`).
+    """
+    stream = io.StringIO(newline="")
+    writer = csv.DictWriter(stream, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    for row in sorted(rows, key=lambda r: (str(r["student"]), str(r["tutorial"]), str(r["file"]))):
+        cells = {
+            **row,
+            "score": f"{row['score']:g}",
+            "max_score": f"{row['max_score']:g}",
+            "manual_max": f"{row['manual_max']:g}",
+            "exercises": ";".join(f"{k}={v:g}" for k, v in row["scores"].items()),
+            "problem": row["message"],
+        }
+        writer.writerow({column: csv_cell(cells.get(column, "")) for column in CSV_COLUMNS})
+    atomic_write(path, stream.getvalue())
 
 
 def _figure(tutorial: str, rows: list[dict], maxima: dict[str, float]) -> str:
@@ -147,4 +219,4 @@ def write_report(path: Path, rows: list[dict], maxima: dict[str, dict[str, float
         )
         out.append(_figure(tutorial, graded, tests))
     out.append("</body></html>")
-    path.write_text("\n".join(out), encoding="utf-8")
+    atomic_write(path, "\n".join(out))

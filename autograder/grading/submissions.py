@@ -15,11 +15,29 @@ suffix such as ``(1)``); the student is the top folder, or what remains of the f
 Every file of the input becomes one :class:`Submission`, including files that cannot be graded
 (they get a zero row with the reason).  When a student submitted the same tutorial more than once,
 the latest file (modification time, then name) is graded and the others are listed as replaced.
+
+Nothing in the input can stop the run or make the grader read what it should not (every limit is
+in :class:`Limits`):
+
+* only regular files are read: symbolic links (to files or folders), FIFOs, sockets and devices
+  are never opened or followed; a file is opened with ``O_NOFOLLOW | O_NONBLOCK`` and checked with
+  ``fstat`` before a byte is read, and never more than its size limit is read;
+* a zip archive is streamed with :mod:`zipfile`: the declared size of each entry and of all
+  entries together, the number of entries and the length of names are checked *before* inflating,
+  and inflating stops at the limit whatever the header claims;
+* a student id is a short, safe folder name: names that clean to the same id (``ann marie`` and
+  ``ann_marie``) or are too long get a distinct id with a short hash of the original name;
+* a notebook whose JSON is nested absurdly deep, or whose nbgrader metadata has the wrong types (a
+  list as ``grade_id``), is rejected with its reason before it reaches a worker.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import re
+import stat
 import zipfile
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,6 +47,33 @@ UNKNOWN = "unknown"
 IGNORED_PARTS = {"__MACOSX", ".ipynb_checkpoints", ".DS_Store"}
 IGNORED_FILES = {"README.md", "README.txt"}
 """Not submissions: a description of the folder (the demo class has one)."""
+MAX_STUDENT_CHARS = 64
+"""A student id longer than this is cut and given a hash of the full name."""
+MAX_JSON_DEPTH = 64
+"""Deepest nesting of a notebook's JSON accepted (a real notebook is about 8 levels deep)."""
+_CHUNK = 2**20
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What reading the input may cost at most.
+
+    Attributes
+    ----------
+    file_bytes : int
+        Largest file (or zip entry, inflated) that is read; a larger one is a rejected row.
+    total_bytes : int
+        All files together; files beyond are rejected rows.
+    entries : int
+        Files (or zip entries) looked at; one row reports the rest.
+    name_chars : int
+        Longest path of a file inside the input.
+    """
+
+    file_bytes: int = 100 * 2**20
+    total_bytes: int = 8 * 2**30
+    entries: int = 20_000
+    name_chars: int = 4096
 
 
 def _ignored(relative: PurePosixPath) -> bool:
@@ -52,6 +97,8 @@ class Submission:
     problem: str = ""
     """Why it cannot be graded before even opening it (empty when it can be tried)."""
     replaced_by: str = ""
+    raw_student: str = ""
+    """The student's name as the input spells it (before cleaning)."""
 
 
 def _clean_student(text: str) -> str:
@@ -59,20 +106,40 @@ def _clean_student(text: str) -> str:
     return text
 
 
-def identify(path: PurePosixPath, tutorials: list[str]) -> tuple[str, str, str]:
-    """``(student, tutorial, problem)`` of one file from its path inside the input."""
-    parts = [p for p in path.parts if p not in ("", ".")]
+def _short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+
+
+def _bounded_id(clean: str, raw: str) -> str:
+    if len(clean) <= MAX_STUDENT_CHARS:
+        return clean
+    return f"{clean[:MAX_STUDENT_CHARS - 9].rstrip('_.-')}-{_short_hash(raw)}"
+
+
+def _student_text(path: PurePosixPath, tutorial: str) -> str:
+    parts = [p for p in path.parts if p not in ("", ".", "..", "/")]
     stem = path.stem if path.suffix == ".ipynb" else path.name
-    found = [t for t in tutorials if t.lower() in path.as_posix().lower()]
-    tutorial = max(found, key=len) if found else UNKNOWN
     folders = [p for p in parts[:-1] if p.lower() != tutorial.lower()]
     if folders:
         student = folders[0]
     else:
-        student = re.sub(re.escape(tutorial), "", stem, flags=re.IGNORECASE) if found else stem
+        student = re.sub(re.escape(tutorial), "", stem, flags=re.IGNORECASE) \
+            if tutorial != UNKNOWN else stem
         # "(1)" from a browser's re-download, "Copy of" from Colab's "Save a copy in Drive"
-        student = re.sub(r"\(\d+\)|(?<![a-z0-9])copy(\s+of)?(?![a-z0-9])", "", student, flags=re.IGNORECASE)
-    student = _clean_student(student) or UNKNOWN
+        student = re.sub(r"\(\d+\)|(?<![a-z0-9])copy(\s+of)?(?![a-z0-9])", "", student,
+                         flags=re.IGNORECASE)
+    return student.strip(" \t_.-")
+
+
+def identify(path: PurePosixPath, tutorials: list[str]) -> tuple[str, str, str]:
+    """``(student, tutorial, problem)`` of one file from its path inside the input.
+
+    The student id is safe as a folder name and at most :data:`MAX_STUDENT_CHARS` long.
+    """
+    found = [t for t in tutorials if t.lower() in path.as_posix().lower()]
+    tutorial = max(found, key=len) if found else UNKNOWN
+    raw = _student_text(path, tutorial)
+    student = _bounded_id(_clean_student(raw), raw) or UNKNOWN
     problem = ""
     if path.suffix != ".ipynb":
         problem = f"not a notebook file name ({path.name}): expected <student>/<tutorial>.ipynb"
@@ -82,7 +149,243 @@ def identify(path: PurePosixPath, tutorials: list[str]) -> tuple[str, str, str]:
     return student, tutorial, problem
 
 
-def collect(source: Path, tutorials: list[str]) -> list[Submission]:
+def _depth(value: object) -> int:
+    """Deepest nesting of a JSON value (iterative: no recursion on hostile input)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            deepest = max(deepest, depth)
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            deepest = max(deepest, depth)
+            stack.extend((v, depth + 1) for v in item)
+    return deepest
+
+
+_NBGRADER_TYPES = {"grade_id": (str,), "solution": (bool,), "grade": (bool,), "locked": (bool,),
+                   "task": (bool,), "points": (int, float), "schema_version": (int,)}
+
+
+def screen(data: bytes) -> str:
+    """Why a notebook's bytes cannot be graded safely, or ``""`` (the worker checks the rest).
+
+    Catches what would otherwise fail *inside* the grader rather than be rejected with a reason:
+    JSON nested deeper than :data:`MAX_JSON_DEPTH`, and nbgrader metadata of the wrong type (a list
+    or a dict as ``grade_id``, a string as ``points``).  Files that are not JSON at all pass here
+    and are rejected by the worker with their own reason.
+    """
+    try:
+        raw = json.loads(data)
+    except RecursionError:
+        return f"the notebook's JSON is nested too deeply (more than {MAX_JSON_DEPTH} levels)"
+    except (ValueError, TypeError):
+        return ""  # not JSON, not UTF-8: the worker says which
+    depth = _depth(raw)
+    if depth > MAX_JSON_DEPTH:
+        return f"the notebook's JSON is nested {depth} levels deep (at most {MAX_JSON_DEPTH})"
+    cells = raw.get("cells") if isinstance(raw, dict) else None
+    if not isinstance(cells, list):
+        return ""
+    for number, cell in enumerate(cells, 1):
+        if not isinstance(cell, dict):
+            continue
+        if "id" in cell and not isinstance(cell["id"], str):
+            return f"cell {number} has an id that is not text"
+        metadata = cell.get("metadata", {})
+        if not isinstance(metadata, dict):
+            return f"cell {number} has metadata that is not a dictionary"
+        nbgrader = metadata.get("nbgrader")
+        if nbgrader is None:
+            continue
+        if not isinstance(nbgrader, dict):
+            return f"cell {number} has nbgrader metadata that is not a dictionary"
+        for key, types in _NBGRADER_TYPES.items():
+            value = nbgrader.get(key)
+            if value is not None and (type(value) not in types
+                                      or (key == "grade_id" and not 0 < len(value) <= 200)):
+                return (f"cell {number} has malformed nbgrader metadata: {key} is "
+                        f"{type(value).__name__}" + (" (must be text of 1 to 200 characters)"
+                                                     if key == "grade_id" else ""))
+    return ""
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"
+
+
+class _Budget:
+    """Counts what has been read against :class:`Limits`."""
+
+    def __init__(self, limits: Limits):
+        self.limits = limits
+        self.total = 0
+        self.entries = 0
+
+    def refuse(self, size: int) -> str:
+        """The reason a file of ``size`` bytes may not be read, or ``""`` (then it is counted)."""
+        if size > self.limits.file_bytes:
+            return (f"the file is {_size(size)}, larger than the {_size(self.limits.file_bytes)} "
+                    "limit: not read")
+        if self.total + size > self.limits.total_bytes:
+            return (f"the input holds more than {_size(self.limits.total_bytes)} of files in all: "
+                    "not read")
+        self.total += size
+        return ""
+
+
+def _read_regular(dir_fd: int, name: str, budget: _Budget) -> tuple[bytes, float, str]:
+    """``(data, mtime, problem)`` of one directory entry, never following or blocking."""
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY,
+                     dir_fd=dir_fd)
+    except OSError as exc:
+        try:
+            info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        except OSError:
+            return b"", 0.0, f"the file could not be opened ({exc.strerror})"
+        if not stat.S_ISREG(info.st_mode):
+            return b"", info.st_mtime, f"{_kind(info.st_mode)}, not a file: not read"
+        return b"", info.st_mtime, f"the file could not be opened ({exc.strerror})"
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return b"", info.st_mtime, f"{_kind(info.st_mode)}, not a file: not read"
+        refused = budget.refuse(info.st_size)
+        if refused:
+            return b"", info.st_mtime, refused
+        chunks, size = [], 0
+        while size <= info.st_size:  # a file that grows while read stops at its fstat size + 1
+            chunk = os.read(fd, min(_CHUNK, info.st_size + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > info.st_size:
+            return b"", info.st_mtime, "the file changed while it was read: not read"
+        return b"".join(chunks), info.st_mtime, ""
+    except OSError as exc:
+        return b"", 0.0, f"the file could not be read ({exc.strerror})"
+    finally:
+        os.close(fd)
+
+
+def _walk_folder(source: Path, budget: _Budget) -> list[tuple[PurePosixPath, bytes, float, str]]:
+    entries = []
+    for root, dirs, files, root_fd in os.fwalk(source, follow_symlinks=False):
+        relative_root = PurePosixPath(Path(root).relative_to(source).as_posix())
+        dirs.sort()
+        for name in list(dirs):  # fwalk lists links to folders with the folders: never enter them
+            info = os.stat(name, dir_fd=root_fd, follow_symlinks=False)
+            relative = relative_root / name
+            if not stat.S_ISDIR(info.st_mode):
+                dirs.remove(name)
+                if not _ignored(relative):
+                    files.append(name)
+            elif _ignored(relative):
+                dirs.remove(name)
+        for name in sorted(files):
+            relative = relative_root / name
+            if _ignored(relative):
+                continue
+            budget.entries += 1
+            if budget.entries > budget.limits.entries:
+                dirs.clear()
+                return entries
+            if len(relative.as_posix()) > budget.limits.name_chars:
+                entries.append((relative, b"", 0.0, "the file's path is too long: not read"))
+                continue
+            entries.append((relative, *_read_regular(root_fd, name, budget)))
+    return entries
+
+
+def _read_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: _Budget) -> tuple[bytes, str]:
+    if stat.S_ISLNK(info.external_attr >> 16):
+        return b"", "a symbolic link, not a file: not read"
+    refused = budget.refuse(info.file_size)
+    if refused:
+        return b"", refused
+    chunks, size = [], 0
+    try:
+        with archive.open(info) as stream:
+            while True:  # zipfile stops at the declared size; this stops at the limit anyway
+                chunk = stream.read(_CHUNK)
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > min(info.file_size, budget.limits.file_bytes):
+                    return b"", "the entry inflates to more than its declared size: not read"
+                chunks.append(chunk)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, RuntimeError, NotImplementedError,
+            OSError, EOFError, ValueError) as exc:  # encrypted, damaged, unknown compression
+        return b"", f"the zip entry could not be read ({type(exc).__name__}: {exc})"
+    return b"".join(chunks), ""
+
+
+def _walk_zip(source: Path, budget: _Budget) -> list[tuple[PurePosixPath, bytes, float, str]]:
+    fd = os.open(source, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    with os.fdopen(fd, "rb") as stream:
+        if not stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
+            raise ValueError(f"{source} is neither a folder nor a zip archive")
+        try:
+            archive = zipfile.ZipFile(stream)
+        except (zipfile.BadZipFile, OSError, ValueError) as exc:
+            raise ValueError(f"{source} is neither a folder nor a zip archive: {exc}") from None
+        entries = []
+        with archive:
+            for info in archive.infolist():
+                name = info.filename.replace("\\", "/")
+                relative = PurePosixPath(name)
+                if info.is_dir() or _ignored(relative):
+                    continue
+                budget.entries += 1
+                if budget.entries > budget.limits.entries:
+                    break
+                try:
+                    mtime = datetime(*info.date_time).timestamp()
+                except (ValueError, OverflowError):
+                    mtime = 0.0
+                if len(name) > budget.limits.name_chars:
+                    entries.append((PurePosixPath(name[:200] + "…"), b"", mtime,
+                                    f"the entry's name is {len(name)} characters long: not read"))
+                    continue
+                data, problem = _read_entry(archive, info, budget)
+                entries.append((relative, data, mtime, problem))
+    return entries
+
+
+def _distinct_students(submissions: list[Submission]) -> None:
+    """Give students whose different names clean to the same id (``ann marie``, ``ann_marie``)
+    distinct ids: the name that is already clean keeps it, the others get a hash of their name."""
+    spellings: dict[str, set[str]] = {}
+    for sub in submissions:
+        spellings.setdefault(sub.student, set()).add(sub.raw_student)
+    for student, raws in spellings.items():
+        if len(raws) < 2:
+            continue
+        keeper = student if student in raws else min(raws)
+        for sub in submissions:
+            if sub.student == student and sub.raw_student != keeper:
+                base = student[:MAX_STUDENT_CHARS - 9].rstrip("_.-") or UNKNOWN
+                sub.student = f"{base}-{_short_hash(sub.raw_student)}"
+
+
+def collect(source: Path, tutorials: list[str], limits: Limits | None = None) -> list[Submission]:
     """Every file of a folder or a zip archive, identified, latest resubmission marked.
 
     Parameters
@@ -91,6 +394,14 @@ def collect(source: Path, tutorials: list[str]) -> list[Submission]:
         A folder or a ``.zip`` file.
     tutorials : list of str
         The tutorial ids being graded.
+    limits : Limits, optional
+        What reading the input may cost (default: :class:`Limits`).
+
+    Returns
+    -------
+    list of Submission
+        One per file; a file that could not be read, or is not safe to grade, has its
+        ``problem`` set (and empty ``data``).
 
     Raises
     ------
@@ -99,32 +410,32 @@ def collect(source: Path, tutorials: list[str]) -> list[Submission]:
     ValueError
         When ``source`` is a file but not a readable zip archive.
     """
+    budget = _Budget(limits or Limits())
+    source = Path(source)
     if not source.exists():
         raise FileNotFoundError(f"no such folder or zip file: {source}")
-    entries: list[tuple[PurePosixPath, bytes, float]] = []
     if source.is_dir():
-        for path in sorted(source.rglob("*")):
-            relative = PurePosixPath(path.relative_to(source).as_posix())
-            if path.is_file() and not _ignored(relative):
-                entries.append((relative, path.read_bytes(), path.stat().st_mtime))
+        entries = _walk_folder(source.resolve(), budget)
     else:
-        try:
-            archive = zipfile.ZipFile(source)
-        except zipfile.BadZipFile as exc:
-            raise ValueError(f"{source} is neither a folder nor a zip archive: {exc}") from None
-        with archive:
-            for info in archive.infolist():
-                relative = PurePosixPath(info.filename)
-                if info.is_dir() or _ignored(relative):
-                    continue
-                mtime = datetime(*info.date_time).timestamp()
-                entries.append((relative, archive.read(info), mtime))
+        entries = _walk_zip(source, budget)
     submissions = []
-    for relative, data, mtime in entries:
-        student, tutorial, problem = identify(relative, tutorials)
-        submissions.append(Submission(student, tutorial, relative.as_posix(), data, mtime, problem))
+    for relative, data, mtime, problem in entries:
+        student, tutorial, name_problem = identify(relative, tutorials)
+        problem = problem or name_problem
+        if not problem:
+            problem = screen(data)
+        raw = _student_text(relative, tutorial)
+        submissions.append(Submission(student, tutorial, relative.as_posix(), data, mtime, problem,
+                                      raw_student=raw))
+    if budget.entries > budget.limits.entries:
+        submissions.append(Submission(
+            UNKNOWN, UNKNOWN, "(the remaining files)", b"", 0.0,
+            f"the input holds more than {budget.limits.entries} files: the rest were not read",
+        ))
+    _distinct_students(submissions)
     latest: dict[tuple[str, str], Submission] = {}
-    for sub in sorted(submissions, key=lambda s: (s.mtime, s.name)):
+    # A file that can be tried always wins over one that cannot (a link, a FIFO, too large).
+    for sub in sorted(submissions, key=lambda s: (not s.problem, s.mtime, s.name)):
         if sub.tutorial == UNKNOWN:
             continue
         key = (sub.student, sub.tutorial)
