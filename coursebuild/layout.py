@@ -16,21 +16,33 @@ CONFIG = ROOT / "nbgrader_config.py"
 
 @cache
 def course_directory(config: Path = CONFIG) -> dict[str, str]:
-    """The ``CourseDirectory`` settings of an nbgrader configuration file, as plain strings."""
+    """The ``CourseDirectory`` settings of an nbgrader configuration file, as plain strings.
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``config`` does not exist.
+    """
     from traitlets.config.loader import PyFileConfigLoader
 
+    if not config.is_file():
+        raise FileNotFoundError(f"no nbgrader configuration at {config}")
     loaded = PyFileConfigLoader(config.name, path=str(config.parent)).load_config()
     return {key: str(value) for key, value in loaded.get("CourseDirectory", {}).items()}
 
 
+def _setting(root: Path, name: str, default: str) -> str:
+    return course_directory(Path(root) / CONFIG.name).get(name, default)
+
+
 def source_folder(root: Path = ROOT) -> Path:
-    """nbgrader's source folder: the solution notebooks (``solutions/``)."""
-    return root / course_directory().get("source_directory", "source")
+    """nbgrader's source folder of the course at ``root``: the solution notebooks (``solutions/``)."""
+    return Path(root) / _setting(root, "source_directory", "source")
 
 
 def release_folder(root: Path = ROOT) -> Path:
-    """nbgrader's release folder: the student notebooks (``tutorials/``)."""
-    return root / course_directory().get("release_directory", "release")
+    """nbgrader's release folder of the course at ``root``: the student notebooks (``tutorials/``)."""
+    return Path(root) / _setting(root, "release_directory", "release")
 
 
 def tutorial_ids(root: Path = ROOT) -> list[str]:
