@@ -5,11 +5,23 @@ nbgrader's own feedback renders the autograded notebook, hidden tests included (
 is wrong and how to find it), the student's own code, and the problems found in the file; the
 source of the tests never appears, and any line of a hidden test that a notebook managed to echo
 into a message is blanked out.
+
+Nothing the grader knows and the student must not learn reaches the page: every line of a hidden
+test, and every setting of a hidden check call in any spelling the grader itself uses
+(``{'seed': 8, 'shape': (30, 5)}``, ``seed=8``, ``'shape': (30, 5)``), is blanked out of every
+message (:func:`secrets_of`); so are the grader's host details (host name, the course, input and
+output folders, the Python environment, the gradebook URL: :func:`host_secrets`, applied again by
+the parent process with what only it knows).  A failure of the grader itself is reported to the
+student without its technical details (those are in the instructor's report).
 """
 
 from __future__ import annotations
 
 import html
+import re
+import socket
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -18,6 +30,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from .worker import Result
 
 REDACTED = "[hidden test]"
+HOST = "[grader]"
+MAX_MESSAGE_CHARS = 4000
+"""A verdict longer than this is cut (a page stays readable whatever a notebook raised)."""
+GRADER_FAILED = ("the grader failed on this submission (not your fault; your instructor has the "
+                 "details and will grade it again)")
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; color: #222; }
@@ -28,11 +45,66 @@ pre { white-space: pre-wrap; background: #f6f6f6; padding: .5rem; margin: 0; }
 """
 
 
-def redact(text: str, hidden_lines: list[str]) -> str:
-    """Blank out every line of hidden test code found in ``text``."""
+def redact(text: str, hidden_lines: list[str], settings: list[str] = ()) -> str:
+    """Blank out every line of hidden test code, then every hidden setting, found in ``text``.
+
+    Parameters
+    ----------
+    text : str
+    hidden_lines : list of str
+        Lines of hidden test code (replaced wherever they occur).
+    settings : list of str
+        Spellings of hidden settings (``seed=8``): replaced where they are not part of a longer
+        word or number.
+    """
     for line in hidden_lines:
         if line in text:
             text = text.replace(line, REDACTED)
+    for spelling in sorted(set(settings), key=len, reverse=True):
+        if spelling in text:
+            text = re.sub(rf"(?<![\w.]){re.escape(spelling)}(?![\w.])", REDACTED, text)
+    return text
+
+
+def secrets_of(spec: TutorialSpec) -> list[str]:
+    """Every spelling of the hidden check calls' settings that a message could carry."""
+    spellings = []
+    for test in spec.tests:
+        for call in test.calls or []:
+            if call.settings:
+                spellings += [repr(call.settings), str(call.settings)]
+                for key, value in call.settings.items():
+                    spellings += [f"{key}={value!r}", f"{key}={value}", f"'{key}': {value!r}",
+                                  f'"{key}": {value!r}', f"{key}: {value!r}"]
+            if call.args:
+                spellings.append(repr(call.args))
+    return [s for s in spellings if len(s) >= 4]
+
+
+def host_secrets(extra: list[str] = ()) -> list[str]:
+    """Details of the grading host that a message could carry (longest first).
+
+    The host name, the Python environment, the course and the home folder, and ``extra`` (the
+    parent adds the input, output and gradebook URL, and its own command line).
+    """
+    course = Path(__file__).resolve().parents[2]
+    candidates = [socket.gethostname(), sys.prefix, sys.base_prefix, sys.exec_prefix,
+                  str(Path(sys.executable).parent), str(course), str(Path.home()), *extra]
+    found = set()
+    for value in candidates:
+        value = str(value or "").strip().rstrip("/")
+        shortest = 4 if "/" in value else 6  # a short host name would blank ordinary words
+        if len(value) >= shortest and value not in ("/usr", "/root", "/home", "/tmp", "/opt"):
+            found.add(value)
+    return sorted(found, key=len, reverse=True)
+
+
+def scrub(text: str, secrets: list[str]) -> str:
+    """``text`` with each of ``secrets`` (raw or HTML-escaped) replaced by ``[grader]``."""
+    for secret in secrets:
+        for form in {secret, html.escape(secret)}:
+            if form in text:
+                text = text.replace(form, HOST)
     return text
 
 
@@ -48,8 +120,17 @@ def render(result: Result, spec: TutorialSpec, prepared: Prepared | None) -> str
     prepared : Prepared or None
         The executed notebook's parts (the student's code); None when the file was not gradable.
     """
-    def esc(text: str) -> str:
+    settings = secrets_of(spec)
+    host = host_secrets()
+
+    def esc(text: str) -> str:  # the student's own code and names
         return html.escape(redact(str(text), spec.hidden_lines))
+
+    def said(text: str) -> str:  # what the grader, a check or the notebook says
+        text = str(text)
+        if len(text) > MAX_MESSAGE_CHARS:
+            text = text[:MAX_MESSAGE_CHARS] + " […]"
+        return html.escape(scrub(redact(text, spec.hidden_lines, settings), host))
 
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'>",
@@ -64,11 +145,13 @@ def render(result: Result, spec: TutorialSpec, prepared: Prepared | None) -> str
         parts.append(f" (+ up to {manual_points:g} points for the written answers, graded by hand)")
     parts.append("</p>")
     if result.status != "graded":
-        parts.append(f"<p class='fail'>This file could not be graded: {esc(result.message)}. "
+        message = GRADER_FAILED if result.status == "error" else result.message
+        parts.append(f"<p class='fail'>This file could not be graded: {said(message)}. "
                      "Every exercise scores 0; please submit the notebook again.</p>")
     if result.notes:
         parts.append("<h2>About your file</h2><ul>")
-        parts += [f"<li class='note'>{esc(n.splitlines()[0])}</li>" for n in result.notes]
+        parts += [f"<li class='note'>{said(n.splitlines()[0])}</li>" for n in result.notes
+                  if n.strip() and not (result.status == "error" and n.startswith("Traceback"))]
         parts.append("</ul>")
     parts.append("<h2>Graded exercises</h2><table><tr><th>Test</th><th>Points</th>"
                  "<th>Verdict</th></tr>")
@@ -78,7 +161,7 @@ def render(result: Result, spec: TutorialSpec, prepared: Prepared | None) -> str
         css = "pass" if score >= test.points and score > 0 else "fail"
         parts.append(
             f"<tr><td>{esc(test.grade_id)}</td><td>{score:g} / {test.points:g}</td>"
-            f"<td class='{css}'><pre>{esc(verdict)}</pre></td></tr>"
+            f"<td class='{css}'><pre>{said(verdict)}</pre></td></tr>"
         )
     parts.append("</table>")
     if spec.manual:
