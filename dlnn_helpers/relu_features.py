@@ -29,8 +29,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .course import static_figures
 from .utils import torch_threads
+from .widgets import LiveFigure, interactive_figure
 
 TARGET_FREQUENCY = 12345
 """The constant inside the sines that set the target's value at each multiple of 0.1."""
@@ -821,40 +821,44 @@ def _snapshot_figure(histories: Sequence[History], data: ReluData, index: int) -
     return fig
 
 
-def snapshot_slider(histories: Sequence[History], data: ReluData, default: int = -1) -> None:
+def snapshot_slider(
+    histories: Sequence[History], data: ReluData, default: int = -1, *, display: bool = True
+) -> LiveFigure | None:
     """A slider over the snapshots: each run's function, elbows and errors at that step.
 
-    The figure is rendered to a PNG shown in an ``ipywidgets.Image`` that the slider updates (no
-    ``Output`` widget capturing, which can stall headless execution). When
-    :func:`dlnn_helpers.course.static_figures` is true (the site, the notebook tests, autograding)
-    it draws the snapshot ``default`` (the last one) as an ordinary figure instead.
+    Drawn through the course's one widget mechanism, :func:`dlnn_helpers.widgets.interactive_figure`:
+    the slider redraws a PNG in an ``ipywidgets.Image`` (no ``Output`` capture, which can stall
+    headless execution). When :func:`dlnn_helpers.course.static_figures` is true (the site, the
+    notebook tests, autograding) it draws the snapshot ``default`` (the last one) as an ordinary
+    figure instead.
+
+    Parameters
+    ----------
+    histories : sequence of History
+        Runs with the same snapshot steps, one panel each.
+    data : ReluData
+    default : int
+        Index of the snapshot shown first (negative counts from the end).
+    display : bool
+        Display the widget (default) or return it undisplayed, for tests.
+
+    Returns
+    -------
+    dlnn_helpers.widgets.LiveFigure or None
     """
-    import io
-
     steps = histories[0].steps
-    default = int(default % len(steps))
-    if static_figures():
-        _snapshot_figure(histories, data, default)
-        plt.show()
-        return
-    import ipywidgets as widgets
-    from IPython.display import display
 
-    def render(step: int) -> bytes:
-        fig = _snapshot_figure(histories, data, int(np.searchsorted(steps, step)))
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=80)
-        plt.close(fig)
-        return buffer.getvalue()
+    def draw(step: int) -> plt.Figure:
+        return _snapshot_figure(histories, data, int(np.searchsorted(steps, step)))
 
-    slider = widgets.SelectionSlider(
-        options=[int(s) for s in steps], value=int(steps[default]), description="SGD step",
-        continuous_update=False, layout=widgets.Layout(width="90%"),
-    )
-    image = widgets.Image(value=render(int(steps[default])), format="png")
+    def controls() -> dict:
+        import ipywidgets as widgets
 
-    def update(change: dict) -> None:
-        image.value = render(change["new"])
+        slider = widgets.SelectionSlider(
+            options=[int(s) for s in steps], value=int(steps[int(default % len(steps))]),
+            description="SGD step", continuous_update=False, layout=widgets.Layout(width="90%"),
+        )
+        return {"step": slider}
 
-    slider.observe(update, names="value")
-    display(widgets.VBox([slider, image]))
+    return interactive_figure(draw, {"step": int(steps[int(default % len(steps))])}, controls,
+                              display=display)

@@ -1,16 +1,30 @@
-"""Interactive widgets of tutorial 1.
+"""Interactive widgets of the course, all drawn through one mechanism.
 
-Each widget trains a fresh deep linear network for the chosen settings and redraws a figure.  When
-:func:`dlnn_helpers.course.static_figures` is true (the site build sets ``DLNN_STATIC_WIDGETS=1``) a
-widget draws its figure once, for its default settings, so that a page without widget JavaScript
+Every widget is a :class:`LiveFigure`: a few controls (sliders) above an ``ipywidgets.Image``.  A
+change of a control calls a ``draw`` function that returns a matplotlib figure (or a one-line
+message); the figure is rendered to PNG bytes, closed, and the bytes become the image's value.
+Nothing is printed or displayed from inside a callback: there is no ``Output`` widget capturing and
+no ``interactive_output``, whose output capture can stall a kernel that has no front end
+(``nbconvert --execute``, CI).  The figure shown first is drawn while the cell runs.
+
+When :func:`dlnn_helpers.course.static_figures` is true (the site build sets
+``DLNN_STATIC_WIDGETS=1``; nbgrader sets ``NBGRADER_EXECUTION``) a widget instead draws its figure
+once, for its default settings, as an ordinary figure, so that a page without widget JavaScript
 still shows it.
+
+Tutorial 1's widgets (:func:`loss_widget`, :func:`rsm_widget`) live here;
+:func:`dlnn_helpers.relu_features.snapshot_slider` of tutorial 6 uses :func:`interactive_figure`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import io
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
+import matplotlib.pyplot as plt
 import torch
+from matplotlib.figure import Figure
 
 from .course import static_figures
 from .deep_linear_plots import plot_loss, plot_loss_sv_rsm
@@ -21,6 +35,9 @@ DEFAULT_LR = 100.0
 DEFAULT_GAMMA = 1e-12
 DEFAULT_EPOCHS = 250
 DEFAULT_HIDDEN = 30
+
+Drawing = Figure | str
+"""What a ``draw`` function returns: a figure, or a one-line message shown instead of one."""
 
 
 def train_deep_linear(
@@ -57,13 +74,142 @@ def train_deep_linear(
     return train(model, inputs, targets, n_epochs=n_epochs, lr=lr, illusory_i=illusory_i)
 
 
-def _interactive(draw: Callable[..., None], controls: dict) -> None:
-    """Display ``controls`` and an output area redrawn by ``draw`` (imports ipywidgets lazily)."""
-    import ipywidgets as widgets
-    from IPython.display import display
+# ------------------------------------------------------------------------------------------------
+# The one mechanism
+# ------------------------------------------------------------------------------------------------
 
-    output = widgets.interactive_output(draw, controls)
-    display(widgets.VBox(list(controls.values())), output)
+
+def _message_figure(text: str) -> Figure:
+    fig = plt.figure(figsize=(9, 1.0))
+    fig.text(0.01, 0.5, text, va="center", ha="left", fontsize=11, wrap=True)
+    return fig
+
+
+def figure_png(drawing: Drawing, dpi: int = 80) -> bytes:
+    """Render a figure (or a message, drawn as text) to PNG bytes and close the figure.
+
+    Parameters
+    ----------
+    drawing : matplotlib Figure or str
+    dpi : int
+
+    Returns
+    -------
+    png : bytes
+    """
+    fig = _message_figure(drawing) if isinstance(drawing, str) else drawing
+    try:
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=dpi)
+        return buffer.getvalue()
+    finally:
+        plt.close(fig)
+
+
+class LiveFigure:
+    """Controls above an image that a change of any control redraws.
+
+    Parameters
+    ----------
+    draw : callable
+        ``draw(**values) -> Figure | str`` with one keyword per control; a string is shown as a
+        message instead of a figure.  The figure is closed once rendered.
+    controls : mapping of str to ipywidgets value widgets
+        The controls, in display order; their keys are ``draw``'s keywords.
+    dpi : int
+        Resolution of the rendered PNG.
+
+    Attributes
+    ----------
+    controls : dict
+    image : ipywidgets.Image
+    box : ipywidgets.VBox
+        The controls followed by the image; this is what is displayed.
+    renders : int
+        How many times the image was drawn (1 after construction).
+    """
+
+    def __init__(self, draw: Callable[..., Drawing], controls: Mapping[str, Any], dpi: int = 80):
+        import ipywidgets as widgets
+
+        self._draw = draw
+        self._dpi = dpi
+        self.controls = dict(controls)
+        self.renders = 0
+        self.image = widgets.Image(value=self._render(), format="png")
+        self.box = widgets.VBox([*self.controls.values(), self.image])
+        for control in self.controls.values():
+            control.observe(self._on_change, names="value")
+
+    def values(self) -> dict[str, Any]:
+        """The current value of every control, by keyword."""
+        return {name: control.value for name, control in self.controls.items()}
+
+    def _render(self) -> bytes:
+        png = figure_png(self._draw(**self.values()), dpi=self._dpi)
+        self.renders += 1
+        return png
+
+    def _on_change(self, change: dict) -> None:
+        # Runs outside any cell: it must neither print nor display.  An error is drawn in the image,
+        # where the student sees it, rather than lost in the kernel's log.
+        try:
+            png = self._render()
+        except Exception as error:  # noqa: BLE001 - shown to the student in the image
+            png = figure_png(f"{type(error).__name__}: {error}", dpi=self._dpi)
+        self.image.value = png
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.box)
+
+
+def interactive_figure(
+    draw: Callable[..., Drawing],
+    defaults: Mapping[str, Any],
+    make_controls: Callable[[], Mapping[str, Any]],
+    *,
+    display: bool = True,
+) -> LiveFigure | None:
+    """Show ``draw``'s figure with controls, or once for ``defaults`` where figures are static.
+
+    Parameters
+    ----------
+    draw : callable
+        ``draw(**values) -> Figure | str``.
+    defaults : mapping
+        The values drawn when :func:`~dlnn_helpers.course.static_figures` is true.
+    make_controls : callable
+        Returns the controls (ipywidgets value widgets, keyed like ``draw``'s keywords); called
+        only for the interactive widget, so that static runs need no ipywidgets.
+    display : bool
+        Display the widget (and return None) or return it undisplayed (for tests).
+
+    Returns
+    -------
+    LiveFigure or None
+        The widget when ``display`` is false and figures are interactive, else None.
+    """
+    if static_figures():
+        drawing = draw(**defaults)
+        if isinstance(drawing, str):
+            print(drawing)
+        else:
+            plt.show()
+        return None
+    live = LiveFigure(draw, make_controls())
+    if not display:
+        return live
+    from IPython.display import display as show
+
+    show(live.box)
+    return None
+
+
+# ------------------------------------------------------------------------------------------------
+# Tutorial 1
+# ------------------------------------------------------------------------------------------------
 
 
 def _lr_slider(minimum: float):
@@ -84,7 +230,9 @@ def _gamma_slider():
     )
 
 
-def loss_widget(inputs: torch.Tensor, targets: torch.Tensor) -> None:
+def loss_widget(
+    inputs: torch.Tensor, targets: torch.Tensor, *, display: bool = True
+) -> LiveFigure | None:
     """Sliders for the learning rate η ∈ [1, 200] and the initialisation scale γ ∈ [1e-15, 10].
 
     Each change trains a new network and redraws its training loss.
@@ -93,19 +241,27 @@ def loss_widget(inputs: torch.Tensor, targets: torch.Tensor) -> None:
     ----------
     inputs : torch.Tensor of shape (n_items, in_dim)
     targets : torch.Tensor of shape (n_items, out_dim)
+    display : bool
+        Display the widget (default) or return it undisplayed (see :func:`interactive_figure`).
+
+    Returns
+    -------
+    LiveFigure or None
     """
 
-    def draw(lr: float, gamma: float) -> None:
+    def draw(lr: float, gamma: float) -> Figure:
         record = train_deep_linear(inputs, targets, lr=lr, gamma=gamma)
         title = f"Training loss (η = {lr:g}, γ = {gamma:.0e})"
         if record.diverged_at is not None:
             title += f": diverged at epoch {record.diverged_at}, try a smaller η"
-        plot_loss(record.losses, title=title)
+        return plot_loss(record.losses, title=title, show=False)
 
-    if static_figures():
-        draw(DEFAULT_LR, DEFAULT_GAMMA)
-        return
-    _interactive(draw, {"lr": _lr_slider(1.0), "gamma": _gamma_slider()})
+    return interactive_figure(
+        draw,
+        {"lr": DEFAULT_LR, "gamma": DEFAULT_GAMMA},
+        lambda: {"lr": _lr_slider(1.0), "gamma": _gamma_slider()},
+        display=display,
+    )
 
 
 def rsm_widget(
@@ -113,7 +269,9 @@ def rsm_widget(
     targets: torch.Tensor,
     item_names: Sequence[str] = ITEM_NAMES,
     default_epoch: int = 130,
-) -> None:
+    *,
+    display: bool = True,
+) -> LiveFigure | None:
     """Sliders for η, γ and the epoch (10 … 241): learning curves beside the RSM at that epoch.
 
     A network is trained only when η or γ changes; moving the epoch slider reuses the records.
@@ -124,30 +282,40 @@ def rsm_widget(
     targets : torch.Tensor of shape (n_items, out_dim)
     item_names : sequence of str
     default_epoch : int
+    display : bool
+        Display the widget (default) or return it undisplayed (see :func:`interactive_figure`).
+
+    Returns
+    -------
+    LiveFigure or None
     """
     cache: dict[tuple[float, float], TrainingRecord] = {}
 
-    def draw(lr: float, gamma: float, i_ep: int) -> None:
+    def draw(lr: float, gamma: float, i_ep: int) -> Drawing:
         key = (lr, gamma)
         if key not in cache:
             cache.clear()
             cache[key] = train_deep_linear(inputs, targets, lr=lr, gamma=gamma)
         record = cache[key]
         if record.diverged_at is not None and record.diverged_at <= i_ep:
-            print(
+            return (
                 f"Training diverged at epoch {record.diverged_at} (η = {lr:g}, γ = {gamma:.0e}): "
                 "choose a smaller learning rate or an earlier epoch."
             )
-            return
-        plot_loss_sv_rsm(record.losses, record.modes, record.rsms, i_ep, item_names)
+        return plot_loss_sv_rsm(
+            record.losses, record.modes, record.rsms, i_ep, item_names, show=False
+        )
 
-    if static_figures():
-        draw(DEFAULT_LR, DEFAULT_GAMMA, default_epoch)
-        return
-    import ipywidgets as widgets
+    def controls() -> dict:
+        import ipywidgets as widgets
 
-    epoch = widgets.IntSlider(
-        min=10, max=241, step=1, value=default_epoch, continuous_update=False,
-        description="Epoch", layout=widgets.Layout(width="630px"),
+        epoch = widgets.IntSlider(
+            min=10, max=241, step=1, value=default_epoch, continuous_update=False,
+            description="Epoch", layout=widgets.Layout(width="630px"),
+        )
+        return {"lr": _lr_slider(20.0), "gamma": _gamma_slider(), "i_ep": epoch}
+
+    return interactive_figure(
+        draw, {"lr": DEFAULT_LR, "gamma": DEFAULT_GAMMA, "i_ep": default_epoch}, controls,
+        display=display,
     )
-    _interactive(draw, {"lr": _lr_slider(20.0), "gamma": _gamma_slider(), "i_ep": epoch})

@@ -89,15 +89,53 @@ def test_widgets_build_controls_interactively(monkeypatch):
     monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
     shown = []
     monkeypatch.setattr("IPython.display.display", lambda *objs: shown.extend(objs))
-    monkeypatch.setattr(plt, "show", lambda: None)
-    labels, features = dlnn.generate_hsd(random_state=0)
+    labels, features = dlnn.generate_hsd(200, random_state=0)
     x, y = torch.tensor(labels).float(), torch.tensor(features).float()
-    dlnn.rsm_widget(x, y)
-    controls = shown[0]
-    descriptions = [child.description for child in controls.children]
-    assert descriptions == ["eta", "gamma", "Epoch"]
-    assert controls.children[2].min == 10 and controls.children[2].max == 241
-    assert controls.children[1].value == pytest.approx(1e-12)
+    assert dlnn.rsm_widget(x, y) is None
+    (box,) = shown
+    *controls, image = box.children
+    assert [control.description for control in controls] == ["eta", "gamma", "Epoch"]
+    assert controls[2].min == 10 and controls[2].max == 241 and controls[2].value == 130
+    assert controls[1].value == pytest.approx(1e-12)
+    assert image.value[:4] == b"\x89PNG"
+    assert plt.get_fignums() == []  # rendered and closed: nothing left for the inline backend
+
+
+def test_moving_a_control_redraws_the_image(monkeypatch):
+    monkeypatch.delenv(STATIC_ENV_VAR, raising=False)
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    labels, features = dlnn.generate_hsd(200, random_state=0)
+    x, y = torch.tensor(labels).float(), torch.tensor(features).float()
+    live = dlnn.rsm_widget(x, y, display=False)
+    first = live.image.value
+    live.controls["i_ep"].value = 20
+    assert live.renders == 2 and live.image.value[:4] == b"\x89PNG" and live.image.value != first
+    loss = dlnn.loss_widget(x, y, display=False)
+    before = loss.image.value
+    loss.controls["gamma"].value = 1e-3
+    assert loss.renders == 2 and loss.image.value != before
+    assert plt.get_fignums() == []
+
+
+def test_a_message_or_an_error_replaces_the_figure(monkeypatch):
+    monkeypatch.delenv(STATIC_ENV_VAR, raising=False)
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    import ipywidgets
+
+    from dlnn_helpers.widgets import LiveFigure, figure_png
+
+    def draw(n: int):
+        if n < 0:
+            raise ValueError("n must be non-negative")
+        return "a message" if n == 0 else dlnn.plot_loss(np.arange(n), show=False)
+
+    live = LiveFigure(draw, {"n": ipywidgets.IntSlider(value=3, min=-1)})
+    drawn = live.image.value
+    live.controls["n"].value = 0
+    assert live.image.value == figure_png("a message") != drawn
+    live.controls["n"].value = -1  # an error in a callback is drawn where the student looks
+    assert live.image.value == figure_png("ValueError: n must be non-negative")
+    assert plt.get_fignums() == []
 
 
 def test_divergence_is_reported_not_raised(monkeypatch, capsys):

@@ -1,0 +1,136 @@
+"""Every widget of the course runs in a headless kernel without stalling (issue 13).
+
+A kernel with no front end (``nbconvert --execute``, CI) is started WITHOUT ``DLNN_STATIC_WIDGETS``
+and ``NBGRADER_EXECUTION``, so that the widgets are built interactively; each widget is displayed
+as a notebook would, then driven: a control is moved programmatically, which runs the callback that
+a student's slider would.  A per-cell timeout turns a stall into a failure instead of a hang.
+
+A static test keeps the course on one widget mechanism (:func:`dlnn_helpers.widgets.interactive_figure`)
+and makes sure the headless test knows every widget that uses it.
+"""
+
+from __future__ import annotations
+
+import ast
+import time
+
+import nbformat
+
+from ..tools import ROOT, course
+
+CELL_TIMEOUT = 60  # seconds per cell: the first cell imports torch, the others take well under 1 s
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+# Every function of dlnn_helpers that builds a widget, and the call that builds it on small data.
+WIDGETS = {
+    "loss_widget": "dlnn.loss_widget(x, y{display})",
+    "rsm_widget": "dlnn.rsm_widget(x, y{display})",
+    "snapshot_slider": "rf.snapshot_slider(histories, data{display})",
+}
+# Which control each drive moves, and to what.
+MOVES = {"loss_widget": ("gamma", 1e-3), "rsm_widget": ("i_ep", 20), "snapshot_slider": ("step", 0)}
+
+SETUP = """\
+import torch
+from IPython.display import display
+
+import dlnn_helpers as dlnn
+from dlnn_helpers import relu_features as rf
+from dlnn_helpers.course import static_figures
+
+assert not static_figures(), "the headless test must build interactive widgets"
+labels, features = dlnn.generate_hsd(100, random_state=0)
+x, y = torch.tensor(labels).float(), torch.tensor(features).float()
+data = rf.make_relu_data(n_samples=20, n_grid=30, random_state=0)
+nets = [rf.make_relu_net(4, generator=torch.Generator().manual_seed(0))]
+histories = rf.train_relu_nets(nets, data, n_steps=20, snapshot_every=10)
+"""
+
+DRIVE = """\
+live = {call}
+display(live.box)
+before = live.image.value
+live.controls[{control!r}].value = {value!r}
+print("{name}:", live.renders, live.image.value[:4] == b"\\x89PNG", live.image.value != before)
+"""
+
+
+def _notebook() -> nbformat.NotebookNode:
+    cells = [nbformat.v4.new_code_cell(SETUP)]
+    for name, call in WIDGETS.items():
+        cells.append(nbformat.v4.new_code_cell(call.format(display="")))  # as the tutorials do
+        control, value = MOVES[name]
+        cells.append(nbformat.v4.new_code_cell(DRIVE.format(
+            call=call.format(display=", display=False"), control=control, value=value, name=name,
+        )))
+    return nbformat.v4.new_notebook(cells=cells)
+
+
+def test_every_widget_runs_and_redraws_in_a_headless_kernel():
+    from nbclient import NotebookClient
+
+    env = course.tool_env()
+    env.pop(course.STATIC_ENV_VAR, None)
+    env.pop("NBGRADER_EXECUTION", None)
+    nb = _notebook()
+    start = time.perf_counter()
+    NotebookClient(
+        nb, timeout=CELL_TIMEOUT, kernel_name="python3",
+        resources={"metadata": {"path": str(ROOT)}},
+        extra_arguments=["--IPKernelApp.log_level=ERROR"],
+    ).execute(env=env)  # raises CellTimeoutError on a stall, CellExecutionError on an error
+    seconds = time.perf_counter() - start
+
+    for cell in nb.cells:
+        assert cell.execution_count is not None, f"cell did not run:\n{cell.source}"
+        stderr = [o.text for o in cell.outputs if o.output_type == "stream" and o.name == "stderr"]
+        assert not stderr, f"stderr from\n{cell.source}\n{stderr}"
+    for i, name in enumerate(WIDGETS):
+        shown, driven = nb.cells[1 + 2 * i], nb.cells[2 + 2 * i]
+        views = [o for o in shown.outputs if WIDGET_VIEW in o.get("data", {})]
+        assert len(views) == 1, f"{name} displayed {len(views)} widgets: {shown.outputs}"
+        assert not [o for o in shown.outputs if "image/png" in o.get("data", {})], (
+            f"{name} left a figure open for the inline backend"
+        )
+        printed = "".join(o.text for o in driven.outputs if o.output_type == "stream")
+        # two renders (built, then moved), both PNG images, and the move changed the picture
+        assert printed.strip() == f"{name}: 2 True True", printed
+    assert seconds < 5 * CELL_TIMEOUT
+
+
+def _calls_in(tree: ast.AST, function: str) -> list[str]:
+    """Names of the top-level functions of a module that call ``function``."""
+    callers = []
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef):
+            for inner in ast.walk(node):
+                if (isinstance(inner, ast.Call) and isinstance(inner.func, ast.Name)
+                        and inner.func.id == function):
+                    callers.append(node.name)
+                    break
+    return callers
+
+
+def test_one_widget_mechanism_and_the_headless_test_knows_every_widget():
+    callers = []
+    banned = {"interactive_output", "interact", "interactive", "Output"}
+    for path in sorted((ROOT / "dlnn_helpers").rglob("*.py")):
+        source = path.read_text()
+        tree = ast.parse(source)
+        used = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
+        used |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                 for alias in node.names}
+        assert not used & banned, (
+            f"{path.relative_to(ROOT)} uses {sorted(used & banned)}: draw widgets through "
+            "dlnn_helpers.widgets.interactive_figure, which cannot stall a headless kernel"
+        )
+        if "ipywidgets" in source:
+            assert path.name in ("widgets.py", "relu_features.py"), (
+                f"{path.relative_to(ROOT)} builds widgets; add them to the headless test"
+            )
+        callers += _calls_in(tree, "interactive_figure")
+    assert sorted(callers) == sorted(WIDGETS), (
+        f"widgets built with interactive_figure: {sorted(callers)}; the headless test drives "
+        f"{sorted(WIDGETS)}"
+    )
+
