@@ -10,33 +10,107 @@ with nbgrader, hands one :class:`~autograder.grading.worker.Job` per submission 
     ``feedback/<student>/<tutorial>.html``, ``submitted/<student>/<tutorial>/<tutorial>.ipynb``
     and ``autograded/<student>/<tutorial>/<tutorial>.ipynb`` (nbgrader's layout), and
     ``state.json``, the memory that makes a second run with the same files grade nothing again.
+
+No submission stops the run: whatever fails for one file (reading it, its worker, the gradebook,
+its feedback files) becomes that file's row with the reason, and the run goes on; a worker
+process that dies takes no other submission with it (they are graded again, each in a process of
+its own).  ``state.json`` is replaced atomically; when it is missing, empty or damaged it is rebuilt
+from the gradebook.  One grader at a time writes an output folder: a second one waits for the lock
+(``lock_wait``) or stops with a message that says who holds it, so no row is ever lost.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import multiprocessing
 import os
+import socket
+import stat
 import sys
 import time
 import warnings
-from collections.abc import Callable
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 from nbgrader.api import Gradebook, MissingEntry
 from sqlalchemy.exc import SAWarning
 
-from . import report
+from . import feedback, report
 from .sandbox import SandboxSettings, sandbox_description
 from .spec import TutorialSpec, prepare, save, tutorial_ids
-from .submissions import UNKNOWN, Submission, collect
+from .submissions import UNKNOWN, Limits, Submission, collect
 from .worker import Job, Result, grade_submission
 
 COURSE_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUTPUT = COURSE_ROOT / "autograder" / "output"
+LOCK_NAME = ".grading.lock"
+STATE_NAME = "state.json"
+MAX_FEEDBACK_BYTES = 8 * 2**20
+"""A feedback page larger than this (it cannot be, short of a bug) is replaced by a short one."""
+ROW_KEYS = {"student", "tutorial", "status", "score", "max_score", "manual_max", "file", "sha256",
+            "scores", "notes", "message", "fingerprint", "verdicts", "in_process"}
+
+
+class OutputLocked(RuntimeError):
+    """Another grader is writing the same output folder."""
+
+
+@contextlib.contextmanager
+def output_lock(output: Path, wait: float = 0.0,
+                say: Callable[[str], None] = lambda line: None) -> Iterator[None]:
+    """Hold the output folder's lock (``fcntl.flock`` on ``OUTPUT/.grading.lock``) while grading.
+
+    Parameters
+    ----------
+    output : Path
+        The output folder (exists).
+    wait : float
+        Seconds to wait for another grader to finish; 0 refuses at once.
+    say : callable
+        Receives one line when waiting starts.
+
+    Raises
+    ------
+    OutputLocked
+        When the lock is still held after ``wait`` seconds; the message names the holder.
+    """
+    fd = os.open(output / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        deadline = time.monotonic() + max(0.0, wait)
+        announced = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                holder = os.pread(fd, 500, 0).decode("utf-8", "replace").strip() or "unknown"
+                if time.monotonic() >= deadline:
+                    raise OutputLocked(
+                        f"another grader is writing {output} ({holder}); wait until it has "
+                        "finished, give --wait SECONDS to wait for it, or use another --output"
+                    ) from None
+                if not announced:
+                    say(f"waiting up to {wait:g} s for another grader to finish with {output} "
+                        f"({holder})")
+                    announced = True
+                time.sleep(min(0.5, max(0.01, deadline - time.monotonic())))
+        started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}, since {started}".encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 @dataclass
@@ -72,6 +146,62 @@ def _row(result: Result, fingerprint: str, manual_max: float) -> dict:
     }
 
 
+def _state_from_gradebook(db_url: str) -> dict:
+    """Rows rebuilt from the gradebook (when ``state.json`` is lost): every submission's
+    autograded scores; no file digest, so every file of the input is graded again."""
+    state: dict = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SAWarning)
+        gradebook = Gradebook(db_url)
+        try:
+            for assignment in gradebook.assignments:
+                for submission in assignment.submissions:
+                    scores, maxima, manual = {}, 0.0, 0.0
+                    for notebook in submission.notebooks:
+                        for grade in notebook.grades:
+                            if grade.cell_type == "code":
+                                scores[grade.name] = float(grade.auto_score or 0.0)
+                                maxima += float(grade.max_score or 0.0)
+                            else:
+                                manual += float(grade.max_score or 0.0)
+                    student = submission.student.id
+                    state[_key(student, assignment.name, "")] = {
+                        "student": student, "tutorial": assignment.name, "status": "graded",
+                        "score": float(sum(scores.values())), "max_score": maxima,
+                        "manual_max": manual, "file": "", "sha256": "", "scores": scores,
+                        "notes": [], "fingerprint": "", "verdicts": {}, "in_process": [],
+                        "message": "restored from the gradebook (the grader's state file was "
+                                   "lost); grade the file again to see its details",
+                    }
+        finally:
+            gradebook.close()
+    return state
+
+
+def _load_state(state_file: Path, db_url: str, say: Callable[[str], None]) -> dict:
+    """The rows of earlier runs; rebuilt from the gradebook when the state file is unusable."""
+    why = "missing"
+    try:
+        fd = os.open(state_file, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as stream:
+            if not stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
+                raise ValueError("not a regular file")
+            state = json.loads(stream.read())
+        if not isinstance(state, dict) or not all(
+            isinstance(row, dict) and ROW_KEYS <= set(row) for row in state.values()
+        ):
+            raise ValueError("not a table of rows")
+        return state
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError, RecursionError) as exc:
+        why = f"unreadable ({type(exc).__name__}: {exc})"
+    state = _state_from_gradebook(db_url)
+    if why != "missing" or state:
+        say(f"{STATE_NAME} was {why[:200]}: rebuilt from the gradebook ({len(state)} row(s))")
+    return state
+
+
 def _safe(part: str) -> str:
     return "".join(c if c.isalnum() or c in "._@+-" else "_" for c in part) or "_"
 
@@ -95,20 +225,40 @@ def _write_gradebook(gb: Gradebook, result: Result, spec: TutorialSpec) -> None:
         gb.db.commit()
 
 
-def _write_files(output: Path, result: Result, data: bytes) -> None:
+def _write_files(output: Path, result: Result, data: bytes, secrets: list[str]) -> list[str]:
+    """Write the submission's feedback, submitted and autograded files; return what went wrong.
+
+    The feedback page is scrubbed of what only the parent knows (``secrets``) and bounded; the
+    autograded notebook that the formgrader shows has its active HTML neutralised.
+    """
+    problems = []
     student, tutorial = _safe(result.student), _safe(result.tutorial)
-    feedback = output / "feedback" / student / f"{tutorial}.html"
-    feedback.parent.mkdir(parents=True, exist_ok=True)
-    feedback.write_text(result.feedback_html, encoding="utf-8")
+    page = feedback.scrub(result.feedback_html, secrets)
+    if len(page.encode("utf-8", "replace")) > MAX_FEEDBACK_BYTES:
+        page = ("<!DOCTYPE html><html><head><meta charset='utf-8'></head><body><p>Score: "
+                f"{result.score:g} / {result.max_score:g}. The detailed feedback was too large to "
+                "show; ask your instructor.</p></body></html>")
+        problems.append("the feedback page was too large and was shortened")
+    feedback_file = output / "feedback" / student / f"{tutorial}.html"
+    feedback_file.parent.mkdir(parents=True, exist_ok=True)
+    report.atomic_write(feedback_file, page)
     submitted = output / "submitted" / student / tutorial / f"{tutorial}.ipynb"
     submitted.parent.mkdir(parents=True, exist_ok=True)
-    submitted.write_bytes(data)
+    report.atomic_write(submitted, data)
     autograded = output / "autograded" / student / tutorial / f"{tutorial}.ipynb"
+    text = ""
     if result.autograded:
+        try:
+            text = report.neutralise_notebook(result.autograded)
+        except Exception as exc:  # noqa: BLE001 - not shown rather than shown unsafe
+            problems.append(f"the autograded notebook could not be made safe to show "
+                            f"({type(exc).__name__}); not written")
+    if text:
         autograded.parent.mkdir(parents=True, exist_ok=True)
-        autograded.write_text(result.autograded, encoding="utf-8")
+        report.atomic_write(autograded, text)
     elif autograded.exists():
         autograded.unlink()
+    return problems
 
 
 def _rejected(sub: Submission, spec: TutorialSpec | None) -> Result:
@@ -158,6 +308,61 @@ def _calibrate(specs: dict[str, TutorialSpec], course: Path, executor: Executor,
             say(f"  warning: the reference solution of {spec.name} fails {problem[:200]}")
 
 
+def _alone(job: Job) -> Result:
+    """Grade one job in a worker process of its own (after a worker died)."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(grade_submission, job).result()
+
+
+def _graded(executor: Executor, jobs: list[tuple[Job, Submission]], own: bool, workers: int,
+            say: Callable[[str], None]) -> Iterator[tuple[Job, Submission, Result | Exception]]:
+    """Each job with its result (or the exception that stands for it), as they finish.
+
+    When a worker process of our own pool dies (killed for memory, a crash), every job that was
+    still waiting fails with it; those are graded again, each in a process of its own, so only the
+    submission that kills its process gets no grade.
+    """
+    futures: dict[Future, tuple[Job, Submission]] = {
+        executor.submit(grade_submission, job): (job, sub) for job, sub in jobs
+    }
+    broken = []
+    for future in as_completed(futures):
+        job, sub = futures[future]
+        try:
+            yield job, sub, future.result()
+        except BrokenProcessPool as exc:
+            if own:
+                broken.append((job, sub))
+            else:
+                yield job, sub, exc
+        except Exception as exc:  # noqa: BLE001 - a lost worker: its row says so
+            yield job, sub, exc
+    if not broken:
+        return
+    say(f"a grading worker died: {len(broken)} submission(s) graded again, each in a process of "
+        "its own")
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as threads:
+        again = {threads.submit(_alone, job): (job, sub) for job, sub in broken}
+        for future in as_completed(again):
+            job, sub = again[future]
+            try:
+                yield job, sub, future.result()
+            except Exception as exc:  # noqa: BLE001 - it kills any process that grades it
+                yield job, sub, exc
+
+
+def _secrets(db_url: str, paths: list[Path]) -> list[str]:
+    """What only the parent knows and no feedback page may show."""
+    extra = [db_url, *(str(p) for p in paths)]
+    with contextlib.suppress(Exception):
+        from sqlalchemy.engine import make_url
+
+        password = make_url(db_url).password
+        if password:
+            extra.append(str(password))
+    return feedback.host_secrets(extra)
+
+
 def grade_class(
     source: Path,
     output: Path = DEFAULT_OUTPUT,
@@ -171,6 +376,8 @@ def grade_class(
     force: bool = False,
     run_demos: bool = False,
     progress: Callable[[str], None] | None = print,
+    lock_wait: float = 0.0,
+    limits: Limits | None = None,
 ) -> ClassGrades:
     """Grade every submission in ``source``; write the gradebook, grades, feedback and report.
 
@@ -198,14 +405,30 @@ def grade_class(
     run_demos : bool
         Run every cell of the notebooks, not only what grades depend on.
     progress : callable, optional
-        Receives one line per event (default: ``print``); None for silence.
+        Receives one line per event (default: ``print``), control characters escaped; None for
+        silence.
+    lock_wait : float
+        Seconds to wait when another grader is writing ``output`` (default: refuse at once).
+    limits : Limits, optional
+        What reading the input may cost (see :class:`~autograder.grading.submissions.Limits`).
 
     Returns
     -------
     ClassGrades
+
+    Raises
+    ------
+    OutputLocked
+        When another grader holds ``output`` for longer than ``lock_wait``.
+    FileNotFoundError, ValueError
+        When the input or the tutorials cannot be found.
     """
     start = time.perf_counter()
-    say = progress or (lambda line: None)
+
+    def say(line: str) -> None:
+        if progress is not None:
+            progress(report.terminal_safe(line))
+
     scripts = str(Path(sys.executable).parent)  # nbgrader's Gradebook runs `alembic` from PATH
     if scripts not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = scripts + os.pathsep + os.environ.get("PATH", "")
@@ -218,22 +441,31 @@ def grade_class(
     selected = sorted(tutorials or available)
     if not selected:
         raise ValueError(f"no tutorial found in {course / 'solutions'}")
-    submissions = collect(source, available)  # raises for a missing or unreadable input
+    submissions = collect(source, available, limits)  # raises for a missing or unreadable input
     output.mkdir(parents=True, exist_ok=True)
     output.chmod(0o700)
     db_url = db_url or f"sqlite:///{output / 'gradebook.db'}"
     settings = settings or SandboxSettings()
     settings.hide = sorted({*settings.hide, str(course), str(output),
                             str(source if source.is_dir() else source.parent)})
+    secrets = _secrets(db_url, [output, source, course])
+    with output_lock(output, lock_wait, say):
+        return _grade_locked(submissions, output, course, selected, workers, executor, db_url,
+                             settings, force, run_demos, say, secrets, start)
 
+
+def _grade_locked(submissions: list[Submission], output: Path, course: Path, selected: list[str],
+                  workers: int | None, executor: Executor | None, db_url: str,
+                  settings: SandboxSettings, force: bool, run_demos: bool,
+                  say: Callable[[str], None], secrets: list[str], start: float) -> ClassGrades:
+    """:func:`grade_class` once it holds the output folder's lock."""
     own = executor is None
+    workers = workers or os.cpu_count() or 1
     if own:
         executor = ProcessPoolExecutor(
-            max_workers=workers or os.cpu_count() or 1,
-            mp_context=multiprocessing.get_context("spawn"),
+            max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
         )
-    description = f"{workers or os.cpu_count()} worker process(es)" if own else type(
-        executor).__name__
+    description = f"{workers} worker process(es)" if own else type(executor).__name__
     specs: dict[str, TutorialSpec] = {}
     try:
         for tutorial in selected:
@@ -245,8 +477,8 @@ def grade_class(
             executor.shutdown(wait=True, cancel_futures=True)
         raise
 
-    state_file = output / "state.json"
-    state = json.loads(state_file.read_text()) if state_file.is_file() else {}
+    state_file = output / STATE_NAME
+    state = _load_state(state_file, db_url, say)
     jobs: list[tuple[Job, Submission]] = []
     immediate: list[tuple[Result, Submission]] = []
     replaced = [(s.name, s.replaced_by) for s in submissions if s.replaced_by]
@@ -259,29 +491,47 @@ def grade_class(
             skipped.append(sub)
             continue
         spec = specs.get(sub.tutorial)
-        previous = state.get(_key(sub.student, sub.tutorial, sub.name))
+        previous = state.get(_key(sub.student, sub.tutorial, sub.name)) or {}
         digest = hashlib.sha256(sub.data).hexdigest()
         if sub.problem or spec is None:
-            if force or not previous or previous["sha256"] != digest:
+            if force or previous.get("sha256") != digest or previous.get("message") != sub.problem:
                 immediate.append((_rejected(sub, spec), sub))
             continue
-        if (not force and previous and previous["sha256"] == digest
-                and previous["fingerprint"] == spec.fingerprint and previous["status"] != "error"):
+        if (not force and previous.get("sha256") == digest
+                and previous.get("fingerprint") == spec.fingerprint
+                and previous.get("status") not in ("error", None)):
             continue
         jobs.append((Job(number, sub.student, sub.tutorial, sub.name, sub.data, spec, settings,
                          run_demos), sub))
 
     unchanged = len(submissions) - len(jobs) - len(immediate) - len(replaced) - len(skipped)
     say(f"grading {len(jobs)} submission(s) with {description} ({unchanged} unchanged since the "
-        f"last run, {len(immediate)} with an unusable name, {len(replaced)} replaced by a "
+        f"last run, {len(immediate)} not gradable as submitted, {len(replaced)} replaced by a "
         "resubmission)")
     done: list[Result] = []
 
     def record(result: Result, sub: Submission) -> None:
+        """Write one result everywhere; whatever fails becomes part of its row."""
         spec = specs.get(result.tutorial)
+        problems = []
         if spec is not None:
-            _write_gradebook(gradebook, result, spec)
-            _write_files(output, result, sub.data)
+            try:
+                _write_gradebook(gradebook, result, spec)
+            except Exception as exc:  # noqa: BLE001 - this row says so; the run goes on
+                with contextlib.suppress(Exception):
+                    gradebook.db.rollback()
+                problems.append(f"the gradebook could not be written ({type(exc).__name__}: "
+                                f"{str(exc)[:300]})")
+            try:
+                problems += _write_files(output, result, sub.data, secrets)
+            except Exception as exc:  # noqa: BLE001
+                problems.append(f"the feedback files could not be written ({type(exc).__name__}: "
+                                f"{str(exc)[:300]})")
+        if problems:
+            result.notes = [*result.notes, *problems]
+            if any("could not be written" in p for p in problems):
+                result.status = "error"  # graded again by the next run
+                result.message = "; ".join([result.message, *problems]).strip("; ")
         fingerprint = spec.fingerprint if spec else ""
         state[_key(result.student, result.tutorial, result.file)] = _row(
             result, fingerprint, sum(spec.manual.values()) if spec else 0.0
@@ -293,19 +543,21 @@ def grade_class(
         for result, sub in immediate:
             record(result, sub)
             say(f"  rejected {sub.name}: {result.message}")
-        futures: dict[Future, tuple[Job, Submission]] = {
-            executor.submit(grade_submission, job): (job, sub) for job, sub in jobs
-        }
-        for count, future in enumerate(as_completed(futures), 1):
-            job, sub = futures[future]
-            try:
-                result = future.result()
-            except Exception as exc:  # noqa: BLE001 - a lost worker: report, go on
+        if immediate:
+            report.atomic_write(state_file, json.dumps(state, indent=1))
+        width = len(str(len(jobs)))
+        for count, (job, sub, outcome) in enumerate(
+                _graded(executor, jobs, own, workers, say), 1):
+            if isinstance(outcome, Result):
+                result = outcome
+            else:
                 result = _rejected(sub, job.spec)
-                result.status, result.message = "error", f"the worker failed: {exc!r}"
+                result.status = "error"
+                result.message = f"the worker failed: {type(outcome).__name__}: {outcome}"[:500]
+                result.feedback_html = feedback.render(result, job.spec, None)
             record(result, sub)
-            state_file.write_text(json.dumps(state, indent=1))
-            line = (f"[{count:>{len(str(len(jobs)))}}/{len(jobs)}] {result.tutorial} "
+            report.atomic_write(state_file, json.dumps(state, indent=1))
+            line = (f"[{count:>{width}}/{len(jobs)}] {result.tutorial} "
                     f"{result.student}: {result.status} {result.score:g}/{result.max_score:g} "
                     f"({result.seconds:.1f} s)")
             if result.message:
@@ -317,7 +569,7 @@ def grade_class(
             executor.shutdown(wait=True, cancel_futures=True)
 
     # Rows of students whose files are no longer identifiable stay; everything is in state.
-    state_file.write_text(json.dumps(state, indent=1))
+    report.atomic_write(state_file, json.dumps(state, indent=1))
     rows = list(state.values())
     report.write_grades(rows, output / "grades.csv")
     seconds = time.perf_counter() - start
