@@ -46,7 +46,14 @@ class NotImplementedYet(CheckFailure):
     """The exercise still raises ``NotImplementedError``: nothing to check yet."""
 
 
-def call_student(name: str, func: Callable[..., Any], *args: Any, hint: str = "", **kwargs: Any):
+def call_student(
+    name: str,
+    func: Callable[..., Any],
+    *args: Any,
+    hint: str = "",
+    hints: dict[str, str] | None = None,
+    **kwargs: Any,
+):
     """Call the student's ``func`` and turn its failures into clear check failures.
 
     Parameters
@@ -58,8 +65,10 @@ def call_student(name: str, func: Callable[..., Any], *args: Any, hint: str = ""
     *args, **kwargs
         Passed to ``func``.
     hint : str
-        Extra advice appended when ``func`` raises an error whose text contains one of the keys of
-        :data:`ERROR_HINTS`, or always when given.
+        Advice appended to any error ``func`` raises (say only what is true of every error).
+    hints : dict, optional
+        ``{text: advice}``: advice appended when the error's text contains ``text`` (added to
+        :data:`ERROR_HINTS`, which apply to every check).
 
     Returns
     -------
@@ -81,7 +90,10 @@ def call_student(name: str, func: Callable[..., Any], *args: Any, hint: str = ""
         raise NotImplementedYet(f"{name} is not implemented yet.") from exc
     except Exception as exc:  # the student's own error: report it in full, never hide it
         message = f"{name} raised {type(exc).__name__}: {exc}"
-        extra = [advice for key, advice in ERROR_HINTS.items() if key in str(exc)]
+        extra = []
+        for key, advice in {**ERROR_HINTS, **(hints or {})}.items():
+            if key in str(exc) and advice not in extra:
+                extra.append(advice)
         if hint:
             extra.append(hint)
         if extra:
@@ -97,6 +109,15 @@ ERROR_HINTS: dict[str, str] = {
     "mismatch in its core dimension": (
         "Two matrices were multiplied in an order whose inner sizes do not match; write down the "
         "shape of each factor."
+    ),
+    "to have the same dtype": (
+        "Two tensors of different dtypes met (float32 and float64): one was created with another "
+        "dtype (torch.eye(..., dtype=torch.float64), torch.tensor of NumPy values, .double()). "
+        "Keep every tensor in the dtype of the data you are given."
+    ),
+    "expected scalar type": (
+        "Two tensors of different dtypes met: keep every tensor in the dtype of the data you are "
+        "given (no .double(), no NumPy float64 values)."
     ),
     "must be real number, not NoneType": "A value is still `...` or None; complete every line.",
     "Ellipsis": "A placeholder `...` is still in your code; replace it with an expression.",

@@ -14,16 +14,17 @@ import numpy as np
 import torch
 
 from ..linear_nets import LNNet
+from ._contract import expect_array, expect_tensor
 from ._core import (
     CheckFailure,
     call_student,
     captured_warnings,
     close,
     max_rel_error,
-    to_array,
     unpack,
     warning_note,
 )
+from ._diagnosis import Mistake, find_mistake, judge
 
 _SENTINEL = 7.0  # every weight is set to this before the student's initialiser runs
 
@@ -189,9 +190,11 @@ def check_net_svd(
 ) -> str:
     """Check ``func(model, in_dim) -> (U, S, V)`` with W_tot = U diag(S) Vᵀ.
 
-    Accepts any correct decomposition: singular vectors with flipped signs (paired in U and V),
-    ``torch.svd`` or ``torch.linalg.svd`` based answers (V, not Vh), reduced or full U, float32 or
-    float64.
+    The contract (the exercise's docstring and text): three float32 tensors (the dtype of the
+    network's weights), ``U`` of shape (out_dim, k), ``S`` of shape (k,), decreasing, and ``V`` of
+    shape (in_dim, k), k = min(in_dim, out_dim): the reduced decomposition
+    (``full_matrices=False``), V and not Vh.  Within it, any correct decomposition passes: singular
+    vectors with flipped signs (paired in U and V), ``torch.svd`` or ``torch.linalg.svd``.
 
     Parameters
     ----------
@@ -214,14 +217,12 @@ def check_net_svd(
     w1, w2 = (w for w in _weights(model).values())
     w_tot = w2 @ w1
     k = min(in_dim, out_dim)
+    order_hint = ("W_tot starts as the identity of size in_dim and each weight multiplies it from "
+                  "the left: W_tot = weight @ W_tot.")
     with captured_warnings() as caught:
         returned = call_student(
-            name,
-            func,
-            model,
-            in_dim,
-            hint="W_tot starts as the identity of size in_dim and each weight multiplies it from "
-            "the left: W_tot = weight @ W_tot.",
+            name, func, model, in_dim,
+            hints={"shapes cannot be multiplied": order_hint, "core dimension": order_hint},
         )
     for (layer, before), after in zip(
         {"in_hid.weight": w1, "hid_out.weight": w2}.items(), _weights(model).values(), strict=True
@@ -229,9 +230,10 @@ def check_net_svd(
         if not np.array_equal(before, after):
             raise CheckFailure(f"{name} changed the model's weight '{layer}'; it must only read it.")
     u_ret, s_ret, v_ret = unpack(returned, ("U", "S", "V"), name)
-    u = to_array(u_ret, "U")
-    s = to_array(s_ret, "S")
-    v = to_array(v_ret, "V")
+    reason = "the dtype of the network's weights"
+    u = expect_tensor(u_ret, "U", shape=None, dtype=torch.float32, dtype_reason=reason)
+    s = expect_tensor(s_ret, "S", shape=None, dtype=torch.float32, dtype_reason=reason)
+    v = expect_tensor(v_ret, "V", shape=None, dtype=torch.float32, dtype_reason=reason)
 
     ref_s = _svdvals(w_tot)
     if s.ndim == 2:
@@ -239,50 +241,46 @@ def check_net_svd(
             f"S has shape {s.shape}: return the singular values as a 1-D tensor of shape ({k},), "
             "as torch.linalg.svd does, not as a diagonal matrix."
         )
-    if s.shape != (k,) or not close(s, ref_s):
-        if close(s[::-1], ref_s):
-            raise CheckFailure("S holds the right singular values but not in decreasing order.")
-        if close(s, ref_s**2):
-            raise CheckFailure(
-                "S holds the squares of the singular values (eigenvalues of W_totᵀ W_tot); "
-                "decompose W_tot itself with torch.linalg.svd."
-            )
-        wrong_products = {
-            "only the last layer's weight (multiply all layers into W_tot)": w2,
-            "only the first layer's weight (multiply all layers into W_tot)": w1,
-        }
-        if w1.shape[0] == w2.shape[1] == in_dim == out_dim:  # square: a reversed product fits
-            wrong_products["W_1 W_2: the product is in the wrong order (W_tot = W_2 W_1)"] = w1 @ w2
-        for why, wrong in wrong_products.items():
-            values = _svdvals(wrong)
-            if close(s, values) or (s.shape == (k,) and close(s, values[:k])):
-                raise CheckFailure(f"The singular values are those of {why}.")
-        if s.shape != (k,):
-            raise CheckFailure(
-                f"S should have shape ({k},) (min(in_dim, out_dim)), got {s.shape}."
-            )
-        raise CheckFailure(
-            f"S does not hold the singular values of W_tot = W_2 W_1 (largest error "
-            f"{max_rel_error(s, ref_s):.3g} relative to the largest singular value)."
-        )
+    wrong_products = [
+        Mistake("the singular values are those of only the last layer's weight (multiply all "
+                "layers into W_tot)", _svdvals(w2)),
+        Mistake("the singular values are those of only the first layer's weight (multiply all "
+                "layers into W_tot)", _svdvals(w1)),
+    ]
+    if w1.shape[0] == w2.shape[1] == in_dim == out_dim:  # square: a reversed product fits
+        wrong_products.append(Mistake(
+            "the singular values are those of W_1 W_2: the product is in the wrong order "
+            "(W_tot = W_2 W_1)", _svdvals(w1 @ w2)))
+    if s.shape != (k,):
+        mistake = find_mistake(s, wrong_products)
+        if mistake is not None:
+            raise CheckFailure(f"S is wrong: {mistake.why}.")
+        expect_tensor(s_ret, "S", shape=(k,), meaning="(k,) with k = min(in_dim, out_dim)")
+    judge("S", s, ref_s, [
+        Mistake("it holds the right singular values but not in decreasing order", ref_s[::-1]),
+        Mistake("it holds the squares of the singular values (eigenvalues of W_totᵀ W_tot); "
+                "decompose W_tot itself with torch.linalg.svd", ref_s**2),
+        *(Mistake(m.why, m.answer[:k]) for m in wrong_products),
+    ], advice="S holds the singular values of W_tot = W_2 W_1, largest first.")
 
     if u.shape == (in_dim, k) and v.shape == (out_dim, k) and in_dim != out_dim:
         raise CheckFailure(
             f"U has shape {u.shape} and V {v.shape}: you decomposed W_totᵀ. W_tot = W_2 W_1 maps "
             f"the input to the output, so it has shape ({out_dim}, {in_dim})."
         )
-    if u.ndim != 2 or u.shape[0] != out_dim or u.shape[1] not in (k, out_dim):
-        raise CheckFailure(f"U should have shape ({out_dim}, {k}), got {u.shape}.")
-    u = u[:, :k]  # a full U is fine; its extra columns span the null space
-    if v.shape == (k, in_dim) and k != in_dim:
-        raise CheckFailure(
-            f"V has shape {v.shape}: this is Vh = Vᵀ, the third output of torch.linalg.svd. The "
-            "exercise asks for V (columns are right singular vectors): return Vh.T (or Vh.mT)."
-        )
-    if v.ndim == 2 and v.shape == (in_dim, in_dim) and k < in_dim:
-        v = v[:, :k]
-    if v.shape != (in_dim, k):
-        raise CheckFailure(f"V should have shape ({in_dim}, {k}), got {v.shape}.")
+    full = ("that is the full U of full_matrices=True; the exercise asks for the reduced "
+            "decomposition (full_matrices=False)")
+    expect_tensor(u_ret, "U", shape=(out_dim, k), meaning="(out_dim, k) with k = min(in_dim, out_dim)",
+                  shape_hints={(out_dim, out_dim): full} if out_dim != k else None)
+    v_hints = {}
+    if k != in_dim:
+        v_hints[(k, in_dim)] = ("this is Vh = Vᵀ, the third output of torch.linalg.svd; the exercise "
+                                "asks for V (columns are right singular vectors): return Vh.T "
+                                "(or Vh.mT)")
+        v_hints[(in_dim, in_dim)] = ("that is the full V of full_matrices=True; the exercise asks "
+                                     "for the reduced decomposition (full_matrices=False)")
+    expect_tensor(v_ret, "V", shape=(in_dim, k), meaning="(in_dim, k) with k = min(in_dim, out_dim)",
+                  shape_hints=v_hints)
     reconstruction = (u * s) @ v.T
     if not close(reconstruction, w_tot):
         if close((u * s) @ v, w_tot):
@@ -301,7 +299,7 @@ def check_net_svd(
             raise CheckFailure(f"The columns of {label} are not orthonormal ({label}ᵀ{label} ≠ I).")
     return (
         f"{name} is correct: W_tot of shape ({out_dim}, {in_dim}) = U diag(S) Vᵀ with "
-        f"U {u_ret.shape[0]}x{u_ret.shape[1]}, S ({k},), V {in_dim}x{k}." + warning_note(caught)
+        f"U {out_dim}x{k}, S ({k},), V {in_dim}x{k}." + warning_note(caught)
     )
 
 
@@ -318,6 +316,9 @@ def check_net_rsm(
     name: str = "ex_net_rsm",
 ) -> str:
     """Check ``func(h) -> H Hᵀ``, the representational similarity matrix of hidden activity.
+
+    The contract: ``h`` is a float32 tensor (n_items, n_hidden); the RSM is a float32 tensor of
+    shape (n_items, n_items).
 
     Parameters
     ----------
@@ -344,43 +345,32 @@ def check_net_rsm(
         returned = call_student(name, func, given)
     if not torch.equal(given, h):
         raise CheckFailure(f"{name} modified its input h in place; compute a new tensor instead.")
-    rsm = to_array(returned, "The RSM")
     expected = h_np @ h_np.T
-    gram = h_np.T @ h_np
-    if rsm.shape == (n_hidden, n_hidden) and n_hidden != n_items:
-        raise CheckFailure(
-            f"The RSM has shape {rsm.shape} (hidden × hidden): you computed Hᵀ H. The RSM compares "
-            f"items, so it is H Hᵀ of shape ({n_items}, {n_items})."
-        )
-    if rsm.shape != (n_items, n_items):
-        raise CheckFailure(f"The RSM should have shape ({n_items}, {n_items}), got {rsm.shape}.")
-    if close(rsm, expected, rtol=1e-5):
-        return (
-            f"{name} is correct: RSM = H Hᵀ of shape ({n_items}, {n_items}), symmetric."
-            + warning_note(caught)
-        )
+    rsm = expect_tensor(
+        returned, "The RSM", shape=(n_items, n_items), meaning="(n_items, n_items)",
+        shape_hints={(n_hidden, n_hidden): "that is hidden × hidden, Hᵀ H; the RSM compares items, "
+                     "so it is H Hᵀ"} if n_hidden != n_items else None,
+    )
     norms = np.linalg.norm(h_np, axis=1)
     centred = h_np - h_np.mean(axis=1, keepdims=True)
-    mistakes = {
-        "you computed Hᵀ H; the RSM compares items: H Hᵀ": gram,
-        "you normalised the rows (cosine similarity); the RSM here is the plain dot product H Hᵀ":
-            expected / np.outer(norms, norms),
-        "you divided by the number of hidden units; the RSM here is the plain dot product H Hᵀ":
-            expected / n_hidden,
-        "you centred the activity (a covariance or correlation); use the raw H Hᵀ":
-            centred @ centred.T,
-        "you multiplied element-wise (H * H); use a matrix product, H @ H.T":
-            (h_np * h_np)[:, :n_items] if n_hidden >= n_items else np.zeros(0),
-        "you squared the entries of H Hᵀ": expected**2,
-    }
-    for why, wrong in mistakes.items():
-        if wrong.shape == rsm.shape and close(rsm, wrong, rtol=1e-5):
-            raise CheckFailure(f"Wrong RSM: {why}.")
-    if not close(rsm, rsm.T, rtol=1e-5):
-        raise CheckFailure("The RSM is not symmetric; H Hᵀ always is.")
-    raise CheckFailure(
-        f"The RSM differs from H Hᵀ (largest error {max_rel_error(rsm, expected):.3g} relative to "
-        "the largest entry)."
+    judge("The RSM", rsm, expected, [
+        Mistake("you computed Hᵀ H; the RSM compares items: H Hᵀ", h_np.T @ h_np),
+        Mistake("you normalised the rows (cosine similarity); the RSM here is the plain dot "
+                "product H Hᵀ", lambda: expected / np.outer(norms, norms)),
+        Mistake("you divided by the number of hidden units; the RSM here is the plain dot product "
+                "H Hᵀ", expected / n_hidden),
+        Mistake("you centred the activity (a covariance or correlation); use the raw H Hᵀ",
+                centred @ centred.T),
+        Mistake("you multiplied element-wise (H * H); use a matrix product, H @ H.T",
+                (h_np * h_np)[:, :n_items] if n_hidden >= n_items else None),
+        Mistake("you squared the entries of H Hᵀ", expected**2),
+        Mistake("it is not symmetric; H Hᵀ always is", lambda: rsm if not close(
+            rsm, rsm.T, rtol=1e-5) else None),
+    ], rtol=1e-5, advice="The RSM is H Hᵀ: entry (i, j) is the dot product of the activity of "
+       "items i and j.")
+    return (
+        f"{name} is correct: RSM = H Hᵀ of shape ({n_items}, {n_items}), symmetric."
+        + warning_note(caught)
     )
 
 
@@ -398,8 +388,9 @@ def check_linear_regression(
 ) -> str:
     """Check ``func(X, Y) -> W``, the least-squares solution W = Y Xᵀ (X Xᵀ)⁻¹.
 
-    Any exact method is accepted (``inv``, ``solve``, ``lstsq``, ``pinv``), returned as a NumPy
-    array or a torch tensor.
+    The contract (the exercise's docstring): X and Y are float64 NumPy arrays, W is a float64
+    ``np.ndarray`` of shape (N, M).  Any exact NumPy method is accepted (``inv``, ``solve``,
+    ``lstsq``, ``pinv``).
 
     Parameters
     ----------
@@ -433,32 +424,20 @@ def check_linear_regression(
         )
     if not (np.array_equal(x_given, x) and np.array_equal(y_given, y)):
         raise CheckFailure(f"{name} modified X or Y in place; leave its inputs unchanged.")
-    w = to_array(returned, "W", allow_numpy=True)
     expected = np.linalg.solve(x @ x.T, x @ y.T).T
-    if w.shape == (m, n) and m != n:
-        raise CheckFailure(
-            f"W has shape {w.shape} but should be (N, M) = ({n}, {m}): you returned Wᵀ. "
-            "W = Y Xᵀ (X Xᵀ)⁻¹ maps an input column x to the output W x."
-        )
-    if w.shape != (n, m):
-        raise CheckFailure(f"W should have shape (N, M) = ({n}, {m}), got {w.shape}.")
-    if close(w, expected, rtol=1e-6):
-        return (
-            f"{name} is correct: W of shape ({n}, {m}) minimises ‖Y − W X‖² "
-            f"(largest error {max_rel_error(w, expected):.1e})." + warning_note(caught)
-        )
-    mistakes = {
-        "the inverse (X Xᵀ)⁻¹ is missing: W = Y Xᵀ (X Xᵀ)⁻¹": y @ x.T,
-        "you returned Wᵀ: W = Y Xᵀ (X Xᵀ)⁻¹ has shape (N, M)": expected.T,
-        "(X Xᵀ)⁻¹ multiplies Y Xᵀ from the right: W = Y Xᵀ (X Xᵀ)⁻¹": (
-            np.linalg.inv(x @ x.T) @ (y @ x.T).T if m == n else np.zeros(0)
-        ),
-        "you rounded W; return the exact least-squares solution": np.round(expected),
-    }
-    for why, wrong in mistakes.items():
-        if wrong.shape == w.shape and close(w, wrong, rtol=1e-6):
-            raise CheckFailure(f"Wrong W: {why}.")
-    raise CheckFailure(
-        f"W is not the least-squares solution (largest error {max_rel_error(w, expected):.3g} "
-        "relative to the largest weight). Check the formula W = Y Xᵀ (X Xᵀ)⁻¹."
+    w = expect_array(
+        returned, "W", shape=(n, m), dtype=np.float64, meaning="(N, M)",
+        shape_hints={(m, n): "you returned Wᵀ. W = Y Xᵀ (X Xᵀ)⁻¹ maps an input column x to the "
+                     "output W x"} if m != n else None,
+    )
+    judge("W", w, expected, [
+        Mistake("the inverse (X Xᵀ)⁻¹ is missing: W = Y Xᵀ (X Xᵀ)⁻¹", y @ x.T),
+        Mistake("you returned Wᵀ: W = Y Xᵀ (X Xᵀ)⁻¹ has shape (N, M)", expected.T),
+        Mistake("(X Xᵀ)⁻¹ multiplies Y Xᵀ from the right: W = Y Xᵀ (X Xᵀ)⁻¹",
+                lambda: np.linalg.inv(x @ x.T) @ (y @ x.T).T if m == n else None),
+        Mistake("you rounded W; return the exact least-squares solution", np.round(expected)),
+    ], rtol=1e-6, advice="W is the least-squares solution W = Y Xᵀ (X Xᵀ)⁻¹.")
+    return (
+        f"{name} is correct: W of shape ({n}, {m}) minimises ‖Y − W X‖² "
+        f"(largest error {max_rel_error(w, expected):.1e})." + warning_note(caught)
     )

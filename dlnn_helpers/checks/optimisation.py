@@ -19,7 +19,6 @@ place, …) and names the one that reproduces the student's trajectory.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -27,6 +26,7 @@ import numpy as np
 import torch
 
 from ..loss_surface import LossFunctionWithPlot
+from ._contract import check_dependencies, expect_number, expect_tensor
 from ._core import (
     _TENSOR_CPU,
     _TENSOR_DETACH,
@@ -36,11 +36,11 @@ from ._core import (
     call_student,
     captured_warnings,
     close,
-    max_rel_error,
     to_array,
     unpack,
     warning_note,
 )
+from ._diagnosis import Mistake, find_mistake, judge, matches
 
 # PyTorch's own optimisers, taken at import time so that a notebook cannot swap them.
 _TORCH_SGD = torch.optim.SGD
@@ -92,26 +92,6 @@ def _call(name: str, func: Callable[..., Any], *args: Any, hint: str = "", **kwa
             raise
         text += (" " if "Hint:" in text else "\nHint: ") + extra
         raise CheckFailure(text) from cause
-
-
-def _to_number(value: Any, what: str) -> float:
-    """Copy a returned scalar (float, int, NumPy scalar or one-element tensor) to a float."""
-    kind = type(value)
-    if kind in (float, int, np.float64, np.float32):
-        number = float(value)
-    elif kind is torch.Tensor or kind is np.ndarray:
-        array = to_array(value, what, allow_numpy=True)
-        if array.size != 1:
-            raise CheckFailure(f"{what} should be a single number, got shape {array.shape}.")
-        number = float(array.reshape(-1)[0])
-    else:
-        raise CheckFailure(
-            f"{what} should be a number (float or 0-d tensor), got {kind.__module__}."
-            f"{kind.__qualname__}."
-        )
-    if not math.isfinite(number):
-        raise CheckFailure(f"{what} is {number}; it should be a finite number.")
-    return number
 
 
 # ----------------------------------------------------------------------------------------------
@@ -184,8 +164,9 @@ def check_gradient_descent(
     x = start_t.clone().requires_grad_(True)
     with captured_warnings() as caught:
         _call(name, func, loss_fn, x, lr_given, n_steps)
-    if type(x) is not torch.Tensor or x.shape != start_t.shape:
-        raise CheckFailure(f"{name} changed the type or shape of x; update its values in place.")
+    if type(x) is not torch.Tensor or x.shape != start_t.shape or x.dtype != torch.float32:
+        raise CheckFailure(f"{name} changed the type, dtype or shape of x (a float32 tensor of "
+                           "shape (2,)); update its values in place.")
     final = to_array(x, "x after gradient descent")
     expected = _descent_variant(bowl_t, start_t, lr_sim, n_steps)
     n_calls = len(loss_fn.track)
@@ -236,6 +217,9 @@ def check_gradient_mean_rms(
 ) -> str:
     """Check ``func(grads) -> (mean, rms)``, per-coordinate mean and root-mean-square over steps.
 
+    The contract (the exercise's docstring): ``grads`` is a float32 tensor (N, n_coordinates);
+    ``mean`` and ``rms`` are float32 tensors of shape (n_coordinates,).
+
     Parameters
     ----------
     func : callable
@@ -263,53 +247,33 @@ def check_gradient_mean_rms(
     if not torch.equal(given, grads):
         raise CheckFailure(f"{name} modified grads in place; compute new tensors instead.")
     mean_ret, rms_ret = unpack(returned, ("mean", "rms"), name)
-    mean = to_array(mean_ret, "mean", allow_numpy=True)
-    rms = to_array(rms_ret, "rms", allow_numpy=True)
+    per_step = {(n_steps,): "one value per step: average over the steps (dim=0) to get one value "
+                "per coordinate"} if n_steps != n_coords else None
+    meaning = "(n_coordinates,), one value per coordinate"
+    mean = expect_tensor(mean_ret, "mean", shape=(n_coords,), meaning=meaning, shape_hints=per_step)
+    rms = expect_tensor(rms_ret, "rms", shape=(n_coords,), meaning=meaning, shape_hints=per_step)
     g = grads.double().numpy()
     ref_mean = g.mean(axis=0)
     ref_rms = np.sqrt((g**2).mean(axis=0))
-    for label, value in (("mean", mean), ("rms", rms)):
-        if value.shape == (n_steps,) and n_steps != n_coords:
-            raise CheckFailure(
-                f"{label} has shape ({n_steps},), one value per step: average over the steps "
-                f"(dim=0) to get one value per coordinate, shape ({n_coords},)."
-            )
-        if value.shape != (n_coords,):
-            raise CheckFailure(
-                f"{label} should have shape ({n_coords},) (one value per coordinate), got "
-                f"{value.shape}."
-            )
-    if close(mean, ref_rms, 1e-5) and close(rms, ref_mean, 1e-5):
+    swapped = find_mistake((mean, rms), [Mistake("swapped", (ref_rms, ref_mean))], rtol=1e-5)
+    if swapped is not None:
         raise CheckFailure(f"{name} returned (rms, mean); return (mean, rms).")
-    if not close(mean, ref_mean, 1e-5):
-        if close(mean, np.abs(g).mean(axis=0), 1e-5):
-            raise CheckFailure("mean is the mean of |g|; the mean keeps the signs: grads.mean(dim=0).")
-        raise CheckFailure(
-            f"mean is wrong (largest error {max_rel_error(mean, ref_mean):.3g} relative); it is "
-            "the plain average of each column, (1/N) Σ_t g_t."
-        )
-    if not close(rms, ref_rms, 1e-5):
-        mistakes = {
-            "rms is the mean square: take its square root": (g**2).mean(axis=0),
-            "rms is the standard deviation (it subtracts the mean); the RMS does not: "
-            "sqrt(mean(g²))": g.std(axis=0),
-            "rms is the sample standard deviation (it subtracts the mean and divides by N − 1); "
-            "the RMS does not: sqrt(mean(g²))": g.std(axis=0, ddof=1),
-            "rms is the mean of |g|; square first, average, then take the root": np.abs(g).mean(
-                axis=0
-            ),
-            "rms is the norm of each column: divide the sum of squares by N before the root": np.sqrt(
-                (g**2).sum(axis=0)
-            ),
-            "rms is |mean|: square each gradient before averaging": np.abs(ref_mean),
-        }
-        for why, wrong in mistakes.items():
-            if close(rms, wrong, 1e-5):
-                raise CheckFailure(f"Wrong rms: {why}.")
-        raise CheckFailure(
-            f"rms is wrong (largest error {max_rel_error(rms, ref_rms):.3g} relative); it is "
-            "sqrt((1/N) Σ_t g_t²) for each coordinate."
-        )
+    judge("mean", mean, ref_mean, [
+        Mistake("it is the mean of |g|; the mean keeps the signs: grads.mean(dim=0)",
+                np.abs(g).mean(axis=0)),
+    ], rtol=1e-5, advice="The mean is the plain average of each column, (1/N) Σ_t g_t.")
+    judge("rms", rms, ref_rms, [
+        Mistake("it is the mean square: take its square root", (g**2).mean(axis=0)),
+        Mistake("it is the standard deviation (it subtracts the mean); the RMS does not: "
+                "sqrt(mean(g²))", g.std(axis=0)),
+        Mistake("it is the sample standard deviation (it subtracts the mean and divides by N − 1); "
+                "the RMS does not: sqrt(mean(g²))", g.std(axis=0, ddof=1) if n_steps > 1 else None),
+        Mistake("it is the mean of |g|; square first, average, then take the root",
+                np.abs(g).mean(axis=0)),
+        Mistake("it is the norm of each column: divide the sum of squares by N before the root",
+                np.sqrt((g**2).sum(axis=0))),
+        Mistake("it is |mean|: square each gradient before averaging", np.abs(ref_mean)),
+    ], rtol=1e-5, advice="The RMS is sqrt((1/N) Σ_t g_t²) for each coordinate.")
     return (
         f"{name} is correct for {n_steps} steps × {n_coords} coordinates "
         f"(|mean| ≤ rms in every coordinate: {bool(np.all(np.abs(mean) <= rms + 1e-12))})."
@@ -416,6 +380,11 @@ def _student_trajectory(
             )
         if any(p.shape != s for p, s in zip(params, problem.shapes, strict=True)):
             raise CheckFailure(f"{name}.step() changed the shape of a parameter.")
+        if any(type(p) is not torch.Tensor or p.dtype != torch.float32 for p in params):
+            raise CheckFailure(
+                f"{name}.step() changed the type or dtype of a parameter (it should stay a "
+                "float32 torch.Tensor): update the values in place, without conversions."
+            )
         if all(np.array_equal(b, a) for b, a in zip(before, after, strict=True)):
             if t == 0:
                 raise CheckFailure(
@@ -423,11 +392,12 @@ def _student_trajectory(
                     "(`x -= ...` under torch.no_grad()); `x = x - ...` only rebinds a local name "
                     "and leaves the model's tensor as it was."
                 )
-            if as_generator:
+            if as_generator and _moves_with_a_list(cls, kwargs, problem, t + 1, name):
                 raise CheckFailure(
-                    f"{name}.step() changed the parameters at the first step only. The "
-                    "parameters arrive as a generator (like model.parameters()), which can be "
-                    "iterated once: store them in a list in __init__ (`list(parameters)`)."
+                    f"{name}.step() changed the parameters at the first step only when given a "
+                    "generator (like model.parameters()), but goes on changing them when given a "
+                    "list: a generator can be iterated once, so store the parameters in a list in "
+                    "__init__ (`list(parameters)`)."
                 )
         history.append(after)
         _call(f"{name}.zero_grad()", optimiser.zero_grad)
@@ -455,6 +425,19 @@ def _student_trajectory(
                 "`x.grad.zero_()`) for every parameter."
             )
     return history
+
+
+def _moves_with_a_list(
+    cls: Callable[..., Any], kwargs: dict[str, Any], problem: _Problem, n_steps: int, name: str
+) -> bool:
+    """True when the class, given a list of parameters, still changes them at step ``n_steps``."""
+    try:
+        history = _student_trajectory(cls, kwargs, problem, n_steps, name, as_generator=False)
+    except CheckFailure:
+        return False
+    if len(history) < 2:
+        return False
+    return not all(np.array_equal(b, a) for b, a in zip(history[-2], history[-1], strict=True))
 
 
 def _check_skips_missing_grads(
@@ -614,30 +597,27 @@ def _ema_reference(x: np.ndarray, beta: float, t: int, old: np.ndarray):
     return star / (1 - beta**t), star
 
 
-def _ema_mistakes(x, beta, t, old) -> dict[str, tuple]:
+def _ema_mistakes(x, beta, t, old) -> list[Mistake]:
+    """What the common wrong versions of ``ema_update`` return, as (ema, ema_star) pairs."""
     ema, star = _ema_reference(x, beta, t, old)
     swapped = (1 - beta) * old + beta * x
-    out = {
-        "EMA without bias correction: ema should be ema_star / (1 − β^t), not ema_star itself": (
-            star, star
-        ),
-        "the tuple is in the wrong order: return (ema, ema_star)": (star, ema),
-        "β and 1 − β are swapped: ema_star = β·ema_star_old + (1 − β)·x_t": (
-            swapped / (1 - beta**t), swapped
-        ),
-        "the bias correction multiplies by (1 − β^t); it should divide": (star * (1 - beta**t), star),
-        "the bias correction divides ema_star_old instead of the new ema_star": (
-            old / (1 - beta**t), star
-        ),
-        "the bias correction uses 1 − β^(t+1); with t counted from 1 it is 1 − β^t": (
-            star / (1 - beta ** (t + 1)), star
-        ),
-        "the bias correction uses (1 − β)^t; it is 1 − β^t": (star / (1 - beta) ** t, star),
-    }
+    out = [
+        Mistake("EMA without bias correction: ema should be ema_star / (1 − β^t), not ema_star "
+                "itself", (star, star)),
+        Mistake("the tuple is in the wrong order: return (ema, ema_star)", (star, ema)),
+        Mistake("β and 1 − β are swapped: ema_star = β·ema_star_old + (1 − β)·x_t",
+                (swapped / (1 - beta**t), swapped)),
+        Mistake("the bias correction multiplies by (1 − β^t); it should divide",
+                (star * (1 - beta**t), star)),
+        Mistake("the bias correction divides ema_star_old instead of the new ema_star",
+                (old / (1 - beta**t), star)),
+        Mistake("the bias correction uses 1 − β^(t+1); with t counted from 1 it is 1 − β^t",
+                (star / (1 - beta ** (t + 1)), star)),
+        Mistake("the bias correction uses (1 − β)^t; it is 1 − β^t", (star / (1 - beta) ** t, star)),
+    ]
     if t > 1:
-        out["the bias correction uses 1 − β^(t−1); with t counted from 1 it is 1 − β^t"] = (
-            star / (1 - beta ** (t - 1)), star
-        )
+        out.append(Mistake("the bias correction uses 1 − β^(t−1); with t counted from 1 it is "
+                           "1 − β^t", (star / (1 - beta ** (t - 1)), star)))
     return out
 
 
@@ -658,39 +638,25 @@ def _ema_case(func, name, x, beta, t, old, label, *, tensors: bool):
     ema_ret, star_ret = unpack(returned, ("ema", "ema_star"), name)
     if tensors:
         shape = tuple(x.shape)
-        ema = to_array(ema_ret, f"ema ({label})")
-        star = to_array(star_ret, f"ema_star ({label})")
-        for what, value in (("ema", ema), ("ema_star", star)):
-            if value.shape != shape:
-                raise CheckFailure(
-                    f"{what} has shape {value.shape} for x_t of shape {shape} ({label}); the "
-                    "average is taken element by element, so it keeps the shape of x_t."
-                )
+        meaning = "the shape of x_t: the average is taken element by element"
+        ema = expect_tensor(ema_ret, f"ema ({label})", shape=shape, dtype=x.dtype, meaning=meaning)
+        star = expect_tensor(star_ret, f"ema_star ({label})", shape=shape, dtype=x.dtype,
+                             meaning=meaning)
         x_np = x.double().numpy()
         old_np = old.double().numpy()
     else:
-        ema = np.array(_to_number(ema_ret, f"ema ({label})"))
-        star = np.array(_to_number(star_ret, f"ema_star ({label})"))
+        ema = np.array(expect_number(ema_ret, f"ema ({label})"))
+        star = np.array(expect_number(star_ret, f"ema_star ({label})"))
         x_np, old_np = np.array(float(x)), np.array(float(old))
     ref_ema, ref_star = _ema_reference(x_np, beta, t, old_np)
-    if close(ema, ref_ema, 1e-5) and close(star, ref_star, 1e-5):
+    if matches((ema, star), (ref_ema, ref_star), 1e-5):
         return
-    for why, (wrong_ema, wrong_star) in _ema_mistakes(x_np, beta, t, old_np).items():
-        if close(ema, np.asarray(wrong_ema), 1e-5) and close(star, np.asarray(wrong_star), 1e-5):
-            raise CheckFailure(f"Wrong EMA ({label}): {why}.")
-    if not close(star, ref_star, 1e-5):
-        raise CheckFailure(
-            f"ema_star is wrong ({label}): expected {_show(ref_star)}, got {_show(star)}. "
-            "ema_star = β·ema_star_old + (1 − β)·x_t."
-        )
-    raise CheckFailure(
-        f"ema is wrong ({label}): expected {_show(ref_ema)}, got {_show(ema)}. "
-        "ema = ema_star / (1 − β^t)."
-    )
-
-
-def _show(value: np.ndarray) -> str:
-    return f"{float(value):.6g}" if value.size == 1 else f"an array ({value.shape})"
+    mistake = find_mistake((ema, star), _ema_mistakes(x_np, beta, t, old_np), rtol=1e-5)
+    if mistake is not None:
+        raise CheckFailure(f"Wrong EMA ({label}): {mistake.why}.")
+    judge(f"ema_star ({label})", star, ref_star, rtol=1e-5,
+          advice="ema_star = β·ema_star_old + (1 − β)·x_t.")
+    judge(f"ema ({label})", ema, ref_ema, rtol=1e-5, advice="ema = ema_star / (1 − β^t).")
 
 
 def check_ema_update(
@@ -703,6 +669,9 @@ def check_ema_update(
     name: str = "ema_update",
 ) -> str:
     """Check ``func(x_t, beta, t, ema_star_old) -> (ema, ema_star)`` with bias correction.
+
+    The contract (the exercise's docstring): for float inputs, two numbers (a float, or a 0-d
+    tensor); for tensor inputs, two tensors of the shape and dtype of ``x_t``.
 
     Tried on Python floats, on a 0-d tensor, on tensors of ``shape``, at t = 1, along a short series
     and at a large t, and with β = 0.999 at t = 1 (where the correction is a factor 1000).
@@ -856,6 +825,10 @@ def check_adam_optimizer(
 ) -> str:
     """Check an Adam optimiser class against ``torch.optim.Adam`` (coupled weight decay).
 
+    Its dependency first: when the class calls ``ema_update`` (the previous exercise), that
+    function is checked with :func:`check_ema_update` before anything else, and a failure there
+    is reported as such ("ADAMOptimizer calls your ema_update, which is not correct yet …").
+
     Runs 50 steps with weight decay 0 and with ``weight_decay``, on parameter tensors of the given
     shapes, then a run in which one parameter never receives a gradient.
 
@@ -883,6 +856,7 @@ def check_adam_optimizer(
     """
     problem = _Problem(seed, shapes)
     with captured_warnings() as caught:
+        uses = check_dependencies(name, cls, {"ema_update": check_ema_update})
         for wd in (0.0, weight_decay):
             settings = {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": wd}
             described = f"lr={lr}, betas={tuple(betas)}, eps={eps}, weight_decay={wd}"
@@ -911,5 +885,6 @@ def check_adam_optimizer(
         f"{name} matches torch.optim.Adam for {n_steps} steps on {len(problem.shapes)} tensors of "
         f"shapes {', '.join(str(s) for s in problem.shapes)} (lr={lr}, betas={tuple(betas)}, "
         f"weight decay 0 and {weight_decay}); the moment state persists across steps; zero_grad "
-        "clears; parameters without a gradient are skipped." + warning_note(caught)
+        "clears; parameters without a gradient are skipped"
+        + (" (your ema_update is correct too)." if uses else ".") + warning_note(caught)
     )

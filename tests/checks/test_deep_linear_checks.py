@@ -13,7 +13,6 @@ import pytest
 import torch
 from torch import nn
 
-import dlnn_helpers as dlnn
 from dlnn_helpers.checks import (
     CheckFailure,
     NotImplementedYet,
@@ -28,7 +27,9 @@ from dlnn_helpers.checks import (
 
 
 def init_reference(model, gamma=1e-12):
-    dlnn.initializer_(model, gamma)
+    for weight in model.parameters():
+        n_out, n_in = weight.shape
+        nn.init.normal_(weight, mean=0.0, std=gamma / math.sqrt(n_in + n_out))
 
 
 def init_tensor_method(model, gamma=1e-12):
@@ -93,7 +94,8 @@ def _w_tot(model, in_dim):
 
 
 def svd_reference(model, in_dim):
-    return dlnn.net_svd(model, in_dim)
+    u, s, vh = torch.linalg.svd(_w_tot(model, in_dim).detach(), full_matrices=False)
+    return u, s, vh.mT
 
 
 def svd_legacy_torch_svd(model, in_dim):
@@ -101,14 +103,33 @@ def svd_legacy_torch_svd(model, in_dim):
 
 
 def svd_flipped_signs(model, in_dim):
-    u, s, v = dlnn.net_svd(model, in_dim)
+    u, s, v = svd_reference(model, in_dim)
     signs = torch.tensor([(-1.0) ** i for i in range(s.shape[0])])
     return u * signs, s, v * signs
 
 
-def svd_full_matrices_float64(model, in_dim):
-    u, s, vh = torch.linalg.svd(_w_tot(model, in_dim).double())  # full U, float64
+def svd_full_matrices(model, in_dim):
+    u, s, vh = torch.linalg.svd(_w_tot(model, in_dim))  # full U, which the text forbids
     return u, s, vh.T
+
+
+def svd_float64(model, in_dim):
+    u, s, vh = torch.linalg.svd(_w_tot(model, in_dim).double(), full_matrices=False)
+    return u, s, vh.T
+
+
+def svd_float64_identity(model, in_dim):
+    w_tot = torch.eye(in_dim, dtype=torch.float64)
+    for w in model.parameters():
+        w_tot = w @ w_tot  # float32 @ float64: torch refuses
+    u, s, vh = torch.linalg.svd(w_tot, full_matrices=False)
+    return u, s, vh.T
+
+
+def svd_numpy_round_trip(model, in_dim):
+    """Through NumPy and back: float32 stays float32, so this is within the contract."""
+    u, s, vh = np.linalg.svd(_w_tot(model, in_dim).detach().numpy(), full_matrices=False)
+    return torch.from_numpy(u), torch.from_numpy(s), torch.from_numpy(vh.T.copy())
 
 
 def svd_returns_vh(model, in_dim):
@@ -137,7 +158,7 @@ def svd_transposed(model, in_dim):
 
 
 def svd_diag_sigma(model, in_dim):
-    u, s, v = dlnn.net_svd(model, in_dim)
+    u, s, v = svd_reference(model, in_dim)
     return u, torch.diag(s), v
 
 
@@ -147,14 +168,14 @@ def svd_numpy(model, in_dim):
 
 
 def svd_one_flip_unpaired(model, in_dim):
-    u, s, v = dlnn.net_svd(model, in_dim)
+    u, s, v = svd_reference(model, in_dim)
     u = u.clone()
     u[:, 0] *= -1
     return u, s, v
 
 
 def rsm_reference(h):
-    return dlnn.net_rsm(h)
+    return h @ h.T
 
 
 def rsm_einsum(h):
@@ -191,7 +212,7 @@ def rsm_in_place(h):
 
 
 def lr_reference(X, Y):
-    return dlnn.linear_regression(X, Y)
+    return np.linalg.solve(X @ X.T, X @ Y.T).T
 
 
 def lr_inverse(X, Y):
@@ -202,8 +223,16 @@ def lr_lstsq(X, Y):
     return np.linalg.lstsq(X.T, Y.T, rcond=None)[0].T
 
 
+def lr_pinv(X, Y):
+    return Y @ np.linalg.pinv(X)
+
+
 def lr_pinv_torch(X, Y):
     return torch.from_numpy(Y) @ torch.linalg.pinv(torch.from_numpy(X))
+
+
+def lr_float32(X, Y):
+    return (Y @ X.T @ np.linalg.inv(X @ X.T)).astype(np.float32)
 
 
 def lr_no_inverse(X, Y):
@@ -232,11 +261,11 @@ CORRECT = [
     (check_initializer, f) for f in (init_reference, init_tensor_method, init_copy_randn)
 ] + [
     (check_net_svd, f)
-    for f in (svd_reference, svd_legacy_torch_svd, svd_flipped_signs, svd_full_matrices_float64)
+    for f in (svd_reference, svd_legacy_torch_svd, svd_flipped_signs, svd_numpy_round_trip)
 ] + [
     (check_net_rsm, f) for f in (rsm_reference, rsm_einsum, rsm_mm)
 ] + [
-    (check_linear_regression, f) for f in (lr_reference, lr_inverse, lr_lstsq, lr_pinv_torch)
+    (check_linear_regression, f) for f in (lr_reference, lr_inverse, lr_lstsq, lr_pinv)
 ]
 
 HIDDEN_SETTINGS = {
@@ -274,9 +303,20 @@ WRONG = [
     (check_net_svd, svd_last_layer_only, {}, "only the last layer"),
     (check_net_svd, svd_transposed, {}, "you decomposed W_totᵀ"),
     (check_net_svd, svd_diag_sigma, {}, "not as a diagonal matrix"),
-    (check_net_svd, svd_numpy, {}, "U should be a torch.Tensor, got numpy.ndarray"),
+    (check_net_svd, svd_numpy, {}, "U is a np.ndarray of dtype float32 and shape (100, 8); it "
+                                   "should be a torch.Tensor of dtype torch.float32"),
+    (check_net_svd, svd_full_matrices, {}, "U has shape (100, 100); it should have shape (100, 8) = "
+                                           "(out_dim, k) with k = min(in_dim, out_dim): that is the "
+                                           "full U of full_matrices=True"),
+    (check_net_svd, svd_full_matrices, {"seed": 9, "dims": (20, 25, 5)},
+     "V has shape (20, 20); it should have shape (20, 5)"),
+    (check_net_svd, svd_float64, {}, "U has dtype torch.float64; it should be torch.float32 (the "
+                                     "dtype of the network's weights)"),
+    (check_net_svd, svd_float64_identity, {}, "Two tensors of different dtypes met (float32 and "
+                                              "float64)"),
     (check_net_svd, svd_one_flip_unpaired, {}, "flip its partner"),
-    (check_net_rsm, rsm_gram, {}, "you computed Hᵀ H"),
+    (check_net_rsm, rsm_gram, {}, "The RSM has shape (17, 17); it should have shape (7, 7) = "
+                                  "(n_items, n_items): that is hidden × hidden, Hᵀ H"),
     (check_net_rsm, rsm_gram, {"seed": 4, "shape": (12, 12)}, "you computed Hᵀ H"),
     (check_net_rsm, rsm_cosine, {}, "cosine similarity"),
     (check_net_rsm, rsm_mean, {}, "divided by the number of hidden units"),
@@ -286,8 +326,12 @@ WRONG = [
     (check_linear_regression, lr_transposed, {}, "you returned Wᵀ"),
     (check_linear_regression, lr_transposed, {"seed": 6, "shapes": (5, 5, 50)}, "you returned Wᵀ"),
     (check_linear_regression, lr_wrong_gram, {}, "X Xᵀ is (M, M)"),  # numpy's error + hint
-    (check_linear_regression, lr_list, {}, "W should be a torch.Tensor or a np.ndarray, got "
-                                           "builtins.list"),
+    (check_linear_regression, lr_list, {}, "W is a list of 4 items; it should be a np.ndarray of "
+                                           "dtype float64 and shape (4, 3)"),
+    (check_linear_regression, lr_pinv_torch, {}, "W is a torch.Tensor of dtype torch.float64 and "
+                                                 "shape (4, 3); it should be a np.ndarray of dtype "
+                                                 "float64 and shape (4, 3)"),
+    (check_linear_regression, lr_float32, {}, "W has dtype float32; it should be float64"),
     (check_linear_regression, lr_rounded, {}, "you rounded W"),
 ]
 
@@ -362,7 +406,8 @@ def test_tensor_subclass_with_lying_eq_is_rejected():
     def tricky(h):
         return torch.zeros(h.shape[0], h.shape[0]).as_subclass(LyingTensor)
 
-    with pytest.raises(CheckFailure, match="should be a torch.Tensor, got .*LyingTensor"):
+    with pytest.raises(CheckFailure, match=r"LyingTensor \(a subclass of torch.Tensor\); it should be "
+                       "a torch.Tensor"):
         check_net_rsm(tricky)
 
 
@@ -382,7 +427,7 @@ def test_tuple_subclass_cannot_lie_about_its_items():
             return 3
 
     def tricky(model, in_dim):
-        return LyingTuple(dlnn.net_svd(model, in_dim))
+        return LyingTuple(svd_reference(model, in_dim))
 
     assert "is correct" in check_net_svd(tricky)
 
@@ -417,3 +462,19 @@ def test_self_check_verdict_is_truthy_and_silent_in_ipython(capsys):
 
     data, _ = DisplayFormatter().format(verdict)
     assert data == {}  # nothing is displayed after the printed verdict
+
+
+def test_float64_in_net_svd_names_the_dtype_not_the_order_of_multiplication():
+    with pytest.raises(CheckFailure) as info:
+        check_net_svd(svd_float64_identity)
+    message = str(info.value)
+    assert "float32 != double" in message or "float != double" in message  # torch's own words
+    assert "different dtypes" in message
+    assert "from the left" not in message  # the order of multiplication is right
+
+
+def test_wrong_order_of_multiplication_still_gets_the_order_hint():
+    with pytest.raises(CheckFailure) as info:
+        check_net_svd(svd_wrong_order)
+    assert "from the left: W_tot = weight @ W_tot" in str(info.value)
+    assert "dtype" not in str(info.value)

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 import torch
 
-from dlnn_helpers import optimisers as ref
 from dlnn_helpers.checks._core import CheckFailure, NotImplementedYet, self_check
 from dlnn_helpers.checks.optimisation import (
     check_adam_optimizer,
@@ -22,6 +21,8 @@ from dlnn_helpers.checks.optimisation import (
     check_gradient_mean_rms,
     check_simple_gradient_descent,
 )
+
+from . import references as ref
 
 # ================================================================================ gradient descent
 
@@ -146,6 +147,15 @@ def stats_numpy(grads):
     return np.mean(g, axis=0), np.sqrt(np.mean(g**2, axis=0))
 
 
+def stats_numpy_float64(grads):
+    g = grads.double().numpy()
+    return torch.from_numpy(g.mean(axis=0)), torch.from_numpy(np.sqrt((g**2).mean(axis=0)))
+
+
+def stats_keepdim(grads):
+    return grads.mean(dim=0, keepdim=True), grads.pow(2).mean(dim=0, keepdim=True).sqrt()
+
+
 def stats_loop(grads):
     means, rmss = [], []
     for column in grads.T:
@@ -183,7 +193,7 @@ def stats_norm_only(grads):
     return grads.mean(dim=0), grads.norm(dim=0)
 
 
-@pytest.mark.parametrize("answer", [ref.gradient_mean_rms, stats_norm, stats_numpy, stats_loop])
+@pytest.mark.parametrize("answer", [ref.gradient_mean_rms, stats_norm, stats_loop])
 @pytest.mark.parametrize("settings", [{}, {"seed": 3, "shape": (30, 5)}, {"shape": (7, 1)}])
 def test_gradient_mean_rms_accepts_correct_answers(answer, settings):
     assert "is correct" in check_gradient_mean_rms(answer, **settings)
@@ -192,13 +202,19 @@ def test_gradient_mean_rms_accepts_correct_answers(answer, settings):
 @pytest.mark.parametrize(
     ("answer", "message"),
     [
-        (stats_std, "rms is the sample standard deviation"),
-        (stats_no_sqrt, "rms is the mean square"),
-        (stats_wrong_dim, "one value per step"),
-        (stats_abs_mean, "mean is the mean of |g|"),
+        (stats_std, "rms is wrong: it is the sample standard deviation"),
+        (stats_no_sqrt, "rms is wrong: it is the mean square"),
+        (stats_wrong_dim, "mean has shape (50,); it should have shape (2,) = (n_coordinates,), one "
+                          "value per coordinate: one value per step"),
+        (stats_abs_mean, "mean is wrong: it is the mean of |g|"),
+        (stats_numpy, "mean is a np.ndarray of dtype float32 and shape (2,); it should be a "
+                      "torch.Tensor of dtype torch.float32 and shape (2,)"),
+        (stats_numpy_float64, "mean has dtype torch.float64; it should be torch.float32"),
+        (stats_keepdim, "mean has shape (1, 2); it should have shape (2,) = (n_coordinates,), one "
+                        "value per coordinate: it has an extra axis of size 1"),
         (stats_in_place, "modified grads in place"),
         (stats_swapped, "returned (rms, mean)"),
-        (stats_norm_only, "rms is the norm of each column"),
+        (stats_norm_only, "rms is wrong: it is the norm of each column"),
         (lambda g: g.mean(dim=0), "should return the tuple (mean, rms)"),
     ],
 )
@@ -388,9 +404,24 @@ def ema_torch_pow(x_t, beta, t, ema_star_old):
 
 
 def ema_lerp(x_t, beta, t, ema_star_old):
+    """0-d float64 tensors for float inputs: still a single number, within the contract."""
+    if isinstance(x_t, torch.Tensor):
+        ema_star = torch.lerp(x_t, ema_star_old, beta)
+    else:
+        ema_star = torch.lerp(torch.tensor(float(x_t), dtype=torch.float64),
+                              torch.tensor(float(ema_star_old), dtype=torch.float64), beta)
+    return ema_star / (1 - beta**t), ema_star
+
+
+def ema_float64(x_t, beta, t, ema_star_old):
     x = torch.as_tensor(x_t, dtype=torch.float64)
     old = torch.as_tensor(ema_star_old, dtype=torch.float64)
     ema_star = torch.lerp(x, old, beta)
+    return ema_star / (1 - beta**t), ema_star
+
+
+def ema_numpy_arrays(x_t, beta, t, ema_star_old):
+    ema_star = beta * np.asarray(ema_star_old) + (1 - beta) * np.asarray(x_t)
     return ema_star / (1 - beta**t), ema_star
 
 
@@ -436,7 +467,7 @@ def ema_python_list(x_t, beta, t, ema_star_old):
 
 
 @pytest.mark.parametrize(
-    "answer", [ref.ema_update, ema_torch_pow, ema_lerp, ema_numpy], ids=lambda f: f.__name__
+    "answer", [ref.ema_update, ema_torch_pow, ema_lerp], ids=lambda f: f.__name__
 )
 @pytest.mark.parametrize(
     "settings", [{}, {"seed": 9, "beta": 0.99, "shape": (5,), "large_t": 3000}]
@@ -454,7 +485,12 @@ def test_ema_update_accepts_correct_answers(answer, settings):
         (ema_t_minus_one, "use beta**t (not beta**(t − 1))"),
         (ema_in_place, "modified x_t or ema_star_old in place"),
         (ema_corrects_old, "divides ema_star_old instead of the new ema_star"),
-        (ema_python_list, "should be a number"),
+        (ema_python_list, "ema (floats, t = 1) is a list of 2 items; it should be a single number "
+                          "(a float or a 0-d torch.Tensor)"),
+        (ema_float64, "ema (0-d tensors, t = 3) has dtype torch.float64; it should be "
+                      "torch.float32"),
+        (ema_numpy_arrays, "ema (0-d tensors, t = 3) is a numpy.float32; it should be a "
+                           "torch.Tensor of dtype torch.float32 and shape ()"),
     ],
 )
 def test_ema_update_rejects_wrong_answers(answer, message):
@@ -749,5 +785,80 @@ def test_a_subclass_of_tensor_is_not_trusted():
         mean, rms = ref.gradient_mean_rms(grads)
         return mean.as_subclass(Liar), rms
 
-    with pytest.raises(CheckFailure, match="should be a torch.Tensor or a np.ndarray"):
+    with pytest.raises(CheckFailure, match=r"Liar \(a subclass of torch.Tensor\); it should be a "
+                       "torch.Tensor"):
         check_gradient_mean_rms(lying)
+
+
+# ============================================================== dependencies: ADAMOptimizer → ema_update
+
+ADAM_CELL = '''
+class ADAMOptimizer:
+    def __init__(self, parameters, lr=0.1, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        self.lr = lr
+        self.beta_1, self.beta_2 = betas
+        self.eps = eps
+        self.weight_decay = weight_decay
+        self.t = 0
+        self.parameters = list(parameters)
+        self.m_star = [torch.zeros_like(x) for x in self.parameters]
+        self.v_star = [torch.zeros_like(x) for x in self.parameters]
+
+    def step(self):
+        self.t += 1
+        with torch.no_grad():
+            for x, m_star, v_star in zip(self.parameters, self.m_star, self.v_star):
+                if x.grad is None:
+                    continue
+                g = x.grad + self.weight_decay * x
+                m, m_star[...] = {ema}(g, self.beta_1, self.t, m_star)
+                v, v_star[...] = {ema}(g**2, self.beta_2, self.t, v_star)
+                x -= self.lr * m / (v.sqrt() + self.eps)
+
+    def zero_grad(self):
+        for x in self.parameters:
+            x.grad = None
+'''
+
+
+def notebook_adam(ema_function, name="ema_update"):
+    """ADAMOptimizer defined in a notebook-like namespace whose global ``name`` is ema_function."""
+    namespace = {"__name__": "__main__", "torch": torch, name: ema_function}
+    exec(ADAM_CELL.replace("{ema}", name), namespace)  # noqa: S102 - the test's own source
+    return namespace["ADAMOptimizer"]
+
+
+def ema_unimplemented(x_t, beta, t, ema_star_old):
+    raise NotImplementedError()
+
+
+def test_adam_with_a_correct_ema_update_passes_and_says_so():
+    summary = check_adam_optimizer(notebook_adam(ref.ema_update))
+    assert "matches torch.optim.Adam" in summary and "your ema_update is correct too" in summary
+
+
+def test_adam_names_a_wrong_ema_update_first():
+    with pytest.raises(CheckFailure) as info:
+        check_adam_optimizer(notebook_adam(ema_swapped_output))
+    message = str(info.value)
+    assert message.startswith("ADAMOptimizer calls your ema_update, which is not correct yet, so "
+                              "ADAMOptimizer cannot be right: fix ema_update first")
+    assert "Wrong EMA (floats, t = 1): the tuple is in the wrong order: return (ema, ema_star)" in message
+    assert "generator" not in message and "list" not in message  # the old, wrong blame
+
+
+def test_adam_waits_for_an_unimplemented_ema_update(capsys):
+    with pytest.raises(NotImplementedYet, match="ADAMOptimizer calls ema_update, which is not "
+                       "implemented yet: complete ema_update"):
+        check_adam_optimizer(notebook_adam(ema_unimplemented))
+    assert not self_check(check_adam_optimizer, notebook_adam(ema_unimplemented))
+    assert capsys.readouterr().out.startswith("⏳")
+
+
+def test_adam_with_a_wrong_helper_of_another_name_is_not_blamed_on_the_generator():
+    """No dependency is declared for an unknown helper: the trajectory diagnosis speaks."""
+    with pytest.raises(CheckFailure) as info:
+        check_adam_optimizer(notebook_adam(ema_swapped_output, name="my_ema"))
+    message = str(info.value)
+    assert "generator" not in message
+    assert "does not follow the same trajectory as torch.optim" in message
