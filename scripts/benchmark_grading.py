@@ -5,16 +5,18 @@ Usage (from the repository root)::
     python scripts/benchmark_grading.py                 # 40 submissions, 1 then 2 workers
     python scripts/benchmark_grading.py --students 20 --workers 1 2 4
 
-The class mixes correct, partly correct, wrong and untouched notebooks (from the synthetic class of
-the tests).  Each run grades from scratch (fresh output folder, same gradebook preparation cached),
-in a private copy of the course; the time of the nbgrader preparation (``generate_assignment``,
-once per output folder) is reported apart.  Target on a 2-core machine: 40 graded in under 3
-minutes.
+The class mixes correct, partly correct, wrong and untouched notebooks (from
+:mod:`autograder.grading.synthetic`).  Each run grades from scratch (fresh output folder, same
+gradebook preparation cached), in a private copy of the course; the time of the nbgrader
+preparation (``generate_assignment``, once per output folder) is reported apart, and so is the
+machine's load average (other work on the machine slows grading down).  Target on a 2-core
+machine: 40 graded in under 3 minutes.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -22,13 +24,18 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from tests.grading_class import ALL, T1, _answers, filled, student_notebook  # noqa: E402
-from tests.notebook_tools import copy_course  # noqa: E402
+sys.path.insert(0, str(ROOT))  # the repository's packages (autograder is not installed)
 
 from autograder.grading.runner import grade_class  # noqa: E402
 from autograder.grading.sandbox import SandboxSettings  # noqa: E402
+from autograder.grading.synthetic import (  # noqa: E402
+    ALL,
+    T1,
+    answers,
+    copy_course,
+    filled,
+    student_notebook,
+)
 
 KINDS = [
     dict.fromkeys(ALL, "correct"),
@@ -45,7 +52,7 @@ def build(folder: Path, students: int) -> None:
 
     for index in range(students):
         kind = KINDS[index % len(KINDS)]
-        nb = student_notebook() if kind is None else filled(_answers(**kind))
+        nb = student_notebook() if kind is None else filled(answers(**kind))
         target = folder / f"student{index:03d}" / f"{T1}.ipynb"
         target.parent.mkdir(parents=True)
         nbformat.write(nb, target)
@@ -83,8 +90,9 @@ def main(argv: list[str] | None = None) -> int:
             assert len(graded.graded_now) == args.students
             rate = 60 * args.students / seconds
             results.append((workers, seconds, rate))
+            load = " ".join(f"{x:.2f}" for x in os.getloadavg())
             print(f"{workers} worker(s): {args.students} submissions in {seconds:.1f} s "
-                  f"= {rate:.1f} submissions/minute", flush=True)
+                  f"= {rate:.1f} submissions/minute (load average {load})", flush=True)
         print("\nworkers  seconds  submissions/minute")
         for workers, seconds, rate in results:
             print(f"{workers:>7}  {seconds:>7.1f}  {rate:>18.1f}")

@@ -1,0 +1,115 @@
+"""Synthetic tutorial-1 submissions for the benchmark and the grading tests (no test imports).
+
+:func:`filled` puts answers into the student notebook of tutorial 1; :data:`CORRECT`,
+:data:`ALTERNATIVE` and :data:`WRONG` give every exercise's answer of that kind, :func:`answers`
+picks a kind per exercise and :func:`scores` says what such a notebook must score.
+:func:`copy_course` copies what grading needs into a private folder.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parents[2]
+T1 = "T1_DeepLinearNetworks"
+T1_TESTS = {"test_ex_initializer": 2, "test_ex_net_svd": 3, "test_ex_net_rsm": 2,
+            "test_linear_regression": 2}
+EXERCISES = {"ex_initializer": "test_ex_initializer", "ex_net_svd": "test_ex_net_svd",
+             "ex_net_rsm": "test_ex_net_rsm", "linear_regression": "test_linear_regression"}
+ALL = tuple(EXERCISES)
+STUB = "raise NotImplementedError()"
+
+
+def copy_course(target: Path, root: Path = ROOT) -> Path:
+    """Copy what grading needs (nbgrader config, solutions, tutorials) into ``target``."""
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copy(root / "nbgrader_config.py", target / "nbgrader_config.py")
+    shutil.copytree(root / "solutions", target / "solutions")
+    shutil.copytree(root / "tutorials", target / "tutorials")
+    (target / "autograder").mkdir(exist_ok=True)
+    return target
+
+
+def solution_sources(tutorial: str = T1) -> dict[str, str]:
+    """The reference answer of every solution cell (markers removed), by grade id."""
+    nb = nbformat.read(ROOT / "solutions" / tutorial / f"{tutorial}.ipynb", as_version=4)
+    sources = {}
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("solution") and cell.cell_type == "code":
+            lines = [line for line in cell.source.splitlines()
+                     if line.strip() not in ("### BEGIN SOLUTION", "### END SOLUTION")]
+            sources[meta["grade_id"]] = "\n".join(lines)
+    return sources
+
+
+def student_notebook(tutorial: str = T1) -> nbformat.NotebookNode:
+    """The released (student) notebook of ``tutorial``."""
+    return nbformat.read(ROOT / "tutorials" / tutorial / f"{tutorial}.ipynb", as_version=4)
+
+
+def filled(answers: dict[str, str], tutorial: str = T1) -> nbformat.NotebookNode:
+    """The student notebook with the given solution cells replaced (others left as stubs)."""
+    nb = student_notebook(tutorial)
+    for cell in nb.cells:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if grade_id in answers:
+            cell.source = answers[grade_id]
+    return nb
+
+
+CORRECT = solution_sources() if (ROOT / "solutions" / T1).is_dir() else {}
+
+ALTERNATIVE = {
+    "ex_initializer": '''def ex_initializer_(model, gamma=1e-12):
+    for weight in model.parameters():
+        n_out, n_in = weight.shape
+        with torch.no_grad():
+            weight.normal_(0.0, gamma / (n_in + n_out) ** 0.5)''',
+    "ex_net_svd": '''def ex_net_svd(model, in_dim):
+    W_tot = torch.eye(in_dim)
+    for weight in model.parameters():
+        W_tot = weight.detach() @ W_tot
+    U, S, V = torch.svd(W_tot)
+    return -U, S, -V''',
+    "ex_net_rsm": '''def ex_net_rsm(h):
+    return torch.einsum("ik,jk->ij", h, h)''',
+    "linear_regression": '''def linear_regression(X, Y):
+    return np.linalg.solve(X @ X.T, X @ Y.T).T''',
+}
+
+WRONG = {
+    "ex_initializer": '''def ex_initializer_(model, gamma=1e-12):
+    for weight in model.parameters():
+        n_out, n_in = weight.shape
+        nn.init.normal_(weight, mean=0.0, std=gamma / math.sqrt(n_in))''',
+    "ex_net_svd": '''def ex_net_svd(model, in_dim):
+    W_tot = torch.eye(in_dim)
+    for weight in model.parameters():
+        W_tot = weight.detach() @ W_tot
+    U, S, Vh = torch.linalg.svd(W_tot, full_matrices=False)
+    return U, S, Vh''',
+    "ex_net_rsm": '''def ex_net_rsm(h):
+    return h.T @ h''',
+    "linear_regression": '''def linear_regression(X, Y):
+    return Y @ X.T''',
+}
+
+
+def answers(**kinds: str) -> dict[str, str]:
+    """Answers by exercise: 'correct', 'alternative', 'wrong' or 'stub' (default)."""
+    table = {"correct": CORRECT, "alternative": ALTERNATIVE, "wrong": WRONG}
+    chosen = {}
+    for exercise in EXERCISES:
+        kind = kinds.get(exercise, "stub")
+        chosen[exercise] = STUB if kind == "stub" else table[kind][exercise]
+    return chosen
+
+
+def scores(*passed: str) -> dict[str, float]:
+    """What tutorial 1 scores when exactly the exercises ``passed`` are right."""
+    right = {EXERCISES[p] for p in passed}
+    return {test: (points if test in right else 0.0) for test, points in T1_TESTS.items()}
