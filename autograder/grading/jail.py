@@ -4,34 +4,41 @@ Usage (the grader builds this command; nobody types it)::
 
     python jail.py SETTINGS.json -- python -m ipykernel_launcher -f CONNECTION_FILE
 
-``SETTINGS.json`` holds::
+``SETTINGS.json`` (written by :mod:`autograder.grading.sandbox`, readable by root only) holds::
 
-    {"scratch": "/tmp/dlnn-grading-0/jobs/3",  # the only writable folder: cwd and HOME
-     "lib": "/tmp/dlnn-grading-0/lib-…",       # staged packages, put on PYTHONPATH
-     "uid": 200003,                            # unprivileged user (only when run as root)
-     "hide": ["/work/main", ...],              # folders covered by an empty tmpfs
-     "expose": ["/usr/local", ...],            # the Python installation, bound back
+    {"scratch": "/tmp/dlnn-grading-0/jobs/s3",     # host folder: a size-limited tmpfs as root
+     "inside": "/scratch",                          # where the kernel sees it (cwd and HOME)
+     "uid": 200003,                                 # the job's own user (as root), else null
+     "cgroups": [".../dlnn-grading/s3/cgroup.procs", ...],
+     "bwrap": "/usr/bin/bwrap",                     # null: no sandbox tool (weak mode)
+     "stage": "/tmp/dlnn-grading-0/stage",          # an empty folder (as root, see below)
+     "binds": [["/usr/lib", "/usr/lib", "ro"], ["/work/main/.venv", "/sandbox/env", "ro"], ...],
+     "symlinks": [["usr/lib", "/lib"], ...],
+     "files": {"/etc/passwd": "student:x:200003:...", ...},
+     "python": "/sandbox/env/bin/python",           # the kernel's interpreter inside
      "limits": {"cpu_s": 900, "memory_bytes": 4294967296, "processes": 256,
-                "file_bytes": 67108864, "open_files": 256},
-     "env": {"NBGRADER_EXECUTION": "autograde", ...},
-     "isolate": true}
+                "file_bytes": 67108864, "open_files": 512},
+     "env": {"NBGRADER_EXECUTION": "autograde", ...}}
 
-What it arranges, in this order, before replacing itself with the kernel (``execve``):
+What it does, in this order, then replaces itself with bubblewrap (``execve``), which starts the
+kernel:
 
-1. **As root** (the grading server): new mount and network namespaces (``unshare``), so the
-   kernel has no network interface but a down loopback; every folder in ``hide`` (the course with
-   its solutions, the gradebook, the input, the output of every student, root's home) is covered by
-   an empty tmpfs owned by root, and ``/tmp``, ``/var/tmp`` and ``/dev/shm`` by private empty ones
-   (no channel between students).  The scratch folder, the staged packages and the Python
-   installation (``expose``) are bind-mounted back at the same paths.
-2. Resource limits (always): CPU seconds, address space, number of processes of the user (a fork
-   bomb stops there), size of any file written, open files, no core dumps.
-3. **As root**: drop every group and switch to the unprivileged ``uid`` (distinct for every job
-   running at the same time, so the process limit and the clean-up are per job).
-4. A clean environment: no variable of the grader leaks into the kernel.
+1. **As root**: joins the job's control groups (memory and processes of the whole submission,
+   :mod:`cgroups`); then, in a mount namespace of its own (private: nothing it mounts is seen by
+   the host and all of it vanishes with the sandbox), mounts a small tmpfs on ``stage`` and
+   bind-mounts there every folder the kernel may see.  bubblewrap then runs as the unprivileged
+   job user, who could not reach e.g. ``/root/.pyenv`` by path, and takes its folders from there.
+2. Resource limits (always): CPU seconds, address space per process, processes of the user, size
+   of a file, open files, no core dumps.
+3. **As root**: drops every group and becomes the job's own ``uid``.
+4. bubblewrap builds the sandbox: new user, PID, IPC, UTS, network, mount (and cgroup)
+   namespaces; a root made of the allow-listed folders only (read-only), ``/proc`` of its own PID
+   namespace, a minimal ``/dev``, the scratch folder read-write at ``inside`` (also ``/tmp`` and
+   ``/dev/shm``, so every byte written counts against the one size limit); no user namespace
+   inside; dies with its parent.  The kernel gets a clean environment.
 
-Run as an ordinary user (an instructor's laptop) steps 1 and 3 are skipped: the kernel runs as that
-user, in the scratch folder, with the resource limits and the clean environment only.
+Without bubblewrap (``"bwrap": null``) the kernel starts directly in the scratch folder with the
+limits and the clean environment only; the grader reports that weaker mode.
 """
 
 from __future__ import annotations
@@ -44,9 +51,10 @@ import resource
 import sys
 
 CLONE_NEWNS = 0x00020000
-CLONE_NEWNET = 0x40000000
+MS_RDONLY = 1
 MS_NOSUID = 2
 MS_NODEV = 4
+MS_REMOUNT = 32
 MS_BIND = 4096
 MS_REC = 16384
 MS_PRIVATE = 1 << 18
@@ -62,39 +70,44 @@ def _check(result: int, what: str) -> None:
 
 def _mount(source: str, target: str, fstype: str | None, flags: int, data: str | None) -> None:
     _check(
-        _libc.mount(
-            source.encode(),
-            target.encode(),
-            fstype.encode() if fstype else None,
-            ctypes.c_ulong(flags),
-            data.encode() if data else None,
-        ),
+        _libc.mount(source.encode(), target.encode(), fstype.encode() if fstype else None,
+                    ctypes.c_ulong(flags), data.encode() if data else None),
         f"mount {target}",
     )
 
 
-def isolate(scratch: str, lib: str, hide: list[str], expose: list[str]) -> None:
-    """New mount + network namespaces; hide folders; private temporary folders (needs root).
+def join_cgroups(procs_files: list[str]) -> None:
+    """Put this process (and so everything it starts) in the job's control groups."""
+    for path in procs_files:
+        with open(path, "w") as stream:
+            stream.write(str(os.getpid()))
 
-    ``expose`` lists folders the kernel needs (the Python installation) that may lie inside a
-    hidden or unreadable folder (e.g. ``/root/.pyenv``): they are bind-mounted back.  The tmpfs
-    that cover folders belong to root (mode 755): the kernel's user cannot write there.
+
+def stage(folder: str, binds: list[list[str]], files: dict[str, str]) -> list[str]:
+    """Bind every source under ``folder`` in a private mount namespace; return the staged paths.
+
+    ``files`` are written there too (mode 644, owned by root): the sandbox's own ``/etc/passwd``
+    and the like.  Needs root.
     """
-    _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWNET), "unshare")
+    _check(_libc.unshare(CLONE_NEWNS), "unshare")
     _mount("none", "/", None, MS_REC | MS_PRIVATE, None)
-    # Keep handles on the folders the kernel needs before anything covers them.
-    wanted = [scratch, lib, *(p for p in expose if os.path.isdir(p))]
-    keep = {path: os.open(path, os.O_RDONLY | os.O_DIRECTORY) for path in wanted}
-    covered = [p for p in ("/tmp", "/var/tmp", "/dev/shm") if os.path.isdir(p)]
-    for path in covered:
-        _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "size=64m,mode=1777")
-    for path in sorted(set(hide)):
-        if os.path.isdir(path):
-            _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=755")
-    for path, fd in keep.items():
-        os.makedirs(path, mode=0o755, exist_ok=True)  # inside a covering tmpfs (owned by root)
-        _mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC, None)
-        os.close(fd)
+    _mount("tmpfs", folder, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,nr_inodes=1000,mode=755")
+    staged = []
+    for number, (source, _, _) in enumerate(binds):
+        target = os.path.join(folder, str(number))
+        if os.path.isdir(source):
+            os.mkdir(target, 0o755)
+        else:
+            os.close(os.open(target, os.O_CREAT | os.O_WRONLY, 0o644))
+        _mount(source, target, None, MS_BIND | MS_REC, None)
+        staged.append(target)
+    for number, text in enumerate(files.values()):
+        target = os.path.join(folder, f"file-{number}")
+        with open(target, "w") as stream:
+            stream.write(text)
+        os.chmod(target, 0o644)
+        staged.append(target)
+    return staged
 
 
 def limit(limits: dict[str, int]) -> None:
@@ -116,39 +129,102 @@ def limit(limits: dict[str, int]) -> None:
             resource.setrlimit(which, (value, value))
 
 
+def bwrap_command(settings: dict, sources: list[str], command: list[str]) -> list[str]:
+    """The bubblewrap command line that runs ``command`` in the sandbox.
+
+    ``sources`` are the paths to bind (the staged ones as root, the originals otherwise), in the
+    order of ``settings["binds"]`` then ``settings["files"]``.
+    """
+    inside = settings["inside"]
+    argv = [settings["bwrap"], "--unshare-all", "--unshare-user", "--disable-userns",
+            "--die-with-parent", "--hostname", "sandbox"]
+    if settings.get("uid") is not None:
+        argv += ["--uid", str(settings["uid"]), "--gid", str(settings["uid"])]
+    binds = settings["binds"]
+    for source, (_, target, mode) in zip(sources, binds, strict=False):
+        argv += ["--ro-bind" if mode == "ro" else "--bind", source, target]
+    for (target, link) in settings.get("symlinks", []):
+        argv += ["--symlink", target, link]
+    for source, target in zip(sources[len(binds):], settings.get("files", {}), strict=False):
+        argv += ["--ro-bind", source, target]
+    argv += ["--proc", "/proc", "--dev", "/dev",
+             "--bind", sources[settings["scratch_bind"]] + "/.shm", "/dev/shm",
+             "--bind", sources[settings["scratch_bind"]] + "/.tmp", "/tmp",
+             "--remount-ro", "/", "--remount-ro", "/dev", "--chdir", inside, "--", *command]
+    return argv
+
+
 def main(argv: list[str]) -> None:
     settings_path, separator, *command = argv
     if separator != "--" or not command:
         raise SystemExit("usage: jail.py SETTINGS.json -- KERNEL COMMAND...")
     with open(settings_path) as stream:
         settings = json.load(stream)
-    scratch, lib = settings["scratch"], settings["lib"]
+    scratch, inside = settings["scratch"], settings["inside"]
     root = os.geteuid() == 0
-    if root and settings.get("isolate", True):
-        isolate(scratch, lib, settings.get("hide", []), settings.get("expose", []))
-    if root:
-        uid = int(settings["uid"])
-        for path in command:  # the connection file must be readable by the kernel's user
-            if path.startswith(scratch) and os.path.isfile(path):
-                os.chown(path, uid, uid)
+    uid = settings.get("uid") if root else None
+    sandboxed = bool(settings.get("bwrap"))
+    # The kernel's console output (and bubblewrap's own complaints) go to a log in the scratch
+    # folder, where the grader reads why a kernel did not start; the notebook's output goes to
+    # the grader over the kernel's sockets.
+    log = os.open(os.path.join(scratch, ".sandbox.log"),
+                  os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    if uid is not None:
+        os.fchown(log, uid, uid)
+        join_cgroups(settings.get("cgroups", []))
+    if sandboxed:
+        # The kernel sees the scratch folder at ``inside``: its connection file says so.
+        for index, arg in enumerate(command):
+            if arg.startswith(scratch + os.sep) and arg.endswith(".json"):
+                with open(arg) as stream:
+                    info = json.load(stream)
+                if str(info.get("ip", "")).startswith(scratch + os.sep):
+                    info["ip"] = inside + info["ip"][len(scratch):]
+                copy = os.path.join(scratch, ".kernel-inside.json")
+                fd = os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+                with os.fdopen(fd, "w") as stream:
+                    json.dump(info, stream)
+                if uid is not None:
+                    os.chown(copy, uid, uid)
+                command[index] = inside + copy[len(scratch):]
+        command[0] = settings["python"]
+        sources = [source for source, _, _ in settings["binds"]]
+        if uid is not None:
+            sources = stage(settings["stage"], settings["binds"], settings.get("files", {}))
+        else:
+            sources += [_write_private(settings["stage"], i, text)
+                        for i, text in enumerate(settings.get("files", {}).values())]
+        executable = settings["bwrap"]
+        run = bwrap_command(settings, sources, command)
+    else:
+        executable, run = command[0], command
     limit(settings.get("limits", {}))
-    if root:
+    if uid is not None:
         os.setgroups([])
         os.setresgid(uid, uid, uid)
         os.setresuid(uid, uid, uid)
     env = {
-        "HOME": scratch,
-        "TMPDIR": scratch,
+        "HOME": inside if sandboxed else scratch,
+        "TMPDIR": "/tmp" if sandboxed else scratch,
         "PATH": os.path.dirname(command[0]) + ":/usr/bin:/bin",
-        "PYTHONPATH": lib,
+        "PYTHONPATH": settings["lib"],
         "LANG": "C.UTF-8",
     }
     env.update(settings.get("env", {}))
     os.chdir(scratch)
-    quiet = os.open(os.devnull, os.O_RDWR)  # the kernel's own console output is not grading output
-    for fd in (0, 1, 2):
-        os.dup2(quiet, fd)
-    os.execve(command[0], command, env)
+    quiet = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(quiet, 0)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.execve(executable, run, env)
+
+
+def _write_private(folder: str, number: int, text: str) -> str:
+    """Write a file to bind into the sandbox (as an ordinary user: in the job's own folder)."""
+    path = os.path.join(folder, f"file-{number}")
+    with open(path, "w") as stream:
+        stream.write(text)
+    return path
 
 
 if __name__ == "__main__":

@@ -1,23 +1,59 @@
-"""Execute an untrusted notebook in a sandboxed kernel (see ``jail.py`` for what the sandbox is).
+"""Execute an untrusted notebook in a sandboxed kernel.
 
 The notebook client (:mod:`nbclient`) runs in the grading worker; only the kernel, which executes
-the student's code, runs in the sandbox.  It talks to the client over Unix sockets in its scratch
-folder (ZeroMQ ``ipc`` transport), so it needs no network at all.  The client keeps at most
-``max_output_bytes`` of output per notebook (gigabytes of ``print`` cannot fill the grader's
-memory), interrupts a cell after ``cell_timeout`` seconds (the cell counts as failed, the next
-cells still run), and survives a kernel that dies (``os._exit``, a segfault, a resource limit):
-the cells after it simply do not run.
+the student's code, runs in the sandbox (``jail.py`` starts it under bubblewrap).  It talks to the
+client over Unix sockets in its scratch folder (ZeroMQ ``ipc`` transport), so it needs no network.
+The client keeps at most ``max_output_bytes`` of everything the kernel sends per notebook
+(outputs, display updates, widget and comm messages alike), interrupts a cell after
+``cell_timeout`` seconds (the cell counts as failed, the next cells still run), and survives a
+kernel that dies (``os._exit``, a segfault, a limit): the cells after it simply do not run.
+
+What the sandbox is, as root (a grading server):
+
+- **bubblewrap**, in new user, PID, IPC, UTS, network, mount and cgroup namespaces.  The kernel's
+  file system is an allow-list (:func:`visible_paths`): the system's programs and libraries and
+  the Python environment read-only, the course package (a staged copy) read-only, a generated
+  ``/etc/passwd``, ``/etc/group``, ``/etc/hosts`` and ``/etc/nsswitch.conf``, its own ``/proc``
+  and a minimal ``/dev``, and its scratch folder read-write, at ``/scratch`` (also ``/tmp`` and
+  ``/dev/shm``).  Nothing else of the host exists for it: no checkout of the course, no input or
+  output folder, no home folder, no ``/run`` (no host Unix sockets, no ``/run/lock``), no host
+  process (own PID namespace: no process list, no command lines), no shared memory of anyone else
+  (own IPC namespace: SysV segments and queues die with it), no network, not even loopback to the
+  host (own network namespace: abstract Unix sockets of the host are unreachable too).
+- **Its own user**: each job takes a *slot*, a lock file in ``/run/lock/dlnn-grading-slots``
+  (machine-wide), and runs as uid ``FIRST_UID + slot``; two graders on one machine never hold the
+  same slot, so they never share a uid, and neither can signal the other's kernels.
+- **Limits for the submission as a whole**: a control group (:mod:`cgroups`, v1 or v2) bounds the
+  memory and the processes of all the kernel's processes together; its scratch folder is a tmpfs
+  of ``scratch_bytes`` (and ``scratch_files`` files) mounted for the job, so the disk it can fill is
+  bounded too.  Per process: CPU seconds, address space, file size, open files.
+- **Nothing is left behind**: bubblewrap dies with its parent, the grader's worker processes die
+  with the grader (:func:`die_with_parent`), and after each job every process of the group and of
+  the uid is killed, the tmpfs unmounted, the group removed.
+
+What is missing is said, never silently: :func:`sandbox_warnings` (the terminal) and
+:func:`sandbox_description` (``report.html``).  As an ordinary user (a laptop) bubblewrap still
+gives the namespaces and the allow-list, but the kernel runs as the grader's own user, memory and
+processes are limited per process only and the scratch folder is on the host's disk.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
+import errno
+import fcntl
+import functools
 import hashlib
 import importlib.util
 import json
+import multiprocessing
 import os
 import shutil
 import signal
+import stat
+import subprocess
 import sys
 import tempfile
 import time
@@ -29,12 +65,33 @@ from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
 
+from . import cgroups
+
 JAIL = Path(__file__).with_name("jail.py")
 RECORDER = Path(__file__).with_name("recorder.py")
 RECORDER_MODULE = "_dlnn_grading_recorder"
+RECORDS = RECORDER.with_name("records.py")  # the record model the recorder imports
+RECORDS_MODULE = "_dlnn_grading_records"
 FIRST_UID = 200_000
-"""Sandboxed kernels run as uid ``FIRST_UID + job number % UID_RANGE`` (no account is needed)."""
+"""Sandboxed kernels run as uid ``FIRST_UID + slot`` (no account is needed)."""
 UID_RANGE = 50_000
+SCRATCH = "/scratch"
+"""The kernel's scratch folder, as the kernel sees it (working folder and ``HOME``)."""
+ENV_INSIDE = "/sandbox/env"
+"""Where a virtual environment (``sys.prefix``) appears inside the sandbox."""
+LIB_INSIDE = "/sandbox/lib"
+"""Where the staged course package appears inside the sandbox (``PYTHONPATH``)."""
+SYSTEM = ["/usr/bin", "/usr/lib", "/usr/lib64", "/usr/lib32", "/usr/libx32", "/usr/share/zoneinfo",
+          "/etc/ld.so.cache", "/etc/localtime", "/etc/fonts", "/sys/devices/system/cpu"]
+"""Host paths the kernel sees read-only (those that exist): programs, libraries, time zones, the
+dynamic linker's cache, fontconfig's settings (matplotlib runs ``fc-list``) and the CPU topology
+(read by torch and OpenBLAS)."""
+TOP_LINKS = ["/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32"]
+"""Merged-``/usr`` links recreated as links (bound as folders where they are folders)."""
+MS_NOSUID, MS_NODEV, MS_NOSYMFOLLOW = 2, 4, 256
+MNT_DETACH = 2
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
 
 
 @dataclass
@@ -49,22 +106,30 @@ class SandboxSettings:
         Seconds the whole notebook may take; then its kernel is killed (a notebook that breaks
         its kernel would otherwise time out cell after cell).
     cpu_s : int
-        CPU seconds the whole kernel may use (``RLIMIT_CPU``).
+        CPU seconds of each process (``RLIMIT_CPU``).
     memory_bytes : int
-        Address space of the kernel (``RLIMIT_AS``).
+        Memory of all the kernel's processes together (control group); also the address space of
+        each one (``RLIMIT_AS``), the only bound where control groups are unavailable.
     processes : int
-        Processes and threads of the kernel's user (``RLIMIT_NPROC``).  As root each kernel has its
-        own user; otherwise the limit is this many more than the grader's user already runs.
+        Processes and threads of all the kernel's processes together (control group and
+        ``RLIMIT_NPROC`` of its own user; as an ordinary user this many more than the grader's
+        user already runs).
     open_files : int
-        Open files of the kernel (``RLIMIT_NOFILE``).
+        Open files of each process (``RLIMIT_NOFILE``).
     file_bytes : int
         Largest file the kernel may write (``RLIMIT_FSIZE``).
+    scratch_bytes : int
+        Size of the scratch folder (a tmpfs; ``/tmp`` and ``/dev/shm`` are in it).
+    scratch_files : int
+        Files and folders the scratch folder may hold.
     max_output_bytes : int
-        Output kept from one notebook; the rest is dropped with a note.
+        Everything kept from what one notebook's kernel sends (outputs, display updates, widget
+        and comm messages); the rest is dropped with a note.
     isolate : bool
-        Use namespaces and an unprivileged user when running as root.
+        Use bubblewrap (False: only the limits and a clean environment; for debugging).
     hide : list of str
-        Folders the kernel must not see (the grader adds the course, the input and the output).
+        Folders that must never be visible (the grader adds the course, the input and the
+        output): the sandbox refuses to expose any folder that contains one.
     """
 
     cell_timeout: int = 120
@@ -74,6 +139,8 @@ class SandboxSettings:
     processes: int = 256
     file_bytes: int = 64 * 2**20
     open_files: int = 512
+    scratch_bytes: int = 512 * 2**20
+    scratch_files: int = 20_000
     max_output_bytes: int = 2 * 2**20
     isolate: bool = True
     hide: list[str] = field(default_factory=list)
@@ -84,37 +151,194 @@ def privileged() -> bool:
     return os.geteuid() == 0
 
 
+# ------------------------------------------------------------------------------------------------
+# What this machine offers
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Controls:
+    """The protections available on this machine (probed once per process).
+
+    Attributes
+    ----------
+    root : bool
+        The grader runs as root: own uid per job, control groups, tmpfs scratch folders.
+    bwrap : str or None
+        bubblewrap's path when it can build a sandbox here.
+    bwrap_problem : str
+        Why not, otherwise.
+    cgroups : cgroups.Layout
+        Where the memory and pids controllers are (and why not).
+    disk : bool
+        Scratch folders can be size-limited tmpfs mounts.
+    disk_problem : str
+        Why not, otherwise.
+    """
+
+    root: bool
+    bwrap: str | None
+    bwrap_problem: str
+    cgroups: cgroups.Layout
+    disk: bool
+    disk_problem: str
+
+    def unavailable(self) -> list[str]:
+        """One sentence per protection this machine lacks (empty: everything is in force)."""
+        missing = []
+        if not self.bwrap:
+            missing.append(
+                f"no sandbox ({self.bwrap_problem}): kernels see the host's files, processes, "
+                "shared memory and network, as far as their user may"
+            )
+        if not self.root:
+            missing.append(
+                "not root: kernels run as the grader's own user (no user of their own), may read "
+                "and write what that user may where the sandbox shows it"
+            )
+        for name, why in self.cgroups.missing.items():
+            what = {"memory": "memory is limited per process only (three processes may use three "
+                              "times the limit)",
+                    "pids": "processes are limited per user only"}[name]
+            missing.append(f"no {name} control group ({why}): {what}")
+        if not self.disk:
+            missing.append(f"no disk quota ({self.disk_problem}): the scratch folder is on the "
+                           "host's disk, limited per file only")
+        return missing
+
+
+def _probe_bwrap(root: bool) -> tuple[str | None, str]:
+    path = shutil.which("bwrap")
+    if path is None:
+        return None, "bubblewrap (bwrap) is not installed: apt-get install bubblewrap"
+    command = [path, "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent",
+               "--ro-bind", "/", "/", "--proc", "/proc", "--", "true"]
+    try:
+        extra = {"user": 65534, "group": 65534, "extra_groups": []} if root else {}
+        done = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False,
+                              **extra)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return None, f"bubblewrap could not run: {exc}"
+    if done.returncode != 0:
+        why = (done.stderr.strip().splitlines() or ["no message"])[-1][:300]
+        return None, (f"bubblewrap cannot create namespaces here ({why}); unprivileged user "
+                      "namespaces must be allowed (sysctl kernel.unprivileged_userns_clone=1, "
+                      "user.max_user_namespaces > 0; in Docker: --security-opt "
+                      "seccomp=unconfined --security-opt apparmor=unconfined)")
+    return path, ""
+
+
+def _probe_disk(root: bool) -> tuple[bool, str]:
+    if not root:
+        return False, "mounting a size-limited tmpfs needs root"
+    folder = Path(tempfile.mkdtemp(prefix="dlnn-grading-probe-"))
+    try:
+        _mount_tmpfs(folder, 2**20, 16, 0)
+        _unmount(folder)
+        return True, ""
+    except OSError as exc:
+        return False, f"cannot mount a tmpfs ({exc.strerror or exc})"
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@functools.lru_cache(maxsize=2)
+def controls(isolate: bool = True) -> Controls:
+    """Probe what this machine offers (cached: once per process)."""
+    root = privileged()
+    if isolate:
+        bwrap, bwrap_problem = _probe_bwrap(root)
+    else:
+        bwrap, bwrap_problem = None, "switched off (isolate=False)"
+    if root:
+        layout = cgroups.detect()
+    else:
+        layout = cgroups.Layout(missing={c: "making control groups needs root"
+                                         for c in cgroups.CONTROLLERS})
+    disk, disk_problem = _probe_disk(root)
+    return Controls(root, bwrap, bwrap_problem, layout, disk, disk_problem)
+
+
+def sandbox_warnings(settings: SandboxSettings) -> list[str]:
+    """Lines for the terminal: each protection this machine lacks (empty when all are in force)."""
+    return [f"warning: sandbox weaker than it should be: {line}"
+            for line in controls(settings.isolate).unavailable()]
+
+
 def sandbox_description(settings: SandboxSettings) -> str:
-    """One sentence for the report: what protection the kernels had."""
+    """One paragraph for the report: what protection the kernels had, and what was missing."""
+    found = controls(settings.isolate)
     limits = (
         f"per-cell timeout {settings.cell_timeout} s, {settings.notebook_timeout} s per "
-        f"notebook, {settings.cpu_s} CPU s, "
-        f"{settings.memory_bytes / 2**30:.1f} GiB address space, files up to "
-        f"{settings.file_bytes / 2**20:.0f} MiB, output kept up to "
+        f"notebook, {settings.cpu_s} CPU s per process, files up to "
+        f"{settings.file_bytes / 2**20:.0f} MiB, output and widget messages kept up to "
         f"{settings.max_output_bytes / 2**20:.1f} MiB"
     )
-    if privileged() and settings.isolate:
-        return (
-            "each kernel ran as its own unprivileged user in an empty scratch folder, without "
-            "network (own network namespace) and with the course, the gradebook, the input and "
-            f"all outputs hidden (own mount namespace); {limits}, {settings.processes} processes"
+    parts = []
+    if found.bwrap:
+        who = ("as its own unprivileged user (a uid no other job or grader on this machine had "
+               "at the same time)" if found.root else "as the grader's own user")
+        parts.append(
+            f"each kernel ran under bubblewrap {who}, without network, in its own user, PID, "
+            "IPC, UTS, network and mount namespaces, seeing only the system's programs and "
+            "libraries, the Python environment and the course package (read-only) and its own "
+            "scratch folder; no host process, socket, shared memory, /run, home or course folder"
         )
-    return (
-        "kernels ran as the grader's own user (no root rights: no user switch, no namespaces) in "
-        f"a scratch folder with a clean environment; {limits}"
-    )
+    elif found.root:
+        parts.append("each kernel ran as its own unprivileged user, but without sandbox (it saw "
+                     "the host)")
+    else:
+        parts.append("kernels ran as the grader's own user (no root rights: no user switch) "
+                     "without sandbox, in a scratch folder with a clean environment")
+    whole = []
+    if "memory" in found.cgroups.parents:
+        whole.append(f"{settings.memory_bytes / 2**30:.1f} GiB of memory")
+    if "pids" in found.cgroups.parents:
+        whole.append(f"{settings.processes} processes")
+    if whole:
+        parts.append(" and ".join(whole) + " for all of a submission's processes together "
+                     f"({found.cgroups.describe()})")
+    if found.disk:
+        parts.append(f"a scratch folder of {settings.scratch_bytes / 2**20:.0f} MiB "
+                     f"({settings.scratch_files} files)")
+    parts.append(limits)
+    text = "; ".join(parts)
+    missing = found.unavailable()
+    if missing:
+        text += ". NOT IN FORCE on this machine: " + "; ".join(missing)
+    return text
+
+
+def die_with_parent() -> None:
+    """Make this process die (SIGKILL) when the process that started it dies (Linux).
+
+    Called by every grading worker process, so that killing the grader (even ``kill -9``) ends
+    its workers, whose sandboxes (``--die-with-parent``) end with them.
+    """
+    parent = multiprocessing.parent_process()
+    if parent is None or not sys.platform.startswith("linux"):
+        return
+    PR_SET_PDEATHSIG = 1
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent.pid:  # the parent died before prctl: do not outlive it
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+# ------------------------------------------------------------------------------------------------
+# Staging, slots, scratch folders
+# ------------------------------------------------------------------------------------------------
 
 
 def stage_library(base: Path) -> Path:
-    """Copy the packages a kernel imports (``dlnn_helpers``, the recorder) to ``base/lib``.
+    """Copy the packages a kernel imports (``dlnn_helpers``, the recorder) to ``base/lib-…``.
 
-    The kernel imports these copies, never files inside the (hidden) course folder.
+    The kernel imports these copies (mounted read-only), never files inside the course folder.
     """
     spec = importlib.util.find_spec("dlnn_helpers")
     if spec is None or spec.origin is None:
         raise RuntimeError("the dlnn_helpers package is not installed in the grading environment")
     package = Path(spec.origin).parent
-    digest = hashlib.sha256(RECORDER.read_bytes())
+    digest = hashlib.sha256(RECORDER.read_bytes() + RECORDS.read_bytes())
     for path in sorted(package.rglob("*.py")):
         digest.update(str(path.relative_to(package)).encode())
         digest.update(path.read_bytes())
@@ -125,6 +349,7 @@ def stage_library(base: Path) -> Path:
     shutil.rmtree(staging, ignore_errors=True)
     shutil.copytree(package, staging / "dlnn_helpers", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(RECORDER, staging / f"{RECORDER_MODULE}.py")
+    shutil.copy(RECORDS, staging / f"{RECORDS_MODULE}.py")
     for path in [staging, *staging.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
     try:
@@ -142,6 +367,67 @@ def scratch_base() -> Path:
     return base
 
 
+def _slot_folder() -> Path:
+    """Where the slot locks live: machine-wide as root (every grader of the machine uses it)."""
+    if privileged():
+        lock = Path("/run/lock")
+        folder = (lock if lock.is_dir() else Path("/tmp")) / "dlnn-grading-slots"
+    else:
+        folder = scratch_base() / "slots"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    return folder
+
+
+class Slot:
+    """A number no other job of this machine holds now (a ``flock`` held for the job).
+
+    Released when closed, or by the kernel when the holding process dies.
+    """
+
+    def __init__(self) -> None:
+        folder = _slot_folder()
+        for number in range(UID_RANGE):
+            fd = os.open(folder / str(number), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                continue
+            self.number, self._fd = number, fd
+            return
+        raise RuntimeError(f"all {UID_RANGE} sandbox slots are taken")
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> Slot:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _mount_tmpfs(folder: Path, size: int, files: int, uid: int) -> None:
+    options = f"size={size},nr_inodes={files},mode=0700,uid={uid},gid={uid}".encode()
+    for flags in (MS_NOSUID | MS_NODEV | MS_NOSYMFOLLOW, MS_NOSUID | MS_NODEV):
+        if _libc.mount(b"tmpfs", str(folder).encode(), b"tmpfs", ctypes.c_ulong(flags),
+                       options) == 0:
+            return
+        code = ctypes.get_errno()
+        if code != errno.EINVAL:  # EINVAL: a kernel without nosymfollow (before Linux 5.10)
+            break
+    raise OSError(code, f"mount tmpfs on {folder}: {os.strerror(code)}")
+
+
+def _unmount(folder: Path) -> None:
+    if _libc.umount2(str(folder).encode(), MNT_DETACH) != 0:
+        code = ctypes.get_errno()
+        if code not in (errno.EINVAL, errno.ENOENT):  # EINVAL: not a mount point
+            raise OSError(code, f"umount {folder}: {os.strerror(code)}")
+
+
 def kill_user(uid: int) -> None:
     """Kill every process of the sandbox user ``uid`` (what a kernel left behind)."""
     if not privileged():
@@ -151,7 +437,8 @@ def kill_user(uid: int) -> None:
         try:
             os.setresgid(uid, uid, uid)
             os.setresuid(uid, uid, uid)
-            os.kill(-1, signal.SIGKILL)  # every process this user may signal: its own
+            for _ in range(3):  # what forked meanwhile
+                os.kill(-1, signal.SIGKILL)  # every process this user may signal: its own
         finally:
             os._exit(0)
     os.waitpid(pid, 0)
@@ -169,11 +456,131 @@ def _own_tasks() -> int:
     return count
 
 
-def _python_folders() -> list[str]:
-    """Folders of the Python installation the kernel runs (real paths, symlinks resolved)."""
-    folders = {os.path.realpath(sys.prefix), os.path.realpath(sys.base_prefix),
-               os.path.dirname(os.path.dirname(os.path.realpath(sys.executable)))}
-    return sorted(folders)
+def _copy_out(source: Path, target: Path, budget: int, depth: int = 0) -> int:
+    """Copy regular files and folders (never links, FIFOs, devices) up to ``budget`` bytes."""
+    target.mkdir(parents=True, exist_ok=True)
+    try:
+        entries = list(os.scandir(source))[:10_000]
+    except OSError:
+        return budget
+    for entry in entries:
+        if budget <= 0:
+            break
+        try:
+            mode = entry.stat(follow_symlinks=False).st_mode
+            if stat.S_ISDIR(mode) and depth < 4:
+                budget = _copy_out(Path(entry.path), target / entry.name, budget, depth + 1)
+            elif stat.S_ISREG(mode):
+                fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+                with os.fdopen(fd, "rb") as src, open(target / entry.name, "wb") as dst:
+                    if not stat.S_ISREG(os.fstat(src.fileno()).st_mode):
+                        continue
+                    while budget > 0 and (chunk := src.read(min(budget, 2**20))):
+                        dst.write(chunk)
+                        budget -= len(chunk)
+        except OSError:
+            continue
+    return budget
+
+
+def _read_tail(path: Path, size: int = 2000) -> str:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return ""
+    with os.fdopen(fd, "rb") as stream:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return ""
+        stream.seek(max(0, os.fstat(fd).st_size - size))
+        return stream.read(size).decode("utf-8", "replace")
+
+
+def _python_binds() -> tuple[list[tuple[str, str]], str]:
+    """``(host folder, folder inside)`` of the Python installation, and the interpreter inside.
+
+    A virtual environment appears at :data:`ENV_INSIDE` (wherever it lies on the host, e.g. in a
+    checkout of the course); the base interpreter at its own path (a venv refers to it by path).
+    """
+    prefix, base = os.path.realpath(sys.prefix), os.path.realpath(sys.base_prefix)
+    binds = []
+    executable = sys.executable
+    if prefix != base:
+        binds.append((prefix, ENV_INSIDE))
+        executable = f"{ENV_INSIDE}/bin/{os.path.basename(sys.executable)}"
+    installed = os.path.dirname(os.path.dirname(os.path.realpath(sys.executable)))
+    for folder in sorted({base, installed}):
+        covered = any(folder == s or folder.startswith(s + "/") for s in SYSTEM)
+        if folder not in (prefix, "/", "/usr") and not covered:
+            binds.append((folder, folder))
+    return binds, executable
+
+
+def _etc_files(uid: int) -> dict[str, str]:
+    """The sandbox's own account files: its user, and no one else's."""
+    return {
+        "/etc/passwd": (f"root:x:0:0:root:/nonexistent:/usr/sbin/nologin\n"
+                        f"student:x:{uid}:{uid}:student:{SCRATCH}:/usr/sbin/nologin\n"
+                        "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"),
+        "/etc/group": f"root:x:0:\nstudent:x:{uid}:\nnogroup:x:65534:\n",
+        "/etc/hosts": "127.0.0.1 localhost sandbox\n::1 localhost sandbox\n",
+        "/etc/nsswitch.conf": "passwd: files\ngroup: files\nhosts: files\n",
+    }
+
+
+def jail_settings(scratch: Path, lib: Path, uid: int | None, bwrap: str | None,
+                  stage: Path, settings: SandboxSettings, group: cgroups.JobGroup | None,
+                  env: dict[str, str]) -> dict:
+    """The settings ``jail.py`` reads (see its docstring)."""
+    limits = {
+        "cpu_s": settings.cpu_s,
+        "memory_bytes": settings.memory_bytes,
+        "processes": settings.processes + (0 if privileged() else _own_tasks()),
+        "file_bytes": settings.file_bytes,
+        "open_files": settings.open_files,
+    }
+    python, executable = _python_binds()
+    binds = [(path, path, "ro") for path in SYSTEM if os.path.exists(path)]
+    binds += [(source, target, "ro") for source, target in python]
+    binds += [(str(lib), LIB_INSIDE, "ro"), (str(scratch), SCRATCH, "rw")]
+    for source, _, _ in binds:
+        for hidden in settings.hide:
+            if hidden == source or hidden.startswith(source.rstrip("/") + "/"):
+                raise RuntimeError(f"the sandbox would expose {hidden} (it lies in {source})")
+    symlinks = []
+    for path in TOP_LINKS:
+        if os.path.islink(path):
+            symlinks.append((os.readlink(path), path))
+        elif os.path.isdir(path):
+            binds.insert(0, (path, path, "ro"))
+    return {
+        "scratch": str(scratch),
+        "inside": SCRATCH if bwrap else str(scratch),
+        "uid": uid,
+        "cgroups": group.procs_files if group else [],
+        "bwrap": bwrap,
+        "stage": str(stage),
+        "binds": binds,
+        "scratch_bind": len(binds) - 1,
+        "symlinks": symlinks,
+        "files": _etc_files(uid if uid is not None else os.getuid()),
+        "python": executable if bwrap else sys.executable,
+        "lib": LIB_INSIDE if bwrap else str(lib),
+        "limits": limits,
+        "env": env,
+    }
+
+
+def visible_paths() -> list[str]:
+    """Every top-level path the kernel sees besides ``/proc``, ``/dev`` and ``/tmp`` (docs, tests)."""
+    python, _ = _python_binds()
+    paths = [p for p in SYSTEM if os.path.exists(p)] + [t for _, t in python]
+    paths += [p for p in TOP_LINKS if os.path.lexists(p)]
+    return sorted({*paths, LIB_INSIDE, SCRATCH, *_etc_files(0)})
+
+
+# ------------------------------------------------------------------------------------------------
+# Running a notebook
+# ------------------------------------------------------------------------------------------------
 
 
 class _JailedKernelManager(AsyncKernelManager):
@@ -187,33 +594,41 @@ class _JailedKernelManager(AsyncKernelManager):
 
 
 class _LimitedClient(NotebookClient):
-    """A notebook client that keeps a bounded amount of output."""
+    """A notebook client that keeps a bounded amount of what the kernel sends.
+
+    Every message counts (outputs, display updates, widget state and buffers, comm messages);
+    beyond ``max_output_bytes`` only the messages that end a cell are still processed.
+    """
 
     max_output_bytes: int = 2**21
     output_bytes: int = 0
     truncated: bool = False
 
-    def output(self, outs, msg, display_id, cell_index):  # noqa: D401 - nbclient's hook
+    def process_message(self, msg, cell, cell_index):  # noqa: D401 - nbclient's hook
+        msg_type = msg.get("msg_type", "")
+        if msg_type in ("status", "execute_input"):
+            return super().process_message(msg, cell, cell_index)
         size = len(json.dumps(msg.get("content", {}), default=str))
+        size += sum(len(b) for b in msg.get("buffers") or [])
         self.output_bytes += size
         if self.output_bytes > self.max_output_bytes:
             if not self.truncated:
                 self.truncated = True
-                note = nbformat.v4.new_output(
+                cell.setdefault("outputs", []).append(nbformat.v4.new_output(
                     "stream", name="stdout",
                     text=f"\n[output truncated by the grader after {self.max_output_bytes} "
                     "bytes]\n",
-                )
-                outs.append(note)
+                ))
+            if "execution_count" in msg.get("content", {}):
+                cell["execution_count"] = msg["content"]["execution_count"]
             return None
-        return super().output(outs, msg, display_id, cell_index)
+        return super().process_message(msg, cell, cell_index)
 
 
-async def _run(client: NotebookClient, km: AsyncKernelManager, settings: SandboxSettings,
-               workdir: Path) -> None:
+async def _run(client: NotebookClient, km: AsyncKernelManager, settings: SandboxSettings) -> None:
     """Start the kernel, run the code cells one by one, always shut the kernel down."""
     try:
-        await km.start_kernel(cwd=str(workdir))
+        await km.start_kernel()
         await client.async_start_new_kernel_client()
         for index, cell in enumerate(client.nb.cells):
             if cell.cell_type != "code":
@@ -240,7 +655,7 @@ async def _run(client: NotebookClient, km: AsyncKernelManager, settings: Sandbox
         try:
             if km.has_kernel:
                 await km.shutdown_kernel(now=True)
-        except Exception:  # noqa: BLE001 - the sandbox user's processes are killed anyway
+        except Exception:  # noqa: BLE001 - the sandbox's processes are killed anyway
             pass
         if process is not None:  # what the kernel forked stays in its session: end it too
             try:
@@ -257,6 +672,132 @@ class Execution:
     records: Path
     problems: list[str]
     seconds: float
+    memory_peak: int | None = None
+    """Most memory the kernel's processes used together (bytes), where control groups tell."""
+    uid: int | None = None
+    """The user the kernel ran as (None: the grader's own)."""
+
+
+class Box:
+    """One job's sandbox: slot, user, scratch folder, control group (a context manager).
+
+    :func:`execute` uses it; tests use it to run a plain command in the same sandbox
+    (:meth:`run`).
+    """
+
+    def __init__(self, settings: SandboxSettings) -> None:
+        self.settings = settings
+        self.found = controls(settings.isolate)
+        self.base = scratch_base()
+        self.slot = Slot()
+        try:
+            self.uid = FIRST_UID + self.slot.number if self.found.root else None
+            jobs = self.base / "jobs"
+            jobs.mkdir(mode=0o711, exist_ok=True)
+            self.scratch = jobs / f"s{self.slot.number}"
+            self.jail_file = jobs / f"s{self.slot.number}.jail.json"
+            self.stage = self.base / "stage" if self.found.root else jobs / f"s{self.slot.number}.etc"
+            self._clean()  # what a killed grader that held this slot left
+            self.scratch.mkdir(mode=0o700)
+            self.mounted = False
+            if self.found.disk:
+                _mount_tmpfs(self.scratch, settings.scratch_bytes, settings.scratch_files,
+                             self.uid or 0)
+                self.mounted = True
+            self.stage.mkdir(mode=0o755, exist_ok=True)
+            for sub in (".tmp", ".shm"):
+                (self.scratch / sub).mkdir(mode=0o700)
+            if self.uid is not None:
+                for path in (self.scratch, self.scratch / ".tmp", self.scratch / ".shm"):
+                    os.chown(path, self.uid, self.uid)
+            self.group = None
+            if self.found.cgroups.parents:
+                self.group = cgroups.JobGroup(self.found.cgroups, f"s{self.slot.number}",
+                                              settings.memory_bytes, settings.processes)
+        except BaseException:
+            self.close()
+            raise
+
+    def _clean(self) -> None:
+        if self.uid is not None:
+            kill_user(self.uid)
+        if self.scratch.exists():
+            _unmount(self.scratch)
+            shutil.rmtree(self.scratch, ignore_errors=True)
+        self.jail_file.unlink(missing_ok=True)
+        if not self.found.root:
+            shutil.rmtree(self.stage, ignore_errors=True)
+
+    def write_jail(self, lib: Path, env: dict[str, str]) -> Path:
+        """Write the settings of ``jail.py`` for this box (readable by root only)."""
+        data = jail_settings(self.scratch, lib, self.uid, self.found.bwrap, self.stage,
+                             self.settings, self.group, env)
+        fd = os.open(self.jail_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as stream:
+            json.dump(data, stream)
+        return self.jail_file
+
+    def run(self, code: str, env: dict[str, str] | None = None,
+            timeout: float = 60) -> subprocess.CompletedProcess:
+        """Run Python ``code`` in this sandbox, as a kernel would run; its output as ``stdout``.
+
+        For tests and probes: the same jail, user, limits and folders as a kernel's.  The output
+        (stdout and stderr together) is what the code wrote to the scratch folder's log.
+        """
+        script = self.scratch / "probe.py"
+        script.write_text(code)
+        if self.uid is not None:
+            os.chown(script, self.uid, self.uid)
+        inside = SCRATCH if self.found.bwrap else str(self.scratch)
+        jail = self.write_jail(stage_library(self.base), env or {})
+        done = subprocess.run([sys.executable, str(JAIL), str(jail), "--", sys.executable,
+                               f"{inside}/probe.py"],
+                              timeout=timeout, check=False, start_new_session=True)
+        return subprocess.CompletedProcess(code, done.returncode,
+                                           _read_tail(self.scratch / ".sandbox.log", 10**6), "")
+
+    def finish(self) -> list[str]:
+        """Kill everything of the job; the problems the limits caught (sentences)."""
+        problems = []
+        if self.group is not None:
+            self.group.kill()
+            if self.group.oom_kills():
+                problems.append(
+                    f"the notebook's processes together needed more than "
+                    f"{self.settings.memory_bytes / 2**30:.1f} GiB of memory: "
+                    f"{self.group.oom_kills()} of them were stopped"
+                )
+            if self.group.process_limit_hits():
+                problems.append(f"the notebook tried to run more than {self.settings.processes} "
+                                "processes and threads at once")
+        if self.uid is not None:
+            kill_user(self.uid)
+        if self.mounted:
+            try:
+                usage = os.statvfs(self.scratch)
+                if usage.f_bavail == 0 or usage.f_favail == 0:
+                    problems.append(f"the notebook filled its scratch folder "
+                                    f"({self.settings.scratch_bytes / 2**20:.0f} MiB, "
+                                    f"{self.settings.scratch_files} files)")
+            except OSError:
+                pass
+        return problems
+
+    def close(self) -> None:
+        """Remove the scratch folder and the group; release the slot."""
+        try:
+            if getattr(self, "group", None) is not None:
+                self.group.remove()
+            if hasattr(self, "scratch"):
+                self._clean()
+        finally:
+            self.slot.close()
+
+    def __enter__(self) -> Box:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def execute(nb: nbformat.NotebookNode, job_number: int, settings: SandboxSettings,
@@ -268,83 +809,67 @@ def execute(nb: nbformat.NotebookNode, job_number: int, settings: SandboxSetting
     nb : NotebookNode
         The notebook to run (modified in place: outputs are added).
     job_number : int
-        Unique among the jobs running at the same time; chooses the sandbox user.
+        The job's number (for messages; the sandbox's user comes from a machine-wide slot).
     settings : SandboxSettings
         Limits and isolation.
     env : dict
         Extra environment variables of the kernel.
     workdir : Path
-        The job's scratch folder (created, owned by the sandbox user); the kernel's records are
-        written to ``workdir/records``.
+        A folder of the grader (created): the kernel's records are copied to
+        ``workdir/records`` (regular files only, at most ``scratch_bytes``) once the kernel and
+        everything it started are dead.
 
     Returns
     -------
     Execution
     """
     start = time.perf_counter()
-    base = workdir.parent.parent
-    lib = stage_library(base)
-    uid = FIRST_UID + job_number % UID_RANGE
-    root = privileged()
-    if root:
-        kill_user(uid)
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True, mode=0o700)
-    if root:
-        os.chown(workdir, uid, uid)
-    jail_file = workdir.parent / f"{workdir.name}.jail.json"
-    jail_file.write_text(json.dumps({
-        "scratch": str(workdir),
-        "lib": str(lib),
-        "uid": uid,
-        "hide": [*settings.hide, str(Path.home())],
-        "expose": _python_folders(),
-        "isolate": settings.isolate,
-        "limits": {
-            "cpu_s": settings.cpu_s,
-            "memory_bytes": settings.memory_bytes,
-            "processes": settings.processes + (0 if root else _own_tasks()),
-            "file_bytes": settings.file_bytes,
-            "open_files": settings.open_files,
-        },
-        "env": env,
-    }))
-    km = _JailedKernelManager(
-        kernel_name="python3",
-        transport="ipc",
-        ip=str(workdir / "kernel"),
-        connection_file=str(workdir / "kernel.json"),
-    )
-    km.jail_settings = str(jail_file)
-    client = _LimitedClient(
-        nb, km=km, timeout=settings.cell_timeout, allow_errors=True, interrupt_on_timeout=True,
-        record_timing=False, startup_timeout=120, kernel_name="python3",
-        error_on_timeout={
-            "ename": "CellTimeoutError",
-            "evalue": f"the cell ran longer than {settings.cell_timeout} s and was stopped",
-            "traceback": [],
-        },
-        resources={"metadata": {"path": str(workdir)}},
-    )
-    client.max_output_bytes = settings.max_output_bytes
     problems: list[str] = []
     expired = False
-    try:
-        asyncio.run(asyncio.wait_for(_run(client, km, settings, workdir),
-                                     settings.notebook_timeout))
-    except DeadKernelError:
-        problems.append(
-            "the kernel died while running the notebook (os._exit, a crash or a resource limit); "
-            "the cells after that point did not run"
+    peak = uid = None
+    with Box(settings) as box:
+        uid = box.uid
+        jail = box.write_jail(stage_library(box.base), env)
+        km = _JailedKernelManager(
+            kernel_name="python3", transport="ipc", ip=str(box.scratch / "kernel"),
+            connection_file=str(box.scratch / "kernel.json"),
         )
-    except (TimeoutError, asyncio.TimeoutError):
-        expired = True
-    except RuntimeError as exc:  # e.g. the kernel never started
-        problems.append(f"the kernel failed: {exc}")
-    finally:
-        if root:
-            kill_user(uid)
-        jail_file.unlink(missing_ok=True)
+        km.jail_settings = str(jail)
+        # A signal to the kernel's process group would end bubblewrap itself: interrupt by
+        # message (ipykernel then interrupts its own main thread).
+        km.kernel_spec.interrupt_mode = "message"
+        client = _LimitedClient(
+            nb, km=km, timeout=settings.cell_timeout, allow_errors=True,
+            interrupt_on_timeout=True, record_timing=False, startup_timeout=120,
+            kernel_name="python3",
+            error_on_timeout={
+                "ename": "CellTimeoutError",
+                "evalue": f"the cell ran longer than {settings.cell_timeout} s and was stopped",
+                "traceback": [],
+            },
+            resources={"metadata": {"path": str(box.scratch)}},
+        )
+        client.max_output_bytes = settings.max_output_bytes
+        try:
+            asyncio.run(asyncio.wait_for(_run(client, km, settings), settings.notebook_timeout))
+        except DeadKernelError:
+            problems.append(
+                "the kernel died while running the notebook (os._exit, a crash or a resource "
+                "limit); the cells after that point did not run"
+            )
+        except (TimeoutError, asyncio.TimeoutError):
+            expired = True
+        except RuntimeError as exc:  # e.g. the kernel never started
+            log = _read_tail(box.scratch / ".sandbox.log", 600).strip().splitlines()
+            why = f" ({log[-1]})" if log and log[-1].startswith("bwrap") else ""
+            problems.append(f"the kernel failed: {exc}{why}")
+        finally:
+            problems.extend(box.finish())
+            if box.group is not None:
+                peak = box.group.memory_peak()
+            _copy_out(box.scratch / "records", workdir / "records", settings.scratch_bytes)
     if expired:
         problems.append(
             f"the notebook was stopped: it ran longer than {settings.notebook_timeout} s in all, "
@@ -352,7 +877,7 @@ def execute(nb: nbformat.NotebookNode, job_number: int, settings: SandboxSetting
         )
     if client.truncated:
         problems.append(
-            f"the notebook printed more than {settings.max_output_bytes} bytes; the rest of its "
-            "output was dropped"
+            f"the notebook printed more than {settings.max_output_bytes} bytes (output, display "
+            "updates and widget messages together); the rest of its output was dropped"
         )
-    return Execution(nb, workdir / "records", problems, time.perf_counter() - start)
+    return Execution(nb, workdir / "records", problems, time.perf_counter() - start, peak, uid)

@@ -12,6 +12,7 @@ import hashlib
 import os
 import shutil
 import socket
+import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ import nbformat
 from . import feedback
 from .notebook import Rejected, prepare
 from .replay import Verdict, judge, load_records
-from .sandbox import SandboxSettings, execute, scratch_base
+from .sandbox import SandboxSettings, die_with_parent, execute, scratch_base
 from .spec import TutorialSpec
 
 KERNEL_ENV = {
@@ -116,6 +117,7 @@ def grade_submission(job: Job) -> Result:
         ``status="error"``; both score 0.
     """
     start = time.perf_counter()
+    die_with_parent()  # a killed grader leaves no worker (and so no sandbox) behind
     spec = job.spec
     result = Result(
         job.student, job.tutorial, job.file, hashlib.sha256(job.data).hexdigest(), "rejected",
@@ -132,7 +134,9 @@ def grade_submission(job: Job) -> Result:
         result.feedback_html = feedback.render(result, spec, None)
         return result
     result.notes = list(prepared.notes)
-    workdir = scratch_base() / "jobs" / f"{job.number}-{result.sha256[:8]}"
+    results = scratch_base() / "results"
+    results.mkdir(mode=0o700, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix=f"{job.number}-{result.sha256[:8]}-", dir=results))
     try:
         execution = execute(prepared.notebook, job.number, job.settings, KERNEL_ENV, workdir)
         result.notes.extend(execution.problems)
@@ -175,6 +179,5 @@ def grade_submission(job: Job) -> Result:
         result.feedback_html = feedback.render(result, spec, None)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-        Path(str(workdir) + ".jail.json").unlink(missing_ok=True)
     result.seconds = time.perf_counter() - start
     return result
