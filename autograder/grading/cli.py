@@ -14,7 +14,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from .runner import COURSE_ROOT, DEFAULT_OUTPUT, grade_class
+from .report import terminal_safe
+from .runner import COURSE_ROOT, DEFAULT_OUTPUT, OutputLocked, grade_class
 from .sandbox import SandboxSettings
 
 
@@ -49,12 +50,19 @@ def build_parser() -> argparse.ArgumentParser:
                         help="run every cell, demonstrations included (slower)")
     parser.add_argument("--force", action="store_true",
                         help="grade again submissions that did not change since the last run")
+    parser.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                        help="when another grader is writing the output folder, wait this long "
+                             "for it to finish (default: stop at once and say so)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command; returns the exit status (0: every file was graded or reported)."""
+    """Run the command; returns the exit status.
+
+    0: every file was graded or reported; 2: the input, the course or an option is wrong; 3: another
+    grader is writing the output folder.  Every line is printed with control characters escaped.
+    """
     args = build_parser().parse_args(argv)
     settings = SandboxSettings(cell_timeout=args.cell_timeout,
                                memory_bytes=int(args.memory_gib * 2**30))
@@ -72,11 +80,14 @@ def main(argv: list[str] | None = None) -> int:
         grade_class(
             args.submissions, args.output, course=args.course, tutorials=args.tutorials,
             workers=args.workers, executor=executor, db_url=args.db_url, settings=settings,
-            force=args.force, run_demos=args.run_demos,
+            force=args.force, run_demos=args.run_demos, lock_wait=args.wait,
             progress=None if args.quiet else lambda line: print(line, flush=True),
         )
+    except OutputLocked as exc:
+        print(f"error: {terminal_safe(str(exc))}", file=sys.stderr)
+        return 3
     except (FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {terminal_safe(str(exc))}", file=sys.stderr)
         return 2
     finally:
         if client is not None:
