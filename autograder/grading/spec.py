@@ -26,7 +26,8 @@ from pathlib import Path
 import nbformat
 from nbgrader.api import Gradebook
 
-from .replay import TestCall, find_check, parse_test_cell
+from .records import find_check
+from .replay import TestCall, parse_test_cell
 
 HIDDEN_BEGIN = "### BEGIN HIDDEN TESTS"
 HIDDEN_END = "### END HIDDEN TESTS"
@@ -102,15 +103,45 @@ def _hidden_part(source: str) -> tuple[str, list[str]]:
     return (visible.rstrip() + "\n" + after.strip()).strip(), lines
 
 
+NOT_VERDICT_MODULES = {"report.py", "feedback.py", "cli.py", "runner.py", "submissions.py",
+                       "synthetic.py", "__init__.py"}
+"""Grading modules that only present results: changing them regrades nothing."""
+
+
+def verdict_sources() -> list[Path]:
+    """Every file a verdict depends on besides the tutorial: the grader and ``dlnn_helpers``.
+
+    The grading modules (recorder, record model, replay, sandbox, worker, spec, notebook, ...) and
+    every module of the ``dlnn_helpers`` package the kernel and the judge import (the checks
+    included), as the grading environment finds it.
+    """
+    import importlib.util
+
+    files = [p for p in sorted(Path(__file__).parent.glob("*.py"))
+             if p.name not in NOT_VERDICT_MODULES]
+    found = importlib.util.find_spec("dlnn_helpers")
+    if found is None or found.origin is None:
+        raise RuntimeError("the dlnn_helpers package is not installed in the grading environment")
+    package = Path(found.origin).parent
+    files += sorted(p for p in package.rglob("*.py") if "__pycache__" not in p.parts)
+    return files
+
+
 def _fingerprint(course: Path, tutorial: str) -> str:
+    """What a grade depends on: the tutorial, the config, the grader, the checks, the libraries."""
+    import numpy
+    import torch
+
     digest = hashlib.sha256()
     for path in sorted((course / "solutions" / tutorial).rglob("*")):
         if path.is_file():
             digest.update(path.name.encode())
             digest.update(path.read_bytes())
     digest.update((course / "nbgrader_config.py").read_bytes())
-    for module in ("spec.py", "replay.py", "recorder.py", "notebook.py"):  # how it is graded
-        digest.update((Path(__file__).parent / module).read_bytes())
+    for path in verdict_sources():  # how it is graded and judged, the checks included
+        digest.update(f"{path.parent.name}/{path.name}".encode())
+        digest.update(path.read_bytes())
+    digest.update(f"{sys.version} torch {torch.__version__} numpy {numpy.__version__}".encode())
     return digest.hexdigest()[:16]
 
 
