@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 
-def set_seed(seed: int = 2021, *, deterministic: bool = True, verbose: bool = True) -> int:
+def set_seed(seed: int = 2021, *, deterministic: bool = True, verbose: bool = True) -> None:
     """Seed Python's, NumPy's and torch's global generators so that a notebook is reproducible.
 
     Data generators in this package take their own ``random_state`` and do not depend on this;
@@ -27,7 +27,9 @@ def set_seed(seed: int = 2021, *, deterministic: bool = True, verbose: bool = Tr
 
     Returns
     -------
-    seed : int
+    None
+        Nothing, so that a set-up cell ending with ``dlnn.set_seed(SEED)`` shows no stray ``Out:``
+        value.
     """
     seed = int(seed)
     random.seed(seed)
@@ -38,7 +40,6 @@ def set_seed(seed: int = 2021, *, deterministic: bool = True, verbose: bool = Tr
         torch.backends.cudnn.deterministic = True
     if verbose:
         print(f"Random seed {seed} has been set.")
-    return seed
 
 
 def set_device(verbose: bool = True) -> str:

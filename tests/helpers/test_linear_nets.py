@@ -112,9 +112,17 @@ def test_linear_regression_matches_lstsq_and_validates():
 
 
 def test_set_seed_and_device(capsys):
-    assert dlnn.set_seed(5) == 5
+    assert dlnn.set_seed(5) is None  # a set-up cell ending with set_seed shows no stray Out: value
     a = torch.rand(2)
     dlnn.set_seed(5, verbose=False)
     assert torch.equal(a, torch.rand(2))
-    assert dlnn.set_device() in ("cpu", "cuda")
     assert "Random seed 5" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("available", "expected", "said"), [(True, "cuda", "GPU"), (False, "cpu", "CPU")])
+def test_set_device_is_cuda_exactly_when_a_gpu_is_available(monkeypatch, capsys, available, expected, said):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: available)
+    assert dlnn.set_device() == expected
+    assert said in capsys.readouterr().out
+    assert dlnn.set_device(verbose=False) == expected
+    assert capsys.readouterr().out == ""
