@@ -93,18 +93,25 @@ def host_secrets(extra: list[str] = ()) -> list[str]:
     found = set()
     for value in candidates:
         value = str(value or "").strip().rstrip("/")
-        shortest = 4 if "/" in value else 6  # a short host name would blank ordinary words
-        if len(value) >= shortest and value not in ("/usr", "/root", "/home", "/tmp", "/opt"):
+        if len(value) >= (4 if "/" in value else 2) and value not in (
+                "/usr", "/root", "/home", "/tmp", "/opt"):
             found.add(value)
     return sorted(found, key=len, reverse=True)
 
 
 def scrub(text: str, secrets: list[str]) -> str:
-    """``text`` with each of ``secrets`` (raw or HTML-escaped) replaced by ``[grader]``."""
+    """``text`` with each of ``secrets`` (raw or HTML-escaped) replaced by ``[grader]``.
+
+    A path is replaced wherever it occurs; a name (a host name) only as a whole word.
+    """
     for secret in secrets:
         for form in {secret, html.escape(secret)}:
-            if form in text:
+            if form not in text:
+                continue
+            if "/" in form:
                 text = text.replace(form, HOST)
+            else:
+                text = re.sub(rf"(?<![\w.-]){re.escape(form)}(?![\w-])", HOST, text)
     return text
 
 
