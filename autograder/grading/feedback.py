@@ -33,6 +33,9 @@ REDACTED = "[hidden test]"
 HOST = "[grader]"
 MAX_MESSAGE_CHARS = 4000
 """A verdict longer than this is cut (a page stays readable whatever a notebook raised)."""
+MAX_CODE_CHARS = 100_000
+"""The student's code of one exercise is shown up to this length."""
+MAX_NOTES = 50
 GRADER_FAILED = ("the grader failed on this submission (not your fault; your instructor has the "
                  "details and will grade it again)")
 
@@ -157,7 +160,7 @@ def render(result: Result, spec: TutorialSpec, prepared: Prepared | None) -> str
                      "Every exercise scores 0; please submit the notebook again.</p>")
     if result.notes:
         parts.append("<h2>About your file</h2><ul>")
-        parts += [f"<li class='note'>{said(n.splitlines()[0])}</li>" for n in result.notes
+        parts += [f"<li class='note'>{said(n.splitlines()[0])}</li>" for n in result.notes[:MAX_NOTES]
                   if n.strip() and not (result.status == "error" and n.startswith("Traceback"))]
         parts.append("</ul>")
     parts.append("<h2>Graded exercises</h2><table><tr><th>Test</th><th>Points</th>"
@@ -179,6 +182,8 @@ def render(result: Result, spec: TutorialSpec, prepared: Prepared | None) -> str
     if prepared is not None and prepared.solutions:
         parts.append("<h2>Your code, as graded</h2>")
         for grade_id, source in prepared.solutions.items():
+            if len(source) > MAX_CODE_CHARS:
+                source = source[:MAX_CODE_CHARS] + "\n# […] (cut: the cell is too long to show)"
             parts.append(f"<h3>{esc(grade_id)}</h3><pre>{esc(source)}</pre>")
     parts.append("</body></html>")
     return "\n".join(parts)

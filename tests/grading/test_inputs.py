@@ -301,3 +301,20 @@ def test_a_worker_that_dies_takes_no_other_submission_with_it(monkeypatch):
         job: f"graded {job}" for job in ("alice", "bob", "carol")}
     assert isinstance(outcomes["killer"], BrokenProcessPool)
     assert any("a grading worker died" in line for line in lines)
+
+
+def test_the_command_refuses_a_busy_output_folder_with_a_clear_message(tmp_path, capsys):
+    from autograder.grading.cli import main
+
+    inputs, output = tmp_path / "in", tmp_path / "out"
+    (inputs / "alice").mkdir(parents=True)
+    (inputs / "alice" / f"{T1}.ipynb").write_bytes(b"{}")
+    output.mkdir()
+    with runner.output_lock(output):
+        started = time.monotonic()
+        status = main([str(inputs), "-o", str(output), "--quiet", "--wait", "1"])
+        waited = time.monotonic() - started
+    err = capsys.readouterr().err
+    assert status == 3 and 1.0 <= waited < 10
+    assert "another grader is writing" in err and f"pid {os.getpid()}" in err and "--wait" in err
+    assert not (output / "state.json").exists()

@@ -224,3 +224,15 @@ def test_a_graded_run_injects_nothing_and_leaks_nothing(tmp_path, monkeypatch):
         graded = nbformat.read(path, as_version=4)
         assert _active_html(graded) == [], path
         assert "My answer: the loss falls" in graded.cells[0].source
+
+
+def test_a_feedback_page_stays_bounded_whatever_the_submission_holds():
+    from autograder.grading.notebook import Prepared
+
+    result = Result("huge", T1, f"huge/{T1}.ipynb", "0" * 64, "graded",
+                    scores={"test_ex_net_rsm": 0.0}, maxima={"test_ex_net_rsm": 2.0},
+                    verdicts={"test_ex_net_rsm": "x" * 10**6}, notes=["n"] * 10**5)
+    prepared = Prepared(nbformat.v4.new_notebook(), solutions={"ex_net_rsm": "y = 1\n" * 10**6})
+    page = feedback.render(result, _spec(), prepared)
+    assert len(page) < 400_000
+    assert "too long to show" in page
