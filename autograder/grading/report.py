@@ -177,6 +177,17 @@ def write_report(path: Path, rows: list[dict], maxima: dict[str, dict[str, float
             + "; ".join(f"{esc(t)}: {esc(', '.join(sorted(n)))}" for t, n in sorted(weak.items()))
             + ".</p>"
         )
+    flagged = [(r, test, why) for r in rows if isinstance(r.get("review"), dict)
+               for test, why in sorted(r["review"].items())]
+    if flagged:
+        out.append("<h2>Flagged for review</h2><p>Passed answers a person should look at (e.g. an "
+                   "optimiser whose trajectory is bitwise identical to the library routine the "
+                   "exercise asks to write); their points stand until a person decides.</p>"
+                   "<table><tr><th>Student</th><th>Tutorial</th><th>Test</th><th>Why</th></tr>")
+        for r, test, why in sorted(flagged, key=lambda f: (str(f[0]["student"]), f[1])):
+            out.append(f"<tr><td>{esc(str(r['student']))}</td><td>{esc(str(r['tutorial']))}</td>"
+                       f"<td>{esc(str(test))}</td><td>{esc(str(why))}</td></tr>")
+        out.append("</table>")
     problems = [r for r in rows if r["status"] != "graded" or r["notes"]]
     out.append("<h2>Problems found in submissions</h2>")
     if problems or replaced:

@@ -143,6 +143,7 @@ def _row(result: Result, fingerprint: str, manual_max: float) -> dict:
         "file": result.file, "sha256": result.sha256, "scores": result.scores,
         "notes": result.notes, "message": result.message, "fingerprint": fingerprint,
         "verdicts": result.verdicts, "in_process": result.in_process,
+        "review": dict(getattr(result, "review", {})),
     }
 
 

@@ -152,10 +152,10 @@ def test_a_forged_recording_is_never_unpickled(tmp_path):
             return (Path.touch, (tmp_path / "exploited",))
 
     (tmp_path / "test_x.pt").write_bytes(pickle.dumps([Exploit()]))
-    assert load_records(tmp_path, "test_x") is None
+    assert not load_records(tmp_path, "test_x")  # refused, with a reason
     assert not (tmp_path / "exploited").exists()
     (tmp_path / "test_y.pt").symlink_to(tmp_path / "test_x.pt")
-    assert load_records(tmp_path, "test_y") is None
+    assert not load_records(tmp_path, "test_y")
     missing = judge(parse_test_cell("check_net_rsm(f)"), None)
     assert not missing.passed and "did not run" in missing.message
 
