@@ -43,7 +43,7 @@ from nbgrader.api import Gradebook, MissingEntry
 from sqlalchemy.exc import SAWarning
 
 from . import feedback, report
-from .sandbox import SandboxSettings, sandbox_description
+from .sandbox import SandboxSettings, sandbox_description, sandbox_warnings
 from .spec import TutorialSpec, prepare, save, tutorial_ids
 from .submissions import UNKNOWN, Limits, Submission, collect
 from .worker import Job, Result, grade_submission
@@ -449,6 +449,11 @@ def grade_class(
     settings = settings or SandboxSettings()
     settings.hide = sorted({*settings.hide, str(course), str(output),
                             str(source if source.is_dir() else source.parent)})
+    for line in sandbox_warnings(settings):  # a missing protection is never silent
+        if progress is None:
+            print(report.terminal_safe(line), file=sys.stderr)
+        else:
+            say(line)
     secrets = _secrets(db_url, [output, source, course])
     with output_lock(output, lock_wait, say):
         return _grade_locked(submissions, output, course, selected, workers, executor, db_url,

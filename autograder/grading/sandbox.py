@@ -146,6 +146,11 @@ class SandboxSettings:
     hide: list[str] = field(default_factory=list)
 
 
+def _size(count: int) -> str:
+    """``256 MiB``, ``6.0 GiB``."""
+    return f"{count / 2**30:.1f} GiB" if count >= 2**30 else f"{count / 2**20:.0f} MiB"
+
+
 def privileged() -> bool:
     """True when the grader can switch users and create namespaces (it runs as root)."""
     return os.geteuid() == 0
@@ -292,14 +297,14 @@ def sandbox_description(settings: SandboxSettings) -> str:
                      "without sandbox, in a scratch folder with a clean environment")
     whole = []
     if "memory" in found.cgroups.parents:
-        whole.append(f"{settings.memory_bytes / 2**30:.1f} GiB of memory")
+        whole.append(f"{_size(settings.memory_bytes)} of memory")
     if "pids" in found.cgroups.parents:
         whole.append(f"{settings.processes} processes")
     if whole:
         parts.append(" and ".join(whole) + " for all of a submission's processes together "
                      f"({found.cgroups.describe()})")
     if found.disk:
-        parts.append(f"a scratch folder of {settings.scratch_bytes / 2**20:.0f} MiB "
+        parts.append(f"a scratch folder of {_size(settings.scratch_bytes)} "
                      f"({settings.scratch_files} files)")
     parts.append(limits)
     text = "; ".join(parts)
@@ -531,10 +536,13 @@ def jail_settings(scratch: Path, lib: Path, uid: int | None, bwrap: str | None,
                   stage: Path, settings: SandboxSettings, group: cgroups.JobGroup | None,
                   env: dict[str, str]) -> dict:
     """The settings ``jail.py`` reads (see its docstring)."""
+    processes = settings.processes + (0 if privileged() else _own_tasks())
+    if group is not None and "pids" in group.folders:
+        processes += 16  # the control group is the bound (and counts what hit it)
     limits = {
         "cpu_s": settings.cpu_s,
         "memory_bytes": settings.memory_bytes,
-        "processes": settings.processes + (0 if privileged() else _own_tasks()),
+        "processes": processes,
         "file_bytes": settings.file_bytes,
         "open_files": settings.open_files,
     }
@@ -737,12 +745,11 @@ class Box:
             json.dump(data, stream)
         return self.jail_file
 
-    def run(self, code: str, env: dict[str, str] | None = None,
-            timeout: float = 60) -> subprocess.CompletedProcess:
-        """Run Python ``code`` in this sandbox, as a kernel would run; its output as ``stdout``.
+    def start(self, code: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+        """Start Python ``code`` in this sandbox, as a kernel would start (for tests and probes).
 
-        For tests and probes: the same jail, user, limits and folders as a kernel's.  The output
-        (stdout and stderr together) is what the code wrote to the scratch folder's log.
+        The same jail, user, limits and folders as a kernel's; what the code prints (stdout and
+        stderr) goes to the scratch folder's ``.sandbox.log`` (:meth:`log`).
         """
         script = self.scratch / "probe.py"
         script.write_text(code)
@@ -750,11 +757,24 @@ class Box:
             os.chown(script, self.uid, self.uid)
         inside = SCRATCH if self.found.bwrap else str(self.scratch)
         jail = self.write_jail(stage_library(self.base), env or {})
-        done = subprocess.run([sys.executable, str(JAIL), str(jail), "--", sys.executable,
-                               f"{inside}/probe.py"],
-                              timeout=timeout, check=False, start_new_session=True)
-        return subprocess.CompletedProcess(code, done.returncode,
-                                           _read_tail(self.scratch / ".sandbox.log", 10**6), "")
+        return subprocess.Popen([sys.executable, str(JAIL), str(jail), "--", sys.executable,
+                                 f"{inside}/probe.py"], start_new_session=True)
+
+    def log(self) -> str:
+        """What the sandboxed command wrote (the last MiB)."""
+        return _read_tail(self.scratch / ".sandbox.log", 2**20)
+
+    def run(self, code: str, env: dict[str, str] | None = None,
+            timeout: float = 60) -> subprocess.CompletedProcess:
+        """Run Python ``code`` in this sandbox (:meth:`start`) and wait; its output as stdout."""
+        process = self.start(code, env)
+        try:
+            process.wait(timeout)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        return subprocess.CompletedProcess(code, process.returncode, self.log(), "")
 
     def finish(self) -> list[str]:
         """Kill everything of the job; the problems the limits caught (sentences)."""
@@ -764,7 +784,7 @@ class Box:
             if self.group.oom_kills():
                 problems.append(
                     f"the notebook's processes together needed more than "
-                    f"{self.settings.memory_bytes / 2**30:.1f} GiB of memory: "
+                    f"{_size(self.settings.memory_bytes)} of memory: "
                     f"{self.group.oom_kills()} of them were stopped"
                 )
             if self.group.process_limit_hits():
@@ -775,9 +795,10 @@ class Box:
         if self.mounted:
             try:
                 usage = os.statvfs(self.scratch)
-                if usage.f_bavail == 0 or usage.f_favail == 0:
+                room = usage.f_bavail * usage.f_frsize
+                if room < max(2**20, self.settings.scratch_bytes // 100) or usage.f_favail < 10:
                     problems.append(f"the notebook filled its scratch folder "
-                                    f"({self.settings.scratch_bytes / 2**20:.0f} MiB, "
+                                    f"({_size(self.settings.scratch_bytes)}, "
                                     f"{self.settings.scratch_files} files)")
             except OSError:
                 pass

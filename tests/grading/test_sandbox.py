@@ -1,0 +1,571 @@
+"""The grading sandbox against the attacks of issue 14, each as a small script run in it.
+
+Every test runs a few lines of Python through the very jail that starts a kernel
+(:class:`~autograder.grading.sandbox.Box`), or one tiny notebook through
+:func:`~autograder.grading.sandbox.execute`, and asserts the safe outcome: what the script cannot
+see, reach, keep or exhaust.  Where this machine lacks a protection (not root, no bubblewrap, no
+control group), the test asserts that the grader reports it as missing, then skips.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from autograder.grading import cgroups, sandbox
+from autograder.grading.sandbox import (
+    FIRST_UID,
+    SCRATCH,
+    UID_RANGE,
+    Box,
+    SandboxSettings,
+    controls,
+    sandbox_description,
+    sandbox_warnings,
+    visible_paths,
+)
+
+from ..tools import ROOT
+
+pytestmark = pytest.mark.grading
+
+FOUND = controls()
+
+
+def _needs(what: str) -> None:
+    """Skip unless this machine has ``what``; if it lacks it, the grader must say so first."""
+    missing = {
+        "bwrap": not FOUND.bwrap,
+        "root": not FOUND.root,
+        "memory": "memory" not in FOUND.cgroups.parents,
+        "pids": "pids" not in FOUND.cgroups.parents,
+        "disk": not FOUND.disk,
+    }[what]
+    if missing:
+        warnings = " ".join(sandbox_warnings(SandboxSettings()))
+        word = {"bwrap": "no sandbox", "root": "not root", "memory": "no memory control group",
+                "pids": "no pids control group", "disk": "no disk quota"}[what]
+        assert word in warnings, f"{what} is missing but the grader does not say so: {warnings}"
+        assert "NOT IN FORCE" in sandbox_description(SandboxSettings())
+        pytest.skip(f"this machine lacks {what} (reported: {word})")
+
+
+def _run(code: str, settings: SandboxSettings | None = None, timeout: float = 60) -> str:
+    with Box(settings or SandboxSettings()) as box:
+        done = box.run(textwrap.dedent(code), timeout=timeout)
+    assert done.returncode == 0, done.stdout
+    return done.stdout
+
+
+def _json(code: str, settings: SandboxSettings | None = None) -> dict:
+    """Run ``code``, which prints one JSON line last; return it."""
+    return json.loads(_run(code, settings).strip().splitlines()[-1])
+
+
+# ------------------------------------------------------------------------------------------------
+# What exists inside
+# ------------------------------------------------------------------------------------------------
+
+LIST_EVERYTHING = """
+import json, os
+mounts = [line.split()[4] for line in open('/proc/self/mountinfo')]
+top = sorted(os.listdir('/'))
+walked = []
+for folder, dirs, files in os.walk('/'):
+    if folder in ('/proc', '/dev', '/sys/devices/system/cpu') or folder.startswith(
+            ('/proc/', '/usr/', '/sandbox/', '/root/.pyenv/versions/', '/sys/devices/system/cpu/')):
+        dirs[:] = []
+    walked.append(folder)
+print(json.dumps({'mounts': mounts, 'top': top, 'walked': walked}))
+"""
+
+
+def test_only_the_allow_list_is_visible():
+    _needs("bwrap")
+    seen = _json(LIST_EVERYTHING)
+    allowed = set(visible_paths())
+    expected_mounts = allowed - set(sandbox.TOP_LINKS) | {"/", "/proc", "/dev", "/tmp", "/dev/shm"}
+    extra = {m for m in seen["mounts"] if m not in expected_mounts and not m.startswith("/dev/")}
+    assert extra == set(), f"mounted in the sandbox beyond the allow-list: {extra}"
+    assert expected_mounts <= set(seen["mounts"])
+    # Every folder reached from / is an allow-listed path, a folder above one, or in the scratch.
+    for folder in seen["walked"]:
+        assert (folder in ("/", "/tmp", "/etc", "/sandbox", "/proc", "/dev", "/sys")
+                or any(folder == p or p.startswith(folder + "/") or folder.startswith(p + "/")
+                       for p in allowed)), f"{folder} is visible in the sandbox"
+    for absent in ("/run", "/run/lock", "/home", "/var", "/srv", "/opt", "/mnt", "/media", "/boot",
+                   "/work", str(ROOT), str(Path.home() / ".ssh"), "/etc/shadow"):
+        if not any(p == absent or p.startswith(absent + "/") for p in allowed):
+            assert not any(f == absent or f.startswith(absent + "/") for f in seen["walked"]), absent
+            assert absent.count("/") > 1 or absent[1:] not in seen["top"], absent
+
+
+def test_no_checkout_of_the_course_and_nothing_next_to_the_input(tmp_path):
+    _needs("bwrap")
+    clone = tmp_path / "another-clone" / "solutions" / "T1"
+    clone.mkdir(parents=True)
+    (clone / "T1.ipynb").write_text("the reference answers")
+    (tmp_path / "another-clone").chmod(0o755)
+    seen = _json(f"""
+    import json, os
+    paths = {[str(ROOT), str(ROOT / 'solutions'), str(ROOT / 'dlnn_helpers'), str(clone / 'T1.ipynb'),
+              str(tmp_path), '/var/tmp', '/etc/shadow']!r}
+    print(json.dumps({{p: os.path.exists(p) for p in paths}}))
+    """)
+    assert not any(seen.values()), seen
+
+
+def test_read_only_except_the_scratch_folder():
+    _needs("bwrap")
+    seen = _json("""
+    import json, os
+    result = {}
+    for folder in ('/', '/etc', '/usr/lib', '/sandbox/env', '/sandbox/lib', '/dev',
+                   '/sys/devices/system/cpu'):
+        try:
+            with open(os.path.join(folder, 'planted'), 'w') as stream:
+                stream.write('x')
+            result[folder] = 'written'
+        except OSError as exc:
+            result[folder] = type(exc).__name__
+    for folder in ('/scratch', '/tmp', '/dev/shm'):
+        with open(os.path.join(folder, 'mine'), 'w') as stream:
+            stream.write('x')
+        result[folder] = 'written'
+    print(json.dumps(result))
+    """)
+    assert [f for f, what in seen.items() if what == "written"] == [SCRATCH, "/tmp", "/dev/shm"]
+
+
+# ------------------------------------------------------------------------------------------------
+# Processes, sockets, shared memory
+# ------------------------------------------------------------------------------------------------
+
+
+def test_no_host_process_no_command_line_no_signal():
+    _needs("bwrap")
+    secret = "--db-url=postgresql://grader:s3cr3t-4b1f@dbhost/dlnn"
+    host = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", secret])
+    try:
+        seen = _json(f"""
+        import json, os, signal
+        lines = []
+        for pid in os.listdir('/proc'):
+            if pid.isdigit():
+                try:
+                    lines.append(open(f'/proc/{{pid}}/cmdline', 'rb').read().decode(errors='replace'))
+                except OSError:
+                    pass
+        try:
+            os.kill({host.pid}, 0)
+            reach = 'reachable'
+        except OSError as exc:
+            reach = type(exc).__name__
+        print(json.dumps({{'cmdlines': lines, 'reach': reach, 'ppid': os.getppid()}}), flush=True)
+        for target in (1, -1):
+            try:
+                os.kill(target, signal.SIGKILL)
+            except OSError:
+                pass
+        """)
+    finally:
+        alive = host.poll() is None
+        host.kill()
+        host.wait()
+    assert alive, "a sandboxed script killed a host process"
+    assert not any("s3cr3t" in line for line in seen["cmdlines"])
+    assert len(seen["cmdlines"]) <= 3, seen["cmdlines"]  # bubblewrap's init, python, (a child)
+    assert seen["reach"] == "ProcessLookupError"
+
+
+def test_no_host_unix_socket_no_network(tmp_path):
+    _needs("bwrap")
+    path = Path("/run") / f"dlnn-sandbox-test-{os.getpid()}.sock"
+    if not Path("/run").is_dir():
+        path = tmp_path / "host.sock"
+    listeners = []
+    for family, address in ((socket.AF_UNIX, str(path)),
+                            (socket.AF_UNIX, f"\0dlnn-sandbox-test-{os.getpid()}"),
+                            (socket.AF_INET, ("127.0.0.1", 0))):
+        server = socket.socket(family, socket.SOCK_STREAM)
+        server.bind(address)
+        if family == socket.AF_UNIX and not address.startswith("\0"):
+            os.chmod(address, 0o777)
+        server.listen(4)
+        server.setblocking(False)
+        listeners.append(server)
+    port = listeners[2].getsockname()[1]
+    try:
+        seen = _json(f"""
+        import json, socket
+        result = {{}}
+        for name, family, address in (('path', socket.AF_UNIX, {str(path)!r}),
+                                      ('abstract', socket.AF_UNIX, '\\0dlnn-sandbox-test-{os.getpid()}'),
+                                      ('tcp', socket.AF_INET, ('127.0.0.1', {port}))):
+            client = socket.socket(family, socket.SOCK_STREAM)
+            client.settimeout(2)
+            try:
+                client.connect(address)
+                result[name] = 'connected'
+            except OSError as exc:
+                result[name] = type(exc).__name__
+        print(json.dumps(result))
+        """)
+        accepted = 0
+        for server in listeners:
+            try:
+                server.accept()
+                accepted += 1
+            except BlockingIOError:
+                pass
+    finally:
+        for server in listeners:
+            server.close()
+        path.unlink(missing_ok=True)
+    assert "connected" not in seen.values(), seen
+    assert accepted == 0
+
+
+SYSV = """
+import ctypes, json, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.shmat.restype = ctypes.c_void_p
+KEY, IPC_CREAT = 0x444C4E4E, 0o1000
+mode = sys.argv[1] if len(sys.argv) > 1 else MODE
+if mode == 'plant':
+    shm = libc.shmget(KEY, 4096, IPC_CREAT | 0o666)
+    address = libc.shmat(shm, None, 0)
+    ctypes.memmove(address, b'answer=42', 9)
+    queue = libc.msgget(KEY, IPC_CREAT | 0o666)
+    print(json.dumps({'shm': shm, 'queue': queue}), flush=True)
+    import time
+    time.sleep(float(WAIT))
+else:
+    print(json.dumps({'shm': libc.shmget(KEY, 0, 0), 'queue': libc.msgget(KEY, 0)}))
+"""
+
+
+def test_sysv_shared_memory_neither_crosses_nor_outlives_a_run():
+    _needs("bwrap")
+    with Box(SandboxSettings()) as planter:
+        process = planter.start(SYSV.replace("MODE", "'plant'").replace("WAIT", "20"))
+        for _ in range(200):  # until the segment and the queue exist in the first sandbox
+            if planter.log().strip():
+                break
+            time.sleep(0.05)
+        planted = json.loads(planter.log().strip().splitlines()[-1])
+        assert planted["shm"] >= 0 and planted["queue"] >= 0
+        looked = _json(SYSV.replace("MODE", "'look'"))  # a second sandbox, at the same time
+        host = _json_on_host(SYSV.replace("MODE", "'look'"))
+        process.kill()
+        process.wait()
+    after = _json_on_host(SYSV.replace("MODE", "'look'"))
+    assert looked == {"shm": -1, "queue": -1}
+    assert host == {"shm": -1, "queue": -1}
+    assert after == {"shm": -1, "queue": -1}
+
+
+def _json_on_host(code: str) -> dict:
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# ------------------------------------------------------------------------------------------------
+# Limits for the submission as a whole
+# ------------------------------------------------------------------------------------------------
+
+CHILDREN = """
+import json, os, time
+children = []
+for _ in range(3):
+    pid = os.fork()
+    if pid == 0:
+        hog = b'x' * (120 * 2**20)   # written, so it is really used
+        time.sleep(3)
+        os._exit(0)
+    children.append(pid)
+ends = []
+for pid in children:
+    _, status = os.waitpid(pid, 0)
+    ends.append(status)
+print(json.dumps({'ends': ends}))
+"""
+
+
+def test_memory_is_bounded_for_all_processes_together():
+    _needs("memory")
+    settings = SandboxSettings(memory_bytes=256 * 2**20)  # each child's 120 MiB fits its RLIMIT_AS
+    with Box(settings) as box:
+        done = box.run(CHILDREN)
+        peak, killed = box.group.memory_peak(), box.group.oom_kills()
+        problems = box.finish()
+    assert killed >= 1, done.stdout
+    assert peak is not None and peak <= settings.memory_bytes
+    assert any("together needed more than 256 MiB" in p for p in problems), problems
+    ends = json.loads(done.stdout.strip().splitlines()[-1])["ends"] if done.stdout.strip() else []
+    assert not ends or any(os.WIFSIGNALED(e) and os.WTERMSIG(e) == signal.SIGKILL for e in ends)
+
+
+def test_a_fork_bomb_stops_at_the_process_limit():
+    _needs("pids")
+    settings = SandboxSettings(processes=40)
+    with Box(settings) as box:
+        done = box.run("""
+import os, time
+count = 0
+for _ in range(1000):
+    try:
+        if os.fork() == 0:
+            time.sleep(30)
+            os._exit(0)
+        count += 1
+    except OSError:
+        break
+print(count)
+""")
+        inside = len(box.group.pids())
+        problems = box.finish()
+        after = len(box.group.pids())
+    assert int(done.stdout.split()[-1]) < 40
+    assert inside <= 40 and after == 0
+    assert any("more than 40 processes" in p for p in problems), problems
+
+
+def test_disk_is_bounded_by_the_scratch_tmpfs():
+    _needs("disk")
+    settings = SandboxSettings(scratch_bytes=32 * 2**20)
+    with Box(settings) as box:
+        scratch = box.scratch
+        seen = _json_from(box, """
+import json, os
+written = 0
+for number in range(16):
+    folder = ('/scratch', '/tmp', '/dev/shm')[number % 3]
+    try:
+        with open(f'{folder}/fill-{number}', 'wb') as stream:
+            for _ in range(8):
+                stream.write(b'x' * 2**20)
+                written += 2**20
+    except OSError as exc:
+        os.remove(f'{folder}/fill-{number}')  # room for this report (the log is in the scratch)
+        print(json.dumps({'written': written, 'error': exc.strerror}))
+        break
+else:
+    print(json.dumps({'written': written, 'error': None}))
+""")
+        assert os.path.ismount(scratch)
+        with open(scratch / "refill", "wb") as stream:  # what the script freed to report, refilled
+            while True:
+                try:
+                    stream.write(b"x" * 2**16)
+                    stream.flush()
+                except OSError:
+                    break
+        problems = box.finish()
+    assert seen["error"] == "No space left on device"
+    assert seen["written"] <= settings.scratch_bytes
+    assert any("filled its scratch folder" in p for p in problems)
+    assert not os.path.ismount(scratch) and not scratch.exists()
+
+
+def _json_from(box: Box, code: str) -> dict:
+    done = box.run(textwrap.dedent(code))
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# ------------------------------------------------------------------------------------------------
+# Graders side by side, graders killed
+# ------------------------------------------------------------------------------------------------
+
+
+def test_two_graders_get_disjoint_uids_and_cannot_signal_each_other():
+    _needs("root")
+    _needs("bwrap")
+    other = (
+        "from autograder.grading.sandbox import Box, SandboxSettings\n"
+        "box = Box(SandboxSettings())\nprint(box.uid, box.slot.number)\nbox.close()\n"
+    )
+    with Box(SandboxSettings()) as first, Box(SandboxSettings()) as second:
+        elsewhere = subprocess.run([sys.executable, "-c", other], capture_output=True, text=True,
+                                   check=True, cwd=ROOT).stdout.split()
+        sleeper = second.start("import time\nprint('up', flush=True)\ntime.sleep(30)")
+        for _ in range(200):
+            if "up" in second.log():
+                break
+            time.sleep(0.05)
+        victims = _uid_processes(second.uid)
+        assert victims, "the second sandbox did not start"
+        first.run(f"""
+import os, signal
+for target in {sorted(victims)!r} + [-1]:
+    try:
+        os.kill(target, signal.SIGKILL)
+    except OSError:
+        pass
+""")
+        survived = _uid_processes(second.uid)
+        sleeper.kill()
+        sleeper.wait()
+        uids = {first.uid, second.uid, int(elsewhere[0])}
+    assert len(uids) == 3 and all(FIRST_UID <= u < FIRST_UID + UID_RANGE for u in uids)
+    assert survived == victims
+
+
+def _uid_processes(uid: int) -> set[int]:
+    found = set()
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and entry.stat().st_uid == uid:
+                found.add(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+GRADER = """
+import multiprocessing, os, sys, time
+from concurrent.futures import ProcessPoolExecutor
+from autograder.grading.sandbox import Box, SandboxSettings, die_with_parent
+
+def work(flag):
+    die_with_parent()
+    box = Box(SandboxSettings())
+    box.start("import os, time\\nif os.fork() == 0:\\n    os.setsid()\\ntime.sleep(120)")
+    with open(flag, 'w') as stream:
+        stream.write(f'{box.uid} {os.getpid()} {box.scratch}')
+    time.sleep(120)
+
+if __name__ == '__main__':
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context('spawn')) as pool:
+        pool.submit(work, sys.argv[1]).result()
+"""
+
+
+def test_a_killed_grader_leaves_no_process_behind(tmp_path):
+    _needs("root")
+    _needs("bwrap")
+    script, flag = tmp_path / "grader.py", tmp_path / "flag"
+    script.write_text(GRADER)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    grader = subprocess.Popen([sys.executable, str(script), str(flag)], env=env, cwd=ROOT)
+    try:
+        for _ in range(600):
+            if flag.exists() and flag.read_text():
+                break
+            time.sleep(0.05)
+        uid, worker, scratch = flag.read_text().split()
+        for _ in range(100):  # the sandboxed script and its daemonised child are up
+            if len(_uid_processes(int(uid))) >= 3:
+                break
+            time.sleep(0.05)
+        before = _uid_processes(int(uid))
+        os.kill(grader.pid, signal.SIGKILL)
+        grader.wait()
+        for _ in range(100):
+            left = _uid_processes(int(uid))
+            worker_alive = Path(f"/proc/{worker}").exists()
+            if not left and not worker_alive:
+                break
+            time.sleep(0.05)
+    finally:
+        if grader.poll() is None:
+            grader.kill()
+    assert len(before) >= 3
+    assert left == set() and not worker_alive
+    # The next job that takes the slot clears what the killed grader left (its mounted tmpfs).
+    with Box(SandboxSettings()) as box:
+        cleared = str(box.scratch) == scratch
+    if cleared:
+        assert not os.path.ismount(scratch)
+
+
+# ------------------------------------------------------------------------------------------------
+# Widget and comm messages, the report
+# ------------------------------------------------------------------------------------------------
+
+
+def test_widget_and_comm_messages_count_against_the_output_cap(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(textwrap.dedent("""
+        from comm import create_comm
+        channel = create_comm(target_name='jupyter.widget', data={'state': {'_model_module': 'x',
+                              '_model_name': 'y', 'value': ''}, 'buffer_paths': []})
+        for _ in range(400):
+            channel.send({'method': 'update', 'state': {'value': 'x' * 50_000}, 'buffer_paths': []})
+        """)), nbformat.v4.new_code_cell("print('still running')")]
+    settings = SandboxSettings(max_output_bytes=256 * 2**10, cell_timeout=60)
+    execution = sandbox.execute(nb, 0, settings, {}, tmp_path / "job")
+    kept = len(json.dumps(execution.notebook))
+    assert any("printed more than" in p for p in execution.problems), execution.problems
+    assert kept < 2 * settings.max_output_bytes
+    assert nb.cells[1].execution_count is not None  # the next cell still ran
+
+
+def test_the_limits_in_force_are_reported():
+    settings = SandboxSettings()
+    text = sandbox_description(settings)
+    if FOUND.bwrap:
+        assert "bubblewrap" in text and "without network" in text
+    if FOUND.root and FOUND.bwrap:
+        assert "unprivileged user" in text
+    for name in FOUND.cgroups.parents:
+        assert f"{name}: cgroup v{FOUND.cgroups.parents[name][0]}" in text
+    assert bool(sandbox_warnings(settings)) == ("NOT IN FORCE" in text)
+    weak = sandbox.Controls(False, None, "bwrap is not installed",
+                            cgroups.Layout(missing={"memory": "needs root", "pids": "needs root"}),
+                            False, "needs root")
+    lines = weak.unavailable()
+    for word in ("no sandbox", "not root", "no memory control group", "no pids control group",
+                 "no disk quota"):
+        assert any(word in line for line in lines), word
+
+
+def test_cgroup_v2_groups_are_made_and_limited(tmp_path):
+    """The v2 path, on a fake hierarchy (this machine mounts v1)."""
+    root = tmp_path / "cgroup"
+    own = root / "grader.slice"
+    own.mkdir(parents=True)
+    for folder in (root, own):
+        (folder / "cgroup.controllers").write_text("cpu memory pids\n")
+        (folder / "cgroup.subtree_control").write_text("\n")
+    mountinfo = tmp_path / "mountinfo"
+    mountinfo.write_text(f"41 31 0:38 / {root} rw,relatime - cgroup2 cgroup2 rw\n")
+    proc = tmp_path / "cgroup-of-self"
+    proc.write_text("0::/grader.slice\n")
+    (own / cgroups.GROUP).mkdir()  # a real hierarchy makes the control files with the folder
+    (own / cgroups.GROUP / "cgroup.subtree_control").write_text("\n")
+    layout = cgroups.detect(mountinfo, proc)
+    assert layout.missing == {}
+    assert {name: version for name, (version, _) in layout.parents.items()} == {"memory": 2,
+                                                                                 "pids": 2}
+    parent = layout.parents["memory"][1]
+    assert parent == own / cgroups.GROUP
+    assert "+memory" in (own / "cgroup.subtree_control").read_text()
+    job = cgroups.JobGroup(layout, "s7", 3 * 2**30, 99)
+    assert (parent / "s7" / "memory.max").read_text() == str(3 * 2**30)
+    assert (parent / "s7" / "memory.swap.max").read_text() == "0"
+    assert (parent / "s7" / "pids.max").read_text() == "99"
+    assert job.procs_files == [str(parent / "s7" / "cgroup.procs")]
+    (parent / "s7" / "memory.events").write_text("low 0\nhigh 0\nmax 4\noom 1\noom_kill 2\n")
+    assert job.oom_kills() == 2
+
+
+def test_without_any_controller_the_reason_is_given(tmp_path):
+    mountinfo = tmp_path / "mountinfo"
+    mountinfo.write_text("31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755\n")
+    proc = tmp_path / "cgroup-of-self"
+    proc.write_text("0::/\n")
+    layout = cgroups.detect(mountinfo, proc)
+    assert layout.parents == {}
+    assert set(layout.missing) == {"memory", "pids"}
+    assert all("neither a cgroup v1 hierarchy nor cgroup v2" in why for why in layout.missing.values())
