@@ -287,11 +287,22 @@ def _read_regular(dir_fd: int, name: str, budget: _Budget) -> tuple[bytes, float
 
 def _walk_folder(source: Path, budget: _Budget) -> list[tuple[PurePosixPath, bytes, float, str]]:
     entries = []
-    for root, dirs, files, root_fd in os.fwalk(source, follow_symlinks=False):
+
+    def unreadable(error: OSError) -> None:
+        where = Path(error.filename or source)
+        relative = PurePosixPath(where.relative_to(source).as_posix()) if where.is_relative_to(
+            source) else PurePosixPath(where.name)
+        entries.append((relative, b"", 0.0, f"the folder could not be read ({error.strerror})"))
+
+    for root, dirs, files, root_fd in os.fwalk(source, follow_symlinks=False, onerror=unreadable):
         relative_root = PurePosixPath(Path(root).relative_to(source).as_posix())
         dirs.sort()
         for name in list(dirs):  # fwalk lists links to folders with the folders: never enter them
-            info = os.stat(name, dir_fd=root_fd, follow_symlinks=False)
+            try:
+                info = os.stat(name, dir_fd=root_fd, follow_symlinks=False)
+            except OSError:
+                dirs.remove(name)
+                continue
             relative = relative_root / name
             if not stat.S_ISDIR(info.st_mode):
                 dirs.remove(name)
@@ -419,6 +430,9 @@ def collect(source: Path, tutorials: list[str], limits: Limits | None = None) ->
         entries = _walk_zip(source, budget)
     submissions = []
     for relative, data, mtime, problem in entries:
+        # A name that is not UTF-8 (bytes a folder may hold) is shown with replacement characters.
+        relative = PurePosixPath(relative.as_posix().encode("utf-8", "surrogateescape")
+                                 .decode("utf-8", "replace"))
         student, tutorial, name_problem = identify(relative, tutorials)
         problem = problem or name_problem
         if not problem:

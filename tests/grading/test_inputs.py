@@ -318,3 +318,17 @@ def test_the_command_refuses_a_busy_output_folder_with_a_clear_message(tmp_path,
     assert status == 3 and 1.0 <= waited < 10
     assert "another grader is writing" in err and f"pid {os.getpid()}" in err and "--wait" in err
     assert not (output / "state.json").exists()
+
+
+def test_names_that_are_not_utf8_or_hold_control_characters_are_safe(tmp_path):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    raw = os.fsencode(inputs) + b"/\xff\xfeodd_" + T1.encode() + b".ipynb"
+    with open(raw, "wb") as stream:
+        stream.write(b"{}")
+    (inputs / f"\x1b[2Jbell\x07_{T1}.ipynb").write_bytes(b"{}")
+    found = collect(inputs, TUTORIALS)
+    assert len(found) == 2 and all(s.data == b"{}" and not s.problem for s in found)
+    for sub in found:
+        sub.name.encode("utf-8")  # printable in the CSV and the report
+        assert SAFE_ID.match(sub.student), sub.student
