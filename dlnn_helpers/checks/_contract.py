@@ -138,8 +138,8 @@ def expect_tensor(
     if kind is not torch.Tensor:
         advice = ""
         if kind is np.ndarray:
-            advice = (" Compute it with torch operations on the tensors you are given (a NumPy "
-                      "detour changes the type, and often the dtype).")
+            advice = (" Compute it with torch operations (a NumPy detour changes the type, and "
+                      "often the dtype).")
         elif isinstance(value, torch.nn.Parameter):
             advice = " Return a plain tensor: .detach() it, or compute a new tensor."
         elif kind in (float, int) or isinstance(value, np.generic):

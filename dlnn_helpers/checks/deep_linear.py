@@ -135,12 +135,11 @@ def check_initializer(
                     f"'{layer}' (shape {n_out}x{n_in}) is constant ({mean:.4g}); draw it from a "
                     "normal distribution."
                 )
-            diagnosis = [
-                why
-                for why, wrong in _sigma_mistakes(gamma, n_in, n_out).items()
-                if abs(std / wrong - 1.0) <= rel_tol
-            ]
-            because = f" It looks like {diagnosis[0]}." if diagnosis else ""
+            mistake = find_mistake(
+                std, [Mistake(why, wrong) for why, wrong in _sigma_mistakes(gamma, n_in, n_out).items()],
+                same=lambda got, wrong: abs(got / wrong - 1.0) <= rel_tol,
+            )
+            because = f" It looks like {mistake.why}." if mistake else ""
             raise CheckFailure(
                 f"'{layer}' (shape {n_out}x{n_in}, so n_in={n_in}, n_out={n_out}) has standard "
                 f"deviation {std:.5g} for γ={gamma}, but should have σ = γ / sqrt(n_in + n_out) = "

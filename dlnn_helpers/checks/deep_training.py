@@ -18,7 +18,9 @@ import torch
 from torch import nn
 
 from ..deep_training import batchnorm_mlp, mlp, residual_net
-from ._core import CheckFailure, call_student, captured_warnings, max_rel_error, to_array, warning_note
+from ._contract import expect_tensor
+from ._core import CheckFailure, call_student, captured_warnings, warning_note
+from ._diagnosis import Mistake, judge
 
 _LEAVES: dict[type, str] = {
     nn.Linear: "Linear",
@@ -386,28 +388,19 @@ def check_residual_sequence(
             f"{name} modified its input x in place (e.g. `x += ...`); compute a new tensor: "
             "return f(x) + x."
         )
-    y = to_array(returned, f"the output of {name}")
-    if y.shape != expected.shape:
-        raise CheckFailure(f"The output of {name} should have shape {expected.shape}, got {y.shape}.")
+    y = expect_tensor(returned, f"The output of {name}", shape=expected.shape,
+                      meaning="(batch, width), the shape of its input x")
     f_np = f_x.double().numpy()
     x_np = x.detach().double().numpy()
-    if max_rel_error(y, expected) > 1e-5:
-        mistakes = {
-            "it returns its input unchanged (y = x): the layers are never applied": x_np,
-            "it returns f(x) only: the skip connection `+ x` is missing": f_np,
-            "it applies ReLU after the sum; the block computes just f(x) + x": np.maximum(
-                expected, 0.0),
-            "it subtracts the input (f(x) - x); the block computes f(x) + x": f_np - x_np,
-            "it adds the input twice (f(x) + 2x)": f_np + 2 * x_np,
-            "it doubles f(x) (2 f(x) + x)": 2 * f_np + x_np,
-        }
-        for why, wrong in mistakes.items():
-            if max_rel_error(y, wrong) <= 1e-5:
-                raise CheckFailure(f"{name} is wrong: {why}.")
-        raise CheckFailure(
-            f"{name} does not compute f(x) + x, with f the layers applied in order (largest error "
-            f"{max_rel_error(y, expected):.3g} relative to the largest output)."
-        )
+    judge(f"The output of {name}", y, expected, [
+        Mistake("it returns its input unchanged (y = x): the layers are never applied", x_np),
+        Mistake("it returns f(x) only: the skip connection `+ x` is missing", f_np),
+        Mistake("it applies ReLU after the sum; the block computes just f(x) + x",
+                np.maximum(expected, 0.0)),
+        Mistake("it subtracts the input (f(x) - x); the block computes f(x) + x", f_np - x_np),
+        Mistake("it adds the input twice (f(x) + 2x)", f_np + 2 * x_np),
+        Mistake("it doubles f(x) (2 f(x) + x)", 2 * f_np + x_np),
+    ], rtol=1e-5, advice="The block computes f(x) + x, with f the layers applied in order.")
     if returned.grad_fn is None:
         raise CheckFailure(
             f"The output of {name} is detached from the graph (no gradient can flow back through "

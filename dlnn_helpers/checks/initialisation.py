@@ -19,7 +19,9 @@ import torch
 from torch import nn
 
 from ..deep_training import mlp
-from ._core import CheckFailure, call_student, captured_warnings, to_array, warning_note
+from ._contract import expect_tensor
+from ._core import CheckFailure, call_student, captured_warnings, warning_note
+from ._diagnosis import Mistake, find_mistake
 
 _SENTINEL = 7.0
 _NORMAL_WITHIN_ONE_SD = 0.682689
@@ -35,7 +37,7 @@ def _judge_normal(
     values: np.ndarray,
     sigma: float,
     what: str,
-    mistakes: dict[str, float],
+    mistakes: list[Mistake],
     advice: str,
 ) -> str:
     """Raise CheckFailure unless ``values`` look like draws from N(0, sigma²); return a summary."""
@@ -46,9 +48,9 @@ def _judge_normal(
     if std == 0.0:
         raise CheckFailure(f"{what} is constant ({mean:.4g}); draw it at random. {advice}")
     if abs(std / sigma - 1.0) > tol:
-        diagnosis = [why for why, wrong in mistakes.items()
-                     if wrong > 0 and abs(std / wrong - 1.0) <= tol]
-        because = f" It looks like {diagnosis[0]}." if diagnosis else ""
+        mistake = find_mistake(std, mistakes,
+                               same=lambda got, wrong: wrong > 0 and abs(got / wrong - 1.0) <= tol)
+        because = f" It looks like {mistake.why}." if mistake else ""
         raise CheckFailure(
             f"{what} has standard deviation {std:.4g} but should have {sigma:.4g} "
             f"(ratio {std / sigma:.3g}; a correct answer is within {tol:.1%}).{because} {advice}"
@@ -79,14 +81,16 @@ def _expected_sigma(method: str, n_in: int, scale: float) -> float:
             "he": math.sqrt(2.0 / n_in)}[method]
 
 
-def _init_mistakes(method: str, n_in: int, n_out: int, scale: float) -> dict[str, float]:
+def _init_mistakes(method: str, n_in: int, n_out: int, scale: float) -> list[Mistake]:
+    """The standard deviations that common wrong initialisers give."""
     if method == "random":
-        return {
-            "you multiplied by scale twice": scale**2,
-            "the scale is missing: multiply the N(0, 1) draws by scale": 1.0,
-            "you divided by scale instead of multiplying": 1.0 / scale,
-            "you used sqrt(scale) — scale multiplies the standard normal draws": math.sqrt(scale),
-        }
+        return [
+            Mistake("you multiplied by scale twice", scale**2),
+            Mistake("the scale is missing: multiply the N(0, 1) draws by scale", 1.0),
+            Mistake("you divided by scale instead of multiplying", 1.0 / scale),
+            Mistake("you used sqrt(scale) — scale multiplies the standard normal draws",
+                    math.sqrt(scale)),
+        ]
     formula = "1 / n_in" if method == "xavier" else "2 / n_in"
     mistakes = {
         f"you used n_out (the fan-out); the variance is {formula} with n_in = number of rows":
@@ -103,7 +107,7 @@ def _init_mistakes(method: str, n_in: int, n_out: int, scale: float) -> dict[str
     else:
         mistakes["you used Xavier's variance 1 / n_in; He's is 2 / n_in (ReLU halves the variance)"
                  ] = math.sqrt(1.0 / n_in)
-    return mistakes
+    return [Mistake(why, wrong) for why, wrong in mistakes.items()]
 
 
 def check_init_weights(
@@ -120,7 +124,8 @@ def check_init_weights(
     Parameters
     ----------
     func : callable
-        The student's function; returns a tensor (or NumPy array) of shape (n_in, n_out).
+        The student's function; returns a float32 ``torch.Tensor`` of shape (n_in, n_out) (the
+        contract stated in the tutorial's text).
     method : {"zero", "random", "xavier", "he"}
         What it should draw: all zeros; N(0, 1) · scale; N(0, 1 / n_in); N(0, 2 / n_in).
     seed : int
@@ -152,23 +157,13 @@ def check_init_weights(
             second = call_student(name, func, *args) if method != "zero" else None
     finally:
         np.random.set_state(np_state)  # noqa: NPY002
-    kind = type(first)
-    if kind is torch.Tensor and not first.dtype.is_floating_point:
-        raise CheckFailure(f"{name} returned a tensor of dtype {first.dtype}; weights must be "
-                           "floating point (e.g. torch.float32).")
-    if kind is np.ndarray and first.dtype.kind != "f":
-        raise CheckFailure(f"{name} returned an array of dtype {first.dtype}; weights must be "
-                           "floating point.")
-    weights = to_array(first, f"The result of {name}", allow_numpy=True)
-    if weights.shape == (n_out, n_in) and n_in != n_out:
-        raise CheckFailure(
-            f"{name}({', '.join(map(str, args))}) has shape {weights.shape}: that is (n_out, n_in), "
-            f"nn.Linear's layout. Here a layer computes x @ W, so W has shape (n_in, n_out) = "
-            f"{(n_in, n_out)}."
-        )
-    if weights.shape != (n_in, n_out):
-        raise CheckFailure(f"{name} should return shape (n_in, n_out) = {(n_in, n_out)}, got "
-                           f"{weights.shape}.")
+    contract = {
+        "shape": (n_in, n_out), "dtype": torch.float32, "meaning": "(n_in, n_out)",
+        "dtype_reason": "torch's default, what torch.randn and torch.zeros give",
+        "shape_hints": {(n_out, n_in): "that is (n_out, n_in), nn.Linear's layout; here a layer "
+                        "computes x @ W, so W has shape (n_in, n_out)"} if n_in != n_out else None,
+    }
+    weights = expect_tensor(first, f"The result of {name}({', '.join(map(str, args))})", **contract)
     if method == "zero":
         if not np.all(weights == 0.0):
             raise CheckFailure(
@@ -178,7 +173,7 @@ def check_init_weights(
                    > 2 else "")
             )
         return f"{name} is correct: zeros of shape {(n_in, n_out)}." + warning_note(caught)
-    again = to_array(second, f"The result of {name}", allow_numpy=True)
+    again = expect_tensor(second, f"The result of {name}({', '.join(map(str, args))})", **contract)
     if again.shape == weights.shape and np.array_equal(again, weights):
         raise CheckFailure(
             f"{name} returned exactly the same weights on two calls: do not seed a generator inside "
@@ -312,11 +307,12 @@ def check_supervise_init(
         std = float(weight.std())
         if abs(std / sigma - 1.0) > tol or abs(float(weight.mean())) > 6 * sigma / math.sqrt(
                 weight.size):
-            _judge_normal(weight.reshape(-1), sigma, where, mistakes, advice)
+            _judge_normal(weight.reshape(-1), sigma, where,
+                          [Mistake(why, wrong) for why, wrong in mistakes.items()], advice)
         pooled.append(weight.reshape(-1) / sigma)
         details.append(f"{std:.3g}")
     _judge_normal(np.concatenate(pooled), 1.0, f"The weights of {name} (all layers, standardised)",
-                  {}, "Draw from a normal distribution: " + advice)
+                  [], "Draw from a normal distribution: " + advice)
 
     generator = torch.Generator().manual_seed(seed)
     x = torch.rand(64, sizes[0], generator=generator)
@@ -325,9 +321,8 @@ def check_supervise_init(
         expected = float(criterion(net(x).squeeze(-1), y))
     with captured_warnings() as more:
         returned = call_student(f"{name}.forward", model, x, y)
-    loss = to_array(returned, f"The loss returned by {name}")
-    if loss.shape != ():
-        raise CheckFailure(f"{name}(x, y) should return a scalar loss, got shape {loss.shape}.")
+    loss = expect_tensor(returned, f"The loss returned by {name}(x, y)", shape=(),
+                         meaning="a scalar loss, as criterion returns it")
     if abs(float(loss) - expected) > 1e-5 * max(1.0, abs(expected)):
         raise CheckFailure(
             f"{name}(x, y) returned {float(loss):.6g}, but criterion(net(x).squeeze(), y) is "

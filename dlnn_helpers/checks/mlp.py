@@ -4,6 +4,10 @@ Each layer is a pair of student functions, a forward and a backward pass.  The c
 shapes (batch size 1 included) from its ``seed``, computes the expected values with autograd on its
 own copies, calls the student's functions on other copies, and names the layer and the quantity
 that is wrong (``Linear backward: grad_weight …``), recognising the usual mistakes.
+
+The contract (the exercises' docstrings): the inputs are float64 tensors, and every returned value
+is a float64 tensor of the documented shape; the loss of the squared error is a single number (a
+0-d tensor, or a float).
 """
 
 from __future__ import annotations
@@ -13,15 +17,9 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from ._core import (
-    CheckFailure,
-    call_student,
-    captured_warnings,
-    close,
-    to_array,
-    unpack,
-    warning_note,
-)
+from ._contract import expect_number, expect_tensor
+from ._core import call_student, captured_warnings, unpack, warning_note
+from ._diagnosis import Mistake, judge
 
 _RTOL = 1e-5
 
@@ -50,40 +48,15 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return np.array(t.detach().numpy(), dtype=np.float64, copy=True)
 
 
-def _as_array(value: object, what: str) -> np.ndarray:
-    """Like :func:`to_array`, also accepting a plain Python number (for a scalar loss)."""
-    if type(value) in (float, int):
-        return np.array(float(value))
-    return to_array(value, what, allow_numpy=True)
-
-
 def _compare(
-    layer: str, what: str, got: np.ndarray, expected: np.ndarray, mistakes: dict[str, np.ndarray],
-    shape_hint: str, case: str,
+    layer: str, what: str, returned: object, expected: np.ndarray, mistakes: list[Mistake],
+    shape_meaning: str, case: str, shape_hints: dict[tuple[int, ...], str] | None = None,
 ) -> None:
-    """Raise a CheckFailure naming the layer and quantity when ``got`` is not ``expected``."""
-    where = f"{layer}: {what}"
-    if got.shape != expected.shape:
-        for message, candidate in mistakes.items():
-            if candidate.shape == got.shape and close(got, candidate, _RTOL):
-                raise CheckFailure(f"{where} has shape {got.shape}, expected {expected.shape} "
-                                   f"({shape_hint}); {message} [{case}].")
-        if got.size == expected.size and got.size > 1:
-            note = " It has the right number of entries: check the order of the factors."
-        else:
-            note = ""
-        raise CheckFailure(f"{where} has shape {got.shape}, expected {expected.shape} "
-                           f"({shape_hint}) [{case}].{note}")
-    if close(got, expected, _RTOL):
-        return
-    for message, candidate in mistakes.items():
-        if candidate.shape == got.shape and close(got, candidate, _RTOL):
-            raise CheckFailure(f"{where} is wrong: {message} [{case}].")
-    worst = np.unravel_index(np.argmax(np.abs(got - expected)), expected.shape)
-    raise CheckFailure(
-        f"{where} is wrong [{case}]: at index {tuple(int(i) for i in worst)} expected "
-        f"{expected[worst]:.6f}, got {got[worst]:.6f}."
-    )
+    """Hold ``returned`` to the contract (a float64 tensor of the expected shape), then judge it."""
+    label = f"{layer}: {what} ({case})"
+    got = expect_tensor(returned, label, shape=expected.shape, dtype=torch.float64,
+                        meaning=shape_meaning, shape_hints=shape_hints)
+    judge(label, got, expected, mistakes, rtol=_RTOL)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -119,34 +92,36 @@ def check_linear_layer(
             e_out, e_x, e_w, e_b = (_np(t) for t in (out_ref, xr.grad, wr.grad, br.grad))
             xn, wn, bn, gn = (_np(t) for t in (x, w, b, grad_out))
 
-            out = _as_array(call_student(names[0], forward, x.clone(), w.clone(), b.clone()), "out")
-            _compare(layer_f, "the output", out, e_out, {
-                "the bias is missing (out = x Wᵀ + b)": xn @ wn.T,
-                "the bias is subtracted; out = x Wᵀ + b": xn @ wn.T - bn,
-            }, "batch, n_out", case)
+            out = call_student(names[0], forward, x.clone(), w.clone(), b.clone())
+            _compare(layer_f, "the output", out, e_out, [
+                Mistake("the bias is missing (out = x Wᵀ + b)", xn @ wn.T),
+                Mistake("the bias is subtracted; out = x Wᵀ + b", xn @ wn.T - bn),
+            ], "(B, n_out)", case, {(n_out, batch): "it looks transposed: out = x Wᵀ + b"})
 
             result = call_student(names[1], backward, grad_out.clone(), x.clone(), w.clone())
             got_x, got_w, got_b = unpack(result, ("grad_x", "grad_weight", "grad_bias"), names[1])
-            got_x = _as_array(got_x, "grad_x")
-            got_w = _as_array(got_w, "grad_weight")
-            got_b = _as_array(got_b, "grad_bias")
-            _compare(layer_b, "grad_x", got_x, e_x, {
-                "that is ∂L/∂W; grad_x = grad_out W": gn.T @ xn,
-            }, "batch, n_in", case)
-            _compare(layer_b, "grad_weight", got_w, e_w, {
-                "it is transposed: ∂L/∂W = grad_outᵀ x has the shape of W, (n_out, n_in)": xn.T @ gn,
-                "it is divided by the batch size; the gradients of the examples add up (the loss "
-                "already holds any averaging)": gn.T @ xn / batch,
-                "it uses the output instead of the input: ∂L/∂W = grad_outᵀ x": gn.T @ e_out,
-            }, "n_out, n_in", case)
+            _compare(layer_b, "grad_x", got_x, e_x, [
+                Mistake("that is ∂L/∂W; grad_x = grad_out W", gn.T @ xn),
+            ], "(B, n_in)", case, {(n_out, n_in): "that is the shape of W: grad_x = grad_out W "
+                                  "has the shape of x"})
+            _compare(layer_b, "grad_weight", got_w, e_w, [
+                Mistake("it is divided by the batch size; the gradients of the examples add up "
+                        "(the loss already holds any averaging)", gn.T @ xn / batch),
+                Mistake("it uses the output instead of the input: ∂L/∂W = grad_outᵀ x",
+                        gn.T @ e_out if e_out.shape[1] == n_in else None),
+            ], "(n_out, n_in), the shape of W", case, {
+                (n_in, n_out): "it is transposed: ∂L/∂W = grad_outᵀ x has the shape of W, "
+                "(n_out, n_in)"})
             sum_b = gn.sum(axis=0)
-            _compare(layer_b, "grad_bias", got_b, e_b, {
-                "it is not summed over the batch: ∂L/∂b = grad_out.sum(dim=0)": gn,
-                "it is averaged over the batch; sum the examples' gradients instead": sum_b / batch,
-                "it is summed over the wrong axis (the output units instead of the batch)": gn.sum(
-                    axis=1
-                ),
-            }, "n_out", case)
+            _compare(layer_b, "grad_bias", got_b, e_b, [
+                Mistake("it is averaged over the batch; sum the examples' gradients instead",
+                        sum_b / batch),
+            ], "(n_out,), the shape of b", case, {
+                (batch, n_out): "it is not summed over the batch: ∂L/∂b = grad_out.sum(dim=0)"
+                if batch > 1 else "it has an extra axis of size 1: ∂L/∂b = grad_out.sum(dim=0) "
+                "sums over the batch axis, and has the shape of b",
+                (batch,): "it is summed over the wrong axis (the output units instead of the "
+                "batch)"})
     return (f"{names[0]} and {names[1]} agree with autograd on {n_cases} random shapes, batch size "
             "1 included." + warning_note(caught))
 
@@ -178,23 +153,27 @@ def check_relu_layer(
             out_ref.backward(grad_out)
             e_out, e_x = _np(out_ref), _np(xr.grad)
             xn, gn = _np(x), _np(grad_out)
-            out = _as_array(call_student(names[0], forward, x.clone()), "out")
-            _compare("ReLU forward", "the output", out, e_out, {
-                "negative inputs should become 0, positive ones stay as they are": np.minimum(xn, 0),
-                "that is the absolute value; ReLU sets negative inputs to 0": np.abs(xn),
-                "that is the step function 1[x > 0]; ReLU returns max(x, 0)": (xn > 0) * 1.0,
-            }, "same as x", case)
-            got = _as_array(call_student(names[1], backward, grad_out.clone(), x.clone()), "grad_x")
-            _compare("ReLU backward", "grad_x", got, e_x, {
-                "grad_out is missing: multiply it by the derivative 1[x > 0]": (xn > 0) * 1.0,
-                "it multiplies grad_out by relu(x); the derivative of ReLU is 1[x > 0], not relu(x)":
-                    gn * np.maximum(xn, 0),
-                "it multiplies grad_out by x; the derivative of ReLU is 1[x > 0]": gn * xn,
-                "the ReLU's derivative is missing: grad_out passes only where x > 0": gn,
-                "it uses sign(x); the derivative of ReLU is 0 (not -1) for negative x":
-                    gn * np.sign(xn),
-                "the mask is inverted: gradients flow where x > 0, not where x < 0": gn * (xn < 0),
-            }, "same as x", case)
+            out = call_student(names[0], forward, x.clone())
+            _compare("ReLU forward", "the output", out, e_out, [
+                Mistake("negative inputs should become 0, positive ones stay as they are",
+                        np.minimum(xn, 0)),
+                Mistake("that is the absolute value; ReLU sets negative inputs to 0", np.abs(xn)),
+                Mistake("that is the step function 1[x > 0]; ReLU returns max(x, 0)",
+                        (xn > 0) * 1.0),
+            ], "the shape of x", case)
+            got = call_student(names[1], backward, grad_out.clone(), x.clone())
+            _compare("ReLU backward", "grad_x", got, e_x, [
+                Mistake("grad_out is missing: multiply it by the derivative 1[x > 0]",
+                        (xn > 0) * 1.0),
+                Mistake("it multiplies grad_out by relu(x); the derivative of ReLU is 1[x > 0], "
+                        "not relu(x)", gn * np.maximum(xn, 0)),
+                Mistake("it multiplies grad_out by x; the derivative of ReLU is 1[x > 0]", gn * xn),
+                Mistake("the ReLU's derivative is missing: grad_out passes only where x > 0", gn),
+                Mistake("it uses sign(x); the derivative of ReLU is 0 (not -1) for negative x",
+                        gn * np.sign(xn)),
+                Mistake("the mask is inverted: gradients flow where x > 0, not where x < 0",
+                        gn * (xn < 0)),
+            ], "the shape of x", case)
     return f"{names[0]} and {names[1]} agree with autograd." + warning_note(caught)
 
 
@@ -227,28 +206,27 @@ def check_squared_error(
             e_loss, e_grad = _np(loss_ref), _np(pr.grad)
             pn, tn = _np(pred), _np(target)
             diff, count = pn - tn, pn.size
-            loss = _as_array(call_student(names[0], forward, pred.clone(), target.clone()), "loss")
-            if loss.size != 1:
-                raise CheckFailure(f"Squared error forward: the loss has shape {loss.shape}; it "
-                                   f"should be a single number (the mean over all entries) [{case}].")
-            _compare("Squared error forward", "the loss", loss.reshape(()), e_loss, {
-                "it is averaged over the batch only; take the mean over all B × k entries":
-                    np.array((diff**2).sum() / batch),
-                "it is the sum of squared errors; take the mean over all entries":
-                    np.array((diff**2).sum()),
-                "the errors are not squared": np.array(diff.mean()),
-                "it has an extra 1/2 factor; nn.MSELoss has none": np.array(0.5 * (diff**2).mean()),
-                "that is the root mean squared error; do not take the square root":
-                    np.array(np.sqrt((diff**2).mean())),
-            }, "a single number", case)
-            got = _as_array(call_student(names[1], backward, pred.clone(), target.clone()),
-                            "grad_pred")
-            _compare("Squared error backward", "grad_pred", got, e_grad, {
-                "the factor 2 of the square's derivative is missing": diff / count,
-                "it is divided by the batch size only; the mean runs over all B × k entries":
-                    2 * diff / batch,
-                "it is not divided by the number of entries N (the loss is a mean)": 2 * diff,
-                "the sign is flipped: ∂L/∂pred = 2 (pred - target) / N": -2 * diff / count,
-                "it is the loss of each entry, not its derivative": diff**2 / count,
-            }, "same as pred", case)
+            returned = call_student(names[0], forward, pred.clone(), target.clone())
+            label = f"Squared error forward: the loss ({case})"
+            loss = np.array(expect_number(returned, label, dtype=torch.float64))
+            judge(label, loss, e_loss, [
+                Mistake("it is averaged over the batch only; take the mean over all B × k entries",
+                        (diff**2).sum() / batch),
+                Mistake("it is the sum of squared errors; take the mean over all entries",
+                        (diff**2).sum()),
+                Mistake("the errors are not squared", diff.mean()),
+                Mistake("it has an extra 1/2 factor; nn.MSELoss has none", 0.5 * (diff**2).mean()),
+                Mistake("that is the root mean squared error; do not take the square root",
+                        np.sqrt((diff**2).mean())),
+            ], rtol=_RTOL)
+            got = call_student(names[1], backward, pred.clone(), target.clone())
+            _compare("Squared error backward", "grad_pred", got, e_grad, [
+                Mistake("the factor 2 of the square's derivative is missing", diff / count),
+                Mistake("it is divided by the batch size only; the mean runs over all B × k "
+                        "entries", 2 * diff / batch),
+                Mistake("it is not divided by the number of entries N (the loss is a mean)",
+                        2 * diff),
+                Mistake("the sign is flipped: ∂L/∂pred = 2 (pred - target) / N", -2 * diff / count),
+                Mistake("it is the loss of each entry, not its derivative", diff**2 / count),
+            ], "the shape of pred", case)
     return f"{names[0]} and {names[1]} agree with autograd." + warning_note(caught)

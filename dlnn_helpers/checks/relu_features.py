@@ -15,15 +15,9 @@ import numpy as np
 import torch
 
 from ..relu_features import gradient_features, make_relu_net
-from ._core import (
-    CheckFailure,
-    call_student,
-    captured_warnings,
-    close,
-    to_array,
-    unpack,
-    warning_note,
-)
+from ._contract import expect_tensor
+from ._core import CheckFailure, call_student, captured_warnings, close, unpack, warning_note
+from ._diagnosis import Mistake, judge, matches
 
 
 def _setup(seed: int, width: int, depth: int, n_points: int) -> tuple[torch.nn.Sequential, torch.Tensor]:
@@ -45,47 +39,24 @@ def _reference_grads(net: torch.nn.Sequential, x: torch.Tensor) -> list[np.ndarr
     return [_numpy(g) for g in gradient_features(copy.deepcopy(net), x.clone()).values()]
 
 
-def _shape_of(value: np.ndarray, expected: tuple[int, ...], what: str, meaning: str) -> np.ndarray:
-    """Accept ``expected`` or a shape with the same entries that only adds/drops size-1 axes."""
-    if value.shape == expected:
-        return value
-    squeeze = tuple(s for s in value.shape if s != 1)
-    if squeeze == tuple(s for s in expected if s != 1) and value.size == int(np.prod(expected)):
-        return value.reshape(expected)
-    if value.shape == expected[::-1] or (
-        len(expected) == 2 and value.shape == (expected[1], expected[0])
-    ):
-        raise CheckFailure(
-            f"{what} has shape {value.shape}; it should be {expected} ({meaning}). It looks "
-            "transposed: put the points along the first axis."
-        )
-    raise CheckFailure(f"{what} has shape {value.shape}; it should be {expected} ({meaning}).")
+def _per_point_mistakes(expected: np.ndarray) -> list[Mistake]:
+    """Mistakes of every per-point gradient: accumulation, a summed loss, a flipped sign."""
+    return [
+        Mistake("the gradients accumulate from point to point: reset them (model.zero_grad(), or "
+                "p.grad = None) before every backward pass", lambda: np.cumsum(expected, axis=0)),
+        Mistake("every row holds the gradient summed over all points: compute the derivative of "
+                "y(x_i) for each point separately, not of y.sum()",
+                lambda: np.broadcast_to(expected.sum(axis=0, keepdims=True), expected.shape)),
+        Mistake("the sign is flipped", lambda: -expected),
+    ]
 
 
-def _diagnose(
-    what: str, got: np.ndarray, expected: np.ndarray, mistakes: dict[str, np.ndarray]
-) -> None:
-    """Raise a CheckFailure naming the mistake when ``got`` differs from ``expected``."""
-    if close(got, expected, 1e-4):
-        return
-    common = {
-        "the gradients accumulate from point to point: reset them (model.zero_grad(), or "
-        "p.grad = None) before every backward pass": np.cumsum(expected, axis=0),
-        "every row holds the gradient summed over all points: compute the derivative of y(x_i) "
-        "for each point separately, not of y.sum()": np.broadcast_to(
-            expected.sum(axis=0, keepdims=True), expected.shape
-        ),
-        "the sign is flipped": -expected,
-    }
-    for message, candidate in {**mistakes, **common}.items():
-        if candidate.shape == got.shape and close(got, candidate, 1e-4):
-            raise CheckFailure(f"{what}: {message}.")
-    bad = np.argwhere(np.abs(got - expected) > 1e-4 * max(1.0, float(np.abs(expected).max())))
-    first = tuple(int(i) for i in bad[0])
-    raise CheckFailure(
-        f"{what} is wrong at {len(bad)} of {got.size} entries; first at index {first}: expected "
-        f"{expected[first]:.5f}, got {got[first]:.5f}."
-    )
+def _transposed(shape: tuple[int, ...], meaning: str) -> dict[tuple[int, ...], str]:
+    """A shape hint for the transposed layout (points along the last axis instead of the first)."""
+    wrong = tuple(reversed(shape))
+    if wrong == shape:
+        return {}
+    return {wrong: f"it looks transposed: put the points along the first axis ({meaning})"}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -104,7 +75,8 @@ def check_first_layer_gradients(
     """Check ``func(model, x) -> (grad_w, grad_b)``: per-point ∂y/∂w₁ and ∂y/∂b₁, each (n, width).
 
     The model has one hidden layer, ``y(x) = Σ_i v_i relu(w_i x + b_i) + c``, so the answers are
-    ``v_i 1[w_i x + b_i > 0] x`` and ``v_i 1[w_i x + b_i > 0]``.
+    ``v_i 1[w_i x + b_i > 0] x`` and ``v_i 1[w_i x + b_i > 0]``.  The contract (the exercise's
+    docstring): two float32 tensors of shape exactly (n, width) — not (n, width, 1).
     """
     net, x = _setup(seed, width, 1, n_points)
     g_w, g_b = _reference_grads(net, x)[:2]
@@ -118,28 +90,32 @@ def check_first_layer_gradients(
     with captured_warnings() as caught:
         result = call_student(name, func, copy.deepcopy(net), x.clone())
     got_w, got_b = unpack(result, ("grad_w", "grad_b"), name)
-    got_w = to_array(got_w, "grad_w", allow_numpy=True)
-    got_b = to_array(got_b, "grad_b", allow_numpy=True)
-    shape, meaning = (n_points, width), "one row per point, one column per hidden unit"
-    got_w = _shape_of(got_w, shape, "grad_w", meaning)
-    got_b = _shape_of(got_b, shape, "grad_b", meaning)
-    if close(got_w, g_b) and close(got_b, g_w):
+    shape, meaning = (n_points, width), "(n, width): one row per point, one column per hidden unit"
+    hints = _transposed(shape, "one row per point")
+    hints_w = {**hints, (n_points, width, 1): "it has an extra axis of size 1 (model[0].weight has "
+               "shape (width, 1), and so has its gradient): flatten each point's gradient, e.g. "
+               "reshape(n, width)"}
+    got_w = expect_tensor(got_w, "grad_w", shape=shape, meaning=meaning, shape_hints=hints_w)
+    got_b = expect_tensor(got_b, "grad_b", shape=shape, meaning=meaning, shape_hints=hints)
+    if matches((got_w, got_b), (g_b, g_w)) and not matches(got_w, g_w):
         raise CheckFailure(f"{name} returned (grad_b, grad_w): return them in the order "
                            "(grad_w, grad_b).")
-    _diagnose("grad_w", got_w, g_w, {
-        "the factor x is missing: ∂(w x + b)/∂w = x, so ∂y/∂w = ∂y/∂b · x": g_b,
-        "the ReLU's derivative 1[w x + b > 0] is missing": v * xs,
-        "the output weight v (the second layer's weight) is missing: ∂y/∂w_i = v_i 1[w_i x + b_i"
-        " > 0] x": mask * xs,
-        "these are the hidden activations relu(w x + b), not derivatives of y": hidden,
-    })
-    _diagnose("grad_b", got_b, g_b, {
-        "the ReLU's derivative 1[w x + b > 0] is missing": np.broadcast_to(v, g_b.shape),
-        "the output weight v (the second layer's weight) is missing: ∂y/∂b_i = v_i 1[w_i x + b_i"
-        " > 0]": mask,
-        "this is ∂y/∂w (it has the factor x); ∂y/∂b has none": g_w,
-        "these are the hidden activations relu(w x + b), not derivatives of y": hidden,
-    })
+    judge("grad_w", got_w, g_w, [
+        Mistake("the factor x is missing: ∂(w x + b)/∂w = x, so ∂y/∂w = ∂y/∂b · x", g_b),
+        Mistake("the ReLU's derivative 1[w x + b > 0] is missing", v * xs),
+        Mistake("the output weight v (the second layer's weight) is missing: ∂y/∂w_i = v_i "
+                "1[w_i x + b_i > 0] x", mask * xs),
+        Mistake("these are the hidden activations relu(w x + b), not derivatives of y", hidden),
+        *_per_point_mistakes(g_w),
+    ])
+    judge("grad_b", got_b, g_b, [
+        Mistake("the ReLU's derivative 1[w x + b > 0] is missing", np.broadcast_to(v, g_b.shape)),
+        Mistake("the output weight v (the second layer's weight) is missing: ∂y/∂b_i = v_i "
+                "1[w_i x + b_i > 0]", mask),
+        Mistake("this is ∂y/∂w (it has the factor x); ∂y/∂b has none", g_w),
+        Mistake("these are the hidden activations relu(w x + b), not derivatives of y", hidden),
+        *_per_point_mistakes(g_b),
+    ])
     return (
         f"{name} gives ∂y/∂w₁ and ∂y/∂b₁ at all {n_points} points for a width-{width} network."
         + warning_note(caught)
@@ -163,7 +139,8 @@ def check_feature_matrix(
     """Check ``func(model, x) -> features`` of shape (n, d): ∂y(x_i)/∂θ_j for every parameter.
 
     Columns follow ``model.parameters()``, each parameter flattened in row-major order (as
-    ``p.reshape(-1)``). ``depth`` selects one or two hidden layers.
+    ``p.reshape(-1)``). ``depth`` selects one or two hidden layers.  The contract: a float32 tensor
+    of shape (n, d).
     """
     net, x = _setup(seed, width, depth, n_points)
     grads = _reference_grads(net, x)
@@ -172,39 +149,32 @@ def check_feature_matrix(
     d = expected.shape[1]
     with captured_warnings() as caught:
         result = call_student(name, func, copy.deepcopy(net), x.clone())
-    got = to_array(result, "the feature matrix", allow_numpy=True)
     first = sum(b.shape[1] for b in blocks[:2])
-    if got.shape == (n_points, first) and d != first:
-        raise CheckFailure(
-            f"the feature matrix has {first} columns, the first layer's parameters only; it needs "
-            f"one column per parameter of the whole network ({d})."
-        )
-    if got.shape == (d, n_points) and d != n_points:
-        raise CheckFailure(
-            f"the feature matrix has shape {got.shape}; it should be (n, d) = {(n_points, d)}: one "
-            "row per point, one column per parameter. Transpose it."
-        )
-    if got.shape != (n_points, d):
-        raise CheckFailure(
-            f"the feature matrix has shape {got.shape}; it should be (n, d) = {(n_points, d)} "
-            f"(n = {n_points} points, d = {d} parameters of the network)."
-        )
+    hints = _transposed((n_points, d), "one row per point, one column per parameter")
+    if d != first:
+        hints[(n_points, first)] = (f"{first} columns are the first layer's parameters only; it "
+                                    f"needs one column per parameter of the whole network ({d})")
+    got = expect_tensor(result, "the feature matrix", shape=(n_points, d),
+                        meaning=f"(n, d) with n = {n_points} points, d = {d} parameters",
+                        shape_hints=hints)
     weights_then_biases = np.concatenate(blocks[0::2] + blocks[1::2], axis=1)
     transposed_weights = np.concatenate(
         [g.transpose(0, 2, 1).reshape(n_points, -1) if g.ndim == 3 else g.reshape(n_points, -1)
          for g in grads], axis=1,
     )
     reversed_layers = np.concatenate(blocks[::-1], axis=1)
-    _diagnose("the feature matrix", got, expected, {
-        "the columns are in another order: all weights first, then all biases; follow "
-        "model.parameters() (weight, bias of each layer in turn)": weights_then_biases,
-        "each weight matrix is flattened column by column (its transpose); flatten p.grad as "
-        "p.grad.reshape(-1)": transposed_weights,
-        "the layers are in reverse order; follow model.parameters()": reversed_layers,
-    })
-    if not close(got, expected) and np.allclose(np.sort(got, axis=1), np.sort(expected, axis=1)):
-        raise CheckFailure("the feature matrix holds the right numbers in the wrong columns: "
-                           "follow model.parameters(), each flattened with reshape(-1).")
+    permuted = (not close(got, expected)
+                and np.allclose(np.sort(got, axis=1), np.sort(expected, axis=1)))
+    judge("the feature matrix", got, expected, [
+        Mistake("the columns are in another order: all weights first, then all biases; follow "
+                "model.parameters() (weight, bias of each layer in turn)", weights_then_biases),
+        Mistake("each weight matrix is flattened column by column (its transpose); flatten p.grad "
+                "as p.grad.reshape(-1)", transposed_weights),
+        Mistake("the layers are in reverse order; follow model.parameters()", reversed_layers),
+        *_per_point_mistakes(expected),
+        Mistake("it holds the right numbers in the wrong columns: follow model.parameters(), each "
+                "flattened with reshape(-1)", got if permuted else None),
+    ])
     return (
         f"{name} builds the {n_points} × {d} feature matrix of a network with {depth} hidden "
         f"layer{'s' if depth > 1 else ''} of width {width}." + warning_note(caught)
@@ -228,7 +198,9 @@ def check_principal_features(
 
     Principal features are unique only up to the sign of each column (and a rotation inside a
     subspace of equal singular values), so the check tests what does not depend on that choice:
-    ``principal.T @ principal = diag(s²)`` and ``principal @ principal.T = F F^T``.
+    ``principal.T @ principal = diag(s²)`` and ``principal @ principal.T = F F^T``.  The
+    contract (the exercise's docstring): two tensors of the dtype of ``features``, ``s`` of shape
+    (r,) and ``principal`` of shape (n, r), r = min(n, d).
     """
     net, x = _setup(seed, width, 1, n_points)
     features = torch.tensor(
@@ -241,28 +213,27 @@ def check_principal_features(
     with captured_warnings() as caught:
         result = call_student(name, func, features.clone())
     got_s, got_p = unpack(result, ("s", "principal"), name)
-    got_s = to_array(got_s, "s", allow_numpy=True).reshape(-1)
-    got_p = to_array(got_p, "principal", allow_numpy=True)
-    if got_s.shape == (f.shape[1],) and r != f.shape[1] or got_s.shape != (r,):
-        raise CheckFailure(f"s has shape {got_s.shape}; it should be ({r},): one singular value "
-                           "per column of the thin SVD (full_matrices=False).")
-    if close(got_s, s**2, 1e-6) and not close(got_s, s, 1e-6):
-        raise CheckFailure("s holds the squares of the singular values (eigenvalues of FᵀF); "
-                           "take the singular values themselves.")
-    if close(got_s, s[::-1], 1e-6) and not close(got_s, s, 1e-6):
-        raise CheckFailure("s is in increasing order; the SVD lists singular values from the "
-                           "largest down.")
-    if not close(got_s, s, 1e-6):
-        raise CheckFailure(f"s is not the list of singular values of the feature matrix: expected"
-                           f" {np.round(s[:4], 4)}…, got {np.round(got_s[:4], 4)}….")
-    if got_p.shape == (f.shape[1], r) and f.shape[1] != f.shape[0]:
-        raise CheckFailure(
-            f"principal has shape {got_p.shape}: that is a (d, r) matrix, probably V diag(s). The "
-            f"principal features live on the points: U diag(s), of shape {(f.shape[0], r)}."
-        )
-    if got_p.shape != (f.shape[0], r):
-        raise CheckFailure(f"principal has shape {got_p.shape}; it should be {(f.shape[0], r)} "
-                           "(one row per point, one column per singular value).")
+    n, d = f.shape
+    dtype = features.dtype
+    got_s = expect_tensor(got_s, "s", shape=(r,), dtype=dtype,
+                          meaning="(r,) with r = min(n, d): one singular value per column of the "
+                          "thin SVD")
+    p_hints = {}
+    if d != n:
+        p_hints[(d, r)] = ("that is a (d, r) matrix, probably V diag(s); the principal features "
+                           "live on the points: U diag(s)")
+    if n != r:
+        p_hints[(n, n)] = ("that is the full U of full_matrices=True; use the thin SVD "
+                           "(full_matrices=False)")
+    got_p = expect_tensor(got_p, "principal", shape=(n, r), dtype=dtype,
+                          meaning="(n, r): one row per point, one column per singular value",
+                          shape_hints=p_hints)
+    judge("s", got_s, s, [
+        Mistake("it holds the squares of the singular values (eigenvalues of FᵀF); take the "
+                "singular values themselves", s**2),
+        Mistake("it is in increasing order; the SVD lists singular values from the largest down",
+                s[::-1]),
+    ], rtol=1e-6, advice="s holds the singular values of the feature matrix, largest first.")
     if close(got_p, f, 1e-6):
         raise CheckFailure("principal equals the feature matrix itself (U diag(s) Vᵀ); drop Vᵀ: "
                            "the principal features are U diag(s).")
@@ -294,7 +265,8 @@ def check_second_layer_gradients(
     """Check ``func(model, x) -> (grad_W2, grad_b2)`` for a network with two hidden layers.
 
     ``grad_W2`` has shape (n, width, width) (index ``[k, i, j]`` is ∂y(x_k)/∂W2[i, j], with
-    ``W2 = model[2].weight`` of shape (out, in)) and ``grad_b2`` shape (n, width).
+    ``W2 = model[2].weight`` of shape (out, in)) and ``grad_b2`` shape (n, width); both float32
+    tensors (the contract of the exercise's docstring).
     """
     net, x = _setup(seed, width, 2, n_points)
     grads = _reference_grads(net, x)
@@ -307,28 +279,30 @@ def check_second_layer_gradients(
     with captured_warnings() as caught:
         result = call_student(name, func, copy.deepcopy(net), x.clone())
     got_w, got_b = unpack(result, ("grad_W2", "grad_b2"), name)
-    got_w = to_array(got_w, "grad_W2", allow_numpy=True)
-    got_b = to_array(got_b, "grad_b2", allow_numpy=True)
-    meaning_w = "point, output unit i, input unit j of the second layer"
-    if got_w.shape == (n_points, width * width):
-        got_w = got_w.reshape(n_points, width, width)
-    got_w = _shape_of(got_w, (n_points, width, width), "grad_W2", meaning_w)
-    got_b = _shape_of(got_b, (n_points, width), "grad_b2", "one row per point")
-    _diagnose("grad_W2", got_w, g_w2, {
-        "the last two axes are swapped: W2 = model[2].weight has shape (out, in), so "
-        "grad_W2[k, i, j] = ∂y(x_k)/∂W2[i, j]": g_w2.transpose(0, 2, 1),
-        "the second layer's ReLU derivative is missing": (v[None, :, None] * h1[:, None, :])
-        + 0.0 * g_w2,
-        "the factor h1 (the first hidden layer's activity) is missing": np.broadcast_to(
-            g_b2[:, :, None], g_w2.shape
-        ),
-    })
-    _diagnose("grad_b2", got_b, g_b2, {
-        "the second layer's ReLU derivative is missing": np.broadcast_to(v, g_b2.shape),
-        "the output weight is missing": mask2,
-        "these are the first layer's bias gradients ∂y/∂b₁; this exercise asks for the second "
-        "layer (model[2])": grads[1],
-    })
+    meaning_w = "(n, m, m): point k, output unit i, input unit j of the second layer"
+    got_w = expect_tensor(got_w, "grad_W2", shape=(n_points, width, width), meaning=meaning_w,
+                          shape_hints={(n_points, width * width): "each point's gradient is "
+                                       "flattened; keep the shape of W2, (m, m)"})
+    got_b = expect_tensor(got_b, "grad_b2", shape=(n_points, width),
+                          meaning="(n, m): one row per point",
+                          shape_hints={**_transposed((n_points, width), "one row per point"),
+                                       (n_points, width, 1): "it has an extra axis of size 1: "
+                                       "return shape (n, m)"})
+    judge("grad_W2", got_w, g_w2, [
+        Mistake("the last two axes are swapped: W2 = model[2].weight has shape (out, in), so "
+                "grad_W2[k, i, j] = ∂y(x_k)/∂W2[i, j]", g_w2.transpose(0, 2, 1)),
+        Mistake("the second layer's ReLU derivative is missing", v[None, :, None] * h1[:, None, :]),
+        Mistake("the factor h1 (the first hidden layer's activity) is missing",
+                np.broadcast_to(g_b2[:, :, None], g_w2.shape)),
+        *_per_point_mistakes(g_w2),
+    ])
+    judge("grad_b2", got_b, g_b2, [
+        Mistake("the second layer's ReLU derivative is missing", np.broadcast_to(v, g_b2.shape)),
+        Mistake("the output weight is missing", mask2),
+        Mistake("these are the first layer's bias gradients ∂y/∂b₁; this exercise asks for the "
+                "second layer (model[2])", grads[1]),
+        *_per_point_mistakes(g_b2),
+    ])
     return (
         f"{name} gives ∂y/∂W₂ and ∂y/∂b₂ at all {n_points} points for a two-hidden-layer network "
         f"of width {width}." + warning_note(caught)

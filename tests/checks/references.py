@@ -72,3 +72,57 @@ class ADAMOptimizer:
     def zero_grad(self):
         for x in self.parameters:
             x.grad = None
+
+
+# ------------------------------------------------------------------------------------------- T6
+
+
+def gradient_features(model, x):
+    """``{name: ∂y(x_k)/∂θ}`` with a leading axis over the points (torch.func)."""
+    params = {name: p.detach() for name, p in model.named_parameters()}
+
+    def output(p, point):
+        return torch.func.functional_call(model, p, (point.unsqueeze(0),)).squeeze()
+
+    return torch.func.vmap(torch.func.grad(output), in_dims=(None, 0))(params, x)
+
+
+def first_layer_gradients(model, x):
+    grads = gradient_features(model, x)
+    return grads["0.weight"].reshape(len(x), -1), grads["0.bias"]
+
+
+def feature_matrix(model, x):
+    return torch.cat([g.reshape(len(x), -1) for g in gradient_features(model, x).values()], dim=1)
+
+
+def principal_features(features):
+    u, s, _ = torch.linalg.svd(features, full_matrices=False)
+    return s, u * s
+
+
+# ------------------------------------------------------------------------------------------- T5
+
+
+def linear_forward(x, weight, bias):
+    return x @ weight.T + bias
+
+
+def linear_backward(grad_out, x, weight):
+    return grad_out @ weight, grad_out.T @ x, grad_out.sum(dim=0)
+
+
+def relu_forward(x):
+    return torch.clamp(x, min=0.0)
+
+
+def relu_backward(grad_out, x):
+    return grad_out * (x > 0)
+
+
+def mse_forward(pred, target):
+    return ((pred - target) ** 2).mean()
+
+
+def mse_backward(pred, target):
+    return 2 * (pred - target) / pred.numel()

@@ -24,8 +24,20 @@ SEEDS = (0, 1, 2048, 99)
 # ---------------------------------------------------------------------------- weight matrices
 
 
+def zero_reference(n_in, n_out):
+    return torch.zeros(n_in, n_out)
+
+
+def zero_full(n_in, n_out):
+    return torch.full((n_in, n_out), 0.0)
+
+
 def zero_numpy(n_in, n_out):
     return np.zeros((n_in, n_out))
+
+
+def zero_float64(n_in, n_out):
+    return torch.zeros(n_in, n_out, dtype=torch.float64)
 
 
 def zero_like_randn(n_in, n_out):
@@ -48,7 +60,7 @@ def zero_empty_garbage(n_in, n_out):
     return torch.arange(n_in * n_out, dtype=torch.float32).reshape(n_in, n_out)
 
 
-@pytest.mark.parametrize("func", [ini.zero_weights, zero_numpy, zero_like_randn])
+@pytest.mark.parametrize("func", [zero_reference, zero_full, zero_like_randn])
 def test_zero_accepts_correct_answers(func):
     assert "is correct" in check_init_weights(func, "zero")
     assert "is correct" in check_init_weights(func, "zero", shape=(3, 70))
@@ -59,7 +71,10 @@ def test_zero_accepts_correct_answers(func):
     [
         (zero_ones, "should return only zeros"),
         (zero_transposed, "that is \\(n_out, n_in\\), nn.Linear's layout"),
-        (zero_int, "weights must be floating point"),
+        (zero_int, r"ex_zero_weights\(400, 150\) has dtype torch.int64; it should be torch.float32"),
+        (zero_float64, "has dtype torch.float64; it should be torch.float32"),
+        (zero_numpy, r"ex_zero_weights\(400, 150\) is a np.ndarray of dtype float64 and shape "
+                     r"\(400, 150\); it should be a torch.Tensor of dtype torch.float32"),
         (zero_empty_garbage, "torch.empty does not clear memory"),
     ],
 )
@@ -70,19 +85,19 @@ def test_zero_rejects_wrong_answers(func, message):
 
 CORRECT = {
     "random": [
-        ini.random_weights,
-        lambda n_in, n_out, scale=0.01: np.random.randn(n_in, n_out) * scale,  # noqa: NPY002
+        lambda n_in, n_out, scale=0.01: torch.randn(n_in, n_out) * scale,
+        lambda n_in, n_out, scale=0.01: torch.empty(n_in, n_out).normal_(0.0, scale),
         lambda n_in, n_out, scale=0.01: nn.init.normal_(torch.empty(n_in, n_out), 0.0, scale),
     ],
     "xavier": [
-        ini.xavier_weights,
+        lambda n_in, n_out: torch.randn(n_in, n_out) / math.sqrt(n_in),
         lambda n_in, n_out: torch.normal(0.0, (1.0 / n_in) ** 0.5, size=(n_in, n_out)),
         lambda n_in, n_out: nn.init.kaiming_normal_(torch.empty(n_out, n_in),
                                                     nonlinearity="linear").T.contiguous(),
     ],
     "he": [
-        ini.he_weights,
-        lambda n_in, n_out: np.random.randn(n_in, n_out) * np.sqrt(2.0 / n_in),  # noqa: NPY002
+        lambda n_in, n_out: torch.randn(n_in, n_out) * math.sqrt(2.0 / n_in),
+        lambda n_in, n_out: torch.randn(n_in, n_out) * torch.tensor(2.0 / n_in).sqrt(),
         lambda n_in, n_out: nn.init.kaiming_normal_(torch.empty(n_out, n_in)).T,
     ],
 }
@@ -125,6 +140,10 @@ WRONG = [
      "that is a uniform distribution"),
     ("he", lambda n_in, n_out: torch.randn(n_out, n_in) * math.sqrt(2.0 / n_in),
      "nn.Linear's layout"),
+    ("he", lambda n_in, n_out: np.random.randn(n_in, n_out) * np.sqrt(2.0 / n_in),  # noqa: NPY002
+     "is a np.ndarray of dtype float64 and shape \\(400, 150\\); it should be a torch.Tensor"),
+    ("he", lambda n_in, n_out: torch.randn(n_in, n_out, dtype=torch.float64) * (2.0 / n_in) ** 0.5,
+     "has dtype torch.float64; it should be torch.float32 \\(torch's default"),
 ]
 
 
@@ -141,8 +160,9 @@ def test_init_check_leaves_the_global_generators_alone():
     expected_torch, expected_np = torch.rand(3), np.random.rand(3)  # noqa: NPY002
     torch.manual_seed(1)
     np.random.seed(1)  # noqa: NPY002
-    check_init_weights(ini.he_weights, "he")
-    check_init_weights(CORRECT["he"][1], "he")
+    check_init_weights(CORRECT["he"][0], "he")
+    with pytest.raises(CheckFailure, match="np.ndarray"):  # draws with NumPy's generator
+        check_init_weights(WRONG[-2][1], "he")
     assert torch.equal(torch.rand(3), expected_torch)
     assert np.array_equal(np.random.rand(3), expected_np)  # noqa: NPY002
 

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from dlnn_helpers import relu_features as rf
 from dlnn_helpers.checks._core import CheckFailure, NotImplementedYet, self_check
 from dlnn_helpers.checks.relu_features import (
     check_feature_matrix,
@@ -17,19 +16,33 @@ from dlnn_helpers.checks.relu_features import (
     check_second_layer_gradients,
 )
 
+from . import references as rf
+
 # ------------------------------------------------------------------------- first-layer gradients
 
 
 def first_loop_item(model, x):
-    """The source's way: a loop over points reading every element with .item()."""
+    """The source's way: a loop over points reading every element with .item(), into tensors."""
     width = model[0].out_features
-    gw, gb = np.zeros((len(x), width)), np.zeros((len(x), width))
+    gw, gb = torch.zeros(len(x), width), torch.zeros(len(x), width)
     for k in range(len(x)):
         model.zero_grad()
         model(x[k : k + 1]).sum().backward()
         for i in range(width):
             gw[k, i] = model[0].weight.grad[i, 0].item()
             gb[k, i] = model[0].bias.grad[i].item()
+    return gw, gb
+
+
+def first_loop_numpy(model, x):
+    """The same loop into NumPy arrays: float64 arrays where float32 tensors are documented."""
+    width = model[0].out_features
+    gw, gb = np.zeros((len(x), width)), np.zeros((len(x), width))
+    for k in range(len(x)):
+        model.zero_grad()
+        model(x[k : k + 1]).sum().backward()
+        gw[k] = model[0].weight.grad[:, 0].numpy()
+        gb[k] = model[0].bias.grad.numpy()
     return gw, gb
 
 
@@ -42,7 +55,12 @@ def first_analytic(model, x):
 
 def first_jacobian_3d(model, x):
     grads = rf.gradient_features(model, x)
-    return grads["0.weight"], grads["0.bias"]  # (n, width, 1) is accepted too
+    return grads["0.weight"], grads["0.bias"]  # (n, width, 1): outside the documented (n, width)
+
+
+def first_float64(model, x):
+    gw, gb = first_analytic(model.double(), x.double())
+    return gw, gb
 
 
 def first_no_zero_grad(model, x):
@@ -81,8 +99,7 @@ def first_transposed(model, x):
     return gw.T, gb.T
 
 
-@pytest.mark.parametrize("answer", [rf.first_layer_gradients, first_loop_item, first_analytic,
-                                    first_jacobian_3d])
+@pytest.mark.parametrize("answer", [rf.first_layer_gradients, first_loop_item, first_analytic])
 def test_first_layer_gradients_accepts_correct_answers(answer):
     assert "gives ∂y/∂w₁ and ∂y/∂b₁" in check_first_layer_gradients(answer)
     assert "width-13" in check_first_layer_gradients(answer, seed=11, width=13, n_points=57)
@@ -93,10 +110,17 @@ def test_first_layer_gradients_accepts_correct_answers(answer):
     [
         (first_no_zero_grad, "the gradients accumulate from point to point"),
         (first_summed, "summed over all points"),
-        (first_no_mask, "grad_w: the ReLU's derivative 1[w x + b > 0] is missing"),
-        (first_no_x, "grad_w: the factor x is missing"),
+        (first_no_mask, "grad_w is wrong: the ReLU's derivative 1[w x + b > 0] is missing"),
+        (first_no_x, "grad_w is wrong: the factor x is missing"),
         (first_swapped, "returned (grad_b, grad_w)"),
-        (first_transposed, "It looks transposed"),
+        (first_transposed, "grad_w has shape (8, 40); it should have shape (40, 8) = (n, width): "
+                           "one row per point, one column per hidden unit: it looks transposed"),
+        (first_jacobian_3d, "grad_w has shape (40, 8, 1); it should have shape (40, 8) = (n, width): "
+                            "one row per point, one column per hidden unit: it has an extra axis "
+                            "of size 1"),
+        (first_loop_numpy, "grad_w is a np.ndarray of dtype float64 and shape (40, 8); it should be "
+                           "a torch.Tensor of dtype torch.float32 and shape (40, 8)"),
+        (first_float64, "grad_w has dtype torch.float64; it should be torch.float32"),
     ],
 )
 def test_first_layer_gradients_rejects_wrong_answers(answer, message):
@@ -170,7 +194,7 @@ def test_feature_matrix_accepts_correct_answers(answer, depth):
     "answer, message, depth",
     [
         (fm_weights_first, "all weights first, then all biases", 1),
-        (fm_transposed, "Transpose it", 1),
+        (fm_transposed, "it looks transposed", 1),
         (fm_first_layer_only, "the first layer's parameters only", 1),
         (fm_no_zero_grad, "the gradients accumulate", 1),
         (fm_column_major, "flattened column by column", 2),
@@ -189,6 +213,16 @@ def pf_numpy(features):
     return s, u @ np.diag(s)
 
 
+def pf_full_sliced(features):
+    u, s, _ = torch.linalg.svd(features)  # full U, then only the first r columns: the same answer
+    return s, u[:, : len(s)] * s
+
+
+def pf_full_u(features):
+    u, s, _ = torch.linalg.svd(features)
+    return s, u
+
+
 def pf_f_times_v(features):
     _, s, vh = torch.linalg.svd(features, full_matrices=False)
     return s, features @ vh.T
@@ -199,7 +233,8 @@ def pf_flipped_signs(features):
     return s, -p
 
 
-@pytest.mark.parametrize("answer", [rf.principal_features, pf_numpy, pf_f_times_v, pf_flipped_signs])
+@pytest.mark.parametrize("answer", [rf.principal_features, pf_full_sliced, pf_f_times_v,
+                                    pf_flipped_signs])
 def test_principal_features_accepts_correct_answers(answer):
     assert "singular values" in check_principal_features(answer)
     assert "singular values" in check_principal_features(answer, seed=31, n_points=12, width=8)
@@ -218,6 +253,13 @@ def test_principal_features_accepts_correct_answers(answer):
          "probably V diag(s)"),
         (lambda f: (rf.principal_features(f)[0], rf.principal_features(f)[1] * rf.principal_features(f)[0]),
          "scaled by s[k]²"),
+        (pf_numpy, "s is a np.ndarray of dtype float64 and shape (16,); it should be a torch.Tensor "
+                   "of dtype torch.float64 and shape (16,)"),
+        (pf_full_u, "principal has shape (30, 30); it should have shape (30, 16) = (n, r): one row "
+                    "per point, one column per singular value: that is the full U of "
+                    "full_matrices=True"),
+        (lambda f: (rf.principal_features(f)[0].float(), rf.principal_features(f)[1].float()),
+         "s has dtype torch.float32; it should be torch.float64"),
     ],
 )
 def test_principal_features_rejects_wrong_answers(answer, message):
@@ -247,9 +289,19 @@ def second_analytic(model, x):
         return gb[:, :, None] * h1[:, None, :], gb
 
 
+def second_numpy(model, x):
+    gw, gb = second_analytic(model, x)
+    return gw.numpy(), gb.numpy()
+
+
 def second_flat(model, x):
     gw, gb = second_analytic(model, x)
-    return gw.reshape(len(x), -1).numpy(), gb.numpy()
+    return gw.reshape(len(x), -1), gb
+
+
+def second_torch_func(model, x):
+    grads = rf.gradient_features(model, x)
+    return grads["2.weight"], grads["2.bias"]
 
 
 def second_transposed(model, x):
@@ -276,7 +328,7 @@ def second_no_h1(model, x):
     return gb[:, :, None].expand_as(gw).clone(), gb
 
 
-@pytest.mark.parametrize("answer", [second_loop, second_analytic, second_flat])
+@pytest.mark.parametrize("answer", [second_loop, second_analytic, second_torch_func])
 def test_second_layer_gradients_accepts_correct_answers(answer):
     assert "two-hidden-layer" in check_second_layer_gradients(answer)
     assert "width 7" in check_second_layer_gradients(answer, seed=41, width=7, n_points=33)
@@ -289,6 +341,11 @@ def test_second_layer_gradients_accepts_correct_answers(answer):
         (second_first_layer, "first layer's bias gradients"),
         (second_no_zero_grad, "the gradients accumulate"),
         (second_no_h1, "the factor h1"),
+        (second_flat, "grad_W2 has shape (30, 25); it should have shape (30, 5, 5) = (n, m, m): "
+                      "point k, output unit i, input unit j of the second layer: each point's "
+                      "gradient is flattened"),
+        (second_numpy, "grad_W2 is a np.ndarray of dtype float32 and shape (30, 5, 5); it should be "
+                       "a torch.Tensor of dtype torch.float32 and shape (30, 5, 5)"),
     ],
 )
 def test_second_layer_gradients_rejects_wrong_answers(answer, message):
