@@ -47,15 +47,19 @@ def terminal_safe(text: str) -> str:
     return "".join(out)
 
 
-def atomic_write(path: Path, data: str | bytes) -> None:
-    """Write ``path`` through a temporary file in the same folder and ``os.replace``."""
+def atomic_write(path: Path, data: str | bytes, durable: bool = False) -> None:
+    """Write ``path`` through a temporary file in the same folder and ``os.replace``.
+
+    ``durable``: also ``fsync`` the data before the rename (the file survives a power cut too).
+    """
     raw = data.encode("utf-8") if isinstance(data, str) else data
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:40]}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as stream:
             stream.write(raw)
-            stream.flush()
-            os.fsync(stream.fileno())
+            if durable:
+                stream.flush()
+                os.fsync(stream.fileno())
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -98,7 +102,7 @@ def write_grades(rows: list[dict], path: Path) -> None:
             "problem": row["message"],
         }
         writer.writerow({column: csv_cell(cells.get(column, "")) for column in CSV_COLUMNS})
-    atomic_write(path, stream.getvalue())
+    atomic_write(path, stream.getvalue(), durable=True)
 
 
 def _figure(tutorial: str, rows: list[dict], maxima: dict[str, float]) -> str:

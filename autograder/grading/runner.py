@@ -270,8 +270,6 @@ def _rejected(sub: Submission, spec: TutorialSpec | None) -> Result:
         maxima={t.grade_id: t.points for t in tests}, manual=dict(spec.manual) if spec else {},
     )
     if spec is not None:
-        from . import feedback
-
         result.feedback_html = feedback.render(result, spec, None)
     return result
 
@@ -550,7 +548,7 @@ def _grade_locked(submissions: list[Submission], output: Path, course: Path, sel
             record(result, sub)
             say(f"  rejected {sub.name}: {result.message}")
         if immediate:
-            report.atomic_write(state_file, json.dumps(state, indent=1))
+            report.atomic_write(state_file, json.dumps(state, indent=1), durable=True)
         width = len(str(len(jobs)))
         for count, (job, sub, outcome) in enumerate(
                 _graded(executor, jobs, own, workers, say), 1):
@@ -562,7 +560,7 @@ def _grade_locked(submissions: list[Submission], output: Path, course: Path, sel
                 result.message = f"the worker failed: {type(outcome).__name__}: {outcome}"[:500]
                 result.feedback_html = feedback.render(result, job.spec, None)
             record(result, sub)
-            report.atomic_write(state_file, json.dumps(state, indent=1))
+            report.atomic_write(state_file, json.dumps(state, indent=1), durable=True)
             line = (f"[{count:>{width}}/{len(jobs)}] {result.tutorial} "
                     f"{result.student}: {result.status} {result.score:g}/{result.max_score:g} "
                     f"({result.seconds:.1f} s)")
@@ -575,7 +573,7 @@ def _grade_locked(submissions: list[Submission], output: Path, course: Path, sel
             executor.shutdown(wait=True, cancel_futures=True)
 
     # Rows of students whose files are no longer identifiable stay; everything is in state.
-    report.atomic_write(state_file, json.dumps(state, indent=1))
+    report.atomic_write(state_file, json.dumps(state, indent=1), durable=True)
     rows = list(state.values())
     report.write_grades(rows, output / "grades.csv")
     seconds = time.perf_counter() - start
