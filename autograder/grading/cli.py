@@ -45,7 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="seconds a cell may run (default: %(default)s)")
     parser.add_argument("--memory-gib", type=float,
                         default=SandboxSettings.memory_bytes / 2**30,
-                        help="address space of a kernel in GiB (default: %(default)s)")
+                        help="memory of all of a submission's processes together, in GiB "
+                             "(per process where control groups are unavailable; default: "
+                             "%(default)s)")
     parser.add_argument("--run-demos", action="store_true",
                         help="run every cell, demonstrations included (slower)")
     parser.add_argument("--force", action="store_true",

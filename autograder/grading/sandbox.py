@@ -224,6 +224,9 @@ def _probe_bwrap(root: bool) -> tuple[str | None, str]:
                               **extra)
     except (OSError, subprocess.SubprocessError) as exc:
         return None, f"bubblewrap could not run: {exc}"
+    if done.returncode == 0 and root and not _can_unshare_mounts():
+        return None, ("root cannot make a mount namespace here (no CAP_SYS_ADMIN), which the "
+                      "sandbox needs to show the Python environment to the kernel's user")
     if done.returncode != 0:
         why = (done.stderr.strip().splitlines() or ["no message"])[-1][:300]
         return None, (f"bubblewrap cannot create namespaces here ({why}); unprivileged user "
@@ -231,6 +234,16 @@ def _probe_bwrap(root: bool) -> tuple[str | None, str]:
                       "user.max_user_namespaces > 0; in Docker: --security-opt "
                       "seccomp=unconfined --security-opt apparmor=unconfined)")
     return path, ""
+
+
+def _can_unshare_mounts() -> bool:
+    """Whether this process could make a mount namespace (what ``jail.py`` does as root)."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        CLONE_NEWNS = 0x00020000
+        os._exit(0 if _libc.unshare(CLONE_NEWNS) == 0 else 1)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status) == 0
 
 
 def _probe_disk(root: bool) -> tuple[bool, str]:
