@@ -137,7 +137,7 @@ def check_initializer(
                 )
             mistake = find_mistake(
                 std, [Mistake(why, wrong) for why, wrong in _sigma_mistakes(gamma, n_in, n_out).items()],
-                same=lambda got, wrong: abs(got / wrong - 1.0) <= rel_tol,
+                same=lambda got, wrong, tol=rel_tol: abs(got / wrong - 1.0) <= tol,
             )
             because = f" It looks like {mistake.why}." if mistake else ""
             raise CheckFailure(
