@@ -362,6 +362,7 @@ def stage_library(base: Path) -> Path:
         digest.update(path.read_bytes())
     lib = base / f"lib-{digest.hexdigest()[:16]}"
     if lib.is_dir():
+        os.utime(lib)  # in use: not pruned
         return lib
     staging = base / f"staging-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
@@ -374,6 +375,12 @@ def stage_library(base: Path) -> Path:
         staging.rename(lib)
     except OSError:  # another worker staged it first
         shutil.rmtree(staging, ignore_errors=True)
+    for old in base.glob("lib-*"):  # copies of earlier versions, unused for a day
+        try:
+            if old != lib and time.time() - old.stat().st_mtime > 86_400:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            continue
     return lib
 
 

@@ -147,6 +147,23 @@ def test_read_only_except_the_scratch_folder():
     assert [f for f, what in seen.items() if what == "written"] == [SCRATCH, "/tmp", "/dev/shm"]
 
 
+def test_no_namespace_or_privilege_can_be_made_inside():
+    _needs("bwrap")
+    seen = _json("""
+    import ctypes, json, os
+    libc = ctypes.CDLL(None, use_errno=True)
+    result = {'uid': os.getuid(), 'hostname': os.uname().nodename}
+    for name, flag in (('user', 0x10000000), ('mount', 0x00020000), ('net', 0x40000000)):
+        result[name] = libc.unshare(flag) == 0
+    result['setuid0'] = libc.setuid(0) == 0
+    print(json.dumps(result))
+    """)
+    assert not (seen["user"] or seen["mount"] or seen["net"] or seen["setuid0"]), seen
+    assert seen["hostname"] == "sandbox"
+    if FOUND.root:
+        assert FIRST_UID <= seen["uid"] < FIRST_UID + UID_RANGE
+
+
 # ------------------------------------------------------------------------------------------------
 # Processes, sockets, shared memory
 # ------------------------------------------------------------------------------------------------
