@@ -13,7 +13,7 @@ each of which either returns a float64 NumPy copy (the student's object is never
 raises :class:`~dlnn_helpers.checks._core.CheckFailure` with a message that names what was returned
 and what was expected.  Anything else inside the contract is judged on its values only.
 
-:func:`check_dependencies` runs, before anything else, the checks of the earlier exercises that a
+:func:`verify_dependencies` runs, before anything else, the checks of the earlier exercises that a
 student's answer calls (``ADAMOptimizer`` calls ``ema_update``), so that a failure is reported where
 it is: "ADAMOptimizer calls your ema_update, which is not correct yet: …".
 """
@@ -307,7 +307,7 @@ class DependencyFailure(CheckFailure):
     """The answer calls the answer of an earlier exercise, which is itself wrong."""
 
 
-def check_dependencies(
+def verify_dependencies(
     name: str, answer: Any, dependencies: dict[str, Callable[..., str]]
 ) -> list[str]:
     """Run the check of every earlier exercise that ``answer`` calls, before checking ``answer``.

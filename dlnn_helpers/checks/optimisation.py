@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from ..loss_surface import LossFunctionWithPlot
-from ._contract import check_dependencies, expect_number, expect_tensor
+from ._contract import verify_dependencies, expect_number, expect_tensor
 from ._core import (
     _TENSOR_CPU,
     _TENSOR_DETACH,
@@ -856,7 +856,7 @@ def check_adam_optimizer(
     """
     problem = _Problem(seed, shapes)
     with captured_warnings() as caught:
-        uses = check_dependencies(name, cls, {"ema_update": check_ema_update})
+        uses = verify_dependencies(name, cls, {"ema_update": check_ema_update})
         for wd in (0.0, weight_decay):
             settings = {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": wd}
             described = f"lr={lr}, betas={tuple(betas)}, eps={eps}, weight_decay={wd}"

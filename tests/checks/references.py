@@ -6,7 +6,11 @@ on where, or whether, the course package ships reference implementations.
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import torch
+from torch import nn
 
 # ------------------------------------------------------------------------------------------- T2
 
@@ -126,3 +130,104 @@ def mse_forward(pred, target):
 
 def mse_backward(pred, target):
     return 2 * (pred - target) / pred.numel()
+
+
+# ------------------------------------------------------------------------------------------- T1
+
+
+def initializer_(model, gamma=1e-12):
+    for weight in model.parameters():
+        n_out, n_in = weight.shape
+        nn.init.normal_(weight, mean=0.0, std=gamma / math.sqrt(n_in + n_out))
+
+
+def net_svd(model, in_dim):
+    w_tot = torch.eye(in_dim)
+    for weight in model.parameters():
+        w_tot = weight.detach() @ w_tot
+    u, s, vh = torch.linalg.svd(w_tot, full_matrices=False)
+    return u, s, vh.mT
+
+
+def net_rsm(h):
+    return h @ h.T
+
+
+def linear_regression(X, Y):
+    return Y @ X.T @ np.linalg.inv(X @ X.T)
+
+
+# ------------------------------------------------------------------------------------------- T3
+
+
+def mlp(input_size, hidden_dims, n_layers=3, activation=nn.ReLU):
+    layers, width = [], input_size
+    for _ in range(n_layers - 1):
+        layers += [nn.Linear(width, hidden_dims), activation()]
+        width = hidden_dims
+    return nn.Sequential(*layers, nn.Linear(width, 1), nn.Sigmoid())
+
+
+def batchnorm_mlp(input_size, hidden_dims, n_layers=6):
+    layers = [nn.Linear(input_size, hidden_dims), nn.ReLU(), nn.BatchNorm1d(hidden_dims)]
+    for _ in range(n_layers - 3):
+        layers += [nn.Linear(hidden_dims, hidden_dims), nn.ReLU()]
+    layers += [nn.Linear(hidden_dims, hidden_dims), nn.ReLU(), nn.BatchNorm1d(hidden_dims),
+               nn.Linear(hidden_dims, 1), nn.Sigmoid()]
+    return nn.Sequential(*layers)
+
+
+class ResidualSequence(nn.Sequential):
+    def forward(self, x):
+        return super().forward(x) + x
+
+
+def residual_net(input_size, hidden_dims, fan_out_dims, n_blocks, batchnorm=False):
+    layers = [nn.Linear(input_size, hidden_dims)]
+    for _ in range(n_blocks):
+        first = nn.BatchNorm1d(hidden_dims) if batchnorm else nn.ReLU()
+        layers.append(ResidualSequence(first, nn.Linear(hidden_dims, fan_out_dims), nn.ReLU(),
+                                       nn.Linear(fan_out_dims, hidden_dims)))
+    if batchnorm:
+        layers.append(nn.BatchNorm1d(hidden_dims))
+    return nn.Sequential(*layers, nn.Linear(hidden_dims, 1), nn.Sigmoid())
+
+
+# ------------------------------------------------------------------------------------------- T4
+
+
+def zero_weights(n_in, n_out):
+    return torch.zeros(n_in, n_out)
+
+
+def random_weights(n_in, n_out, scale=0.01):
+    return torch.randn(n_in, n_out) * scale
+
+
+def xavier_weights(n_in, n_out):
+    return torch.randn(n_in, n_out) / math.sqrt(n_in)
+
+
+def he_weights(n_in, n_out):
+    return torch.randn(n_in, n_out) * math.sqrt(2.0 / n_in)
+
+
+class SuperviseRandomWeights(nn.Module):
+    def __init__(self, criterion, net):
+        super().__init__()
+        self.net = net
+        self.criterion = criterion
+        for module in self.net.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.normal_(module.weight, mean=0.0, std=0.01)
+
+    def forward(self, x, y):
+        return self.criterion(self.net(x).squeeze(-1), y)
+
+
+class SuperviseKaimingWeights(SuperviseRandomWeights):
+    def __init__(self, criterion, net):
+        super().__init__(criterion, net)
+        for module in self.net.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.kaiming_normal_(module.weight)
