@@ -252,3 +252,15 @@ def _spec_from_json(data: dict) -> TutorialSpec:
 def save(spec: TutorialSpec, db_url: str, cache: Path) -> None:
     """Store ``spec`` (after calibration) next to the release notebook."""
     (cache / f"{spec.name}.json").write_text(json.dumps({**_spec_to_json(spec), "db_url": db_url}))
+
+
+def relocate(cache: Path, db_url: str) -> None:
+    """Point the specs saved in ``cache`` at ``db_url`` (a copied output folder and gradebook).
+
+    A prepared and calibrated output folder copied with its gradebook is then used as it is: no
+    ``generate_assignment`` and no calibration again.
+    """
+    for path in sorted(Path(cache).glob("*.json")):
+        data = json.loads(path.read_text())
+        data["db_url"] = db_url
+        path.write_text(json.dumps(data))

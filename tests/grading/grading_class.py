@@ -19,12 +19,24 @@ from pathlib import Path
 
 import nbformat
 
-ROOT = Path(__file__).resolve().parents[2]
-T1 = "T1_DeepLinearNetworks"
-T1_TESTS = {"test_ex_initializer": 2, "test_ex_net_svd": 3, "test_ex_net_rsm": 2,
-            "test_linear_regression": 2}
-EXERCISES = {"ex_initializer": "test_ex_initializer", "ex_net_svd": "test_ex_net_svd",
-             "ex_net_rsm": "test_ex_net_rsm", "linear_regression": "test_linear_regression"}
+from autograder.grading.synthetic import (
+    ALL,
+    CORRECT,
+    EXERCISES,
+    ROOT,
+    T1,
+    T1_TESTS,
+    filled,
+    student_notebook,
+)
+from autograder.grading.synthetic import answers as _answers
+from autograder.grading.synthetic import scores as _scores
+
+from .answers import CORRECT as CORRECT_ELSEWHERE
+from .answers import LIBRARY, T2
+
+__all__ = ["ALL", "EXERCISES", "T1", "T1_TESTS", "Expected", "Targets", "build_class", "filled",
+           "student_notebook", "_answers", "_scores"]
 
 
 @dataclass
@@ -53,91 +65,6 @@ class Targets:
     marker: str
     port: int
     written: list[Path] = field(default_factory=list)
-
-
-def solution_sources(tutorial: str = T1) -> dict[str, str]:
-    """The reference answer of every solution cell (markers removed), by grade id."""
-    nb = nbformat.read(ROOT / "solutions" / tutorial / f"{tutorial}.ipynb", as_version=4)
-    sources = {}
-    for cell in nb.cells:
-        meta = cell.metadata.get("nbgrader", {})
-        if meta.get("solution") and cell.cell_type == "code":
-            lines = [line for line in cell.source.splitlines()
-                     if line.strip() not in ("### BEGIN SOLUTION", "### END SOLUTION")]
-            sources[meta["grade_id"]] = "\n".join(lines)
-    return sources
-
-
-def student_notebook(tutorial: str = T1) -> nbformat.NotebookNode:
-    return nbformat.read(ROOT / "tutorials" / tutorial / f"{tutorial}.ipynb", as_version=4)
-
-
-def filled(answers: dict[str, str], tutorial: str = T1) -> nbformat.NotebookNode:
-    """The student notebook with the given solution cells replaced (others left as stubs)."""
-    nb = student_notebook(tutorial)
-    for cell in nb.cells:
-        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if grade_id in answers:
-            cell.source = answers[grade_id]
-    return nb
-
-
-CORRECT = solution_sources() if (ROOT / "solutions" / T1).is_dir() else {}
-
-ALTERNATIVE = {
-    "ex_initializer": '''def ex_initializer_(model, gamma=1e-12):
-    for weight in model.parameters():
-        n_out, n_in = weight.shape
-        with torch.no_grad():
-            weight.normal_(0.0, gamma / (n_in + n_out) ** 0.5)''',
-    "ex_net_svd": '''def ex_net_svd(model, in_dim):
-    W_tot = torch.eye(in_dim)
-    for weight in model.parameters():
-        W_tot = weight.detach() @ W_tot
-    U, S, V = torch.svd(W_tot)
-    return -U, S, -V''',
-    "ex_net_rsm": '''def ex_net_rsm(h):
-    return torch.einsum("ik,jk->ij", h, h)''',
-    "linear_regression": '''def linear_regression(X, Y):
-    return np.linalg.solve(X @ X.T, X @ Y.T).T''',
-}
-
-WRONG = {
-    "ex_initializer": '''def ex_initializer_(model, gamma=1e-12):
-    for weight in model.parameters():
-        n_out, n_in = weight.shape
-        nn.init.normal_(weight, mean=0.0, std=gamma / math.sqrt(n_in))''',
-    "ex_net_svd": '''def ex_net_svd(model, in_dim):
-    W_tot = torch.eye(in_dim)
-    for weight in model.parameters():
-        W_tot = weight.detach() @ W_tot
-    U, S, Vh = torch.linalg.svd(W_tot, full_matrices=False)
-    return U, S, Vh''',
-    "ex_net_rsm": '''def ex_net_rsm(h):
-    return h.T @ h''',
-    "linear_regression": '''def linear_regression(X, Y):
-    return Y @ X.T''',
-}
-
-STUB = "raise NotImplementedError()"
-
-
-def _answers(**kinds: str) -> dict[str, str]:
-    """Answers by exercise: 'correct', 'alternative', 'wrong' or 'stub' (default)."""
-    table = {"correct": CORRECT, "alternative": ALTERNATIVE, "wrong": WRONG}
-    answers = {}
-    for exercise in EXERCISES:
-        kind = kinds.get(exercise, "stub")
-        answers[exercise] = STUB if kind == "stub" else table[kind][exercise]
-    return answers
-
-
-def _scores(*passed: str) -> dict[str, float]:
-    return {test: (points if test in {EXERCISES[p] for p in passed} else 0.0)
-            for test, points in T1_TESTS.items()}
-
-
-ALL = tuple(EXERCISES)
 
 
 def _with_code(base: dict[str, str], exercise: str, prefix: str = "", suffix: str = "") -> dict:
@@ -420,7 +347,39 @@ def build_class(folder: Path, targets: Targets, tutorials: list[str],
     for tutorial in tutorials:
         if tutorial == T1:
             continue
-        nb = nbformat.read(ROOT / "solutions" / tutorial / f"{tutorial}.ipynb", as_version=4)
-        add("correct", nb, {"*": "full"}, tutorial=tutorial)
+        # Correct answers written apart from the solution notebook: full marks.
+        add("correct", filled(CORRECT_ELSEWHERE[tutorial], tutorial), {"*": "full"},
+            tutorial=tutorial)
         add("untouched", student_notebook(tutorial), {"*": 0.0}, tutorial=tutorial)
+    if T2 in tutorials:
+        # The attack that gave stubs 7/11 when class and callback exercises were judged in the
+        # kernel: replace every check, and the recorder's and its record model's functions.
+        patch = {"gradient_descent": STUB_T2 + T2_PATCH}
+        add("attack_t2_patch", filled(patch, T2), {"*": 0.0}, tutorial=T2)
+        # Optimisers that call torch.optim: correct, and flagged for review.
+        add("library_t2", filled({**CORRECT_ELSEWHERE[T2], **LIBRARY}, T2), {"*": "full"},
+            tutorial=T2, note="bitwise identical to torch.optim")
     return expected
+
+
+STUB_T2 = """def gradient_descent(loss_fn, x, learning_rate, n_steps):
+    raise NotImplementedError()
+"""
+
+T2_PATCH = """
+import sys as _sys
+for _name, _module in list(_sys.modules.items()):
+    if _name.startswith("dlnn_helpers.checks") and _module is not None:
+        for _attr in dir(_module):
+            if _attr.startswith("check_"):
+                setattr(_module, _attr, lambda *a, **k: "ok")
+for _attr in list(globals()):
+    if _attr.startswith("check_"):
+        globals()[_attr] = lambda *a, **k: "ok"
+for _name in ("_dlnn_grading_recorder", "_dlnn_grading_records"):
+    _module = _sys.modules.get(_name)
+    if _module is not None:
+        for _attr in ("record", "save", "drive", "find_check"):
+            if hasattr(_module, _attr):
+                setattr(_module, _attr, lambda *a, **k: None)
+"""

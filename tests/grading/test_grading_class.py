@@ -1,7 +1,8 @@
 """The grading command on a synthetic class: exact grades, attacks contained, bad files reported.
 
-The class (``tests/grading_class.py``) is graded once, with two worker processes, in a private copy
-of the course; every test below asserts something about that one run (and about two re-runs).
+The class (:mod:`tests.grading.grading_class`) is graded once, with two worker processes, in the
+session's prepared and calibrated grading environment (``grading_env``, ``conftest.py``); every test
+below asserts something about that one run (and about two re-runs).
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ import pytest
 from nbgrader.api import Gradebook
 
 from autograder.grading.runner import grade_class
-from autograder.grading.sandbox import FIRST_UID, UID_RANGE, SandboxSettings, privileged
-from autograder.grading.spec import tutorial_ids
+from autograder.grading.sandbox import FIRST_UID, UID_RANGE, privileged
 
-from ..tools import ROOT, copy_course
+from ..tools import ROOT
+from .conftest import sandbox_settings
 from .grading_class import ALL, T1, T1_TESTS, Expected, Targets, _answers, build_class, filled
+
+pytestmark = [pytest.mark.grading, pytest.mark.slow]
 
 
 def _tree_digest(folder: Path) -> dict[str, str]:
@@ -66,12 +69,10 @@ class _Listener:
 
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory):
+def graded(tmp_path_factory, grading_env):
     base = tmp_path_factory.mktemp("grading")
-    course = base / "course"
-    course.mkdir()
-    copy_course(course)
-    inputs, output = base / "submissions", base / "output"
+    course = grading_env.course
+    inputs, output = base / "submissions", grading_env.output(base / "output")
     inputs.mkdir()
     marker = uuid.uuid4().hex
     listener = _Listener()
@@ -80,11 +81,10 @@ def graded(tmp_path_factory):
         course / "pwned", output / "pwned", inputs / "pwned", ROOT / f"pwned-{marker}",
         Path("/tmp") / f"pwned-{marker}", Path.home() / f"pwned-{marker}",
     ]
-    tutorials = tutorial_ids(course / "solutions")
+    tutorials = grading_env.tutorials
     expected = build_class(inputs, targets, tutorials, privileged())
     before = {"course": _tree_digest(course), "inputs": _tree_digest(inputs)}
-    settings = SandboxSettings(cell_timeout=20, notebook_timeout=90, processes=64,
-                               hide=[str(ROOT)])
+    settings = sandbox_settings()
     lines: list[str] = []
     try:
         first = grade_class(inputs, output, course=course, workers=2, settings=settings,
@@ -111,11 +111,7 @@ def _rows(output: Path) -> list[dict]:
 
 
 def _reference_score(graded, tutorial: str) -> tuple[float, float]:
-    """(what the reference solution scores, the maximum) from the grader's calibration.
-
-    Other tutorials are being written while these tests run: a correct submission (the reference
-    itself) must score exactly what the reference scores; tutorial 1's reference scores full marks.
-    """
+    """(what the reference solution scores, the maximum) from the grader's calibration."""
     spec = json.loads((graded["output"] / "cache" / f"{tutorial}.json").read_text())
     failing = {p.split(":")[0] for p in spec["reference_problems"]}
     maximum = sum(t["points"] for t in spec["tests"])
@@ -143,9 +139,9 @@ def test_every_submission_appears_exactly_once_with_its_exact_grade(graded):
         scores = dict(
             item.split("=") for item in row["exercises"].split(";") if item
         )
-        if "*" in e.scores:  # another tutorial: the reference's score, or zero when untouched
-            reference, maximum = _reference_score(graded, e.tutorial)
-            target = reference if e.scores["*"] == "full" else 0.0
+        if "*" in e.scores:  # another tutorial: full marks (answers written apart) or zero
+            _, maximum = _reference_score(graded, e.tutorial)
+            target = maximum if e.scores["*"] == "full" else 0.0
             assert float(row["score"]) == target, (e.student, e.tutorial, row)
             assert float(row["max_score"]) == maximum > 0
             continue

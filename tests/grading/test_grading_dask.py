@@ -10,19 +10,21 @@ import csv
 import os
 
 import nbformat
+import pytest
 from distributed import Client, LocalCluster
 
 from autograder.grading.runner import grade_class
 from autograder.grading.sandbox import SandboxSettings
 
-from ..tools import ROOT, copy_course
+from ..tools import ROOT
 from .grading_class import ALL, T1, _answers, filled, student_notebook
 
+pytestmark = [pytest.mark.grading, pytest.mark.slow]
 
-def test_a_local_dask_cluster_grades_like_the_process_pool(tmp_path, monkeypatch):
-    course = tmp_path / "course"
-    course.mkdir()
-    copy_course(course)
+
+def test_a_local_dask_cluster_grades_like_the_process_pool(tmp_path, monkeypatch, grading_env):
+    course = grading_env.course
+    output = grading_env.output(tmp_path / "out")  # prepared and calibrated once per session
     inputs = tmp_path / "submissions"
     for student, nb in {
         "ada": filled(_answers(**dict.fromkeys(ALL, "correct"))),
@@ -41,7 +43,7 @@ def test_a_local_dask_cluster_grades_like_the_process_pool(tmp_path, monkeypatch
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                       dashboard_address=None) as cluster, Client(cluster) as client:
         executor = client.get_executor()
-        result = grade_class(inputs, tmp_path / "out", course=course, tutorials=[T1],
+        result = grade_class(inputs, output, course=course, tutorials=[T1],
                              executor=executor, settings=SandboxSettings(hide=[str(ROOT)]),
                              progress=None)
         dask_workers = {str(pid) for pid in client.run(os.getpid).values()}
