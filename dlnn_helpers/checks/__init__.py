@@ -1,4 +1,11 @@
-"""Self-checks and autograder checks of the graded exercises (one module per tutorial)."""
+"""Self-checks and autograder checks of the graded exercises (one module per tutorial).
+
+Notebooks import everything from here (``from dlnn_helpers.checks import check_net_svd,
+self_check``), never from a submodule.  Every check holds answers to one contract (the documented
+type, dtype and shape; dependencies first), written in CONTRIBUTING.md and built on ``_contract``
+(what an answer returns) and ``_diagnosis`` (compare, try the known mistakes, report the first bad
+entry).
+"""
 
 from ._core import CheckFailure, NotImplementedYet, self_check
 from .deep_linear import check_initializer, check_linear_regression, check_net_rsm, check_net_svd

@@ -10,9 +10,11 @@ message that says exactly what is wrong.  The same checks serve two places:
 * the nbgrader test cell, which calls the check directly (with other seeds and shapes in the hidden
   part) so that a failure raises.
 
-Values returned by the student are copied into fresh float64 NumPy arrays through unbound methods of
-the exact types ``torch.Tensor`` and ``np.ndarray``; subclasses (whose ``__eq__``, ``__bool__`` or
-``numpy`` could lie) are rejected, and every comparison is computed here on those copies.
+Values returned by the student are held to the exercise's documented type, dtype and shape and
+copied into fresh float64 NumPy arrays by :mod:`~dlnn_helpers.checks._contract` (through unbound
+methods of the exact types ``torch.Tensor`` and ``np.ndarray``; subclasses, whose ``__eq__``,
+``__bool__`` or ``numpy`` could lie, are rejected), and every comparison is computed on those copies
+by :mod:`~dlnn_helpers.checks._diagnosis`.  CONTRIBUTING.md ("The check contract") states the rules.
 """
 
 from __future__ import annotations
@@ -125,7 +127,11 @@ ERROR_HINTS: dict[str, str] = {
 
 
 def to_array(value: Any, what: str, *, allow_numpy: bool = False) -> np.ndarray:
-    """Copy a returned tensor (or array) into a new float64 NumPy array, trusting nothing.
+    """Copy a tensor (or array) into a new float64 NumPy array, trusting nothing.
+
+    For the check's own tensors; what a student's function returns goes through
+    :func:`~dlnn_helpers.checks._contract.expect_tensor` (or ``expect_array``, ``expect_number``),
+    which also hold it to the documented dtype and shape.
 
     Parameters
     ----------

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from ..loss_surface import LossFunctionWithPlot
-from ._contract import verify_dependencies, expect_number, expect_tensor
+from ._contract import expect_number, expect_tensor, verify_dependencies
 from ._core import (
     _TENSOR_CPU,
     _TENSOR_DETACH,
