@@ -32,7 +32,7 @@ _READABLE_FEATURES = np.array(
         [0, 0, 1, 1, 0, 0, 0, 0],  # can_fly
         [1, 1, 0, 0, 0, 0, 0, 0],  # can_swim
         [0, 0, 0, 0, 1, 1, 0, 0],  # has_stem
-        [0, 1, 1, 1, 0, 0, 0, 0],  # is_warmblooded
+        [0, 1, 1, 1, 0, 0, 0, 0],  # is_warmblooded (tunas keep their muscles warm; the text says so)
         [0, 0, 0, 0, 1, 1, 0, 1],  # can_flower
     ]
 )
