@@ -183,19 +183,22 @@ def check_gradient_descent(
             f"x did not change: {name} must update the tensor it was given in place (`x -= ...` "
             "inside `with torch.no_grad():`); `x = x - ...` only makes a new local tensor."
         )
-    variants = {
-        "the gradient is never cleared, so every step adds up the gradients of all earlier steps: "
-        "set `x.grad = None` (or `x.grad.zero_()`) after each update": {"accumulate": True},
-        "x moves up the gradient (gradient ascent): subtract learning_rate * x.grad": {"sign": -1.0},
-    }
-    for why, options in variants.items():
-        if close(final, _descent_variant(bowl_t, start_t, lr_sim, n_steps, **options), rtol=_RTOL):
-            raise CheckFailure(f"Wrong final x: {why}.")
-    for steps, why in ((n_steps - 1, "one step too few"), (n_steps + 1, "one step too many")):
-        if steps >= 0 and close(final, _descent_variant(bowl_t, start_t, lr_sim, steps), rtol=_RTOL):
-            raise CheckFailure(f"Wrong final x: {why}; run exactly n_steps = {n_steps} updates.")
-    if close(final, _descent_variant(bowl_t, start_t, torch.tensor(1.0), n_steps), rtol=_RTOL):
-        raise CheckFailure("Wrong final x: the learning rate is missing (x -= learning_rate * x.grad).")
+    def run(steps: int = n_steps, lr: torch.Tensor = lr_sim, **options: Any) -> Callable[[], Any]:
+        return lambda: _descent_variant(bowl_t, start_t, lr, steps, **options) if steps >= 0 else None
+
+    mistake = find_mistake(final, [
+        Mistake("the gradient is never cleared, so every step adds up the gradients of all "
+                "earlier steps: set `x.grad = None` (or `x.grad.zero_()`) after each update",
+                run(accumulate=True)),
+        Mistake("x moves up the gradient (gradient ascent): subtract learning_rate * x.grad",
+                run(sign=-1.0)),
+        Mistake(f"one step too few; run exactly n_steps = {n_steps} updates", run(n_steps - 1)),
+        Mistake(f"one step too many; run exactly n_steps = {n_steps} updates", run(n_steps + 1)),
+        Mistake("the learning rate is missing (x -= learning_rate * x.grad)",
+                run(lr=torch.tensor(1.0))),
+    ], rtol=_RTOL)
+    if mistake is not None:
+        raise CheckFailure(f"Wrong final x: {mistake.why}.")
     raise CheckFailure(
         f"After {n_steps} steps x is ({final[0]:.5g}, {final[1]:.5g}) but gradient descent "
         f"reaches ({expected[0]:.5g}, {expected[1]:.5g}). Each step: loss = loss_fn(x), "
@@ -569,11 +572,12 @@ def check_simple_gradient_descent(
             )
             if _same(actual, expected):
                 continue
-            for mistake, why in _SGD_MISTAKES.items():
-                if wd == 0.0 and mistake.startswith("wd"):
-                    continue
-                if _same(actual, _sgd_variant(problem, lr, wd, n_steps, mistake)):
-                    raise CheckFailure(f"{name} is wrong ({settings}): {why}.")
+            mistake = find_mistake(actual, [
+                Mistake(why, lambda kind=kind, wd=wd: _sgd_variant(problem, lr, wd, n_steps, kind))
+                for kind, why in _SGD_MISTAKES.items() if wd or not kind.startswith("wd")
+            ], same=_same)
+            if mistake is not None:
+                raise CheckFailure(f"{name} is wrong ({settings}): {mistake.why}.")
             raise CheckFailure(
                 _describe_mismatch(name, actual, expected, settings)
                 + " Each step: x -= lr * (x.grad + weight_decay * x)."
@@ -866,9 +870,12 @@ def check_adam_optimizer(
             actual = _student_trajectory(cls, dict(settings), problem, n_steps, name)
             if _same(actual, expected):
                 continue
-            for why, options in _adam_mistakes(wd).items():
-                if _same(actual, _adam_variant(problem, settings, n_steps, **options)):
-                    raise CheckFailure(f"{name} is wrong ({described}): {why}.")
+            mistake = find_mistake(actual, [
+                Mistake(why, lambda o=options, s=settings: _adam_variant(problem, s, n_steps, **o))
+                for why, options in _adam_mistakes(wd).items()
+            ], same=_same)
+            if mistake is not None:
+                raise CheckFailure(f"{name} is wrong ({described}): {mistake.why}.")
             raise CheckFailure(
                 _describe_mismatch(name, actual, expected, described)
                 + " Per step: t += 1 once; for each parameter g = grad + weight_decay * x, "
