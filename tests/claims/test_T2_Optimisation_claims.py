@@ -12,16 +12,25 @@ import re
 
 import nbformat
 import numpy as np
+import pytest
 import torch
 
 from coursebuild.layout import solution_path
 from dlnn_helpers import optimisers as reference
 from dlnn_helpers.loss_surface import START, LossFunctionWithPlot
+from dlnn_helpers.utils import torch_threads
 
-from .claims_tools import cell_source
+from .claims_tools import cell_outputs, cell_source
 
 TUTORIAL = "T2_Optimisation"
 SEED = 2021  # the notebook's SEED
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Small computations: one thread is as fast on an idle machine and much faster on a busy one."""
+    with torch_threads(1):
+        yield
 
 
 def _gradient_descent(learning_rate, n_steps=50):
@@ -205,3 +214,8 @@ def test_the_next_tutorial_does_not_train_with_the_students_optimisers():
     for name in constructed - {n for n in constructed if n.startswith("torch.optim.")}:
         assert re.search(rf"^from [\w.]+ import .*\b{name}\b", code, re.MULTILINE)
 
+
+
+@pytest.mark.slow
+def test_the_set_up_cell_prints_no_stray_value(reference_run):
+    assert cell_outputs(reference_run(TUTORIAL), "c74328c8") == "Random seed 2021 has been set.\n"

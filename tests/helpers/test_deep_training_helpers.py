@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import itertools
+import os
 
 import matplotlib
 import numpy as np
@@ -162,16 +163,26 @@ def _quiet(func, *args, **kwargs):
     return result, out.getvalue()
 
 
-def test_run_test_stops_at_full_validation_accuracy_and_reports(tiny, monkeypatch):
-    monkeypatch.delenv(dt.AUTOGRADE_ENV_VAR, raising=False)
-    torch.manual_seed(7150)
-    threads = torch.get_num_threads()
-    result, printed = _quiet(
-        dt.run_test,
-        dt.Supervise(nn.BCELoss(), dt.residual_net(36, 16, 32, 2, batchnorm=True)),
-        lambda p: torch.optim.Adam(p, lr=0.01, weight_decay=1e-3),
-        tiny, label="bn res", plot=True,
-    )
+@pytest.fixture(scope="module")
+def trained(tiny):
+    """The 2-block BatchNorm residual network trained by run_test once: (result, printed, net, threads)."""
+    before = os.environ.pop(dt.AUTOGRADE_ENV_VAR, None)
+    try:
+        torch.manual_seed(7150)
+        threads = torch.get_num_threads()
+        net = dt.residual_net(36, 16, 32, 2, batchnorm=True)
+        result, printed = _quiet(
+            dt.run_test, dt.Supervise(nn.BCELoss(), net),
+            lambda p: torch.optim.Adam(p, lr=0.01, weight_decay=1e-3), tiny, label="bn res", plot=True,
+        )
+        return result, printed, net, threads
+    finally:
+        if before is not None:
+            os.environ[dt.AUTOGRADE_ENV_VAR] = before
+
+
+def test_run_test_stops_at_full_validation_accuracy_and_reports(trained):
+    result, printed, _, threads = trained
     assert torch.get_num_threads() == threads
     assert "2849 parameters" in printed and "100% validation accuracy" in printed
     assert result.stop_reason == "100% validation accuracy"
@@ -215,13 +226,8 @@ def test_run_test_stops_on_a_diverging_loss(tiny, monkeypatch):
     assert result.stop_reason == "the loss is not finite"
 
 
-def test_results_table_and_flip_sensitivity(tiny, monkeypatch):
-    monkeypatch.delenv(dt.AUTOGRADE_ENV_VAR, raising=False)
-    torch.manual_seed(7150)
-    net = dt.residual_net(36, 16, 32, 2, batchnorm=True)
-    result, _ = _quiet(dt.run_test, dt.Supervise(nn.BCELoss(), net),
-                       lambda p: torch.optim.Adam(p, lr=0.01, weight_decay=1e-3), tiny,
-                       plot=False)
+def test_results_table_and_flip_sensitivity(trained, tiny):
+    result, _, net, _ = trained
     table = dt.results_table([("bn", "1.0", result), ("missing", "0.5", None)])
     assert "| bn | 1.0 | 1.000 |" in table and "| missing | 0.5 | – |" in table
     sensitivity = dt.flip_sensitivity(net, tiny.val_data).reshape(6, 6)

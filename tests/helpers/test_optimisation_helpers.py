@@ -101,34 +101,6 @@ def test_loss_on_grid_matches_the_loss():
     assert grid[2, 1] == pytest.approx(float(loss_fn(torch.tensor([xs[1], ys[2]]))), rel=1e-6)
 
 
-# ---------------------------------------------------------------------- the source's figures
-
-
-def test_gradient_statistics_of_sgd_reproduce_the_reference_figures():
-    grads, _ = record_gradients(
-        LossFunctionWithPlot(), torch.tensor(START), lambda p: torch.optim.SGD(p, lr=0.1), 50
-    )
-    mean, rms = gradient_mean_rms(grads)
-    assert grads.shape == (50, 2)
-    assert mean.tolist() == pytest.approx([-0.30, 0.09], abs=0.01)
-    assert rms.tolist() == pytest.approx([2.11, 0.31], abs=0.01)
-    assert torch.all(mean.abs() < rms)
-
-
-def test_adam_reaches_a_low_loss_where_plain_gradient_descent_gets_stuck():
-    sgd_loss = LossFunctionWithPlot()
-    gradient_descent(sgd_loss, _start(), 0.1, 50)
-    adam_loss = LossFunctionWithPlot()
-    x = _start()
-    optimiser = ADAMOptimizer([x], lr=0.1, weight_decay=0.1)
-    for _ in range(50):
-        adam_loss(x).backward()
-        optimiser.step()
-        optimiser.zero_grad()
-    assert adam_loss.losses[-1] == pytest.approx(0.03, abs=0.01)
-    assert min(sgd_loss.losses[-10:]) > 0.25  # oscillates across the valley
-
-
 # ---------------------------------------------------------------------------- the optimisers
 
 

@@ -1,0 +1,385 @@
+"""Every claim the text of tutorial 3 makes about a result, checked against the same computation.
+
+The tutorial's training runs take minutes, so the claims about them are read from the reference run
+(the solution notebook executed once per test session, ``reference_run``): each ``run_test`` prints
+its parameter count, a progress line every 500 epochs and a final ``stopped after …`` line, which
+:func:`training_runs` parses.  Claims about the data, the rules and the networks at initialisation
+are recomputed (cheap).  Each test first asserts that the wording of its claim is in the cell it
+guards, so that the text cannot change without the test.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from dlnn_helpers import deep_training as dt
+from dlnn_helpers.classification_data import (
+    hard_classification,
+    hard_rule,
+    tiny_classification,
+    tiny_rule,
+)
+from dlnn_helpers.optimisers import ADAMOptimizer, SimpleGradientDescent
+from dlnn_helpers.utils import torch_threads
+
+from .claims_tools import cell_outputs, cell_source
+
+TUTORIAL = "T3_TrainingDeepNetworks"
+SEED = 7150  # the notebook's SEED
+STOP_REASONS = (
+    "100% validation accuracy",
+    "no progress",
+    "training set fitted, validation accuracy flat",
+    "the loss is not finite",
+    "epoch budget",
+)
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Small computations: one thread is as fast on an idle machine and much faster on a busy one."""
+    with torch_threads(1):
+        yield
+
+
+# ------------------------------------------------------------------------------ reading the runs
+
+
+@dataclass
+class Run:
+    """What one ``run_test`` printed."""
+
+    label: str
+    n_parameters: int
+    progress: list[tuple[int, float, float, float]] = field(default_factory=list)  # epoch, loss, train, val
+    epochs: int = 0
+    stop_reason: str = ""
+    train_acc: float = float("nan")
+    val_acc: float = float("nan")
+
+    @property
+    def losses(self) -> list[float]:
+        return [loss for _, loss, _, _ in self.progress]
+
+
+_HEADER = re.compile(r"^(?P<label>.+): (?P<n>\d+) parameters$")
+_PROGRESS = re.compile(r"^  epoch +(?P<epoch>\d+)  loss (?P<loss>\S+)  train accuracy (?P<train>\S+)  "
+                       r"validation accuracy (?P<val>\S+)$")
+_STOP = re.compile(r"^  stopped after (?P<epochs>\d+) epochs \((?P<reason>[^)]*)\): train accuracy "
+                   r"(?P<train>\S+), validation accuracy (?P<val>\S+) \[")
+
+
+def training_runs(nb, cell_id: str) -> dict[str, Run]:
+    """The runs a cell of an executed notebook printed, by label, in order."""
+    text = re.sub(r"<Figure[^>]*>", "\n", cell_outputs(nb, cell_id))
+    runs: dict[str, Run] = {}
+    run = None
+    for line in text.splitlines():
+        if match := _HEADER.match(line):
+            run = runs[match["label"]] = Run(match["label"], int(match["n"]))
+        elif match := _PROGRESS.match(line):
+            run.progress.append((int(match["epoch"]), float(match["loss"]), float(match["train"]),
+                                 float(match["val"])))
+        elif match := _STOP.match(line):
+            run.epochs, run.stop_reason = int(match["epochs"]), match["reason"]
+            run.train_acc, run.val_acc = float(match["train"]), float(match["val"])
+    assert runs and all(r.stop_reason for r in runs.values()), f"no complete run printed by {cell_id}"
+    return runs
+
+
+@pytest.fixture(scope="module")
+def runs(reference_run) -> dict[str, Run]:
+    """Every run of the reference run of tutorial 3, by a short name."""
+    nb = reference_run(TUTORIAL)
+    by_cell = {cell: list(training_runs(nb, cell).values()) for cell in
+               ("bff7cc8b", "eed957f7", "7f9717b0", "3e476613", "7d78cf78", "4f8ae264", "0e7f8666",
+                "1e5d3797", "8e58efc7", "48bd91d5")}
+    names = {
+        "bff7cc8b": ["sigmoid", "tanh", "relu"], "eed957f7": ["bce"], "7f9717b0": ["torch_sgd", "adam"],
+        "3e476613": ["adam_wd"], "7d78cf78": ["width_64", "width_32", "width_16"],
+        "4f8ae264": ["deep_4x64", "deep_6x32"], "0e7f8666": ["deep_6x32_bn"], "1e5d3797": ["res_4", "res_2"],
+        "8e58efc7": ["bn_res_2", "bn_res_6"], "48bd91d5": ["hard_scratch", "hard_fine_tuned"],
+    }
+    out = {}
+    for cell, cell_runs in by_cell.items():
+        assert len(cell_runs) == len(names[cell]), f"cell {cell} printed {len(cell_runs)} runs"
+        out.update(zip(names[cell], cell_runs, strict=True))
+    return out
+
+
+# ------------------------------------------------------------------------------ run_test and setup
+
+
+def test_the_stopping_rules_in_the_text_are_those_of_run_test():
+    text = cell_source(TUTORIAL, "ed06a29e")
+    assert "Training\nstops at the first of these events" in text
+    assert "the line `stopped after … epochs (…)` names it" in text
+    listed = re.findall(r"^\* \*\*([^*]+)\*\*", text, re.MULTILINE)
+    assert tuple(listed) == STOP_REASONS
+    source = inspect.getsource(dt.run_test)
+    for reason in STOP_REASONS:  # each listed reason is one run_test can give, and no other
+        assert f'stop_reason = "{reason}"' in source
+    assert len(re.findall(r'stop_reason = "', source)) == len(STOP_REASONS)
+    defaults = {name: p.default for name, p in inspect.signature(dt.run_test).parameters.items()}
+    assert defaults["patience"] == 500 and defaults["min_improvement"] == 0.01
+    assert defaults["min_loss_improvement"] == 1e-3 and defaults["max_epochs"] == 2000
+    assert defaults["test_every"] == 10
+    assert "for 500 epochs the validation accuracy has not risen more than 0.01 above its\n  best" in text
+    assert "the training loss has not fallen by even 0.1 %" in text
+    assert "**epoch budget**: 2,000 epochs have run." in text
+    assert "and the training loss has not fallen by even 0.1 %: the network is stuck" in text
+
+
+def test_the_optimisers_are_the_course_versions_and_agree_with_torch_step_for_step():
+    text = cell_source(TUTORIAL, "ed06a29e")
+    assert ("The optimisers are the course's own versions of the classes you wrote in tutorial 2\n"
+            "(`SimpleGradientDescent`, `ADAMOptimizer`), not yours") in text
+    assert "they agree step for step with `torch.optim.SGD` and `torch.optim.Adam`" in text
+    assert "from dlnn_helpers.optimisers import ADAMOptimizer, SimpleGradientDescent" in cell_source(
+        TUTORIAL, "9a743b33")
+    data = tiny_classification()
+    x, y = data.train_data[:256], data.train_labels[:256]
+    for ours, theirs in [
+        (lambda p: SimpleGradientDescent(p, lr=1.0), lambda p: torch.optim.SGD(p, lr=1.0)),
+        (lambda p: ADAMOptimizer(p, lr=0.01, weight_decay=1e-3),
+         lambda p: torch.optim.Adam(p, lr=0.01, weight_decay=1e-3)),
+    ]:
+        weights = []
+        for make in (ours, theirs):
+            torch.manual_seed(SEED)
+            sup = dt.Supervise(nn.BCELoss(), dt.mlp(36, 16, 3))
+            optimizer = make(sup.parameters())
+            for _ in range(20):
+                optimizer.zero_grad()
+                sup(x, y).backward()
+                optimizer.step()
+            weights.append(torch.cat([p.detach().reshape(-1) for p in sup.parameters()]))
+        assert torch.allclose(weights[0], weights[1], atol=1e-5)
+
+
+def test_the_classes_are_balanced_so_chance_is_one_half():
+    text = cell_source(TUTORIAL, "ed06a29e")
+    assert "The classes are balanced, so a network that has learned nothing scores 0.5" in text
+    assert "There are 8,000 training grids and\n1,000 validation grids" in cell_source(TUTORIAL, "193d71fd")
+    data = tiny_classification()
+    assert float(data.train_labels.mean()) == 0.5 and float(data.val_labels.mean()) == 0.5
+    assert data.train_data.shape == (8000, 36) and data.val_data.shape == (1000, 36)
+
+
+def test_a_3_layer_network_has_two_hidden_layers_of_128_units():
+    text = cell_source(TUTORIAL, "88389744")
+    assert "a 3-layer network with two hidden layers of 128\nsigmoid units" in text
+    assert "A \"3-layer network\" therefore has two\nhidden layers." in cell_source(TUTORIAL, "2b899fdc")
+    net = dt.mlp(36, 128, 3, nn.Sigmoid)
+    linears = [m for m in net if isinstance(m, nn.Linear)]
+    assert len(linears) == 3 and [m.out_features for m in linears] == [128, 128, 1]
+
+
+# ------------------------------------------------------------------------------ the runs
+
+
+@pytest.mark.slow
+def test_sigmoid_and_tanh_stall_at_chance_while_relu_ends_near_100_percent(runs):
+    text = cell_source(TUTORIAL, "4d94898a")
+    for claim in (
+        "With sigmoid units the loss never leaves 0.25",
+        "both accuracies stay at chance until `run_test` stops the run for lack of\nprogress",
+        "its loss also stalled near 0.25, and its run was\nstopped for lack of progress too",
+        "With ReLU the loss first sits on a long plateau near 0.25 (for\nabout a thousand epochs), then "
+        "falls steeply, and the network ends close to 100 % on both sets\nafter 2,000 epochs",
+        "on our data it was as\nstuck as sigmoid",
+    ):
+        assert claim in text
+    for name in ("sigmoid", "tanh"):
+        run = runs[name]
+        assert run.stop_reason == "no progress"
+        assert all(abs(loss - 0.25) < 0.005 for loss in run.losses) and run.losses
+        assert abs(run.val_acc - 0.5) < 0.05 and abs(run.train_acc - 0.5) < 0.05
+        assert all(abs(val - 0.5) < 0.05 for _, _, _, val in run.progress)
+    relu = runs["relu"]
+    progress = {epoch: loss for epoch, loss, _, _ in relu.progress}
+    assert progress[500] > 0.2 and progress[1000] > 0.2  # the plateau near 0.25
+    assert progress[2000] < 0.05 * progress[1000]  # then a steep fall
+    assert relu.epochs == 2000 and relu.val_acc >= 0.98 and relu.train_acc >= 0.98
+
+
+@pytest.mark.slow
+def test_cross_entropy_with_learning_rate_1_is_unsteady_and_0_5_does_better(runs):
+    text = cell_source(TUTORIAL, "dbba1572")
+    assert "its loss and accuracies jump up and down, and it ends far below the squared\nerror's 0.99, " \
+           "stopped for lack of progress" in text
+    assert "A smaller\nlearning rate is the usual cure, as the next run shows." in text
+    summary = cell_source(TUTORIAL, "74fc4fca")
+    assert ("trained better with learning rate 0.5 than with 1, and neither run beat the squared error's"
+            in summary)
+    bce, mse, half = runs["bce"], runs["relu"], runs["torch_sgd"]
+    losses = bce.losses
+    assert any(later > earlier for earlier, later in zip(losses, losses[1:], strict=False))  # up and down
+    vals = [val for _, _, _, val in bce.progress]
+    assert any(later < earlier for earlier, later in zip(vals, vals[1:], strict=False))
+    assert bce.stop_reason == "no progress" and round(mse.val_acc, 2) == 0.99
+    assert bce.val_acc < mse.val_acc - 0.2
+    assert half.val_acc > bce.val_acc + 0.1 and half.losses[-1] < min(bce.losses)
+    steady = zip(half.losses, half.losses[1:], strict=False)
+    assert all(later < earlier for earlier, later in steady)
+    assert max(bce.val_acc, half.val_acc) < mse.val_acc
+
+
+@pytest.mark.slow
+def test_adam_fits_the_training_set_within_a_few_hundred_epochs_but_not_the_rule(runs):
+    text = cell_source(TUTORIAL, "ecaf378d")
+    assert "the training loss falls by orders of magnitude" in text
+    assert ("the training accuracy reaches 1.0 within a few hundred epochs, something SGD never "
+            "achieved") in text
+    assert "the\nvalidation accuracy stays well below 1.0" in text
+    adam = runs["adam"]
+    first = adam.progress[0]
+    assert first[0] == 500 and first[2] == 1.0 and first[1] < 1e-2  # 0.693 at the start
+    assert adam.train_acc == 1.0 and adam.val_acc <= 0.95
+    assert adam.stop_reason == "training set fitted, validation accuracy flat"
+    for name in ("sigmoid", "tanh", "relu", "bce", "torch_sgd"):
+        run = runs[name]
+        assert run.train_acc < 1.0 and all(train < 1.0 for _, _, train, _ in run.progress)
+
+
+@pytest.mark.slow
+def test_weight_decay_alone_removes_the_overfitting_and_every_width_reaches_100_percent(runs):
+    text = cell_source(TUTORIAL, "7c8135eb")
+    assert "weight decay alone\nalready removed the over-fitting of the 128-wide network" in text
+    assert ("every width down to 16 reached 100 %\nvalidation accuracy, the 32- and 16-wide ones after more "
+            "epochs than the wider ones.") in text
+    assert "with it, every width from 128 down to 16 reached 100 %" in cell_source(TUTORIAL, "74fc4fca")
+    widths = {128: runs["adam_wd"], 64: runs["width_64"], 32: runs["width_32"], 16: runs["width_16"]}
+    for run in widths.values():
+        assert run.stop_reason == "100% validation accuracy" and run.val_acc == 1.0
+    assert min(widths[32].epochs, widths[16].epochs) > max(widths[128].epochs, widths[64].epochs)
+
+
+@pytest.mark.slow
+def test_the_plain_6_layer_network_never_moves_while_batchnorm_and_residual_networks_learn(runs):
+    text = cell_source(TUTORIAL, "5bd51463")
+    for claim in (
+        "The plain 6-layer network never moved: its loss stayed at ln 2 ≈ 0.693",
+        "both accuracies stayed at 0.5 until the run was stopped\nfor lack of progress",
+        "the same 6-layer network with two BatchNorm layers reached 100 %",
+        "our residual networks\nlearned the rule even without BatchNorm",
+        "with both BatchNorm and skip connections they were the\nfastest of all (about a hundred epochs)",
+    ):
+        assert claim in text
+    summary = cell_source(TUTORIAL, "74fc4fca")
+    assert "BatchNorm and residual connections make deep networks\n  train reliably, and together they " \
+           "solved this task fastest" in summary
+    plain = runs["deep_6x32"]
+    assert plain.stop_reason == "no progress"
+    assert all(abs(loss - 0.6931) < 1e-3 for loss in plain.losses) and plain.losses
+    assert plain.val_acc == 0.5 and plain.train_acc == 0.5
+    assert runs["deep_6x32_bn"].val_acc == 1.0
+    for name in ("res_4", "res_2"):
+        assert runs[name].val_acc == 1.0
+    fastest = sorted(runs.values(), key=lambda r: r.epochs if r.val_acc == 1.0 else 10**6)
+    tiny_runs = [r for r in fastest if not r.label.startswith("hard")]
+    assert {r.label for r in tiny_runs[:2]} == {runs["bn_res_2"].label, runs["bn_res_6"].label}
+    assert all(50 <= runs[name].epochs <= 150 for name in ("bn_res_2", "bn_res_6"))
+
+
+def test_with_default_initialisation_the_grid_dependent_signal_shrinks_through_the_relu_layers():
+    text = cell_source(TUTORIAL, "5bd51463")
+    assert ("the part of the signal that\ndepends on the grid shrinks by a factor of two to three at each of "
+            "the five ReLU layers (about forty\nin all)") in text
+    assert "while the biases keep the activations at their usual size" in text
+    assert "torch.manual_seed(SEED)" in cell_source(TUTORIAL, "4f8ae264")
+    torch.manual_seed(SEED)
+    net = dt.mlp(36, 32, 6, nn.ReLU)
+    h, spreads, levels = tiny_classification().val_data, [], []
+    with torch.no_grad():
+        for module in net:
+            h = module(h)
+            if isinstance(module, nn.ReLU):
+                spreads.append(float(h.std(dim=0).mean()))  # across grids, per unit
+                levels.append(float(h.mean(dim=0).abs().mean()))
+    ratios = np.array(spreads[1:]) / np.array(spreads[:-1])
+    assert len(spreads) == 5 and np.all((ratios > 1 / 3.2) & (ratios < 1 / 2))
+    assert 25 < spreads[0] / spreads[-1] < 60
+    assert levels[-1] > 10 * spreads[-1]  # the biases, not the grid, set the last hidden layer
+
+
+@pytest.mark.slow
+def test_the_deep_networks_have_a_few_thousand_parameters(runs):
+    assert "all have a few thousand parameters." in cell_source(TUTORIAL, "0366082a")
+    for name in ("deep_6x32", "res_4", "res_2", "bn_res_2", "bn_res_6"):
+        assert 2000 < runs[name].n_parameters < 10000
+
+
+@pytest.mark.slow
+def test_fine_tuning_learns_the_hard_task_where_training_from_scratch_only_memorises(runs):
+    text = cell_source(TUTORIAL, "42a567bb")
+    assert "(training accuracy rises, validation accuracy stays near 0.5)" in text
+    assert "fine-tuning it works here too" in cell_source(TUTORIAL, "1caabfcc")
+    assert "A network trained on one task can be the best starting point" in cell_source(TUTORIAL, "74fc4fca")
+    scratch, tuned = runs["hard_scratch"], runs["hard_fine_tuned"]
+    assert scratch.train_acc >= 0.75 and scratch.progress[0][2] >= 0.75
+    assert abs(scratch.val_acc - 0.5) < 0.05 and all(abs(val - 0.5) < 0.05 for *_, val in scratch.progress)
+    assert tuned.val_acc == 1.0 and tuned.epochs < scratch.epochs
+
+
+@pytest.mark.slow
+def test_seven_pixels_matter_four_always_and_three_corners_a_quarter_of_the_time(reference_run):
+    text = cell_source(TUTORIAL, "85985194")
+    for claim in (
+        "Only seven pixels matter.",
+        "The four in the centre change the answer **every** time they flip",
+        "Three corners — top left, top right and\nbottom right — change it about a **quarter** of the time",
+        "this is exactly `tiny_rule`",
+    ):
+        assert claim in text
+    out = cell_outputs(reference_run(TUTORIAL), "facb8cf8")
+    changed = {(int(r), int(c)): float(p) / 100 for r, c, p in
+               re.findall(r"pixel \(row (\d), column (\d)\) changes the answer for ([\d.]+)%", out)}
+    assert set(changed) == {(2, 2), (2, 3), (3, 2), (3, 3), (0, 0), (0, 5), (5, 5)}
+    assert all(changed[p] == 1.0 for p in [(2, 2), (2, 3), (3, 2), (3, 3)])
+    assert all(0.2 <= changed[p] <= 0.33 for p in [(0, 0), (0, 5), (5, 5)])
+    rest = re.search(r"every other pixel changes it for at most ([\d.]+)%", out)
+    assert rest and float(rest[1]) <= 1.0
+    agreement = cell_outputs(reference_run(TUTORIAL), "52766797")
+    assert re.findall(r"([\d.]+)%", agreement) == ["100.0", "100.0", "100.0"]
+
+
+def test_a_corner_matters_exactly_when_the_other_two_are_on_and_the_hard_rule_adds_the_fourth():
+    text = cell_source(TUTORIAL, "85985194")
+    assert "a\ncorner matters exactly when the other two are on" in text
+    hard_text = cell_source(TUTORIAL, "35dbc285")
+    assert "The hard rule adds the fourth corner, bottom left, to the count." in hard_text
+    grids = tiny_classification().val_data.reshape(-1, 6, 6).numpy().astype(np.int64)
+    corners = [(0, 0), (0, 5), (5, 5)]
+    for corner in corners:
+        flipped = grids.copy()
+        flipped[:, corner[0], corner[1]] ^= 1
+        changes = tiny_rule(flipped) != tiny_rule(grids)
+        others = np.all([grids[:, r, c] == 1 for r, c in corners if (r, c) != corner], axis=0)
+        assert np.array_equal(changes, others)
+    hard = hard_classification()
+    hard_grids = hard.val_data.reshape(-1, 6, 6).numpy().astype(np.int64)
+    assert np.array_equal(hard_rule(hard_grids), tiny_rule(hard_grids) ^ hard_grids[:, 5, 0])
+    assert np.array_equal(hard_rule(hard_grids), hard.val_labels.numpy().astype(np.int64))
+
+
+@pytest.mark.slow
+def test_every_run_stops_for_a_reason_the_text_lists(runs):
+    assert "ours stop early by the rules of `run_test` above" in cell_source(TUTORIAL, "124126b3")
+    assert "Every\nexperiment trains full-batch for at most 2,000 epochs" in cell_source(TUTORIAL, "2418cb63")
+    reasons = {run.stop_reason for run in runs.values()}
+    assert reasons <= set(STOP_REASONS)
+    assert {"no progress", "100% validation accuracy", "epoch budget"} <= reasons  # the output shows them
+    assert all(run.epochs <= 2000 for run in runs.values())
+
+
+@pytest.mark.slow
+def test_the_set_up_cell_prints_no_stray_value(reference_run):
+    assert cell_outputs(reference_run(TUTORIAL), "9a743b33") == "Random seed 7150 has been set.\n"
