@@ -450,60 +450,87 @@ def _uid_processes(uid: int) -> set[int]:
 
 
 GRADER = """
-import multiprocessing, os, sys, time
+import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
-from autograder.grading.sandbox import Box, SandboxSettings, die_with_parent
 
-def work(flag):
-    die_with_parent()
-    box = Box(SandboxSettings())
-    box.start("import os, time\\nif os.fork() == 0:\\n    os.setsid()\\ntime.sleep(120)")
-    with open(flag, 'w') as stream:
-        stream.write(f'{box.uid} {os.getpid()} {box.scratch}')
-    time.sleep(120)
+def grade():  # in the worker: the grader process itself imports nothing heavy
+    import nbformat
+    from autograder.grading.sandbox import SandboxSettings
+    from autograder.grading.spec import TutorialSpec
+    from autograder.grading.worker import Job, grade_submission
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(
+        'import os, time\\nif os.fork() == 0:\\n    os.setsid()\\ntime.sleep(120)')]
+    spec = TutorialSpec('T0', nbformat.from_dict(nb), [], {}, {})
+    job = Job(0, 'student', 'T0', 'file', nbformat.writes(nb).encode(), spec, SandboxSettings())
+    return grade_submission(job)
 
 if __name__ == '__main__':
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context('spawn')) as pool:
-        pool.submit(work, sys.argv[1]).result()
+        pool.submit(grade).result()
 """
 
 
+def _descendants(root: int) -> dict[int, int]:
+    """Process id -> uid of every descendant of ``root`` now."""
+    parents, uids = {}, {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            uids[int(entry.name)] = entry.stat().st_uid
+        except (OSError, ValueError, IndexError):
+            continue
+    found, todo = {}, [root]
+    while todo:
+        parent = todo.pop()
+        for pid, ppid in parents.items():
+            if ppid == parent and pid not in found:
+                found[pid] = uids[pid]
+                todo.append(pid)
+    return found
+
+
 def test_a_killed_grader_leaves_no_process_behind(tmp_path):
+    """The real wiring: a process pool worker grading a notebook whose kernel daemonises a child."""
     _needs("root")
     _needs("bwrap")
-    script, flag = tmp_path / "grader.py", tmp_path / "flag"
+    script = tmp_path / "grader.py"
     script.write_text(GRADER)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    grader = subprocess.Popen([sys.executable, str(script), str(flag)], env=env, cwd=ROOT)
+    grader = subprocess.Popen([sys.executable, str(script)], env=env, cwd=ROOT)
     try:
-        for _ in range(600):
-            if flag.exists() and flag.read_text():
+        before: dict[int, int] = {}
+        for _ in range(1200):  # the kernel and its daemonised child run in the sandbox
+            before = _descendants(grader.pid)
+            if sum(FIRST_UID <= uid < FIRST_UID + UID_RANGE for uid in before.values()) >= 4:
                 break
             time.sleep(0.05)
-        uid, worker, scratch = flag.read_text().split()
-        for _ in range(100):  # the sandboxed script and its daemonised child are up
-            if len(_uid_processes(int(uid))) >= 3:
-                break
-            time.sleep(0.05)
-        before = _uid_processes(int(uid))
+        time.sleep(1)
+        before = _descendants(grader.pid)
         os.kill(grader.pid, signal.SIGKILL)
         grader.wait()
-        for _ in range(100):
-            left = _uid_processes(int(uid))
-            worker_alive = Path(f"/proc/{worker}").exists()
-            if not left and not worker_alive:
+        for _ in range(200):
+            left = {pid for pid in before if Path(f"/proc/{pid}").exists()}
+            if not left:
                 break
             time.sleep(0.05)
     finally:
         if grader.poll() is None:
             grader.kill()
-    assert len(before) >= 3
-    assert left == set() and not worker_alive
-    # The next job that takes the slot clears what the killed grader left (its mounted tmpfs).
+            grader.wait()
+    sandboxed = {pid for pid, uid in before.items() if FIRST_UID <= uid < FIRST_UID + UID_RANGE}
+    assert len(sandboxed) >= 4, before  # bubblewrap (2), the kernel, its daemonised child
+    assert left == set(), f"left behind: {left}"
+    # What the killed grader left of its slot (its tmpfs) is cleared by the next job taking it.
+    slot = min(sandboxed_uid for sandboxed_uid in before.values()
+               if FIRST_UID <= sandboxed_uid < FIRST_UID + UID_RANGE) - FIRST_UID
+    scratch = sandbox.scratch_base() / "jobs" / f"s{slot}"
     with Box(SandboxSettings()) as box:
-        cleared = str(box.scratch) == scratch
-    if cleared:
-        assert not os.path.ismount(scratch)
+        if box.slot.number == slot:
+            assert box.scratch == scratch and os.path.ismount(scratch)  # mounted afresh
+            assert not (scratch / "kernel.json").exists()  # the killed job's files are gone
 
 
 # ------------------------------------------------------------------------------------------------
