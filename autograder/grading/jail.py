@@ -160,17 +160,31 @@ def main(argv: list[str]) -> None:
         raise SystemExit("usage: jail.py SETTINGS.json -- KERNEL COMMAND...")
     with open(settings_path) as stream:
         settings = json.load(stream)
-    scratch, inside = settings["scratch"], settings["inside"]
-    root = os.geteuid() == 0
-    uid = settings.get("uid") if root else None
-    sandboxed = bool(settings.get("bwrap"))
-    # The kernel's console output (and bubblewrap's own complaints) go to a log in the scratch
-    # folder, where the grader reads why a kernel did not start; the notebook's output goes to
-    # the grader over the kernel's sockets.
+    scratch = settings["scratch"]
+    uid = settings.get("uid") if os.geteuid() == 0 else None
+    # What this script, bubblewrap and the kernel's console say goes to a log in the scratch
+    # folder, where the grader reads why a kernel did not start (the notebook's output goes to
+    # the grader over the kernel's sockets).
     log = os.open(os.path.join(scratch, ".sandbox.log"),
                   os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
     if uid is not None:
         os.fchown(log, uid, uid)
+    quiet = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(quiet, 0)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    try:
+        start(settings, uid, command)
+    except Exception as exc:  # noqa: BLE001 - one line for the grader's report
+        print(f"jail: {type(exc).__name__}: {exc}", flush=True)
+        raise SystemExit(1) from None
+
+
+def start(settings: dict, uid: int | None, command: list[str]) -> None:
+    """Everything after the log is open: the steps of the module docstring, then ``execve``."""
+    scratch, inside = settings["scratch"], settings["inside"]
+    sandboxed = bool(settings.get("bwrap"))
+    if uid is not None:
         join_cgroups(settings.get("cgroups", []))
     if sandboxed:
         # The kernel sees the scratch folder at ``inside``: its connection file says so.
@@ -212,10 +226,6 @@ def main(argv: list[str]) -> None:
     }
     env.update(settings.get("env", {}))
     os.chdir(scratch)
-    quiet = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(quiet, 0)
-    os.dup2(log, 1)
-    os.dup2(log, 2)
     os.execve(executable, run, env)
 
 

@@ -904,7 +904,7 @@ def execute(nb: nbformat.NotebookNode, job_number: int, settings: SandboxSetting
             expired = True
         except RuntimeError as exc:  # e.g. the kernel never started
             log = _read_tail(box.scratch / ".sandbox.log", 600).strip().splitlines()
-            why = f" ({log[-1]})" if log and log[-1].startswith("bwrap") else ""
+            why = f" ({log[-1][:300]})" if log and log[-1].startswith(("bwrap", "jail")) else ""
             problems.append(f"the kernel failed: {exc}{why}")
         finally:
             problems.extend(box.finish())
