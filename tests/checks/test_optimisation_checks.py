@@ -152,6 +152,11 @@ def stats_numpy_float64(grads):
     return torch.from_numpy(g.mean(axis=0)), torch.from_numpy(np.sqrt((g**2).mean(axis=0)))
 
 
+def stats_numpy_float64_arrays(grads):
+    g = grads.double().numpy()
+    return g.mean(axis=0), np.sqrt((g**2).mean(axis=0))
+
+
 def stats_keepdim(grads):
     return grads.mean(dim=0, keepdim=True), grads.pow(2).mean(dim=0, keepdim=True).sqrt()
 
@@ -210,6 +215,8 @@ def test_gradient_mean_rms_accepts_correct_answers(answer, settings):
         (stats_numpy, "mean is a np.ndarray of dtype float32 and shape (2,); it should be a "
                       "torch.Tensor of dtype torch.float32 and shape (2,)"),
         (stats_numpy_float64, "mean has dtype torch.float64; it should be torch.float32"),
+        (stats_numpy_float64_arrays, "mean is a np.ndarray of dtype float64 and shape (2,); it "
+                                     "should be a torch.Tensor of dtype torch.float32 and shape (2,)"),
         (stats_keepdim, "mean has shape (1, 2); it should have shape (2,) = (n_coordinates,), one "
                         "value per coordinate: it has an extra axis of size 1"),
         (stats_in_place, "modified grads in place"),
