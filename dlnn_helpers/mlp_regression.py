@@ -225,13 +225,26 @@ class DoubleDescent:
     train_mse, test_mse : np.ndarray of shape (k,)
         Median over repetitions (standardised prices: 1 is the error of predicting the mean).
     n_train : int
-        The interpolation threshold: with this many features the model can fit the training set.
+        Number of training points: no model with fewer features can fit the training set exactly.
+    rank : np.ndarray of shape (k,)
+        Median over repetitions of the rank of the training feature matrix (``n_train`` × size). A
+        model fits its training set exactly once the rank reaches ``n_train``; random ReLU units
+        that are zero at every training point (or nearly copy others) add no rank, so this happens
+        a few units above ``n_train``.
     """
 
     n_features: np.ndarray
     train_mse: np.ndarray
     test_mse: np.ndarray
     n_train: int
+    rank: np.ndarray
+
+    @property
+    def threshold(self) -> int:
+        """The interpolation threshold: the smallest size whose median rank is ``n_train`` (-1 when
+        no size reaches it)."""
+        reached = np.flatnonzero(self.rank >= self.n_train)
+        return int(self.n_features[reached[0]]) if len(reached) else -1
 
 
 def double_descent(
@@ -250,8 +263,9 @@ def double_descent(
     output weights ``a``, fitted by minimum-norm least squares -- the solution that gradient descent
     from ``a = 0`` converges to. With fewer than ``n_train`` hidden units this is ordinary least
     squares; with more, the network interpolates the training data, and among all interpolating
-    solutions the minimum-norm one is chosen. The test error peaks where the number of hidden units
-    equals ``n_train`` and falls again beyond it.
+    solutions the minimum-norm one is chosen. The test error peaks near the interpolation threshold,
+    where the training feature matrix first reaches rank ``n_train`` (a few units above ``n_train``,
+    since some random ReLU units are zero at every training point), and falls again beyond it.
 
     Parameters
     ----------
@@ -275,6 +289,7 @@ def double_descent(
     generator = torch.Generator().manual_seed(random_state)
     train = np.empty((n_repeats, len(sizes)))
     test = np.empty((n_repeats, len(sizes)))
+    rank = np.empty((n_repeats, len(sizes)))
     p_max = int(sizes.max())
     with torch_threads(1):
         for r in range(n_repeats):
@@ -290,17 +305,21 @@ def double_descent(
                 a = torch.linalg.lstsq(phi_train[:, :p], y_train, driver="gelsd").solution
                 train[r, k] = float(((phi_train[:, :p] @ a - y_train) ** 2).mean())
                 test[r, k] = float(((phi_test[:, :p] @ a - y_test) ** 2).mean())
-    return DoubleDescent(sizes, np.median(train, 0), np.median(test, 0), n_train)
+                rank[r, k] = int(torch.linalg.matrix_rank(phi_train[:, :p]))
+    return DoubleDescent(sizes, np.median(train, 0), np.median(test, 0), n_train, np.median(rank, 0))
 
 
 def plot_double_descent(result: DoubleDescent) -> None:
-    """Training and test MSE against the number of features (log-log), threshold marked."""
+    """Training and test MSE against the number of features (log-log), with the number of training
+    points and the interpolation threshold marked."""
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.plot(result.n_features, result.test_mse, "o-", ms=3, label="test MSE")
     ax.plot(result.n_features, np.maximum(result.train_mse, 1e-6), "s-", ms=3,
             label="training MSE")
-    ax.axvline(result.n_train, ls="--", c="grey",
-               label=f"interpolation threshold (n_train = {result.n_train})")
+    ax.axvline(result.n_train, ls=":", c="grey", label=f"training points ({result.n_train})")
+    if result.threshold > 0:
+        ax.axvline(result.threshold, ls="--", c="grey",
+                   label=f"interpolation threshold (rank {result.n_train} from {result.threshold} units)")
     ax.set(xscale="log", yscale="log", xlabel="number of hidden units (trained parameters)",
            ylabel="MSE (median over draws)", title="Model-wise double descent")
     ax.legend()

@@ -164,6 +164,13 @@ def elbows(net: nn.Sequential) -> torch.Tensor:
     return (-first.bias / first.weight[:, 0]).detach()
 
 
+def share_near_kinks(net: nn.Sequential, tolerance: float = 0.02) -> float:
+    """The share of first-layer elbows within ``tolerance`` of a kink of the target (0.1, …, 0.9)."""
+    kinks = torch.arange(1, 10, dtype=torch.float32) / 10
+    distance = (elbows(net)[:, None] - kinks[None, :]).abs().min(dim=1).values
+    return float((distance <= tolerance).float().mean())
+
+
 def _linears(net: nn.Sequential) -> list[nn.Linear]:
     layers = [m for m in net if isinstance(m, nn.Linear)]
     if len(layers) < 2 or layers[0].in_features != 1 or layers[-1].out_features != 1:
@@ -743,6 +750,56 @@ def plot_errors(histories: Sequence[History], title: str = "") -> None:
         ax.plot(h.steps / 1e3, h.train_error, ":", c=line.get_color(), label=f"{h.label}: train")
     ax.set(yscale="log", xlabel="SGD steps (thousands)", ylabel="MSE", title=title)
     ax.legend(fontsize=7, ncol=2)
+    plt.show()
+
+
+def final_test_errors(histories: Sequence[History]) -> dict[int, np.ndarray]:
+    """The final test MSE of each run, grouped by width (widths in order of first appearance).
+
+    Returns
+    -------
+    dict mapping int to np.ndarray of shape (n_runs_of_that_width,)
+    """
+    errors: dict[int, list[float]] = {}
+    for h in histories:
+        errors.setdefault(h.width, []).append(float(h.test_error[-1]))
+    return {width: np.array(values) for width, values in errors.items()}
+
+
+def plot_width_comparison(all_layers: Sequence[History], output_only: Sequence[History]) -> None:
+    """Final test MSE against width: one dot per run, a line through the medians of each width."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for runs, label, color, shift in [(all_layers, "all layers", "tab:green", -0.03),
+                                      (output_only, "output layer only", "tab:purple", 0.03)]:
+        errors = final_test_errors(runs)
+        widths = np.array(list(errors))
+        for width, values in errors.items():
+            ax.scatter(np.full(len(values), width * (1 + shift)), values, s=18, c=color, alpha=0.6)
+        ax.plot(widths, [np.median(v) for v in errors.values()], "o-", c=color, lw=2,
+                label=f"{label} (median)")
+    ax.set(xscale="log", yscale="log", xlabel="width (hidden units)", ylabel="final test MSE",
+           title="Each initialisation (dots) and the median (line)")
+    ax.set_xticks(widths, [str(w) for w in widths])
+    ax.minorticks_off()
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    plt.show()
+
+
+def plot_final_fits(
+    all_layers: Sequence[History], output_only: Sequence[History], data: ReluData
+) -> None:
+    """The final function and elbows of each run: all layers trained (top row) against output layer
+    only (bottom row), one column per run (e.g. per width)."""
+    n = len(all_layers)
+    fig, axes = plt.subplots(2, n, figsize=(4.2 * n, 6.6), sharex=True, sharey=True, squeeze=False)
+    for row, runs in enumerate([all_layers, output_only]):
+        for ax, h in zip(axes[row], runs, strict=True):
+            plot_network_function(h.net_at(-1), data, ax,
+                                  f"{h.label}\ntest MSE {h.test_error[-1]:.4f}")
+            ax.title.set_fontsize(9)
+            ax.legend().set_visible(row == 0 and ax is axes[0, -1])
+    fig.tight_layout()
     plt.show()
 
 

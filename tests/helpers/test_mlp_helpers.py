@@ -86,5 +86,13 @@ def test_double_descent_peaks_at_the_interpolation_threshold():
     assert result.test_mse.max() > 10 * result.test_mse[-1]
     beyond = result.n_features > result.n_train + 6
     assert np.all(result.train_mse[beyond] < 1e-6)
+    # the rank of the training features: below n_train for smaller models, n_train from the threshold
+    assert result.rank.shape == result.n_features.shape
+    assert np.all(result.rank <= np.minimum(result.n_features, result.n_train))
+    assert np.all(np.diff(result.rank) >= 0)
+    assert result.n_train <= result.threshold <= result.n_train + 10
+    fits = result.n_features >= result.threshold
+    assert np.all(result.rank[fits] == result.n_train) and np.all(result.rank[~fits] < result.n_train)
+    assert np.all(result.train_mse[fits] < 1e-6) and np.all(result.train_mse[~fits] > 1e-6)
     again = mr.double_descent(n_repeats=8, random_state=1)
     assert np.array_equal(result.test_mse, again.test_mse)

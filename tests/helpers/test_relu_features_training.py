@@ -4,6 +4,7 @@ snapshots, gradient features and the snapshot slider."""
 from __future__ import annotations
 
 import copy
+import time
 
 import matplotlib
 import numpy as np
@@ -92,7 +93,9 @@ def test_the_original_networks_are_not_modified(data):
 
 def test_snapshots_and_errors(data):
     nets = _nets(1, widths=(20,))
+    start = time.perf_counter()
     (history,) = rf.train_relu_nets(nets, data, n_steps=2500, snapshot_every=500, seed=1)
+    wall = time.perf_counter() - start
     assert list(history.steps) == [0, 500, 1000, 1500, 2000, 2500]
     assert history.params[0].shape == (6, 20, 1)
     net = history.net_at(-1)
@@ -100,7 +103,44 @@ def test_snapshots_and_errors(data):
         test = torch.mean((net(data.x_test)[:, 0] - data.y_test) ** 2).item()
     assert np.isclose(history.test_error[-1], test, rtol=1e-4)
     assert history.train_error[-1] < history.train_error[0]
-    assert history.label == "width 20, all layers" and history.seconds > 0
+    assert history.label == "width 20, all layers"
+    # the recorded time is that of the training itself: inside the call, and most of it
+    assert 0.3 * wall <= history.seconds <= wall
+
+
+def test_final_test_errors_group_runs_by_width_and_the_figures_draw(data, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    nets = _nets(1, widths=(3, 5, 3))
+    runs = rf.train_relu_nets(nets * 2, data, output_only=[False] * 3 + [True] * 3, n_steps=200,
+                              snapshot_every=100)
+    errors = rf.final_test_errors(runs[:3])
+    assert list(errors) == [3, 5]
+    assert np.array_equal(errors[3], [runs[0].test_error[-1], runs[2].test_error[-1]])
+    assert np.array_equal(errors[5], [runs[1].test_error[-1]])
+    monkeypatch.setattr(plt, "show", lambda: None)
+    plt.close("all")
+    rf.plot_width_comparison(runs[:3], runs[3:])
+    (ax,) = plt.gcf().axes
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["3", "5"]
+    medians = [line.get_ydata() for line in ax.get_lines()]
+    assert np.allclose(medians[0], [np.median(errors[3]), errors[5][0]])
+    plt.close("all")
+    rf.plot_final_fits(runs[:2], runs[3:5], data)
+    axes = plt.gcf().axes
+    assert len(axes) == 4 and "output layer only" in axes[2].get_title()
+    assert f"{runs[0].test_error[-1]:.4f}" in axes[0].get_title()
+    plt.close("all")
+
+
+def test_share_near_kinks_counts_elbows_close_to_a_tenth():
+    net = rf.make_relu_net(4, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():  # elbows -b/w at 0.1, 0.23, 0.55 and 0.95: 0, 0.03, 0.05, 0.05 from a kink
+        net[0].weight[:, 0] = torch.tensor([1.0, -2.0, 0.5, 1.0])
+        net[0].bias.copy_(-torch.tensor([0.1, 0.23, 0.55, 0.95]) * net[0].weight[:, 0])
+    assert rf.share_near_kinks(net) == 0.25
+    assert rf.share_near_kinks(net, tolerance=0.04) == 0.5
+    assert rf.share_near_kinks(net, tolerance=0.06) == 1.0
 
 
 def test_gradient_features_match_a_loop_and_svd_reconstructs():
