@@ -229,6 +229,8 @@ class Replayer:
                 "the test)"
             )
         for callback in event.callbacks:
+            if time.monotonic() > self.deadline:
+                raise TimeoutError(f"judging took more than {JUDGE_SECONDS:.0f} s")
             if 0 <= callback.index < len(self.tracker.callbacks):
                 try:
                     self.tracker.callbacks[callback.index](
@@ -363,8 +365,9 @@ class Replayer:
         module = cls.__new__(cls)
         torch.nn.Module.__init__(module)
         self.built[key] = module
+        allowed = set(getattr(cls, "__constants__", ()))  # the class's own plain settings only
         for name, value in node.constants.items():
-            if isinstance(name, str) and name.isidentifier():
+            if name in allowed:
                 object.__setattr__(module, name, records.unliteral(value))
         for name, value in node.params:
             name = str(name)

@@ -285,3 +285,20 @@ def test_the_fingerprint_covers_the_checks_and_the_grader(tmp_path, monkeypatch)
     monkeypatch.setattr(spec, "verdict_sources",
                         lambda: [corrected if p == check else p for p in sources])
     assert spec._fingerprint(course, "T1") != before
+
+
+def test_a_forged_network_is_rebuilt_only_from_genuine_torch_classes(tmp_path, monkeypatch):
+    """A recording that names other classes or attributes rebuilds nothing else."""
+    ns = _namespace(CORRECT[T3])
+    calls = _record(tmp_path, "test_ex_mlp", _test_cells(T3)["test_ex_mlp"], ns, monkeypatch)
+    loaded = load_records(tmp_path, "test_ex_mlp")
+    assert judge(calls, loaded).passed
+    nodes = [n for record in loaded.calls for n in record.nodes]
+    for node in nodes:  # attributes outside the class's own settings are ignored
+        node.constants.update({"__class__": "x", "forward": "y", "__dict__": "z"})
+    assert judge(calls, loaded).passed
+    for node in nodes:
+        if node.type_name == "Sigmoid":
+            node.torch_class = "os:system"
+    verdict = judge(calls, loaded)
+    assert not verdict.passed and "Sigmoid()" in verdict.message, verdict.message
