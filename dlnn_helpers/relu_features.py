@@ -798,8 +798,10 @@ def plot_final_fits(
             plot_network_function(h.net_at(-1), data, ax,
                                   f"{h.label}\ntest MSE {h.test_error[-1]:.4f}")
             ax.title.set_fontsize(9)
-            ax.legend().set_visible(row == 0 and ax is axes[0, -1])
-    fig.tight_layout()
+            ax.get_legend().remove()
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=9)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     plt.show()
 
 

@@ -11,6 +11,9 @@ every 1,000 steps) measured in the same run on ``--ref-steps`` steps of each run
 the full schedule. The source reported 20.1 GPU minutes (one hidden layer) and 12.0 GPU minutes (two
 hidden layers) for the all-layers runs alone.
 
+T6, the notebook's comparison of widths: five initialisations of each width, each trained on all
+layers and on the output layer only (30 runs), for the notebook's 50,000 steps (``--notebook-steps``).
+
 T5: the regression MLP of the tutorial (500 epochs) and the model-wise double-descent sweep.
 """
 
@@ -59,6 +62,18 @@ def benchmark_t6(n_steps: int, ref_steps: int) -> None:
                   f"speed-up {total / batched:.0f}x")
 
 
+def benchmark_t6_notebook(n_steps: int, n_inits: int = 5) -> None:
+    data = make_relu_data()
+    generator = torch.Generator().manual_seed(2021)
+    nets = [make_relu_net(w, 1, generator=generator) for _ in range(n_inits) for w in WIDTHS]
+    start = time.perf_counter()
+    train_relu_nets(nets * 2, data, lrs=[0.02] * len(nets) + [0.2] * len(nets),
+                    output_only=[False] * len(nets) + [True] * len(nets), n_steps=n_steps, seed=2021)
+    seconds = time.perf_counter() - start
+    print(f"T6 notebook: {2 * len(nets)} runs ({n_inits} initialisations of widths {WIDTHS}, two ways of "
+          f"training) of {n_steps:,} steps at once: {seconds:.1f} s")
+
+
 def benchmark_t5() -> None:
     from dlnn_helpers.mlp_regression import double_descent, train_regression_mlp
     from dlnn_helpers.regression_data import make_housing_data
@@ -76,9 +91,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=150_000)
     parser.add_argument("--ref-steps", type=int, default=3_000)
+    parser.add_argument("--notebook-steps", type=int, default=50_000)
     parser.add_argument("--skip-t5", action="store_true")
     args = parser.parse_args()
     benchmark_t6(args.steps, args.ref_steps)
+    benchmark_t6_notebook(args.notebook_steps)
     if not args.skip_t5:
         benchmark_t5()
 
