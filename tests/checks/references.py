@@ -212,17 +212,24 @@ def he_weights(n_in, n_out):
     return torch.randn(n_in, n_out) * math.sqrt(2.0 / n_in)
 
 
-class SuperviseRandomWeights(nn.Module):
+class Supervise(nn.Module):
+    """A network with its loss (course infrastructure, as in the tutorials)."""
+
     def __init__(self, criterion, net):
         super().__init__()
         self.net = net
         self.criterion = criterion
-        for module in self.net.modules():
-            if isinstance(module, nn.Linear):
-                nn.init.normal_(module.weight, mean=0.0, std=0.01)
 
     def forward(self, x, y):
         return self.criterion(self.net(x).squeeze(-1), y)
+
+
+class SuperviseRandomWeights(Supervise):
+    def __init__(self, criterion, net):
+        super().__init__(criterion, net)
+        for module in self.net.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.normal_(module.weight, mean=0.0, std=0.01)
 
 
 class SuperviseKaimingWeights(SuperviseRandomWeights):

@@ -14,7 +14,6 @@ import pytest
 import torch
 from torch import nn
 
-from dlnn_helpers import deep_training as dt
 from dlnn_helpers.checks import CheckFailure, NotImplementedYet, self_check
 from dlnn_helpers.checks.deep_training import (
     check_batchnorm_mlp,
@@ -22,6 +21,8 @@ from dlnn_helpers.checks.deep_training import (
     check_residual_net,
     check_residual_sequence,
 )
+
+from . import references as dt
 
 # ------------------------------------------------------------------------------ ResidualSequence
 

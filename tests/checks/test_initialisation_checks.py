@@ -15,9 +15,10 @@ import pytest
 import torch
 from torch import nn
 
-from dlnn_helpers import initialisation as ini
 from dlnn_helpers.checks import CheckFailure, NotImplementedYet, self_check
 from dlnn_helpers.checks.initialisation import check_init_weights, check_supervise_init
+
+from . import references as ini
 
 SEEDS = (0, 1, 2048, 99)
 
