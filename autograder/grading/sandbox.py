@@ -625,7 +625,9 @@ class _LimitedClient(NotebookClient):
     """A notebook client that keeps a bounded amount of what the kernel sends.
 
     Every message counts (outputs, display updates, widget state and buffers, comm messages);
-    beyond ``max_output_bytes`` only the messages that end a cell are still processed.
+    beyond ``max_output_bytes`` only what a verdict may depend on is kept, in a few bytes: that a
+    cell raised (its error's name and the start of its message) and that it wrote to stderr.
+    Filling the output first cannot hide a failing test.
     """
 
     max_output_bytes: int = 2**21
@@ -647,8 +649,18 @@ class _LimitedClient(NotebookClient):
                     text=f"\n[output truncated by the grader after {self.max_output_bytes} "
                     "bytes]\n",
                 ))
-            if "execution_count" in msg.get("content", {}):
-                cell["execution_count"] = msg["content"]["execution_count"]
+            content = msg.get("content", {})
+            if "execution_count" in content:
+                cell["execution_count"] = content["execution_count"]
+            outputs = cell.setdefault("outputs", [])
+            if msg_type == "error":
+                outputs.append(nbformat.v4.new_output(
+                    "error", ename=str(content.get("ename", ""))[:200],
+                    evalue=str(content.get("evalue", ""))[:500], traceback=[]))
+            elif (msg_type == "stream" and content.get("name") == "stderr"
+                  and not any(o.get("name") == "stderr" for o in outputs)):
+                outputs.append(nbformat.v4.new_output(
+                    "stream", name="stderr", text="[stderr output dropped by the grader]\n"))
             return None
         return super().process_message(msg, cell, cell_index)
 

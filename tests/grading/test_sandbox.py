@@ -540,19 +540,27 @@ def test_a_killed_grader_leaves_no_process_behind(tmp_path):
 
 def test_widget_and_comm_messages_count_against_the_output_cap(tmp_path):
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(textwrap.dedent("""
-        from comm import create_comm
-        channel = create_comm(target_name='jupyter.widget', data={'state': {'_model_module': 'x',
-                              '_model_name': 'y', 'value': ''}, 'buffer_paths': []})
-        for _ in range(400):
-            channel.send({'method': 'update', 'state': {'value': 'x' * 50_000}, 'buffer_paths': []})
-        """)), nbformat.v4.new_code_cell("print('still running')")]
-    settings = SandboxSettings(max_output_bytes=256 * 2**10, cell_timeout=60)
+    nb.cells = [
+        nbformat.v4.new_code_cell(textwrap.dedent("""
+            from comm import create_comm
+            channel = create_comm(target_name='jupyter.widget', data={'state': {
+                '_model_module': 'x', '_model_name': 'y', 'value': ''}, 'buffer_paths': []})
+            for _ in range(400):
+                channel.send({'method': 'update', 'state': {'value': 'x' * 50_000},
+                              'buffer_paths': []})
+            """)),
+        nbformat.v4.new_code_cell("print('still running')"),
+        nbformat.v4.new_code_cell("raise ValueError('a failing test after the cap')"),
+        nbformat.v4.new_code_cell("import sys\nsys.stderr.write('a warning after the cap')")]
+    settings = SandboxSettings(max_output_bytes=2**18, cell_timeout=60)
     execution = sandbox.execute(nb, 0, settings, {}, tmp_path / "job")
-    kept = len(json.dumps(execution.notebook))
     assert any("printed more than" in p for p in execution.problems), execution.problems
-    assert kept < 2 * settings.max_output_bytes
+    assert len(json.dumps(execution.notebook)) < 2 * settings.max_output_bytes  # of 20 MB sent
     assert nb.cells[1].execution_count is not None  # the next cell still ran
+    # What a verdict depends on is kept: filling the output cannot hide a failing test.
+    assert [(o.output_type, o.get("ename")) for o in nb.cells[2].outputs] == [("error",
+                                                                               "ValueError")]
+    assert [o.get("name") for o in nb.cells[3].outputs] == ["stderr"]
 
 
 def test_the_limits_in_force_are_reported():
