@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import io
 import itertools
-import os
 
 import matplotlib
 import numpy as np
@@ -166,8 +165,8 @@ def _quiet(func, *args, **kwargs):
 @pytest.fixture(scope="module")
 def trained(tiny):
     """The 2-block BatchNorm residual network trained by run_test once: (result, printed, net, threads)."""
-    before = os.environ.pop(dt.AUTOGRADE_ENV_VAR, None)
-    try:
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.delenv(dt.AUTOGRADE_ENV_VAR, raising=False)
         torch.manual_seed(7150)
         threads = torch.get_num_threads()
         net = dt.residual_net(36, 16, 32, 2, batchnorm=True)
@@ -175,10 +174,7 @@ def trained(tiny):
             dt.run_test, dt.Supervise(nn.BCELoss(), net),
             lambda p: torch.optim.Adam(p, lr=0.01, weight_decay=1e-3), tiny, label="bn res", plot=True,
         )
-        return result, printed, net, threads
-    finally:
-        if before is not None:
-            os.environ[dt.AUTOGRADE_ENV_VAR] = before
+    return result, printed, net, threads
 
 
 def test_run_test_stops_at_full_validation_accuracy_and_reports(trained):
