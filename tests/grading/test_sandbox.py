@@ -621,3 +621,24 @@ def test_without_any_controller_the_reason_is_given(tmp_path):
     assert layout.parents == {}
     assert set(layout.missing) == {"memory", "pids"}
     assert all("neither a cgroup v1 hierarchy nor cgroup v2" in why for why in layout.missing.values())
+
+
+def test_missing_protections_are_said_on_the_terminal_and_in_the_report(tmp_path, monkeypatch,
+                                                                       capsys):
+    from autograder.grading import runner
+
+    weak = sandbox.Controls(False, None, "bubblewrap (bwrap) is not installed",
+                            cgroups.Layout(missing={"memory": "needs root", "pids": "needs root"}),
+                            False, "needs root")
+    monkeypatch.setattr(sandbox, "controls", lambda isolate=True: weak)
+    monkeypatch.setattr(runner, "_grade_locked", lambda *args, **kwargs: None)
+    (tmp_path / "in").mkdir()
+    lines: list[str] = []
+    runner.grade_class(tmp_path / "in", tmp_path / "out", progress=lines.append)
+    runner.grade_class(tmp_path / "in", tmp_path / "out", progress=None)  # --quiet: on stderr
+    said = capsys.readouterr().err
+    for word in ("no sandbox", "not root", "no memory control group", "no disk quota"):
+        assert any(word in line for line in lines), word
+        assert word in said, word
+    report = sandbox_description(SandboxSettings())
+    assert "NOT IN FORCE" in report and "bubblewrap (bwrap) is not installed" in report
