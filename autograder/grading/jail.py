@@ -12,10 +12,13 @@ Usage (the grader builds this command; nobody types it)::
      "cgroups": [".../dlnn-grading/s3/cgroup.procs", ...],
      "bwrap": "/usr/bin/bwrap",                     # null: no sandbox tool (weak mode)
      "stage": "/tmp/dlnn-grading-0/stage",          # an empty folder (as root, see below)
-     "binds": [["/usr/lib", "/usr/lib", "ro"], ["/work/main/.venv", "/sandbox/env", "ro"], ...],
+     "binds": [["/usr/lib", "/usr/lib", "ro"], ["/work/main/.venv", "/sandbox/env", "ro"], ...,
+               ["/tmp/dlnn-grading-0/jobs/s3", "/scratch", "rw"]],
+     "scratch_bind": 12,                            # which of the binds is the scratch folder
      "symlinks": [["usr/lib", "/lib"], ...],
      "files": {"/etc/passwd": "student:x:200003:...", ...},
      "python": "/sandbox/env/bin/python",           # the kernel's interpreter inside
+     "lib": "/sandbox/lib",                         # the staged course package (PYTHONPATH)
      "limits": {"cpu_s": 900, "memory_bytes": 4294967296, "processes": 256,
                 "file_bytes": 67108864, "open_files": 512},
      "env": {"NBGRADER_EXECUTION": "autograde", ...}}
@@ -39,6 +42,9 @@ kernel:
 
 Without bubblewrap (``"bwrap": null``) the kernel starts directly in the scratch folder with the
 limits and the clean environment only; the grader reports that weaker mode.
+
+Everything this script, bubblewrap and the kernel's console print goes to ``.sandbox.log`` in the
+scratch folder (the grader quotes its last line when a kernel does not start).
 """
 
 from __future__ import annotations
