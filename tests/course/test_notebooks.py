@@ -11,6 +11,7 @@ as soon as its solution notebook exists.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 
 import nbformat
@@ -151,3 +152,38 @@ def test_every_graded_test_cell_has_hidden_tests(tutorial):
     student = nbformat.read(course.student_path(tutorial), as_version=4)
     assert not any("BEGIN HIDDEN TESTS" in c.source for c in student.cells)
     assert not any("BEGIN SOLUTION" in c.source for c in student.cells)
+
+
+SELF_CHECK_COMMENT = "# Self-check: run this cell after completing the exercise."
+
+
+@pytest.mark.parametrize("tutorial", TUTORIALS)
+def test_self_check_cells_are_worded_one_way_and_use_the_public_api(tutorial):
+    nb = nbformat.read(course.solution_path(tutorial), as_version=4)
+    cells = [c for c in nb.cells if c.cell_type == "code" and "self_check(" in c.source]
+    assert cells
+    for cell in cells:
+        if cell.metadata.get("nbgrader", {}).get("grade"):
+            continue  # a hidden test cell may mention self_check in a comment
+        lines = cell.source.strip().splitlines()
+        assert lines[0] == SELF_CHECK_COMMENT, cell.source
+        assert all(line.startswith("self_check(") for line in lines[1:]), cell.source
+    private = [
+        line for c in nb.cells if c.cell_type == "code" for line in c.source.splitlines()
+        if re.search(r"\bdlnn_helpers(\.\w+)*\._\w+", line)
+    ]
+    assert private == [], "notebooks use the public API of dlnn_helpers only"
+
+
+@pytest.mark.parametrize("tutorial", TUTORIALS)
+def test_no_cell_prints_a_stray_value(reference_run, tutorial):
+    # A bare number as a cell's result (a returned seed, a count) is noise for the reader.
+    nb = reference_run(tutorial)
+    stray = [
+        (index, out["data"]["text/plain"])
+        for index, cell in enumerate(nb.cells) if cell.cell_type == "code"
+        for out in cell.get("outputs", [])
+        if out.output_type == "execute_result"
+        and re.fullmatch(r"-?\d+(\.\d+)?", out.get("data", {}).get("text/plain", "").strip())
+    ]
+    assert stray == [], f"{tutorial}: cells whose last line returns a bare number: {stray}"
