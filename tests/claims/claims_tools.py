@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass, field
 from functools import cache
 
 import nbformat
@@ -42,3 +44,48 @@ def cell_outputs(nb: nbformat.NotebookNode, cell_id: str) -> str:
         elif output.output_type == "error":
             parts.append(f"{output.ename}: {output.evalue}")
     return "".join(parts)
+
+
+# ---------------------------------------------------------------- runs printed by run_test (T3, T4)
+
+
+@dataclass
+class Run:
+    """What one ``run_test`` printed."""
+
+    label: str
+    n_parameters: int
+    progress: list[tuple[int, float, float, float]] = field(default_factory=list)  # epoch, loss, train, val
+    epochs: int = 0
+    stop_reason: str = ""
+    train_acc: float = float("nan")
+    val_acc: float = float("nan")
+
+    @property
+    def losses(self) -> list[float]:
+        return [loss for _, loss, _, _ in self.progress]
+
+
+_HEADER = re.compile(r"^(?P<label>.+): (?P<n>\d+) parameters$")
+_PROGRESS = re.compile(r"^  epoch +(?P<epoch>\d+)  loss (?P<loss>\S+)  train accuracy (?P<train>\S+)  "
+                       r"validation accuracy (?P<val>\S+)$")
+_STOP = re.compile(r"^  stopped after (?P<epochs>\d+) epochs \((?P<reason>[^)]*)\): train accuracy "
+                   r"(?P<train>\S+), validation accuracy (?P<val>\S+) \[")
+
+
+def training_runs(nb, cell_id: str) -> dict[str, Run]:
+    """The runs a cell of an executed notebook printed, by label, in order."""
+    text = re.sub(r"<Figure[^>]*>", "\n", cell_outputs(nb, cell_id))
+    runs: dict[str, Run] = {}
+    run = None
+    for line in text.splitlines():
+        if match := _HEADER.match(line):
+            run = runs[match["label"]] = Run(match["label"], int(match["n"]))
+        elif match := _PROGRESS.match(line):
+            run.progress.append((int(match["epoch"]), float(match["loss"]), float(match["train"]),
+                                 float(match["val"])))
+        elif match := _STOP.match(line):
+            run.epochs, run.stop_reason = int(match["epochs"]), match["reason"]
+            run.train_acc, run.val_acc = float(match["train"]), float(match["val"])
+    assert runs and all(r.stop_reason for r in runs.values()), f"no complete run printed by {cell_id}"
+    return runs

@@ -21,8 +21,7 @@ from dlnn_helpers.classification_data import tiny_classification
 from dlnn_helpers.deep_training import mlp
 from dlnn_helpers.utils import torch_threads
 
-from .claims_tools import cell_outputs, cell_source
-from .test_T3_TrainingDeepNetworks_claims import training_runs
+from .claims_tools import cell_outputs, cell_source, training_runs
 
 TUTORIAL = "T4_WeightInitialisation"
 SEED = 7150  # the notebook's SEED
