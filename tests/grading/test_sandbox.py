@@ -642,3 +642,14 @@ def test_missing_protections_are_said_on_the_terminal_and_in_the_report(tmp_path
         assert word in said, word
     report = sandbox_description(SandboxSettings())
     assert "NOT IN FORCE" in report and "bubblewrap (bwrap) is not installed" in report
+
+
+def test_a_folder_that_holds_a_hidden_one_is_never_exposed(tmp_path):
+    settings = SandboxSettings(hide=["/usr/lib/course-clone"])
+    with pytest.raises(RuntimeError, match="would expose /usr/lib/course-clone"):
+        sandbox.jail_settings(tmp_path / "scratch", tmp_path / "lib", None, "/usr/bin/bwrap",
+                              tmp_path / "stage", settings, None, {})
+    visible = {target for _, target, _ in sandbox.jail_settings(
+        tmp_path / "scratch", tmp_path / "lib", None, "/usr/bin/bwrap", tmp_path / "stage",
+        SandboxSettings(hide=[str(ROOT)]), None, {})["binds"]}
+    assert str(ROOT) not in visible and not any(v.startswith(str(ROOT) + "/") for v in visible)
