@@ -16,6 +16,7 @@ import base64
 import csv
 import html
 import io
+import json
 import os
 import tempfile
 import unicodedata
@@ -78,10 +79,26 @@ def neutralise_notebook(text: str) -> str:
     import nbformat
     from nbconvert.preprocessors.sanitize import SanitizeHTML
 
-    notebook = nbformat.reads(text, as_version=4)
-    notebook.metadata.pop("widgets", None)
-    notebook, _ = SanitizeHTML().preprocess(notebook, {})
-    return nbformat.writes(notebook)
+    class Sanitizer(SanitizeHTML):
+        def sanitize_html_tags(self, html_str: str) -> str:
+            if not any(char in html_str for char in "<>&"):
+                return html_str  # no markup at all: bleach would return it unchanged
+            return super().sanitize_html_tags(html_str)
+
+    notebook = nbformat.from_dict(json.loads(text))
+    if notebook.get("nbformat") != 4 or not isinstance(notebook.get("cells"), list):
+        raise ValueError("not a version 4 notebook")
+    notebook.setdefault("metadata", {}).pop("widgets", None)
+    for cell in notebook.cells:
+        if isinstance(cell.get("source"), list):
+            cell.source = "".join(cell.source)
+        for output in cell.get("outputs", []):
+            for key, value in list(output.get("data", {}).items()):
+                if (isinstance(value, list) and not key.endswith("json")
+                        and all(isinstance(line, str) for line in value)):
+                    output.data[key] = "".join(value)  # a multi-line string, as nbformat splits it
+    notebook, _ = Sanitizer().preprocess(notebook, {})
+    return json.dumps(notebook, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
 
 
 def write_grades(rows: list[dict], path: Path) -> None:

@@ -9,7 +9,9 @@ name, its answers, its outputs or the messages its code raised.
 from __future__ import annotations
 
 import csv
+import html
 import io
+import json
 import re
 import socket
 import sys
@@ -32,6 +34,7 @@ from autograder.grading.report import (
 from autograder.grading.worker import Result
 
 from . import fake_grading as fake
+from .conftest import sandbox_settings
 from .fake_grading import T1
 
 FORMULAS = ["=1+1", "+1", "-1+2", "@SUM(A1)", "\t=1", "\r=1", '=HYPERLINK("http://x","y")']
@@ -215,9 +218,9 @@ def test_a_graded_run_injects_nothing_and_leaks_nothing(tmp_path, monkeypatch):
     pages = list((output / "feedback").rglob("*.html"))
     assert len(pages) == 3
     for page in pages:
-        html = page.read_text()
-        assert "(30, 5)" not in html and str(output) not in html
-        assert not HOSTNAME.search(html)
+        text = page.read_text()
+        assert "(30, 5)" not in text and str(output) not in text
+        assert not HOSTNAME.search(text)
     notebooks = list((output / "autograded").rglob("*.ipynb"))
     assert len(notebooks) == 3
     for path in notebooks:
@@ -236,3 +239,61 @@ def test_a_feedback_page_stays_bounded_whatever_the_submission_holds():
     page = feedback.render(result, _spec(), prepared)
     assert len(page) < 400_000
     assert "too long to show" in page
+
+
+STEAL_AND_RAISE = '''def ex_net_rsm(h):
+    import os, socket, sys
+    found, frame = [], sys._getframe(1)
+    while frame is not None:  # the recorder's and the check's frames hold the test's settings
+        for name, value in list(frame.f_locals.items()):
+            if isinstance(value, dict) and "seed" in value:
+                found.append(repr(value))
+            if name in ("seed", "shape"):
+                found.append(f"{name}={value!r}")
+        frame = frame.f_back
+    if any(item.startswith("{") for item in found):  # a hidden call: tell the student its settings
+        raise ValueError(f"{found} host {socket.gethostname()} in {os.getcwd()} {sys.prefix}")
+    return h @ h.T'''
+SHOW_HTML = '''from IPython.display import HTML, Javascript, display
+display(HTML("<script>alert(1)</script><img src=x onerror=alert(2)>"))
+display(Javascript("alert(3)"))'''
+
+
+def test_a_real_kernel_cannot_carry_hidden_settings_or_host_details_into_feedback(
+        grading_env, tmp_path):
+    """One submission graded in a real sandboxed kernel (the session's prepared environment)."""
+    from autograder.grading.synthetic import CORRECT, filled
+
+    inputs = tmp_path / "in"
+    (inputs / "mallory").mkdir(parents=True)
+    nb = filled({**CORRECT, "ex_net_rsm": STEAL_AND_RAISE,
+                 "think_svd": "The answer <img src=x onerror=alert(4)><script>alert(5)</script>"})
+    where = next(i for i, c in enumerate(nb.cells)
+                 if c.metadata.get("nbgrader", {}).get("grade_id") == "ex_net_rsm")
+    nb.cells.insert(where, nbformat.v4.new_code_cell(SHOW_HTML))
+    nbformat.write(nb, inputs / "mallory" / f"{T1}.ipynb")
+    output = grading_env.output(tmp_path / "out")
+    result = runner.grade_class(inputs, output, course=grading_env.course, tutorials=[T1],
+                                workers=1, settings=sandbox_settings(), progress=None)
+    row = result.rows[0]
+    assert row["status"] == "graded" and row["scores"]["test_ex_net_rsm"] == 0
+    assert row["scores"]["test_ex_net_svd"] > 0  # the other answers are graded normally
+    page = (output / "feedback" / "mallory" / f"{T1}.html").read_text()
+    assert "ex_net_rsm raised ValueError" in page  # the attack ran and its message is shown
+    spec = json.loads((output / "cache" / f"{T1}.json").read_text())
+    test = next(t for t in spec["tests"] if t["grade_id"] == "test_ex_net_rsm")
+    hidden = [call.settings for call in parse_test_cell(test["source"]) if call.settings]
+    assert hidden
+    # The attack did get the settings (the instructor's row has them), the student's page not.
+    assert any(repr(settings) in row["verdicts"]["test_ex_net_rsm"] for settings in hidden)
+    assert feedback.REDACTED in page
+    for settings in hidden:
+        leaks = [repr(settings)] + [f"{key}={value!r}" for key, value in settings.items()]
+        for leak in leaks:
+            assert html.escape(leak) not in page and leak not in page, leak
+    for leak in (str(grading_env.course), sys.prefix, str(output)):
+        assert leak not in page, leak
+    assert not HOSTNAME.search(page)
+    graded = nbformat.read(output / "autograded" / "mallory" / T1 / f"{T1}.ipynb", as_version=4)
+    assert _active_html(graded) == []
+    assert any("The answer" in c.source for c in graded.cells if c.cell_type == "markdown")
