@@ -8,6 +8,7 @@ asserts that the wording of its claim is in the cell it guards.
 
 from __future__ import annotations
 
+import inspect
 import re
 from functools import cache
 
@@ -209,6 +210,8 @@ def test_double_descent_rises_to_the_threshold_and_falls_again_beyond_it():
             "or nearly copy others, and then adds nothing.") in intro
     assert ("* Test error against model size can descend twice, with a peak near the interpolation "
             "threshold,") in cell_source(TUTORIAL, "3cdcf29c")
+    assert "`mr.double_descent` repeats this for 20 random draws and reports the median errors" in intro
+    assert inspect.signature(mr.double_descent).parameters["n_repeats"].default == 20
     curve = _curve()
     test, sizes = curve.test_mse, curve.n_features
     peak = test.argmax()

@@ -178,6 +178,28 @@ def test_think_3_1_training_all_layers_wins_clearly_at_10_and_20_and_the_gap_shr
             f"{m[40, 'output layer only']:.4f} (output layer only)") in answer
 
 
+def test_think_3_1_random_elbows_reach_most_kinks_only_at_width_40():
+    answer = _flat("a4e92f33")
+    assert ("Ten or twenty random elbows leave some of the nine kinks with no elbow nearby") in answer
+    generator = torch.Generator().manual_seed(SEED)  # the 15 networks of the notebook, in its order
+    nets = [rf.make_relu_net(width, depth=1, generator=generator) for _ in range(5) for width in WIDTHS]
+    kinks = torch.arange(1, 10) / 10
+    near, farthest = dict.fromkeys(WIDTHS, 0), dict.fromkeys(WIDTHS, 0.0)
+    for net in nets:
+        distance = (kinks[:, None] - rf.elbows(net)[None, :]).abs().min(dim=1).values
+        width = net[0].out_features
+        near[width] += int((distance <= 0.02).sum())
+        farthest[width] = max(farthest[width], float(distance.max()))
+    assert (f"Among 40 random elbows most kinks have one close by (in the five draws, {near[40]} of the 45 "
+            f"kinks have an elbow within 0.02 at the start, against {near[20]} for width 20 and "
+            f"{near[10]} for width 10)") in answer
+    assert near[40] > 0.75 * 45 and near[40] > near[20] > near[10]
+    for net in nets:  # widths 10 and 20: in every draw some kink is 0.04 or more from any elbow
+        if net[0].out_features < 40:
+            distance = (kinks[:, None] - rf.elbows(net)[None, :]).abs().min(dim=1).values
+            assert distance.max() >= 0.04
+
+
 @pytest.mark.slow
 def test_think_3_1_the_best_output_only_network_of_width_40_is_as_good_as_the_best_of_all_layers(
     reference_run,
