@@ -380,18 +380,21 @@ def _walk_zip(source: Path, budget: _Budget) -> list[tuple[PurePosixPath, bytes,
 
 
 def _distinct_students(submissions: list[Submission]) -> None:
-    """Give students whose different names clean to the same id (``ann marie``, ``ann_marie``)
-    distinct ids: the name that is already clean keeps it, the others get a hash of their name."""
+    """Give students whose different names clean to the same id (``ann marie``, ``ann_marie``;
+    ``Ann`` and ``ann`` too, which are one folder on a case-insensitive disk) distinct ids: a name
+    that is already clean keeps its id, the others get a hash of their name."""
     spellings: dict[str, set[str]] = {}
     for sub in submissions:
-        spellings.setdefault(sub.student, set()).add(sub.raw_student)
-    for student, raws in spellings.items():
+        spellings.setdefault(sub.student.casefold(), set()).add(sub.raw_student)
+    for key, raws in spellings.items():
         if len(raws) < 2:
             continue
-        keeper = student if student in raws else min(raws)
-        for sub in submissions:
-            if sub.student == student and sub.raw_student != keeper:
-                base = student[:MAX_STUDENT_CHARS - 9].rstrip("_.-") or UNKNOWN
+        members = [sub for sub in submissions if sub.student.casefold() == key]
+        clean = sorted(sub.raw_student for sub in members if sub.raw_student == sub.student)
+        keeper = min(clean, key=lambda raw: (raw != key, raw)) if clean else min(raws)
+        for sub in members:
+            if sub.raw_student != keeper:
+                base = sub.student[:MAX_STUDENT_CHARS - 9].rstrip("_.-") or UNKNOWN
                 sub.student = f"{base}-{_short_hash(sub.raw_student)}"
 
 
