@@ -68,6 +68,8 @@ class Result:
     verdicts: dict[str, str] = field(default_factory=dict)
     manual: dict[str, float] = field(default_factory=dict)
     in_process: list[str] = field(default_factory=list)
+    review: dict[str, str] = field(default_factory=dict)
+    """Test -> why a person should look at the passed answer (e.g. it is the library routine)."""
     seconds: float = 0.0
     worker: str = ""
     """``host:pid`` of the process that graded it."""
@@ -157,6 +159,8 @@ def grade_submission(job: Job) -> Result:
                                 not_run, test.mode)
                 if verdict.in_process:
                     result.in_process.append(test.grade_id)
+                if verdict.review:
+                    result.review[test.grade_id] = verdict.review
             result.scores[test.grade_id] = test.points if verdict.passed else 0.0
             result.verdicts[test.grade_id] = verdict.message
             if cell is not None:  # the autograded notebook shows the restored test and verdict
