@@ -90,7 +90,8 @@ def test_double_descent_peaks_at_the_interpolation_threshold():
     assert result.rank.shape == result.n_features.shape
     assert np.all(result.rank <= np.minimum(result.n_features, result.n_train))
     assert np.all(np.diff(result.rank) >= 0)
-    assert result.n_train <= result.threshold <= result.n_train + 10
+    # a few units above n_train (dead units add no rank), up to the spacing of the size grid there
+    assert result.n_train < result.threshold <= 1.5 * result.n_train
     fits = result.n_features >= result.threshold
     assert np.all(result.rank[fits] == result.n_train) and np.all(result.rank[~fits] < result.n_train)
     assert np.all(result.train_mse[fits] < 1e-6) and np.all(result.train_mse[~fits] > 1e-6)
