@@ -5,103 +5,46 @@
 * ``site_editions``: both editions of the course site, built from those runs;
 * ``generated_course``: one ``nbgrader generate_assignment`` of the whole course, in a private copy;
 * ``autograded_course``: that copy after one ``nbgrader autograde`` of the solution and of the
-  untouched student notebook of every tutorial.
+  untouched student notebook of every tutorial;
+* ``grading_env`` (``tests/grading/conftest.py``): the grading command's prepared and calibrated
+  environment.
 
-Every test that uses one of them is marked ``slow`` automatically.
+They are built in the background (``tests/artefacts.py``) as soon as the tests that need them are
+known; the modules that use none of them run first.  Every test that uses one of them is marked
+``slow`` automatically.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import nbformat
 import pytest
 
+from .artefacts import ARTEFACTS
 from .tools import TUTORIALS, copy_course, course, nbgrader
 
-
-class _ReferenceRuns:
-    """Each solution notebook executed at most once per session (thread-safe, on demand).
-
-    The first request starts every tutorial's run, two notebooks at a time (one kernel each), so
-    that the slow T3 overlaps with the others.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._futures: dict = {}
-        self.seconds: dict[str, float] = {}
-
-    def _run(self, tutorial: str) -> nbformat.NotebookNode:
-        start = time.perf_counter()
-        nb = course.reference_notebook(tutorial, fresh=True)
-        self.seconds[tutorial] = time.perf_counter() - start
-        return nb
-
-    def __call__(self, tutorial: str) -> nbformat.NotebookNode:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with self._lock:
-            if not self._futures:
-                self._pool = ThreadPoolExecutor(max_workers=2)
-                order = sorted(TUTORIALS, key=lambda t: t != "T3_TrainingDeepNetworks")  # longest first
-                self._futures = {t: self._pool.submit(self._run, t) for t in order}
-        return self._futures[tutorial].result()
+LONGEST_FIRST = ["T3_TrainingDeepNetworks", "T6_ReLUFeatures"]
 
 
-@pytest.fixture(scope="session")
-def reference_run() -> Callable[[str], nbformat.NotebookNode]:
-    """``reference_run(tutorial)``: the executed solution notebook, run once per test session."""
-    return _ReferenceRuns()
+def _reference(tutorial: str) -> nbformat.NotebookNode:
+    return course.reference_notebook(tutorial, fresh=True)
 
 
-@pytest.fixture(scope="session")
-def site_editions(reference_run) -> dict:
-    """Build the student and the instructor edition (warnings are errors); return their folders.
-
-    The value maps each edition to its HTML folder; ``"seconds"`` maps it to its build time.  The
-    pages come from this session's reference runs (``reference_notebook`` finds them cached).
-    """
-    for tutorial in TUTORIALS:
-        reference_run(tutorial)
-    built: dict = {"seconds": {}}
-    for edition in course.EDITIONS:
-        start = time.perf_counter()
-        assert course.cmd_site(edition) == 0, f"the {edition} edition failed to build"
-        built["seconds"][edition] = time.perf_counter() - start
-        built[edition] = course.edition_output(edition)
-    return built
+for _rank, _tutorial in enumerate(sorted(TUTORIALS, key=lambda t: (t not in LONGEST_FIRST, t))):
+    ARTEFACTS.register(
+        f"reference:{_tutorial}", lambda t=_tutorial: _reference(t),
+        {"reference_run", "site_editions"}, priority=0 if _rank == 0 else 20 + _rank,
+    )
 
 
-# Tests that use these fixtures execute notebooks or build the site: the `slow` tier.
-SLOW_FIXTURES = {"reference_run", "site_editions", "generated_course", "autograded_course"}
-
-
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.slow)
-
-
-@pytest.fixture(scope="session")
-def generated_course(tmp_path_factory):
-    """A private copy of the course after one ``nbgrader generate_assignment`` of every tutorial
-    (student notebooks in its ``tutorials/``, assignments in its gradebook)."""
-    copy = copy_course(tmp_path_factory.mktemp("course"))
-    course.generate(copy, TUTORIALS)
-    return copy
-
-
-@pytest.fixture(scope="session")
-def autograded_course(generated_course):
-    """``generated_course`` after ``nbgrader autograde`` of two submissions of every tutorial:
-    ``reference`` (the solution notebook) and ``untouched`` (the student notebook as released).
-
-    nbgrader runs them as in grading (``NBGRADER_EXECUTION`` set: heavy demonstrations shrink).
-    """
-    root = generated_course
+def _course() -> Path:
+    """A private copy of the course: one generate_assignment of every tutorial, then nbgrader's
+    autograde of the solution (``reference``) and the untouched student notebook (``untouched``)."""
+    root = copy_course(ARTEFACTS.folder("course"))
+    course.generate(root, TUTORIALS)
     for tutorial in TUTORIALS:
         sources = {
             "reference": course.solution_path(tutorial),
@@ -113,3 +56,80 @@ def autograded_course(generated_course):
             (target / f"{tutorial}.ipynb").write_bytes(source.read_bytes())
         nbgrader(root, "autograde", tutorial, "--force", "--create", "--log-level=ERROR")
     return root
+
+
+ARTEFACTS.register("course", _course, {"generated_course", "autograded_course"}, priority=40)
+
+
+def _site() -> dict:
+    for tutorial in TUTORIALS:  # queued before this job: running or done, never waiting behind it
+        ARTEFACTS.get(f"reference:{tutorial}")
+    built: dict = {"seconds": {}}
+    for edition in course.EDITIONS:
+        start = time.perf_counter()
+        assert course.cmd_site(edition) == 0, f"the {edition} edition failed to build"
+        built["seconds"][edition] = time.perf_counter() - start
+        built[edition] = course.edition_output(edition)
+    return built
+
+
+ARTEFACTS.register("site", _site, {"site_editions"}, priority=90)
+
+
+def _fixtures_of(item) -> set[str]:
+    return set(getattr(item, "fixturenames", ()))
+
+
+def _slow_fixtures() -> set[str]:
+    return set().union(*(a.fixtures for a in ARTEFACTS.registry.values()))
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark the tests that need an artefact ``slow``; run whole modules that need none first."""
+    slow = _slow_fixtures()
+    slow_modules = set()
+    for item in items:
+        if slow & _fixtures_of(item):
+            item.add_marker(pytest.mark.slow)
+            slow_modules.add(item.module.__name__)
+    items.sort(key=lambda item: item.module.__name__ in slow_modules)  # stable: order kept inside
+
+
+def pytest_collection_finish(session):
+    """Start building every artefact that a selected test needs."""
+    needed = set().union(*(_fixtures_of(item) for item in session.items)) if session.items else set()
+    ARTEFACTS.prefetch(needed)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    ARTEFACTS.close()
+
+
+@pytest.fixture(scope="session")
+def reference_run() -> Callable[[str], nbformat.NotebookNode]:
+    """``reference_run(tutorial)``: the executed solution notebook, run once per test session."""
+    return lambda tutorial: ARTEFACTS.get(f"reference:{tutorial}")
+
+
+@pytest.fixture(scope="session")
+def site_editions() -> dict:
+    """Both editions of the site (warnings are errors): each edition's HTML folder, and under
+    ``"seconds"`` each build time.  The pages come from this session's reference runs."""
+    return ARTEFACTS.get("site")
+
+
+@pytest.fixture(scope="session")
+def generated_course() -> Path:
+    """A private copy of the course after one ``nbgrader generate_assignment`` of every tutorial
+    (student notebooks in its ``tutorials/``, assignments in its gradebook)."""
+    return ARTEFACTS.get("course")
+
+
+@pytest.fixture(scope="session")
+def autograded_course() -> Path:
+    """The copy of ``generated_course`` after ``nbgrader autograde`` of two submissions of every
+    tutorial: ``reference`` (the solution notebook) and ``untouched`` (the released notebook).
+
+    nbgrader runs them as in grading (``NBGRADER_EXECUTION`` set: heavy demonstrations shrink).
+    """
+    return ARTEFACTS.get("course")

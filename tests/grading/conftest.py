@@ -20,6 +20,7 @@ from autograder.grading.runner import grade_class
 from autograder.grading.sandbox import SandboxSettings
 from autograder.grading.spec import relocate, tutorial_ids
 
+from ..artefacts import ARTEFACTS
 from ..tools import ROOT, copy_course
 
 
@@ -48,10 +49,8 @@ class GradingEnv:
         return target
 
 
-@pytest.fixture(scope="session")
-def grading_env(tmp_path_factory) -> GradingEnv:
-    """The course prepared (``generate_assignment``) and calibrated once per test session."""
-    base = tmp_path_factory.mktemp("grading-env")
+def build_grading_env(base: Path) -> GradingEnv:
+    """Prepare (``generate_assignment``) and calibrate the course once, in a copy under ``base``."""
     course = base / "course"
     course.mkdir()
     copy_course(course)
@@ -66,6 +65,19 @@ def grading_env(tmp_path_factory) -> GradingEnv:
     for stale in ("state.json", "grades.csv", "report.html"):
         (prepared / stale).unlink(missing_ok=True)
     return GradingEnv(course, prepared, tutorial_ids(course / "solutions"), seconds, lines)
+
+
+# Built in the background as soon as a selected test needs it (tests/artefacts.py).
+ARTEFACTS.register(
+    "grading_env", lambda: build_grading_env(ARTEFACTS.folder("grading-env")), {"grading_env"},
+    priority=10,
+)
+
+
+@pytest.fixture(scope="session")
+def grading_env() -> GradingEnv:
+    """The course prepared (``generate_assignment``) and calibrated once per test session."""
+    return ARTEFACTS.get("grading_env")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -25,6 +25,7 @@ from nbgrader.api import Gradebook
 from autograder.grading.runner import grade_class
 from autograder.grading.sandbox import FIRST_UID, UID_RANGE, privileged
 
+from ..artefacts import ARTEFACTS
 from ..tools import ROOT
 from .conftest import sandbox_settings
 from .grading_class import ALL, T1, T1_TESTS, Expected, Targets, _answers, build_class, filled
@@ -68,9 +69,11 @@ class _Listener:
         self.sock.close()
 
 
-@pytest.fixture(scope="module")
-def graded(tmp_path_factory, grading_env):
-    base = tmp_path_factory.mktemp("grading")
+def _grade_the_class() -> dict:
+    """Grade the synthetic class twice (the second run must change nothing) in the shared
+    environment; built in the background as soon as a test of this module is selected."""
+    grading_env = ARTEFACTS.get("grading_env")  # queued before this job: running or done
+    base = ARTEFACTS.folder("grading-class")
     course = grading_env.course
     inputs, output = base / "submissions", grading_env.output(base / "output")
     inputs.mkdir()
@@ -103,6 +106,15 @@ def graded(tmp_path_factory, grading_env):
         "csv_first": csv_first, "csv_second": csv_second, "settings": settings,
         "tutorials": tutorials,
     }
+
+
+ARTEFACTS.register("graded_class", _grade_the_class, {"graded"}, priority=15)
+
+
+@pytest.fixture(scope="module")
+def graded(grading_env) -> dict:
+    """The synthetic class graded twice; what each test below asserts about."""
+    return ARTEFACTS.get("graded_class")
 
 
 def _rows(output: Path) -> list[dict]:
