@@ -155,8 +155,9 @@ def test_batched_training_is_the_plain_loop_and_turns_minutes_into_seconds(refer
     plain_minutes = float(re.search(r"about (\d+) min for the 30 runs", check)[1])
     seconds = float(re.search(r"30 runs of 50,000 steps trained in ([\d.]+) s",
                               _output(reference_run, "f6c244b5"))[1])
-    # the times depend on the machine and its load; their ratio hardly does (about 15 to 25 times)
-    assert plain_minutes >= 2 and seconds < 120 and seconds < plain_minutes * 60 / 8
+    # the times depend on the machine and its load (a busy CI machine doubles both); their ratio
+    # hardly does (about 15 to 25 times), so only the ratio is asserted
+    assert plain_minutes >= 2 and seconds < plain_minutes * 60 / 8
 
 
 @pytest.mark.slow
