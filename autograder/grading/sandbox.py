@@ -40,6 +40,7 @@ processes are limited per process only and the scratch folder is on the host's d
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import ctypes.util
 import errno
@@ -409,9 +410,11 @@ class Slot:
     Released when closed, or by the kernel when the holding process dies.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, exclude: frozenset[int] = frozenset()) -> None:
         folder = _slot_folder()
         for number in range(UID_RANGE):
+            if number in exclude:
+                continue
             fd = os.open(folder / str(number), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -725,38 +728,62 @@ class Box:
     (:meth:`run`).
     """
 
+    SLOT_TRIES = 3
+
     def __init__(self, settings: SandboxSettings) -> None:
         self.settings = settings
         self.found = controls(settings.isolate)
         self.base = scratch_base()
-        self.slot = Slot()
+        # A slot whose leftovers (a killed grader's scratch folder or control group, its dying
+        # processes) cannot be cleared now is kept locked and the next free one is taken, so that
+        # one grader's remains never fail another grader's job.
+        stale: list[Slot] = []
         try:
-            self.uid = FIRST_UID + self.slot.number if self.found.root else None
-            jobs = self.base / "jobs"
-            jobs.mkdir(mode=0o711, exist_ok=True)
-            self.scratch = jobs / f"s{self.slot.number}"
-            self.jail_file = jobs / f"s{self.slot.number}.jail.json"
-            self.stage = self.base / "stage" if self.found.root else jobs / f"s{self.slot.number}.etc"
-            self._clean()  # what a killed grader that held this slot left
-            self.scratch.mkdir(mode=0o700)
-            self.mounted = False
-            if self.found.disk:
-                _mount_tmpfs(self.scratch, settings.scratch_bytes, settings.scratch_files,
-                             self.uid or 0)
-                self.mounted = True
-            self.stage.mkdir(mode=0o755, exist_ok=True)
-            for sub in (".tmp", ".shm"):
-                (self.scratch / sub).mkdir(mode=0o700)
-            if self.uid is not None:
-                for path in (self.scratch, self.scratch / ".tmp", self.scratch / ".shm"):
-                    os.chown(path, self.uid, self.uid)
-            self.group = None
-            if self.found.cgroups.parents:
-                self.group = cgroups.JobGroup(self.found.cgroups, f"s{self.slot.number}",
-                                              settings.memory_bytes, settings.processes)
+            while True:
+                self.slot = Slot(exclude=frozenset(s.number for s in stale))
+                try:
+                    self._prepare()
+                    return
+                except OSError:
+                    if len(stale) + 1 >= self.SLOT_TRIES:
+                        raise
+                    with contextlib.suppress(OSError):
+                        self.close(release=False)
+                    stale.append(self.slot)
         except BaseException:
             self.close()
             raise
+        finally:
+            for slot in stale:
+                slot.close()
+
+    def _prepare(self) -> None:
+        """Set up the scratch folder, the user and the control group of ``self.slot``."""
+        settings = self.settings
+        self.group = None
+        self.uid = FIRST_UID + self.slot.number if self.found.root else None
+        jobs = self.base / "jobs"
+        jobs.mkdir(mode=0o711, exist_ok=True)
+        self.scratch = jobs / f"s{self.slot.number}"
+        self.jail_file = jobs / f"s{self.slot.number}.jail.json"
+        self.stage = self.base / "stage" if self.found.root else jobs / f"s{self.slot.number}.etc"
+        self._clean()  # what a killed grader that held this slot left
+        self.scratch.mkdir(mode=0o700)
+        self.mounted = False
+        if self.found.disk:
+            _mount_tmpfs(self.scratch, settings.scratch_bytes, settings.scratch_files,
+                         self.uid or 0)
+            self.mounted = True
+        self.stage.mkdir(mode=0o755, exist_ok=True)
+        for sub in (".tmp", ".shm"):
+            (self.scratch / sub).mkdir(mode=0o700)
+        if self.uid is not None:
+            for path in (self.scratch, self.scratch / ".tmp", self.scratch / ".shm"):
+                os.chown(path, self.uid, self.uid)
+        self.group = None
+        if self.found.cgroups.parents:
+            self.group = cgroups.JobGroup(self.found.cgroups, f"s{self.slot.number}",
+                                          settings.memory_bytes, settings.processes)
 
     def _clean(self) -> None:
         if self.uid is not None:
@@ -836,15 +863,18 @@ class Box:
                 pass
         return problems
 
-    def close(self) -> None:
-        """Remove the scratch folder and the group; release the slot."""
+    def close(self, release: bool = True) -> None:
+        """Remove the scratch folder and the group; release the slot (unless ``release`` is
+        False)."""
         try:
             if getattr(self, "group", None) is not None:
                 self.group.remove()
+                self.group = None
             if hasattr(self, "scratch"):
                 self._clean()
         finally:
-            self.slot.close()
+            if release:
+                self.slot.close()
 
     def __enter__(self) -> Box:
         return self

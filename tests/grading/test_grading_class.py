@@ -240,6 +240,8 @@ def test_progress_is_shown_and_a_second_run_changes_nothing(graded):
     named_badly = [line for line in graded["lines"] if line.startswith("  rejected")]
     assert len(jobs) + len(named_badly) == len(graded["first"].graded_now) > 40
     assert len(named_badly) == 1  # Untitled.ipynb: no tutorial in its name
+    failed = [(r.student, r.tutorial, r.message) for r in graded["first"].graded_now if r.status == "error"]
+    assert failed == []  # an error row is graded again by the next run
     assert graded["second"].graded_now == []
     assert graded["csv_first"] == graded["csv_second"]
 

@@ -9,6 +9,8 @@ control group), the test asserts that the grader reports it as missing, then ski
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
 import signal
@@ -653,3 +655,35 @@ def test_a_folder_that_holds_a_hidden_one_is_never_exposed(tmp_path):
         tmp_path / "scratch", tmp_path / "lib", None, "/usr/bin/bwrap", tmp_path / "stage",
         SandboxSettings(hide=[str(ROOT)]), None, {})["binds"]}
     assert str(ROOT) not in visible and not any(v.startswith(str(ROOT) + "/") for v in visible)
+
+
+def test_a_slot_whose_leftovers_cannot_be_cleared_is_skipped_not_failed(monkeypatch):
+    # A killed grader's remains (a busy scratch folder, a control group with dying processes) must
+    # not fail another grader's job: the box keeps that slot locked while it takes the next one.
+    real = sandbox.Box._prepare
+    refused: list[int] = []
+
+    def leftovers_once(self):
+        if not refused:
+            refused.append(self.slot.number)
+            raise OSError(errno.EBUSY, "leftovers of a killed grader")
+        real(self)
+
+    monkeypatch.setattr(sandbox.Box, "_prepare", leftovers_once)
+    with sandbox.Box(SandboxSettings()) as box:
+        assert refused and box.slot.number != refused[0]
+        fd = os.open(sandbox._slot_folder() / str(refused[0]), os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released once the box was made
+        finally:
+            os.close(fd)
+        assert box.run("print('ran')").stdout.strip() == "ran"
+
+
+def test_a_box_gives_up_after_a_few_stale_slots(monkeypatch):
+    def always(self):
+        raise OSError(errno.EBUSY, "leftovers")
+
+    monkeypatch.setattr(sandbox.Box, "_prepare", always)
+    with pytest.raises(OSError, match="leftovers"):
+        sandbox.Box(SandboxSettings())
