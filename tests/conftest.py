@@ -3,9 +3,10 @@
 * ``reference_run(tutorial)``: the solution notebook executed once (full run, static widgets) —
   the site's reference run, also used by the notebook and claims tests;
 * ``site_editions``: both editions of the course site, built from those runs;
-* ``generated_course``: one ``nbgrader generate_assignment`` of the whole course, in a private copy;
-* ``autograded_course``: that copy after one ``nbgrader autograde`` of the solution and of the
-  untouched student notebook of every tutorial;
+* ``generated_course(tutorial)``: one ``nbgrader generate_assignment`` of each tutorial, in a
+  private copy of the course;
+* ``autograded_course(tutorial)``: that copy after one ``nbgrader autograde`` of the solution and
+  of the untouched student notebook;
 * ``grading_env`` (``tests/grading/conftest.py``): the grading command's prepared and calibrated
   environment.
 
@@ -40,25 +41,31 @@ for _rank, _tutorial in enumerate(sorted(TUTORIALS, key=lambda t: (t not in LONG
     )
 
 
-def _course() -> Path:
-    """A private copy of the course: one generate_assignment of every tutorial, then nbgrader's
-    autograde of the solution (``reference``) and the untouched student notebook (``untouched``)."""
-    root = copy_course(ARTEFACTS.folder("course"))
-    course.generate(root, TUTORIALS)
-    for tutorial in TUTORIALS:
-        sources = {
-            "reference": course.solution_path(tutorial),
-            "untouched": root / "tutorials" / tutorial / f"{tutorial}.ipynb",
-        }
-        for student, source in sources.items():
-            target = root / "autograder" / "submitted" / student / tutorial
-            target.mkdir(parents=True)
-            (target / f"{tutorial}.ipynb").write_bytes(source.read_bytes())
-        nbgrader(root, "autograde", tutorial, "--force", "--create", "--log-level=ERROR")
+def _course(tutorial: str) -> Path:
+    """A private copy of the course for one tutorial: ``generate_assignment``, then nbgrader's
+    autograde of the solution (``reference``) and the untouched student notebook (``untouched``).
+
+    One copy (and gradebook) per tutorial, so that the tutorials are built in parallel.
+    """
+    root = copy_course(ARTEFACTS.folder(f"course-{tutorial}"))
+    course.generate(root, [tutorial])
+    sources = {
+        "reference": course.solution_path(tutorial),
+        "untouched": root / "tutorials" / tutorial / f"{tutorial}.ipynb",
+    }
+    for student, source in sources.items():
+        target = root / "autograder" / "submitted" / student / tutorial
+        target.mkdir(parents=True)
+        (target / f"{tutorial}.ipynb").write_bytes(source.read_bytes())
+    nbgrader(root, "autograde", tutorial, "--force", "--create", "--log-level=ERROR")
     return root
 
 
-ARTEFACTS.register("course", _course, {"generated_course", "autograded_course"}, priority=40)
+for _rank, _tutorial in enumerate(sorted(TUTORIALS, key=lambda t: (t not in LONGEST_FIRST, t))):
+    ARTEFACTS.register(
+        f"course:{_tutorial}", lambda t=_tutorial: _course(t),
+        {"generated_course", "autograded_course"}, priority=16 + 2 * _rank,
+    )
 
 
 def _site() -> dict:
@@ -119,17 +126,17 @@ def site_editions() -> dict:
 
 
 @pytest.fixture(scope="session")
-def generated_course() -> Path:
-    """A private copy of the course after one ``nbgrader generate_assignment`` of every tutorial
-    (student notebooks in its ``tutorials/``, assignments in its gradebook)."""
-    return ARTEFACTS.get("course")
+def generated_course() -> Callable[[str], Path]:
+    """``generated_course(tutorial)``: a private copy of the course after one ``nbgrader
+    generate_assignment`` of that tutorial (its student notebook in ``tutorials/<ID>``)."""
+    return lambda tutorial: ARTEFACTS.get(f"course:{tutorial}")
 
 
 @pytest.fixture(scope="session")
-def autograded_course() -> Path:
-    """The copy of ``generated_course`` after ``nbgrader autograde`` of two submissions of every
-    tutorial: ``reference`` (the solution notebook) and ``untouched`` (the released notebook).
+def autograded_course() -> Callable[[str], Path]:
+    """``autograded_course(tutorial)``: that copy after ``nbgrader autograde`` of two submissions:
+    ``reference`` (the solution notebook) and ``untouched`` (the released notebook).
 
     nbgrader runs them as in grading (``NBGRADER_EXECUTION`` set: heavy demonstrations shrink).
     """
-    return ARTEFACTS.get("course")
+    return lambda tutorial: ARTEFACTS.get(f"course:{tutorial}")

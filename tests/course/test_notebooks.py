@@ -55,7 +55,7 @@ def _autograded(root, tutorial: str, student: str) -> nbformat.NotebookNode:
 @pytest.mark.parametrize("tutorial", TUTORIALS)
 def test_untouched_student_notebook_runs_without_traceback(autograded_course, tutorial):
     # The released notebook as nbgrader executed it: only the graded test cells may fail.
-    nb = _autograded(autograded_course, tutorial, "untouched")
+    nb = _autograded(autograded_course(tutorial), tutorial, "untouched")
     for cell in nb.cells:
         if cell.cell_type != "code" or cell.metadata.get("nbgrader", {}).get("grade"):
             continue
@@ -99,16 +99,18 @@ def test_header_cells_are_in_sync():
 
 
 def test_tutorials_are_exactly_what_generate_assignment_produces(generated_course):
-    copy = generated_course
+    generated, committed = set(), set()
     for tutorial in TUTORIALS:
+        copy = generated_course(tutorial)
         fresh = copy / "tutorials" / tutorial / f"{tutorial}.ipynb"
-        committed = course.student_path(tutorial)
-        assert json.loads(fresh.read_text()) == json.loads(committed.read_text()), (
+        assert json.loads(fresh.read_text()) == json.loads(course.student_path(tutorial).read_text()), (
             f"tutorials/{tutorial} is stale: run `python scripts/course.py generate` and commit"
         )
-    generated = {p.relative_to(copy / "tutorials") for p in (copy / "tutorials").rglob("*.*")}
-    committed = {p.relative_to(ROOT / "tutorials") for p in (ROOT / "tutorials").rglob("*.*")}
+        generated |= {p.relative_to(copy / "tutorials") for p in (copy / "tutorials" / tutorial).rglob("*.*")}
+        committed |= {p.relative_to(ROOT / "tutorials") for p in (ROOT / "tutorials" / tutorial).rglob("*.*")}
     assert generated == committed
+    released = {p.name for p in (ROOT / "tutorials").iterdir() if not p.name.startswith(".")}
+    assert released == set(TUTORIALS), "tutorials/ holds exactly one folder per tutorial"
 
 
 def _scores(copy, tutorial, student):
@@ -123,8 +125,8 @@ def _scores(copy, tutorial, student):
 
 @pytest.mark.parametrize("tutorial", TUTORIALS)
 def test_autograde_gives_solution_full_marks_and_untouched_student_zero(autograded_course, tutorial):
-    reference = _scores(autograded_course, tutorial, "reference")
-    untouched = _scores(autograded_course, tutorial, "untouched")
+    reference = _scores(autograded_course(tutorial), tutorial, "reference")
+    untouched = _scores(autograded_course(tutorial), tutorial, "untouched")
     auto = {name for name, (_, _, kind) in reference.items() if kind == "code"}
     manual = {name for name, (_, _, kind) in reference.items() if kind == "markdown"}
     assert auto, "every tutorial has autograded tests"
