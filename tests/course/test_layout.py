@@ -39,3 +39,16 @@ def test_layout_follows_a_renamed_configuration(tmp_path):
 def test_a_missing_configuration_is_reported(tmp_path):
     with pytest.raises(FileNotFoundError, match="no nbgrader configuration"):
         layout.source_folder(tmp_path)
+
+
+def test_the_build_script_runs_the_package_from_any_folder(tmp_path):
+    # scripts/course.py is the README's entry point; it must find coursebuild from anywhere.
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "course.py"), "sync", "--check"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stderr == ""
