@@ -7,6 +7,7 @@ message it must produce.
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import numpy as np
@@ -799,33 +800,8 @@ def test_a_subclass_of_tensor_is_not_trusted():
 
 # ============================================================== dependencies: ADAMOptimizer → ema_update
 
-ADAM_CELL = '''
-class ADAMOptimizer:
-    def __init__(self, parameters, lr=0.1, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
-        self.lr = lr
-        self.beta_1, self.beta_2 = betas
-        self.eps = eps
-        self.weight_decay = weight_decay
-        self.t = 0
-        self.parameters = list(parameters)
-        self.m_star = [torch.zeros_like(x) for x in self.parameters]
-        self.v_star = [torch.zeros_like(x) for x in self.parameters]
-
-    def step(self):
-        self.t += 1
-        with torch.no_grad():
-            for x, m_star, v_star in zip(self.parameters, self.m_star, self.v_star):
-                if x.grad is None:
-                    continue
-                g = x.grad + self.weight_decay * x
-                m, m_star[...] = {ema}(g, self.beta_1, self.t, m_star)
-                v, v_star[...] = {ema}(g**2, self.beta_2, self.t, v_star)
-                x -= self.lr * m / (v.sqrt() + self.eps)
-
-    def zero_grad(self):
-        for x in self.parameters:
-            x.grad = None
-'''
+# The reference ADAMOptimizer as a notebook cell: it calls whatever ``ema_update`` the notebook defines.
+ADAM_CELL = inspect.getsource(ref.ADAMOptimizer).replace("ema_update(", "{ema}(")
 
 
 def notebook_adam(ema_function, name="ema_update"):
