@@ -12,7 +12,6 @@ from __future__ import annotations
 import shutil
 import tempfile
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -37,7 +36,6 @@ class Artefacts:
 
     workers: int = 2
     registry: dict[str, Artefact] = field(default_factory=dict)
-    seconds: dict[str, float] = field(default_factory=dict)
     _jobs: dict[str, Future] = field(default_factory=dict)
     _pool: ThreadPoolExecutor | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -46,20 +44,13 @@ class Artefacts:
     def register(self, name: str, build: Callable[[], Any], fixtures, priority: int = 100) -> None:
         self.registry[name] = Artefact(name, build, frozenset(fixtures), priority)
 
-    def _timed(self, artefact: Artefact) -> Any:
-        start = time.perf_counter()
-        try:
-            return artefact.build()
-        finally:
-            self.seconds[artefact.name] = time.perf_counter() - start
-
     def submit(self, name: str) -> Future:
         """Queue the artefact ``name`` (once); return its future."""
         with self._lock:
             if name not in self._jobs:
                 if self._pool is None:
                     self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="artefact")
-                self._jobs[name] = self._pool.submit(self._timed, self.registry[name])
+                self._jobs[name] = self._pool.submit(self.registry[name].build)
             return self._jobs[name]
 
     def get(self, name: str) -> Any:

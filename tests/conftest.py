@@ -17,7 +17,6 @@ known; the modules that use none of them run first.  Every test that uses one of
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,13 +27,14 @@ from .artefacts import ARTEFACTS
 from .tools import TUTORIALS, copy_course, course, nbgrader
 
 LONGEST_FIRST = ["T3_TrainingDeepNetworks", "T6_ReLUFeatures"]
+BUILD_ORDER = sorted(TUTORIALS, key=lambda t: (t not in LONGEST_FIRST, t))  # longest runs first
 
 
 def _reference(tutorial: str) -> nbformat.NotebookNode:
     return course.reference_notebook(tutorial, fresh=True)
 
 
-for _rank, _tutorial in enumerate(sorted(TUTORIALS, key=lambda t: (t not in LONGEST_FIRST, t))):
+for _rank, _tutorial in enumerate(BUILD_ORDER):
     ARTEFACTS.register(
         f"reference:{_tutorial}", lambda t=_tutorial: _reference(t),
         {"reference_run", "site_editions"}, priority=0 if _rank == 0 else 20 + _rank,
@@ -61,7 +61,7 @@ def _course(tutorial: str) -> Path:
     return root
 
 
-for _rank, _tutorial in enumerate(sorted(TUTORIALS, key=lambda t: (t not in LONGEST_FIRST, t))):
+for _rank, _tutorial in enumerate(BUILD_ORDER):
     ARTEFACTS.register(
         f"course:{_tutorial}", lambda t=_tutorial: _course(t),
         {"generated_course", "autograded_course"}, priority=16 + 2 * _rank,
@@ -71,13 +71,9 @@ for _rank, _tutorial in enumerate(sorted(TUTORIALS, key=lambda t: (t not in LONG
 def _site() -> dict:
     for tutorial in TUTORIALS:  # queued before this job: running or done, never waiting behind it
         ARTEFACTS.get(f"reference:{tutorial}")
-    built: dict = {"seconds": {}}
     for edition in course.EDITIONS:
-        start = time.perf_counter()
         assert course.cmd_site(edition) == 0, f"the {edition} edition failed to build"
-        built["seconds"][edition] = time.perf_counter() - start
-        built[edition] = course.edition_output(edition)
-    return built
+    return {edition: course.edition_output(edition) for edition in course.EDITIONS}
 
 
 ARTEFACTS.register("site", _site, {"site_editions"}, priority=90)
@@ -103,7 +99,9 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_collection_finish(session):
-    """Start building every artefact that a selected test needs."""
+    """Start building every artefact that a selected test needs (nothing when only collecting)."""
+    if session.config.option.collectonly:
+        return
     needed = set().union(*(_fixtures_of(item) for item in session.items)) if session.items else set()
     ARTEFACTS.prefetch(needed)
 
@@ -120,8 +118,8 @@ def reference_run() -> Callable[[str], nbformat.NotebookNode]:
 
 @pytest.fixture(scope="session")
 def site_editions() -> dict:
-    """Both editions of the site (warnings are errors): each edition's HTML folder, and under
-    ``"seconds"`` each build time.  The pages come from this session's reference runs."""
+    """Both editions of the site (warnings are errors): each edition's HTML folder.  The pages
+    come from this session's reference runs."""
     return ARTEFACTS.get("site")
 
 

@@ -10,7 +10,6 @@ kernel.  That executes every solution notebook, so it is done once per session
 from __future__ import annotations
 
 import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,8 +36,6 @@ class GradingEnv:
     prepared: Path
     """An output folder holding only the gradebook and the calibrated specs (``cache/``)."""
     tutorials: list[str]
-    seconds: float
-    lines: list[str]
 
     def output(self, target: Path) -> Path:
         """A fresh output folder for one grading run, with the prepared gradebook and specs."""
@@ -57,14 +54,11 @@ def build_grading_env(base: Path) -> GradingEnv:
     empty = base / "no-submissions"
     empty.mkdir()
     prepared = base / "prepared"
-    lines: list[str] = []
-    start = time.perf_counter()
     grade_class(empty, prepared, course=course, workers=2, settings=sandbox_settings(),
-                progress=lines.append)
-    seconds = time.perf_counter() - start
+                progress=lambda line: None)
     for stale in ("state.json", "grades.csv", "report.html"):
         (prepared / stale).unlink(missing_ok=True)
-    return GradingEnv(course, prepared, tutorial_ids(course / "solutions"), seconds, lines)
+    return GradingEnv(course, prepared, tutorial_ids(course / "solutions"))
 
 
 # Built in the background as soon as a selected test needs it (tests/artefacts.py).
