@@ -28,6 +28,14 @@ class Artefact:
     fixtures: frozenset[str]
     priority: int = 100
     """Lower starts first: the longest builds go first so that nothing long is left for the end."""
+    tutorial: str | None = None
+    """The one tutorial it belongs to (a test of another tutorial does not need it), or None."""
+
+    def needed_by(self, fixtures: set[str], tutorial: str | None) -> bool:
+        """Whether a test using ``fixtures``, about ``tutorial`` (None: any or all), needs it."""
+        return bool(self.fixtures & fixtures) and (
+            self.tutorial is None or tutorial is None or self.tutorial == tutorial
+        )
 
 
 @dataclass
@@ -41,8 +49,9 @@ class Artefacts:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _folders: list[Path] = field(default_factory=list)
 
-    def register(self, name: str, build: Callable[[], Any], fixtures, priority: int = 100) -> None:
-        self.registry[name] = Artefact(name, build, frozenset(fixtures), priority)
+    def register(self, name: str, build: Callable[[], Any], fixtures, priority: int = 100,
+                 tutorial: str | None = None) -> None:
+        self.registry[name] = Artefact(name, build, frozenset(fixtures), priority, tutorial)
 
     def submit(self, name: str) -> Future:
         """Queue the artefact ``name`` (once); return its future."""
@@ -57,10 +66,13 @@ class Artefacts:
         """The artefact ``name``, built now if it was not queued yet (re-raises its build error)."""
         return self.submit(name).result()
 
-    def prefetch(self, fixtures: set[str]) -> list[str]:
-        """Queue every artefact that one of ``fixtures`` needs, by priority; return their names."""
+    def prefetch(self, tests: list[tuple[set[str], str | None]]) -> list[str]:
+        """Queue, by priority, every artefact that one of ``tests`` needs (each given by its
+        fixtures and its tutorial, see :meth:`Artefact.needed_by`); return their names."""
         wanted = sorted(
-            (a for a in self.registry.values() if a.fixtures & fixtures), key=lambda a: a.priority
+            (a for a in self.registry.values()
+             if any(a.needed_by(fixtures, tutorial) for fixtures, tutorial in tests)),
+            key=lambda a: a.priority,
         )
         for artefact in wanted:
             self.submit(artefact.name)

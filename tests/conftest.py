@@ -37,7 +37,7 @@ def _reference(tutorial: str) -> nbformat.NotebookNode:
 for _rank, _tutorial in enumerate(BUILD_ORDER):
     ARTEFACTS.register(
         f"reference:{_tutorial}", lambda t=_tutorial: _reference(t),
-        {"reference_run", "site_editions"}, priority=0 if _rank == 0 else 20 + _rank,
+        {"reference_run", "site_editions"}, priority=0 if _rank == 0 else 20 + _rank, tutorial=_tutorial,
     )
 
 
@@ -64,13 +64,14 @@ def _course(tutorial: str) -> Path:
 for _rank, _tutorial in enumerate(BUILD_ORDER):
     ARTEFACTS.register(
         f"course:{_tutorial}", lambda t=_tutorial: _course(t),
-        {"generated_course", "autograded_course"}, priority=16 + 2 * _rank,
+        {"generated_course", "autograded_course"}, priority=16 + 2 * _rank, tutorial=_tutorial,
     )
 
 
 def _site() -> dict:
-    for tutorial in TUTORIALS:  # queued before this job: running or done, never waiting behind it
-        ARTEFACTS.get(f"reference:{tutorial}")
+    # Queue every reference run first (a test of one tutorial queued only its own), then wait.
+    for run in [ARTEFACTS.submit(f"reference:{tutorial}") for tutorial in TUTORIALS]:
+        run.result()
     for edition in course.EDITIONS:
         assert course.cmd_site(edition) == 0, f"the {edition} edition failed to build"
     return {edition: course.edition_output(edition) for edition in course.EDITIONS}
@@ -98,12 +99,23 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: item.module.__name__ in slow_modules)  # stable: order kept inside
 
 
+def _tutorial_of(item) -> str | None:
+    """The tutorial a test is about: its ``tutorial`` parameter, or its module's ``TUTORIAL``."""
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and callspec.params.get("tutorial") in TUTORIALS:
+        return callspec.params["tutorial"]
+    return getattr(item.module, "TUTORIAL", None)
+
+
 def pytest_collection_finish(session):
-    """Start building every artefact that a selected test needs (nothing when only collecting)."""
+    """Start building every artefact that a selected test needs (nothing when only collecting).
+
+    A test about one tutorial (``-k T1_...``) queues that tutorial's builds only; an artefact it
+    reaches otherwise is built when asked for.
+    """
     if session.config.option.collectonly:
         return
-    needed = set().union(*(_fixtures_of(item) for item in session.items)) if session.items else set()
-    ARTEFACTS.prefetch(needed)
+    ARTEFACTS.prefetch([(_fixtures_of(item), _tutorial_of(item)) for item in session.items])
 
 
 def pytest_sessionfinish(session, exitstatus):
