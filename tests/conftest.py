@@ -18,6 +18,7 @@ known; the modules that use none of them run first.  Every test that uses one of
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import nbformat
@@ -36,7 +37,7 @@ def _reference(tutorial: str) -> nbformat.NotebookNode:
 
 for _rank, _tutorial in enumerate(BUILD_ORDER):
     ARTEFACTS.register(
-        f"reference:{_tutorial}", lambda t=_tutorial: _reference(t),
+        f"reference:{_tutorial}", partial(_reference, _tutorial),
         {"reference_run", "site_editions"}, priority=0 if _rank == 0 else 20 + _rank, tutorial=_tutorial,
     )
 
@@ -63,21 +64,20 @@ def _course(tutorial: str) -> Path:
 
 for _rank, _tutorial in enumerate(BUILD_ORDER):
     ARTEFACTS.register(
-        f"course:{_tutorial}", lambda t=_tutorial: _course(t),
+        f"course:{_tutorial}", partial(_course, _tutorial),
         {"generated_course", "autograded_course"}, priority=16 + 2 * _rank, tutorial=_tutorial,
     )
 
 
 def _site() -> dict:
-    # Queue every reference run first (a test of one tutorial queued only its own), then wait.
-    for run in [ARTEFACTS.submit(f"reference:{tutorial}") for tutorial in TUTORIALS]:
-        run.result()
+    """Both editions, built once every reference run is done (``after``)."""
     for edition in course.EDITIONS:
         assert course.cmd_site(edition) == 0, f"the {edition} edition failed to build"
     return {edition: course.edition_output(edition) for edition in course.EDITIONS}
 
 
-ARTEFACTS.register("site", _site, {"site_editions"}, priority=90)
+ARTEFACTS.register("site", _site, {"site_editions"}, priority=90,
+                   after=tuple(f"reference:{tutorial}" for tutorial in TUTORIALS))
 
 
 def _fixtures_of(item) -> set[str]:

@@ -62,10 +62,11 @@ def build_grading_env(base: Path) -> GradingEnv:
 
 
 # Built in the background as soon as a selected test needs it (tests/artefacts.py).
-ARTEFACTS.register(
-    "grading_env", lambda: build_grading_env(ARTEFACTS.folder("grading-env")), {"grading_env"},
-    priority=10,
-)
+def _grading_env() -> GradingEnv:
+    return build_grading_env(ARTEFACTS.folder("grading-env"))
+
+
+ARTEFACTS.register("grading_env", _grading_env, {"grading_env"}, priority=10)
 
 
 @pytest.fixture(scope="session")
