@@ -1,0 +1,298 @@
+"""Shortcuts a graded exercise refuses: library routines it exists to replace, the course's answers.
+
+Each check runs the student's code inside :func:`student_code`, naming the routines that its exercise
+exists to replace (``refused=("torch.optim",)`` for an optimiser written by hand).  While the
+student's code runs, those routines are watched *where they run*, not in the source text: a routine
+reached through ``getattr(torch.optim, "Ad" + "am")``, a subclass or a wrapper is caught as surely as
+a plain import.  Every window also watches the course's own expected values: reading the shipped
+file (``checks/expected``) or asking :func:`~._expected.expected` from inside the student's code.
+
+After the student's code has run, :meth:`Window.verdict` raises a :class:`ShortcutUsed` (a
+``CheckFailure``) that says plainly what was used, e.g. "ADAMOptimizer uses torch.optim.Adam: the
+exercise is to write the update yourself".
+
+The catalogue of watchable routines is :data:`ROUTINES`.  The grader records what a window found
+inside the sandboxed kernel (:data:`REPORTER`) and hands it back to the same window when it replays
+the check in its own process (:func:`replaying`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from ._core import CheckFailure
+
+_EXPECTED_FOLDER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "expected")
+
+
+class ShortcutUsed(CheckFailure):
+    """The student's code used a routine its exercise refuses (or the course's answers)."""
+
+
+@dataclass
+class Routine:
+    """A family of library routines an exercise can refuse."""
+
+    label: str
+    """How the message names it when nothing more precise is known, e.g. ``"torch.optim"``."""
+    install: Callable[[Callable[[str], None]], Callable[[], None]]
+    """Patches the routines to call ``found(name)`` when used; returns the function undoing it."""
+    task: str
+    """What the exercise is, for the message: "write the update yourself"."""
+    patterns: tuple[str, ...] = ()
+    """Regular expressions that find the routine in source code (the grader also reads the text)."""
+
+
+def _patch(owner: Any, name: str, wrapper_of: Callable[[Callable], Callable],
+           undo: list[Callable[[], None]]) -> None:
+    original = owner.__dict__[name] if isinstance(owner, type) else getattr(owner, name)
+    setattr(owner, name, wrapper_of(original))
+    undo.append(lambda: setattr(owner, name, original))
+
+
+def _calling(found: Callable[[str], None], label: str, only_from_outside_torch: bool = False):
+    """A wrapper factory: ``original`` reports ``label`` and then runs as before."""
+
+    def wrap(original: Callable) -> Callable:
+        @functools.wraps(original)
+        def watched(*args, **kwargs):
+            if not only_from_outside_torch or _called_from_outside_torch():
+                found(label(args) if callable(label) else label)
+            return original(*args, **kwargs)
+
+        return watched
+
+    return wrap
+
+
+def _called_from_outside_torch() -> bool:
+    frame = sys._getframe(2)
+    module = frame.f_globals.get("__name__", "")
+    return not (module == "torch" or module.startswith("torch."))
+
+
+def _install_optim(found: Callable[[str], None]) -> Callable[[], None]:
+    undo: list[Callable[[], None]] = []
+
+    def name_of(args: tuple) -> str:
+        cls = type(args[0]) if args else torch.optim.Optimizer
+        for base in cls.__mro__:
+            if base.__module__.startswith("torch.optim"):
+                return f"torch.optim.{base.__name__}"
+        return "torch.optim"
+
+    _patch(torch.optim.Optimizer, "__init__", _calling(found, name_of), undo)
+    for module_name in ("adam", "adamw", "sgd", "rmsprop", "adagrad"):
+        module = getattr(torch.optim, module_name, None)
+        function = getattr(module, module_name, None) if module is not None else None
+        if callable(function) and not isinstance(function, type):
+            _patch(module, module_name, _calling(found, f"torch.optim.{module_name}.{module_name}"),
+                   undo)
+    return lambda: [u() for u in reversed(undo)] and None
+
+
+class _Engine:
+    """Stands in for autograd's engine: reports every backward pass, then runs it."""
+
+    def __init__(self, engine: Any, found: Callable[[str], None]) -> None:
+        self._engine, self._found = engine, found
+
+    def run_backward(self, *args, **kwargs):
+        self._found("autograd (.backward, torch.autograd.grad or torch.func)")
+        return self._engine.run_backward(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._engine, name)
+
+
+def _install_autograd(found: Callable[[str], None]) -> Callable[[], None]:
+    undo: list[Callable[[], None]] = []
+    variable = torch.autograd.Variable
+    engine = variable._execution_engine
+    variable._execution_engine = _Engine(engine, found)
+    undo.append(lambda: setattr(variable, "_execution_engine", engine))
+    import torch.autograd.forward_ad as forward_ad
+
+    _patch(forward_ad, "make_dual", _calling(found, "forward-mode autograd (torch.func.jvp)"), undo)
+    for name in ("grad", "grad_and_value", "vjp", "jvp", "jacrev", "jacfwd", "hessian",
+                 "linearize"):
+        if hasattr(torch.func, name):
+            _patch(torch.func, name, _calling(found, f"torch.func.{name}"), undo)
+    return lambda: [u() for u in reversed(undo)] and None
+
+
+def _install_init(found: Callable[[str], None]) -> Callable[[], None]:
+    undo: list[Callable[[], None]] = []
+    for name in dir(torch.nn.init):
+        value = getattr(torch.nn.init, name)
+        if (not name.startswith("_") and callable(value) and not isinstance(value, type)
+                and getattr(value, "__module__", "") == "torch.nn.init"):
+            _patch(torch.nn.init, name,
+                   _calling(found, f"torch.nn.init.{name}", only_from_outside_torch=True), undo)
+    return lambda: [u() for u in reversed(undo)] and None
+
+
+def _install_lstsq(found: Callable[[str], None]) -> Callable[[], None]:
+    undo: list[Callable[[], None]] = []
+    _patch(torch.linalg, "lstsq", _calling(found, "torch.linalg.lstsq"), undo)
+    _patch(np.linalg, "lstsq", _calling(found, "numpy.linalg.lstsq"), undo)
+    return lambda: [u() for u in reversed(undo)] and None
+
+
+ROUTINES: dict[str, Routine] = {
+    "torch.optim": Routine("torch.optim", _install_optim, "write the update yourself",
+                           (r"\boptim\b",)),
+    "autograd": Routine("autograd", _install_autograd,
+                        "compute the gradients by hand (no .backward, torch.autograd or torch.func)",
+                        (r"\.backward\b", r"\bautograd\b", r"\btorch\.func\b", r"\bfunctorch\b",
+                         r"\b(jacrev|jacfwd|vjp|jvp)\b")),
+    "torch.nn.init": Routine("torch.nn.init", _install_init,
+                             "draw the weights from the distribution yourself",
+                             (r"\bnn\.init\b", r"\binit\.\w+_\s*\(")),
+    "lstsq": Routine("torch.linalg.lstsq", _install_lstsq,
+                     "solve the normal equations yourself", (r"\blstsq\b",)),
+}
+"""The routines an exercise can refuse, by the name it declares."""
+
+COURSE_ANSWERS = "the course's expected answers"
+
+DECLARED: dict[str, tuple[str, tuple[str, ...]]] = {}
+"""Check name -> (the exercise's name, the routines it refuses): what :func:`declare` was told."""
+
+
+def declare(check: str, exercise: str, refused: tuple[str, ...]) -> tuple[str, ...]:
+    """Declare, next to a check, the routines its exercise exists to replace; return them.
+
+    The grader reads :data:`DECLARED` to look for the same routines in the submitted text.
+    """
+    unknown = [r for r in refused if r not in ROUTINES]
+    if unknown:
+        raise ValueError(f"unknown refused routines {unknown}; known: {sorted(ROUTINES)}")
+    DECLARED[check] = (exercise, tuple(refused))
+    return tuple(refused)
+
+
+@dataclass
+class Window:
+    """What the student's code used while it ran (see :func:`student_code`)."""
+
+    exercise: str
+    refused: tuple[str, ...]
+    used: list[str] = field(default_factory=list)
+
+    def found(self, what: str) -> None:
+        if what not in self.used:
+            self.used.append(what)
+
+    def message(self) -> str | None:
+        """The plain sentence about the first shortcut found (None: nothing was used)."""
+        if not self.used:
+            return None
+        what = self.used[0]
+        if what == COURSE_ANSWERS:
+            return (f"{self.exercise} reads {COURSE_ANSWERS} (the data the self-check compares "
+                    "with): the exercise is to compute them yourself")
+        task = next((ROUTINES[r].task for r in self.refused if _belongs(what, r)),
+                    "write it yourself")
+        return f"{self.exercise} uses {what}: the exercise is to {task}"
+
+    def verdict(self) -> None:
+        """Raise :class:`ShortcutUsed` when a refused routine (or the course's answers) was used."""
+        text = self.message()
+        if text is not None:
+            raise ShortcutUsed(text)
+
+
+def _belongs(what: str, routine: str) -> bool:
+    label = ROUTINES[routine].label
+    return what.startswith(label) or (routine == "autograd" and (
+        "autograd" in what or what.startswith("torch.func"))) or (
+        routine == "lstsq" and "lstsq" in what)
+
+
+_open_windows: list[Window] = []
+_replayed: list[list[str]] | None = None
+
+REPORTER: Callable[[Window], None] | None = None
+"""Called with every window when it closes (the grader's recorder saves what it found)."""
+
+
+def _audit(event: str, args: tuple) -> None:
+    if not _open_windows or event != "open" or not args:
+        return
+    path = args[0]
+    if isinstance(path, (str, bytes, os.PathLike)):
+        try:
+            text = os.path.abspath(os.fsdecode(path))
+        except (TypeError, ValueError):
+            return
+        if text.startswith(_EXPECTED_FOLDER):
+            for window in _open_windows:
+                window.found(COURSE_ANSWERS)
+
+
+sys.addaudithook(_audit)
+
+
+def note_expected_lookup(check: str) -> None:
+    """Called by :func:`~._expected.expected`: asked from inside the student's code, it is a shortcut."""
+    for window in _open_windows:
+        window.found(COURSE_ANSWERS)
+
+
+@contextlib.contextmanager
+def student_code(exercise: str, refused: tuple[str, ...] = ()) -> Iterator[Window]:
+    """Run the student's code of ``exercise`` inside this block, watching the ``refused`` routines.
+
+    Parameters
+    ----------
+    exercise : str
+        The exercise's name as the student knows it (``"ADAMOptimizer"``), for the message.
+    refused : tuple of str
+        Keys of :data:`ROUTINES` the exercise exists to replace.
+
+    Yields
+    ------
+    Window
+        Call :meth:`Window.verdict` after the block, before comparing values.
+    """
+    unknown = [r for r in refused if r not in ROUTINES]
+    if unknown:
+        raise ValueError(f"unknown refused routines {unknown}; known: {sorted(ROUTINES)}")
+    window = Window(exercise, tuple(refused))
+    undo = []
+    try:
+        for name in refused:
+            undo.append(ROUTINES[name].install(window.found))
+        _open_windows.append(window)
+        yield window
+    finally:
+        if window in _open_windows:
+            _open_windows.remove(window)
+        for step in reversed(undo):
+            step()
+        if _replayed is not None and _replayed:
+            for what in _replayed.pop(0):
+                window.found(what)
+        if REPORTER is not None:
+            REPORTER(window)
+
+
+@contextlib.contextmanager
+def replaying(found: list[list[str]]) -> Iterator[None]:
+    """Give the windows opened in this block, in order, what the recorded run found (grader)."""
+    global _replayed
+    previous, _replayed = _replayed, [list(f) for f in found]
+    try:
+        yield
+    finally:
+        _replayed = previous
