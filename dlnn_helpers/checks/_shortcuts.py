@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -92,8 +93,11 @@ def _install_optim(found: Callable[[str], None]) -> Callable[[], None]:
 
     _patch(torch.optim.Optimizer, "__init__", _calling(found, name_of), undo)
     for module_name in ("adam", "adamw", "sgd", "rmsprop", "adagrad"):
-        module = getattr(torch.optim, module_name, None)
-        function = getattr(module, module_name, None) if module is not None else None
+        try:
+            module = importlib.import_module(f"torch.optim.{module_name}")
+        except ImportError:
+            continue
+        function = getattr(module, module_name, None)
         if callable(function) and not isinstance(function, type):
             _patch(module, module_name, _calling(found, f"torch.optim.{module_name}.{module_name}"),
                    undo)

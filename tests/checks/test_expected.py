@@ -1,0 +1,89 @@
+"""The expected values of the checks: shipped for the self-checks, live where the reference is."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import dlnn_reference
+from dlnn_helpers.checks import _expected
+
+
+@pytest.fixture
+def demo(monkeypatch, tmp_path):
+    """A check ``check_demo`` whose reference counts its calls; shipped files go to ``tmp_path``."""
+    calls = []
+
+    def compute(seed: int, shape: tuple) -> dict:
+        calls.append((seed, shape))
+        generator = torch.Generator().manual_seed(seed)
+        values = torch.randn(*shape, generator=generator)
+        return {"correct": values, "transposed": values.T.numpy().astype(np.float64),
+                "scale": 2.5, "pair": (1, float("inf")), "name": "demo"}
+
+    monkeypatch.setitem(dlnn_reference.EXPECTED, "check_demo", compute)
+    monkeypatch.setitem(_expected._MODULES, "check_demo", "demo")
+    monkeypatch.setattr(_expected, "SHIPPED", tmp_path)
+    return calls
+
+
+def test_values_survive_the_round_trip_exactly():
+    value = {"t": torch.randn(3, 2, dtype=torch.float32), "d": torch.randn(4, dtype=torch.float64),
+             "a": np.arange(6, dtype=np.int64).reshape(2, 3), "x": 1.0 / 3.0, "n": 7,
+             "tup": (torch.zeros(0), [None, True, "s"]), "inf": -math.inf}
+    back = _expected.decode(json.loads(json.dumps(_expected.encode(value))))
+    assert torch.equal(back["t"], value["t"]) and back["t"].dtype == torch.float32
+    assert torch.equal(back["d"], value["d"]) and back["d"].dtype == torch.float64
+    assert np.array_equal(back["a"], value["a"]) and back["a"].dtype == np.int64
+    assert back["x"] == value["x"] and back["n"] == 7 and back["inf"] == -math.inf
+    assert isinstance(back["tup"], tuple) and back["tup"][1] == [None, True, "s"]
+    with pytest.raises(TypeError, match="cannot ship"):
+        _expected.encode(object())
+
+
+def test_settings_key_is_canonical():
+    one = _expected.settings_key("check_x", {"b": (1, 2), "a": 0.1, "act": torch.nn.ReLU})
+    two = _expected.settings_key("check_x", {"act": torch.nn.ReLU, "a": 0.1, "b": [1, 2]})
+    assert one == two and "torch.nn.modules.activation.ReLU" in one
+    assert one != _expected.settings_key("check_x", {"b": (1, 2), "a": 0.2, "act": torch.nn.ReLU})
+
+
+def test_captured_values_are_shipped_and_then_used_without_the_reference(demo, tmp_path):
+    with _expected.capture() as captured:
+        live = _expected.expected("check_demo", seed=1, shape=(2, 3))
+    assert demo == [(1, (2, 3))]
+    files = _expected.write_shipped(captured, tmp_path)
+    assert [f.name for f in files] == ["demo.json"]
+    first = files[0].read_bytes()
+    _expected.write_shipped(captured, tmp_path)
+    assert files[0].read_bytes() == first  # the same values give the same bytes
+
+    with _expected.shipped_only():
+        shipped = _expected.expected("check_demo", seed=1, shape=(2, 3))
+        assert torch.equal(shipped["correct"], live["correct"])
+        assert shipped["pair"] == (1, math.inf) and shipped["name"] == "demo"
+        with pytest.raises(_expected.ReferenceUnavailable, match="judged by the course's grader"):
+            _expected.expected("check_demo", seed=2, shape=(2, 3))
+    assert demo == [(1, (2, 3))]  # the shipped value was used: the reference did not run again
+
+    hidden = _expected.expected("check_demo", seed=2, shape=(2, 3))  # live, as on the grader
+    assert demo[-1] == (2, (2, 3)) and hidden["correct"].shape == (2, 3)
+    with _expected.live_only():
+        _expected.expected("check_demo", seed=1, shape=(2, 3))
+    assert demo[-1] == (1, (2, 3))
+
+
+def test_a_reference_must_return_the_correct_value(demo, monkeypatch):
+    monkeypatch.setitem(dlnn_reference.EXPECTED, "check_demo", lambda **s: {"wrong": 1})
+    with pytest.raises(TypeError, match="'correct'"):
+        _expected.expected("check_demo", seed=1, shape=(1,))
+
+
+def test_every_shipped_file_is_up_to_date_with_the_references():
+    from dlnn_reference import shipped
+
+    assert shipped.stale() == [], "run: python scripts/course.py expected"

@@ -1,0 +1,144 @@
+"""Refused shortcuts are caught where they run, whichever way the student reaches them."""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+import pytest
+import torch
+
+from dlnn_helpers.checks import ShortcutUsed, _expected, _shortcuts
+from dlnn_helpers.checks._shortcuts import student_code
+
+
+def _run(refused, code):
+    with student_code("exercise", refused) as window:
+        code()
+    return window
+
+
+def _adam_by_name():
+    param = torch.nn.Parameter(torch.ones(2))
+    getattr(importlib.import_module("torch." + "optim"), "Ad" + "am")([param]).step()
+
+
+class _Wrapped(torch.optim.SGD):
+    pass
+
+
+def _subclass():
+    _Wrapped([torch.nn.Parameter(torch.ones(2))], lr=0.1)
+
+
+def _functional_adam():
+    adam = importlib.import_module("torch.optim.adam").adam
+    adam([torch.ones(2)], [torch.ones(2)], [torch.zeros(2)], [torch.zeros(2)], [],
+         [torch.tensor(1.0)], amsgrad=False, beta1=0.9, beta2=0.99, lr=0.1, weight_decay=0.0,
+         eps=1e-8, maximize=False)
+
+
+def _backward():
+    x = torch.ones(2, requires_grad=True)
+    (x * x).sum().backward()
+
+
+def _autograd_grad():
+    x = torch.ones(2, requires_grad=True)
+    torch.autograd.grad((x ** 3).sum(), x)
+
+
+def _jacrev_by_name():
+    getattr(torch.func, "jac" + "rev")(lambda t: t * t)(torch.ones(2))
+
+
+def _jvp():
+    torch.func.jvp(lambda t: t * t, (torch.ones(2),), (torch.ones(2),))
+
+
+def _kaiming():
+    getattr(torch.nn.init, "kaiming_" + "normal_")(torch.empty(3, 4))
+
+
+def _np_lstsq():
+    np.linalg.lstsq(np.eye(3), np.ones(3), rcond=None)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")  # torch.func.jvp
+@pytest.mark.parametrize(("refused", "code", "named"), [
+    ("torch.optim", _adam_by_name, "torch.optim.Adam"),
+    ("torch.optim", _subclass, "torch.optim.SGD"),
+    ("torch.optim", _functional_adam, "torch.optim.adam.adam"),
+    ("autograd", _backward, "autograd"),
+    ("autograd", _autograd_grad, "autograd"),
+    ("autograd", _jacrev_by_name, "torch.func.jacrev"),
+    ("autograd", _jvp, "torch.func.jvp"),
+    ("torch.nn.init", _kaiming, "torch.nn.init.kaiming_normal_"),
+    ("lstsq", _np_lstsq, "numpy.linalg.lstsq"),
+])
+def test_a_refused_routine_is_caught_however_it_is_reached(refused, code, named):
+    window = _run((refused,), code)
+    with pytest.raises(ShortcutUsed) as failure:
+        window.verdict()
+    message = str(failure.value)
+    assert message.startswith(f"exercise uses {named}")
+    assert f"the exercise is to {_shortcuts.ROUTINES[refused].task}" in message
+
+
+def test_what_is_not_refused_passes_and_nothing_stays_patched():
+    assert _run(("torch.nn.init",), lambda: torch.nn.Linear(3, 4)).message() is None  # torch's own
+    assert _run(("torch.optim",), _backward).message() is None
+    assert _run((), _adam_by_name).message() is None
+    for refused, code in [("torch.optim", _adam_by_name), ("autograd", _backward),
+                          ("torch.nn.init", _kaiming), ("lstsq", _np_lstsq)]:
+        _run((refused,), code)
+    assert torch.optim.Optimizer.__init__.__module__ == "torch.optim.optimizer"
+    assert type(torch.autograd.Variable._execution_engine).__name__ != "_Engine"
+    for routine in (torch.func.jacrev, torch.autograd.forward_ad.make_dual, np.linalg.lstsq,
+                    torch.linalg.lstsq, torch.nn.init.kaiming_normal_):
+        assert not hasattr(routine, "__wrapped__"), routine
+    _backward()  # autograd still works outside any window
+
+
+def test_reading_the_course_answers_is_caught(tmp_path):
+    shipped = next(iter(sorted(_expected.SHIPPED.glob("*.json"))), None)
+    assert shipped is not None, "no shipped expected values"
+    window = _run((), lambda: open(shipped).read())  # noqa: SIM115
+    with pytest.raises(ShortcutUsed, match="reads the course's expected answers"):
+        window.verdict()
+    other = tmp_path / "notes.json"
+    other.write_text("{}")
+    assert _run((), lambda: open(other).read()).message() is None  # noqa: SIM115
+
+
+def test_asking_for_the_expected_values_is_caught():
+    def ask():
+        with pytest.raises(Exception):  # noqa: B017 - whatever it raises, the asking counts
+            _expected.expected("check_that_does_not_exist", seed=0)
+
+    with pytest.raises(ShortcutUsed, match="the course's expected answers"):
+        _run((), ask).verdict()
+
+
+def test_replayed_findings_reach_the_same_windows_in_order():
+    reported = []
+    with _shortcuts.replaying([["torch.optim.Adam"], []]):
+        first = _run(("torch.optim",), lambda: None)
+        second = _run(("torch.optim",), lambda: None)
+    assert first.used == ["torch.optim.Adam"] and second.used == []
+    previous, _shortcuts.REPORTER = _shortcuts.REPORTER, reported.append
+    try:
+        _run(("torch.optim",), _adam_by_name)
+    finally:
+        _shortcuts.REPORTER = previous
+    assert len(reported) == 1 and reported[0].used[0] == "torch.optim.Adam"
+
+
+def test_declarations_name_known_routines():
+    assert _shortcuts.declare("check_probe", "probe", ("autograd",)) == ("autograd",)
+    assert _shortcuts.DECLARED.pop("check_probe") == ("probe", ("autograd",))
+    with pytest.raises(ValueError, match="unknown refused routines"):
+        _shortcuts.declare("check_probe", "probe", ("torch.magic",))
+    with pytest.raises(ValueError, match="unknown refused routines"):
+        with student_code("probe", ("torch.magic",)):
+            pass
