@@ -36,6 +36,8 @@ MAX_MESSAGE_CHARS = 4000
 MAX_CODE_CHARS = 100_000
 """The student's code of one exercise is shown up to this length."""
 MAX_NOTES = 50
+SHORTCUT_FLAG = "&#9873; refused shortcut: this test scores 0"
+"""Shown above the verdict of a test whose exercise used a routine it exists to replace."""
 GRADER_FAILED = ("the grader failed on this submission (not your fault; your instructor has the "
                  "details and will grade it again)")
 
@@ -169,9 +171,11 @@ def render(result: Result, spec: TutorialSpec, prepared: Prepared | None) -> str
         score = result.scores.get(test.grade_id, 0.0)
         verdict = result.verdicts.get(test.grade_id, "not graded")
         css = "pass" if score >= test.points and score > 0 else "fail"
+        flag = (f"<p class='fail'><strong>{SHORTCUT_FLAG}</strong></p>"
+                if test.grade_id in getattr(result, "shortcuts", {}) else "")
         parts.append(
             f"<tr><td>{esc(test.grade_id)}</td><td>{score:g} / {test.points:g}</td>"
-            f"<td class='{css}'><pre>{said(verdict)}</pre></td></tr>"
+            f"<td class='{css}'>{flag}<pre>{said(verdict)}</pre></td></tr>"
         )
     parts.append("</table>")
     if spec.manual:

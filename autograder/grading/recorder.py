@@ -7,14 +7,21 @@ boundary between the check and the student's code is written down (:mod:`records
 student's functions and classes and of the methods of the objects they return (an optimiser's
 ``step``, a module's ``forward``), the values returned, the errors raised, the calls of the
 check's callbacks, the state of every tensor, array and module the check handed over after each
-call, and the structure of returned networks.  The recording is saved to ``records/CELL.pt``.
+call, the structure of returned networks, and what the check's shortcut windows found while the
+student's code ran (``_shortcuts.REPORTER``: a refused library routine such as ``torch.optim.Adam``
+reached in any way, the course's expected answers read).  The recording is saved to
+``records/CELL.pt``.  A check that stops in the kernel after the student's code ran (its expected
+values of a hidden setting are not in the student package: ``ReferenceUnavailable``) is normal:
+what it said is kept as information, never as a verdict.
 
 Nothing computed here is a verdict: the grader replays the recording into the genuine checks in its
 own clean process (:mod:`autograder.grading.replay`).  Patching the checks, numpy, torch or this
 module in the kernel can only change what is recorded: the student's own answers.
 
 This module is imported by untrusted code and trusts nothing it finds at run time; it uses only the
-standard library, ``numpy``, ``torch`` and :mod:`records`.  It prints nothing.
+standard library, ``numpy``, ``torch``, :mod:`records` and the student package's shortcut windows
+(``dlnn_helpers.checks._shortcuts``, imported in the notebook's first cell, before any student
+code).  It prints nothing.
 """
 
 from __future__ import annotations
@@ -30,6 +37,11 @@ try:
     from . import records
 except ImportError:  # staged in the kernel as a top-level module next to its records model
     import _dlnn_grading_records as records  # type: ignore[no-redef]
+
+try:  # the student package's shortcut windows (imported before any student code runs)
+    from dlnn_helpers.checks import _shortcuts
+except ImportError:  # pragma: no cover - a package without shortcut windows
+    _shortcuts = None
 
 _TENSOR = torch.Tensor
 _NDARRAY = np.ndarray
@@ -66,6 +78,7 @@ class Session:
         self.node_ids: dict[int, int] = {}
         self.keep: list = []  # described modules stay alive, so that their ids stay theirs
         self.handles = 0
+        self.reporting = False
         self.record = records.CallRecord([self._describe(n, s) for n, s in zip(names, students,
                                                                                  strict=True)])
         self.handles = len(students)
@@ -84,6 +97,20 @@ class Session:
         if callable(obj):
             return records.StudentObject(name, "callable", kind.__name__)
         return records.StudentObject(name, "value", kind.__name__)
+
+    # -- shortcut windows ------------------------------------------------------------------------
+
+    def report(self, window: Any) -> None:
+        """``_shortcuts.REPORTER``: keep what a top-level window of the check found."""
+        if not self.reporting or len(self.record.windows) >= records.MAX_WINDOWS:
+            return
+        try:
+            if _shortcuts is not None and list(_shortcuts._open_windows):
+                return  # a window opened inside another one (e.g. by the student's code)
+            used = list(window.used)[:records.MAX_FOUND]
+            self.record.windows.append([str(u)[:records.MAX_FOUND_CHARS] for u in used])
+        except Exception:  # noqa: BLE001 - a tampered window: recorded as finding nothing
+            self.record.windows.append([])
 
     # -- wrapping --------------------------------------------------------------------------------
 
@@ -261,9 +288,13 @@ class Session:
 
     @staticmethod
     def _methods_of(obj: Any) -> list[str]:
+        """Public methods the check may call: those of the student's own classes, and for an
+        object that is not a module, those it inherits from a library class too (an optimiser
+        derived from ``torch.optim.SGD`` steps with the library's ``step``)."""
         names = set()
+        inherited = not isinstance(obj, _MODULE)
         for cls in type(obj).__mro__:
-            if not _is_own_class(cls):
+            if cls is object or not (_is_own_class(cls) or inherited):
                 continue
             for name, member in vars(cls).items():
                 if not name.startswith("_") and isinstance(member, types.FunctionType):
@@ -309,11 +340,19 @@ def drive(check: Any, students: list, names: list[str], args: tuple, settings: d
     session = Session(students, names)
     wrapped = [session.wrap(i, s) for i, s in enumerate(students)]
     extra = dict(zip(student_kwargs, wrapped[1:], strict=False))
+    previous = getattr(_shortcuts, "REPORTER", None)
+    if _shortcuts is not None:
+        _shortcuts.REPORTER = session.report  # set again for every call: a notebook may reset it
+    session.reporting = True
     try:
         if wrapped and callable(wrapped[0]):
             session.record.kernel_message = str(check(wrapped[0], *args, **settings, **extra))[:4000]
-    except BaseException as exc:  # noqa: BLE001 - recorded; the run goes on
+    except BaseException as exc:  # noqa: BLE001 - recorded (e.g. ReferenceUnavailable); goes on
         session.record.kernel_message = (str(exc) or type(exc).__name__)[:4000]
+    finally:
+        session.reporting = False
+        if _shortcuts is not None:
+            _shortcuts.REPORTER = previous
     session.record.complete = True
     return session
 

@@ -13,7 +13,11 @@ between the check and the student's code, as a :class:`CallRecord`:
 * the structure of returned networks (:class:`ModuleNode`: class, sizes, parameters, sub-modules,
   shared layers), so that the grader can rebuild them from genuine ``torch.nn`` classes;
 * for a returned tensor that carries a graph, the gradients of its sum with respect to the tensors
-  the check handed over, so that the grader can give its stand-in the same first-order graph.
+  the check handed over, so that the grader can give its stand-in the same first-order graph;
+* what every shortcut window of the check found while the student's code ran
+  (:func:`dlnn_helpers.checks._shortcuts.student_code`: a refused library routine, the course's
+  expected answers), one list per window in the order the windows closed, so that the grader's
+  replay hands the same findings to the same windows (:attr:`CallRecord.windows`).
 
 The grader never runs student code: it runs the genuine check against stand-ins that replay the
 recording (:mod:`autograder.grading.replay`), so every verdict is computed outside the kernel.
@@ -45,7 +49,7 @@ from typing import Any
 import numpy as np
 import torch
 
-FORMAT = 2
+FORMAT = 3
 MAX_FILE_BYTES = 128 * 2**20
 """Largest recording file read (a cell's recording is a few MiB at most)."""
 MAX_INFLATED_BYTES = 256 * 2**20
@@ -58,6 +62,12 @@ MAX_VALUES = 500_000
 MAX_DEPTH = 64
 MAX_TENSORS = 50_000
 LOAD_SECONDS = 30.0
+MAX_WINDOWS = 5_000
+"""Most shortcut windows recorded for one check call."""
+MAX_FOUND = 16
+"""Most findings kept per window."""
+MAX_FOUND_CHARS = 200
+"""Longest finding kept (a routine's name, e.g. ``torch.optim.Adam``)."""
 
 
 class RecordingRejected(Exception):
@@ -187,6 +197,23 @@ class CallRecord:
     kernel_message: str = ""
     """What the check said in the kernel: information only, never a verdict."""
     complete: bool = False
+    windows: list = field(default_factory=list)
+    """What each top-level shortcut window of the check found (a list of names per window, in the
+    order the windows closed; see :mod:`dlnn_helpers.checks._shortcuts`)."""
+
+
+def found_lists(value: Any) -> list[list[str]]:
+    """Recorded window findings as bounded lists of short strings (anything else is dropped)."""
+    if not isinstance(value, list):
+        return []
+    windows = []
+    for item in value[:MAX_WINDOWS]:
+        if isinstance(item, list):
+            windows.append([str(x)[:MAX_FOUND_CHARS] for x in item[:MAX_FOUND]
+                            if isinstance(x, str)])
+        else:
+            windows.append([])
+    return windows
 
 
 # ------------------------------------------------------------------------------------------------
@@ -669,6 +696,6 @@ def _call_record(item: Any) -> CallRecord | None:
                             [str(m) for m in n.get("methods", [])])
                  for n in item.get("nodes", [])]
         return CallRecord(students, events, nodes, str(item.get("kernel_message", ""))[:4000],
-                          bool(item.get("complete", False)))
+                          bool(item.get("complete", False)), found_lists(item.get("windows")))
     except (KeyError, TypeError, ValueError):
         return None

@@ -18,20 +18,31 @@ checks, the recorder) and whatever lying objects it returned, the verdict is com
 Recordings are read by :func:`records.load` (bounded size, entries, pickle operations, values,
 depth and time; a refused file gives a verdict that says why), and judging a cell has a time limit.
 
+Shortcuts: the genuine check runs inside :func:`_shortcuts.replaying` with what the kernel's
+windows found (:attr:`records.CallRecord.windows`), so the same windows refuse the same routines
+and the check fails with its own plain message ("ADAMOptimizer uses torch.optim.Adam: the exercise
+is to write the update yourself"; :attr:`Verdict.shortcut`).  A replay that passes through more
+windows than the kernel reported means that the notebook silenced the watch: it fails.
+
 An answer whose optimiser trajectory is bitwise identical to the library routine the exercise asks
-to write (``torch.optim.SGD``, ``torch.optim.Adam``) is flagged for review (:attr:`Verdict.review`).
+to write (``torch.optim.SGD``, ``torch.optim.Adam``) without calling it is flagged for review
+(:attr:`Verdict.review`).
 """
 
 from __future__ import annotations
 
 import ast
+import contextlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from dlnn_helpers.checks import _shortcuts
 
 from . import records
 from .records import CheckCall, find_check
@@ -416,6 +427,37 @@ class Verdict:
     happens for check calls: kept for the nbgrader-style cells the worker judges itself)."""
     review: str = ""
     """Why a passed answer should be looked at by a person (e.g. it is the library routine)."""
+    shortcut: str = ""
+    """The check's message when it refused a shortcut (a routine the exercise replaces, the
+    course's answers): the test scores 0 and the report flags it."""
+
+
+@contextlib.contextmanager
+def replayed_windows(found: list[list[str]], closed: list) -> Iterator[None]:
+    """Hand ``found`` to the check's windows in order; append every top-level window to ``closed``."""
+    previous = _shortcuts.REPORTER
+
+    def count(window: Any) -> None:
+        if not _shortcuts._open_windows:
+            closed.append(window)
+
+    _shortcuts.REPORTER = count
+    try:
+        with _shortcuts.replaying(found):
+            yield
+    finally:
+        _shortcuts.REPORTER = previous
+
+
+@contextlib.contextmanager
+def _unwatched() -> Iterator[None]:
+    """Windows note nothing (the grader's own runs of the library routine, :func:`library_twin`)."""
+    found = _shortcuts.Window.found
+    _shortcuts.Window.found = lambda self, what: None
+    try:
+        yield
+    finally:
+        _shortcuts.Window.found = found
 
 
 class _SGDRoutine:
@@ -464,8 +506,9 @@ def library_twin(call: CheckCall, record: records.CallRecord, store: records.Ten
 
     label, routine = LIBRARY_ROUTINES[call.check]
     check = find_check(call.check)
-    session = recorder.drive(check, [routine], [call.func], records.resolve_literal(call.args),
-                             records.resolve_literal(dict(call.settings)), [])
+    with _unwatched():
+        session = recorder.drive(check, [routine], [call.func], records.resolve_literal(call.args),
+                                 records.resolve_literal(dict(call.settings)), [])
     theirs = _step_states(session.record, session.store)
     ours = _step_states(record, store)
     if not ours or len(ours) != len(theirs):
@@ -516,10 +559,13 @@ def judge(calls: list[CheckCall], loaded: Loaded | None, not_run: str = "",
         replayer = Replayer(call, record, loaded.store, deadline)
         stand_ins = [replayer.stand_in(i) for i in range(len(call.students))]
         extra = {keyword: stand_ins[1 + i] for i, (keyword, _) in enumerate(call.student_kwargs)}
+        closed: list = []
         try:
-            with np.errstate(all="ignore"):
+            with np.errstate(all="ignore"), replayed_windows(record.windows, closed):
                 summaries.append(check(stand_ins[0], *records.resolve_literal(call.args),
                                        **records.resolve_literal(call.settings), **extra))
+        except _shortcuts.ShortcutUsed as exc:
+            return Verdict(False, str(exc), shortcut=str(exc))
         except AssertionError as exc:
             message = str(exc)
             if exc.__cause__ is not None and not message:
@@ -527,6 +573,9 @@ def judge(calls: list[CheckCall], loaded: Loaded | None, not_run: str = "",
             return Verdict(False, message)
         except Exception as exc:  # noqa: BLE001 - a recording the check cannot digest
             return Verdict(False, f"{call.func} could not be checked: {type(exc).__name__}: {exc}")
+        if len(closed) > len(record.windows):
+            return Verdict(False, "the recording does not match what the check asks (the notebook "
+                           "interfered with the test's watch for refused routines)")
         try:
             twin = library_twin(call, record, loaded.store)
         except Exception:  # noqa: BLE001 - the flag is advice; never a reason to fail

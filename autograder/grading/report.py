@@ -24,9 +24,11 @@ from collections import Counter
 from pathlib import Path
 
 CSV_COLUMNS = ["student", "tutorial", "status", "score", "max_score", "manual_max", "file",
-               "exercises", "problem"]
+               "exercises", "shortcuts", "problem"]
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 """A cell starting with one of these is a formula (or becomes one) in a spreadsheet (OWASP)."""
+SHORTCUT_FLAG = "&#9873; shortcut"
+"""The marker of a refused shortcut in ``report.html`` (a flag and the word)."""
 _BIDI = {chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C)}
 
 
@@ -116,6 +118,7 @@ def write_grades(rows: list[dict], path: Path) -> None:
             "max_score": f"{row['max_score']:g}",
             "manual_max": f"{row['manual_max']:g}",
             "exercises": ";".join(f"{k}={v:g}" for k, v in row["scores"].items()),
+            "shortcuts": ";".join(sorted(row.get("shortcuts") or {})),
             "problem": row["message"],
         }
         writer.writerow({column: csv_cell(cells.get(column, "")) for column in CSV_COLUMNS})
@@ -208,6 +211,19 @@ def write_report(path: Path, rows: list[dict], maxima: dict[str, dict[str, float
         for r, test, why in sorted(flagged, key=lambda f: (str(f[0]["student"]), f[1])):
             out.append(f"<tr><td>{esc(str(r['student']))}</td><td>{esc(str(r['tutorial']))}</td>"
                        f"<td>{esc(str(test))}</td><td>{esc(str(why))}</td></tr>")
+        out.append("</table>")
+    refused = [(r, test, why) for r in rows if isinstance(r.get("shortcuts"), dict)
+               for test, why in sorted(r["shortcuts"].items())]
+    if refused:
+        out.append("<h2>Shortcuts refused</h2><p>Tests scored 0 because the exercise used a "
+                   "routine it exists to replace, or read the course's expected answers (found "
+                   "where the code ran, or in its text); the student's feedback says the same."
+                   "</p><table><tr><th>Flag</th><th>Student</th><th>Tutorial</th><th>Test</th>"
+                   "<th>What</th></tr>")
+        for r, test, why in sorted(refused, key=lambda f: (str(f[0]["student"]), f[1])):
+            out.append(f"<tr><td>{SHORTCUT_FLAG}</td><td>{esc(str(r['student']))}</td>"
+                       f"<td>{esc(str(r['tutorial']))}</td><td>{esc(str(test))}</td>"
+                       f"<td>{esc(str(why))}</td></tr>")
         out.append("</table>")
     problems = [r for r in rows if r["status"] != "graded" or r["notes"]]
     out.append("<h2>Problems found in submissions</h2>")

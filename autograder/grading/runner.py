@@ -144,6 +144,7 @@ def _row(result: Result, fingerprint: str, manual_max: float) -> dict:
         "notes": result.notes, "message": result.message, "fingerprint": fingerprint,
         "verdicts": result.verdicts, "in_process": result.in_process,
         "review": dict(getattr(result, "review", {})),
+        "shortcuts": dict(getattr(result, "shortcuts", {})),
     }
 
 

@@ -572,6 +572,9 @@ def jail_settings(scratch: Path, lib: Path, uid: int | None, bwrap: str | None,
     python, executable = _python_binds()
     binds = [(path, path, "ro") for path in SYSTEM if os.path.exists(path)]
     binds += [(source, target, "ro") for source, target in python]
+    empty = lib.parent / "empty"
+    empty.mkdir(mode=0o755, exist_ok=True)
+    binds += masks(binds, str(empty))
     binds += [(str(lib), LIB_INSIDE, "ro"), (str(scratch), SCRATCH, "rw")]
     for source, _, _ in binds:
         for hidden in settings.hide:
@@ -599,6 +602,44 @@ def jail_settings(scratch: Path, lib: Path, uid: int | None, bwrap: str | None,
         "limits": limits,
         "env": env,
     }
+
+
+INSTRUCTOR_PACKAGES = ("dlnn_reference",)
+"""Instructor-only packages (the reference answers): never importable in the kernel."""
+MASKED_PACKAGES = (*INSTRUCTOR_PACKAGES, "dlnn_helpers")
+"""Packages whose installed copies are hidden from the kernel where a bound folder holds them (the
+kernel imports the staged ``dlnn_helpers`` only, whose expected data the checks watch)."""
+
+
+def _installed_folder(name: str) -> str | None:
+    """The folder of the installed package ``name`` (None: not installed, or a single file)."""
+    try:
+        found = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    if found is None or not found.submodule_search_locations:
+        return None
+    locations = list(found.submodule_search_locations)
+    return os.path.realpath(locations[0]) if locations else None
+
+
+def masks(binds: list[tuple[str, str, str]], empty: str) -> list[tuple[str, str, str]]:
+    """Binds of the empty folder ``empty`` over every copy of :data:`MASKED_PACKAGES` that a bound
+    folder would show the kernel (a non-editable install in the environment, say).
+
+    An editable install points outside every bound folder (into the course's checkout, which the
+    kernel never sees): nothing to hide then.
+    """
+    hidden = []
+    for name in MASKED_PACKAGES:
+        folder = _installed_folder(name)
+        if folder is None:
+            continue
+        for source, target, _ in binds:
+            real = os.path.realpath(source)
+            if folder == real or folder.startswith(real.rstrip("/") + "/"):
+                hidden.append((empty, target.rstrip("/") + folder[len(real.rstrip("/")):], "ro"))
+    return hidden
 
 
 def visible_paths() -> list[str]:

@@ -109,21 +109,25 @@ NOT_VERDICT_MODULES = {"report.py", "feedback.py", "cli.py", "runner.py", "submi
 
 
 def verdict_sources() -> list[Path]:
-    """Every file a verdict depends on besides the tutorial: the grader and ``dlnn_helpers``.
+    """Every file a verdict depends on besides the tutorial: the grader, the checks, the references.
 
-    The grading modules (recorder, record model, replay, sandbox, worker, spec, notebook, ...) and
-    every module of the ``dlnn_helpers`` package the kernel and the judge import (the checks
-    included), as the grading environment finds it.
+    The grading modules (recorder, record model, replay, sandbox, worker, spec, notebook, ...),
+    every file of the ``dlnn_helpers`` package the kernel and the judge import (the checks and
+    their shipped expected values included) and every module of the instructor's ``dlnn_reference``
+    (the judge computes the hidden tests' expected values with it: a corrected reference regrades),
+    as the grading environment finds them.
     """
     import importlib.util
 
     files = [p for p in sorted(Path(__file__).parent.glob("*.py"))
              if p.name not in NOT_VERDICT_MODULES]
-    found = importlib.util.find_spec("dlnn_helpers")
-    if found is None or found.origin is None:
-        raise RuntimeError("the dlnn_helpers package is not installed in the grading environment")
-    package = Path(found.origin).parent
-    files += sorted(p for p in package.rglob("*.py") if "__pycache__" not in p.parts)
+    for name in ("dlnn_helpers", "dlnn_reference"):
+        found = importlib.util.find_spec(name)
+        if found is None or found.origin is None:
+            raise RuntimeError(f"the {name} package is not installed in the grading environment")
+        package = Path(found.origin).parent
+        files += sorted(p for p in package.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+                        and p.suffix in (".py", ".json"))
     return files
 
 
@@ -138,8 +142,8 @@ def _fingerprint(course: Path, tutorial: str) -> str:
             digest.update(path.name.encode())
             digest.update(path.read_bytes())
     digest.update((course / "nbgrader_config.py").read_bytes())
-    for path in verdict_sources():  # how it is graded and judged, the checks included
-        digest.update(f"{path.parent.name}/{path.name}".encode())
+    for path in verdict_sources():  # how it is graded and judged, checks and references included
+        digest.update(f"{path.parent.parent.name}/{path.parent.name}/{path.name}".encode())
         digest.update(path.read_bytes())
     digest.update(f"{sys.version} torch {torch.__version__} numpy {numpy.__version__}".encode())
     return digest.hexdigest()[:16]

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import nbformat
 
-from . import feedback
+from . import feedback, shortcuts
 from .notebook import Rejected, prepare
 from .replay import Verdict, judge, load_records
 from .sandbox import SandboxSettings, die_with_parent, execute, scratch_base
@@ -70,6 +70,9 @@ class Result:
     in_process: list[str] = field(default_factory=list)
     review: dict[str, str] = field(default_factory=dict)
     """Test -> why a person should look at the passed answer (e.g. it is the library routine)."""
+    shortcuts: dict[str, str] = field(default_factory=dict)
+    """Test -> the refused shortcut its exercise used (found where it ran, or in its code): the
+    test scored 0, the report flags it."""
     seconds: float = 0.0
     worker: str = ""
     """``host:pid`` of the process that graded it."""
@@ -103,6 +106,17 @@ def _in_process_verdict(cell: nbformat.NotebookNode | None) -> Verdict:
     if stderr:
         return Verdict(False, "the test wrote to stderr")
     return Verdict(True, "passed")
+
+
+def _with_text_shortcut(verdict: Verdict, text: str) -> Verdict:
+    """The verdict once the exercise's code was read: a refused routine named there scores 0."""
+    if not text:
+        return verdict
+    if verdict.passed:
+        return Verdict(False, text, verdict.in_process, verdict.review, text)
+    if verdict.shortcut:
+        return verdict
+    return Verdict(False, f"{verdict.message}\n{text}", verdict.in_process, verdict.review, text)
 
 
 def grade_submission(job: Job) -> Result:
@@ -146,6 +160,7 @@ def grade_submission(job: Job) -> Result:
             c.metadata.get("nbgrader", {}).get("grade_id"): c
             for c in execution.notebook.cells if c.cell_type == "code"
         }
+        declared = shortcuts.declared()
         for test in spec.tests:
             cell = executed.get(test.grade_id)
             if test.calls is None:
@@ -157,6 +172,10 @@ def grade_submission(job: Job) -> Result:
                     not_run = f"the test could not run: {_error_text(cell)}"
                 verdict = judge(test.calls, load_records(execution.records, test.grade_id),
                                 not_run, test.mode)
+                verdict = _with_text_shortcut(verdict, shortcuts.scan(
+                    test.calls, prepared.solutions, spec.solution_names, declared))
+                if verdict.shortcut:
+                    result.shortcuts[test.grade_id] = verdict.shortcut
                 if verdict.in_process:
                     result.in_process.append(test.grade_id)
                 if verdict.review:
