@@ -29,16 +29,11 @@ from .linear_nets import (
     LNNet,
     LRNet,
     TrainingRecord,
-    initializer_,
-    linear_regression,
-    net_rsm,
-    net_svd,
-    total_weight,
+    default_init_,
     train,
     train_lrnet,
 )
 from .loss_surface import LossFunctionWithPlot, plot_ema
-from .optimisers import ADAMOptimizer, SimpleGradientDescent, ema_update, gradient_mean_rms
 from .tree_data import (
     ITEM_NAMES,
     READABLE_FEATURE_NAMES,
@@ -75,11 +70,7 @@ __all__ = [
     "LNNet",
     "LRNet",
     "TrainingRecord",
-    "initializer_",
-    "linear_regression",
-    "net_rsm",
-    "net_svd",
-    "total_weight",
+    "default_init_",
     "train",
     "train_lrnet",
     "plot_ills_sv_twin",
@@ -96,8 +87,4 @@ __all__ = [
     "set_seed",
     "LossFunctionWithPlot",
     "plot_ema",
-    "ADAMOptimizer",
-    "SimpleGradientDescent",
-    "ema_update",
-    "gradient_mean_rms",
 ]

@@ -1,8 +1,11 @@
-"""Deep linear networks: models, initialisation, training with records, SVD and RSA (tutorial 1).
+"""Deep linear networks: models and training loops that record the learning dynamics (tutorial 1).
 
-These are the reference implementations; the tutorial asks students to write some of them again
-(``ex_initializer_``, ``ex_net_svd``, ``ex_net_rsm``, ``linear_regression``) and checks their answers
-against these.
+The tutorial's graded exercises (``ex_initializer_``, ``ex_net_svd``, ``ex_net_rsm``,
+``linear_regression``) have no answer here: their reference implementations live in the
+instructor's repository.  :func:`train` records the singular values of the end-to-end weight and
+the hidden layer's similarity matrix without offering either as a function of a model or of an
+activity; :func:`default_init_` is a stand-in initialisation (PyTorch's own) that the notebook uses
+until the student's ``ex_initializer_`` passes its self-check.
 """
 
 from __future__ import annotations
@@ -56,108 +59,26 @@ class LRNet(nn.Module):
         return self.in_out(x)
 
 
-def initializer_(
-    model: nn.Module, gamma: float = 1e-12, generator: torch.Generator | None = None
-) -> None:
-    """Re-initialise every weight in place from N(0, σ²) with σ = γ / sqrt(n_in + n_out).
+def default_init_(model: nn.Module, gamma: float = 1.0) -> None:
+    """PyTorch's default initialisation of ``nn.Linear`` weights, scaled by ``gamma``, in place.
+
+    Every weight of shape (n_out, n_in) is drawn uniformly from [-γ/√n_in, γ/√n_in]
+    (``nn.init.kaiming_uniform_`` with ``a=√5``, what ``nn.Linear`` does), so its standard deviation
+    is γ / sqrt(3 n_in).  This is *not* tutorial 1's initialisation (a normal distribution with
+    σ = γ / sqrt(n_in + n_out), coding exercise 0): the notebook uses it as a stand-in until the
+    student's ``ex_initializer_`` passes its self-check.  It draws from torch's global generator.
 
     Parameters
     ----------
     model : nn.Module
         A network whose parameters are all 2-D weight matrices of shape (n_out, n_in).
     gamma : float
-        Initialisation scale γ.
-    generator : torch.Generator, optional
-        Source of randomness; the global torch generator when omitted.
+        Scale applied to PyTorch's default weights.
     """
     with torch.no_grad():
         for weight in model.parameters():
-            n_out, n_in = weight.shape
-            weight.normal_(0.0, gamma / math.sqrt(n_in + n_out), generator=generator)
-
-
-def total_weight(model: nn.Module, in_dim: int) -> torch.Tensor:
-    """Return W_tot = W_L ⋯ W_1, the product of the weights in the order the input meets them.
-
-    Parameters
-    ----------
-    model : nn.Module
-        A bias-free linear network whose ``parameters()`` come in layer order.
-    in_dim : int
-        Input dimension; the product starts from the identity of this size.
-
-    Returns
-    -------
-    w_tot : torch.Tensor of shape (out_dim, in_dim)
-        Detached end-to-end weight matrix.
-    """
-    w_tot = torch.eye(in_dim)
-    for weight in model.parameters():
-        w_tot = weight.detach() @ w_tot
-    return w_tot
-
-
-def net_svd(model: nn.Module, in_dim: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Singular value decomposition of the network's end-to-end weight W_tot = U diag(S) Vᵀ.
-
-    Parameters
-    ----------
-    model : nn.Module
-        A bias-free linear network.
-    in_dim : int
-        Its input dimension.
-
-    Returns
-    -------
-    U : torch.Tensor of shape (out_dim, k)
-        Left singular vectors (columns), k = min(out_dim, in_dim).
-    S : torch.Tensor of shape (k,)
-        Singular values, in decreasing order.
-    V : torch.Tensor of shape (in_dim, k)
-        Right singular vectors (columns); note that ``torch.linalg.svd`` returns ``Vh = Vᵀ``.
-    """
-    u, s, vh = torch.linalg.svd(total_weight(model, in_dim), full_matrices=False)
-    return u, s, vh.mT
-
-
-def net_rsm(h: torch.Tensor) -> torch.Tensor:
-    """Representational similarity matrix H Hᵀ of hidden activity.
-
-    Parameters
-    ----------
-    h : torch.Tensor of shape (n_items, n_hidden)
-        Hidden activity, one row per input item.
-
-    Returns
-    -------
-    rsm : torch.Tensor of shape (n_items, n_items)
-        Dot products between the items' hidden representations.
-    """
-    return h @ h.mT
-
-
-def linear_regression(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
-    """Least-squares weights W minimising ‖Y − W X‖², i.e. W = Y Xᵀ (X Xᵀ)⁻¹.
-
-    Parameters
-    ----------
-    X : np.ndarray of shape (M, D)
-        Inputs, one column per sample.
-    Y : np.ndarray of shape (N, D)
-        Targets, one column per sample.
-
-    Returns
-    -------
-    W : np.ndarray of shape (N, M)
-    """
-    X = np.asarray(X, dtype=float)
-    Y = np.asarray(Y, dtype=float)
-    if X.ndim != 2 or Y.ndim != 2 or X.shape[1] != Y.shape[1]:
-        raise ValueError(
-            f"X (M, D) and Y (N, D) must share D samples, got {X.shape} and {Y.shape}"
-        )
-    # Solve (X Xᵀ) Wᵀ = X Yᵀ instead of forming the inverse.
-    return np.linalg.solve(X @ X.T, X @ Y.T).T
+            nn.init.kaiming_uniform_(weight, a=math.sqrt(5))
+            weight.mul_(gamma)
 
 
 class TrainingRecord(NamedTuple):
@@ -236,14 +157,17 @@ def train(
                 break  # diverged: the remaining records stay NaN
             loss.backward()
             optimizer.step()
-            w_tot = total_weight(model, in_dim)
+            w_tot = torch.eye(in_dim)
+            for weight in model.parameters():  # W_tot = W_L ⋯ W_1 (only its singular values are kept)
+                w_tot = weight.detach() @ w_tot
             if not torch.isfinite(w_tot).all():
                 losses[epoch] = np.inf
                 break
 
             losses[epoch] = loss.item()
             modes[epoch] = torch.linalg.svdvals(w_tot)[:k].numpy()
-            rsms[epoch] = net_rsm(hidden.detach()).numpy()
+            hid = hidden.detach()
+            rsms[epoch] = (hid @ hid.mT).numpy()
             illusions[epoch] = predictions.detach()[illusory_i, -1].item()
     return TrainingRecord(losses, modes, rsms, illusions)
 

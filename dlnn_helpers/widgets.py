@@ -19,6 +19,7 @@ Tutorial 1's widgets (:func:`loss_widget`, :func:`rsm_widget`) live here;
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -28,7 +29,7 @@ from matplotlib.figure import Figure
 
 from .course import static_figures
 from .deep_linear_plots import plot_loss, plot_loss_sv_rsm
-from .linear_nets import LNNet, TrainingRecord, initializer_, train
+from .linear_nets import LNNet, TrainingRecord, train
 from .tree_data import ITEM_NAMES
 
 DEFAULT_LR = 100.0
@@ -70,7 +71,9 @@ def train_deep_linear(
     """
     generator = torch.Generator().manual_seed(seed)
     model = LNNet(inputs.shape[1], hid_dim, targets.shape[1])
-    initializer_(model, gamma, generator=generator)
+    with torch.no_grad():  # every weight ~ N(0, σ²), σ = γ / sqrt(n_in + n_out)
+        for weight in model.parameters():
+            weight.normal_(0.0, gamma / math.sqrt(sum(weight.shape)), generator=generator)
     return train(model, inputs, targets, n_epochs=n_epochs, lr=lr, illusory_i=illusory_i)
 
 

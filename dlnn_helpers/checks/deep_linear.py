@@ -3,6 +3,15 @@
 Each ``check_*`` function returns a one-line summary when the answer is right and raises
 :class:`~dlnn_helpers.checks._core.CheckFailure` with a specific message otherwise.  The keyword
 arguments (seed, shapes, scale) let the hidden nbgrader tests run the same check on other data.
+
+No reference answer lives here.  A check builds its inputs from its settings (the builders below,
+which the instructor's ``dlnn_reference.deep_linear`` imports to compute the same values), calls the
+student's code inside a :func:`~._shortcuts.student_code` window, and only then asks
+:func:`~._expected.expected` once for that setting: the correct values and the output of each known
+mistake.  ``check_initializer`` needs no expected values (it judges the statistics of the weights),
+and ``check_net_svd`` judges U and V by their defining properties (U diag(S) Vᵀ = W_tot, orthonormal
+columns).  Refused routines: ``linear_regression`` may not call a least-squares solver
+(``np.linalg.lstsq``, ``torch.linalg.lstsq``): the exercise is to solve the normal equations.
 """
 
 from __future__ import annotations
@@ -25,6 +34,16 @@ from ._core import (
     warning_note,
 )
 from ._diagnosis import Mistake, find_mistake, judge
+from ._expected import expected, register_check
+from ._shortcuts import declare, student_code
+
+for _check in ("check_net_svd", "check_net_rsm", "check_linear_regression"):
+    register_check(_check, "deep_linear")
+
+_INITIALIZER_REFUSED = declare("check_initializer", "ex_initializer_", ())
+_NET_SVD_REFUSED = declare("check_net_svd", "ex_net_svd", ())
+_NET_RSM_REFUSED = declare("check_net_rsm", "ex_net_rsm", ())
+_LINEAR_REGRESSION_REFUSED = declare("check_linear_regression", "linear_regression", ("lstsq",))
 
 _SENTINEL = 7.0  # every weight is set to this before the student's initialiser runs
 
@@ -97,7 +116,9 @@ def check_initializer(
         with torch.no_grad():
             for p in params_before.values():
                 p.fill_(_SENTINEL)
-        returned = call_student(name, func, model, gamma)
+        with student_code(name, _INITIALIZER_REFUSED) as window:
+            returned = call_student(name, func, model, gamma)
+    window.verdict()
 
     params_after = dict(model.named_parameters())
     for layer, p in params_before.items():
@@ -167,6 +188,7 @@ def check_initializer(
 
 
 def _random_lnnet(dims: tuple[int, int, int], seed: int) -> LNNet:
+    """The network ``check_net_svd`` gives the student: weights N(0, 1/n_in) from ``seed``."""
     generator = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):
         model = LNNet(*dims)
@@ -174,10 +196,6 @@ def _random_lnnet(dims: tuple[int, int, int], seed: int) -> LNNet:
         for p in model.parameters():
             p.copy_(torch.randn(p.shape, generator=generator) / math.sqrt(p.shape[1]))
     return model
-
-
-def _svdvals(matrix: np.ndarray) -> np.ndarray:
-    return np.linalg.svd(matrix, compute_uv=False)
 
 
 def check_net_svd(
@@ -193,7 +211,9 @@ def check_net_svd(
     network's weights), ``U`` of shape (out_dim, k), ``S`` of shape (k,), decreasing, and ``V`` of
     shape (in_dim, k), k = min(in_dim, out_dim): the reduced decomposition
     (``full_matrices=False``), V and not Vh.  Within it, any correct decomposition passes: singular
-    vectors with flipped signs (paired in U and V), ``torch.svd`` or ``torch.linalg.svd``.
+    vectors with flipped signs (paired in U and V), ``torch.svd`` or ``torch.linalg.svd``.  ``S`` is
+    compared with the expected singular values; ``U`` and ``V`` are judged by their defining
+    properties.  No routine is refused (the exercise is to use ``torch.linalg.svd`` well).
 
     Parameters
     ----------
@@ -219,10 +239,12 @@ def check_net_svd(
     order_hint = ("W_tot starts as the identity of size in_dim and each weight multiplies it from "
                   "the left: W_tot = weight @ W_tot.")
     with captured_warnings() as caught:
-        returned = call_student(
-            name, func, model, in_dim,
-            hints={"shapes cannot be multiplied": order_hint, "core dimension": order_hint},
-        )
+        with student_code(name, _NET_SVD_REFUSED) as window:
+            returned = call_student(
+                name, func, model, in_dim,
+                hints={"shapes cannot be multiplied": order_hint, "core dimension": order_hint},
+            )
+    window.verdict()
     for (layer, before), after in zip(
         {"in_hid.weight": w1, "hid_out.weight": w2}.items(), _weights(model).values(), strict=True
     ):
@@ -233,33 +255,33 @@ def check_net_svd(
     u = expect_tensor(u_ret, "U", shape=None, dtype=torch.float32, dtype_reason=reason)
     s = expect_tensor(s_ret, "S", shape=None, dtype=torch.float32, dtype_reason=reason)
     v = expect_tensor(v_ret, "V", shape=None, dtype=torch.float32, dtype_reason=reason)
-
-    ref_s = _svdvals(w_tot)
     if s.ndim == 2 and s.shape[0] == s.shape[1] > 1:
         raise CheckFailure(
             f"S has shape {s.shape}: return the singular values as a 1-D tensor of shape ({k},), "
             "as torch.linalg.svd does, not as a diagonal matrix."
         )
+
+    exp = expected("check_net_svd", seed=seed, dims=dims)
+    ref_s = exp["correct"]
     wrong_products = [
         Mistake("the singular values are those of only the last layer's weight (multiply all "
-                "layers into W_tot)", _svdvals(w2)),
+                "layers into W_tot)", exp["last layer only"]),
         Mistake("the singular values are those of only the first layer's weight (multiply all "
-                "layers into W_tot)", _svdvals(w1)),
+                "layers into W_tot)", exp["first layer only"]),
+        Mistake("the singular values are those of W_1 W_2: the product is in the wrong order "
+                "(W_tot = W_2 W_1)", exp["product in the wrong order"]),  # None unless square
     ]
-    if w1.shape[0] == w2.shape[1] == in_dim == out_dim:  # square: a reversed product fits
-        wrong_products.append(Mistake(
-            "the singular values are those of W_1 W_2: the product is in the wrong order "
-            "(W_tot = W_2 W_1)", _svdvals(w1 @ w2)))
     if s.shape != (k,):
         mistake = find_mistake(s, wrong_products)
         if mistake is not None:
             raise CheckFailure(f"S is wrong: {mistake.why}.")
         expect_tensor(s_ret, "S", shape=(k,), meaning="(k,) with k = min(in_dim, out_dim)")
     judge("S", s, ref_s, [
-        Mistake("it holds the right singular values but not in decreasing order", ref_s[::-1]),
+        Mistake("it holds the right singular values but not in decreasing order",
+                exp["increasing order"]),
         Mistake("it holds the squares of the singular values (eigenvalues of W_totᵀ W_tot); "
-                "decompose W_tot itself with torch.linalg.svd", ref_s**2),
-        *(Mistake(m.why, m.answer[:k]) for m in wrong_products),
+                "decompose W_tot itself with torch.linalg.svd", exp["squared"]),
+        *(Mistake(m.why, None if m.answer is None else m.answer[:k]) for m in wrong_products),
     ], advice="S holds the singular values of W_tot = W_2 W_1, largest first.")
 
     if u.shape == (in_dim, k) and v.shape == (out_dim, k) and in_dim != out_dim:
@@ -307,6 +329,12 @@ def check_net_svd(
 # ----------------------------------------------------------------------------------------------
 
 
+def _activity(seed: int, shape: tuple[int, int]) -> torch.Tensor:
+    """The hidden activity ``check_net_rsm`` gives the student: float32, N(0.5, 1) from ``seed``."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(tuple(shape), generator=generator) + 0.5
+
+
 def check_net_rsm(
     func: Callable[..., object],
     *,
@@ -317,7 +345,7 @@ def check_net_rsm(
     """Check ``func(h) -> H Hᵀ``, the representational similarity matrix of hidden activity.
 
     The contract: ``h`` is a float32 tensor (n_items, n_hidden); the RSM is a float32 tensor of
-    shape (n_items, n_items).
+    shape (n_items, n_items).  No routine is refused.
 
     Parameters
     ----------
@@ -336,33 +364,31 @@ def check_net_rsm(
         Summary of what was verified.
     """
     n_items, n_hidden = shape
-    generator = torch.Generator().manual_seed(seed)
-    h = torch.randn(shape, generator=generator) + 0.5
-    h_np = h.numpy().astype(np.float64)
+    h = _activity(seed, shape)
     given = h.clone()
     with captured_warnings() as caught:
-        returned = call_student(name, func, given)
+        with student_code(name, _NET_RSM_REFUSED) as window:
+            returned = call_student(name, func, given)
+    window.verdict()
     if not torch.equal(given, h):
         raise CheckFailure(f"{name} modified its input h in place; compute a new tensor instead.")
-    expected = h_np @ h_np.T
     rsm = expect_tensor(
         returned, "The RSM", shape=(n_items, n_items), meaning="(n_items, n_items)",
         shape_hints={(n_hidden, n_hidden): "that is hidden × hidden, Hᵀ H; the RSM compares items, "
                      "so it is H Hᵀ"} if n_hidden != n_items else None,
     )
-    norms = np.linalg.norm(h_np, axis=1)
-    centred = h_np - h_np.mean(axis=1, keepdims=True)
-    judge("The RSM", rsm, expected, [
-        Mistake("you computed Hᵀ H; the RSM compares items: H Hᵀ", h_np.T @ h_np),
+    exp = expected("check_net_rsm", seed=seed, shape=shape)
+    judge("The RSM", rsm, exp["correct"], [
+        Mistake("you computed Hᵀ H; the RSM compares items: H Hᵀ", exp["Hᵀ H"]),
         Mistake("you normalised the rows (cosine similarity); the RSM here is the plain dot "
-                "product H Hᵀ", lambda: expected / np.outer(norms, norms)),
+                "product H Hᵀ", exp["cosine similarity"]),
         Mistake("you divided by the number of hidden units; the RSM here is the plain dot product "
-                "H Hᵀ", expected / n_hidden),
+                "H Hᵀ", exp["divided by n_hidden"]),
         Mistake("you centred the activity (a covariance or correlation); use the raw H Hᵀ",
-                centred @ centred.T),
+                exp["centred"]),
         Mistake("you multiplied element-wise (H * H); use a matrix product, H @ H.T",
-                (h_np * h_np)[:, :n_items] if n_hidden >= n_items else None),
-        Mistake("you squared the entries of H Hᵀ", expected**2),
+                exp["element-wise"]),  # None when n_hidden < n_items
+        Mistake("you squared the entries of H Hᵀ", exp["squared"]),
         Mistake("it is not symmetric; H Hᵀ always is", lambda: rsm if not close(
             rsm, rsm.T, rtol=1e-5) else None),
     ], rtol=1e-5, advice="The RSM is H Hᵀ: entry (i, j) is the dot product of the activity of "
@@ -378,6 +404,16 @@ def check_net_rsm(
 # ----------------------------------------------------------------------------------------------
 
 
+def _regression_problem(seed: int, shapes: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The ``(X, Y)`` that ``check_linear_regression`` gives the student: Y = W_true X + noise."""
+    m, n, d = shapes
+    rng = np.random.default_rng(seed)
+    w_true = rng.integers(-5, 10, size=(n, m)).astype(float)
+    x = rng.random((m, d))
+    y = w_true @ x + rng.normal(scale=0.01, size=(n, d))
+    return x, y
+
+
 def check_linear_regression(
     func: Callable[..., object],
     *,
@@ -388,8 +424,9 @@ def check_linear_regression(
     """Check ``func(X, Y) -> W``, the least-squares solution W = Y Xᵀ (X Xᵀ)⁻¹.
 
     The contract (the exercise's docstring): X and Y are float64 NumPy arrays, W is a float64
-    ``np.ndarray`` of shape (N, M).  Any exact NumPy method is accepted (``inv``, ``solve``,
-    ``lstsq``, ``pinv``).
+    ``np.ndarray`` of shape (N, M).  Any exact way of solving the normal equations is accepted
+    (``inv``, ``solve``, ``pinv``); a least-squares solver (``np.linalg.lstsq``,
+    ``torch.linalg.lstsq``) is refused: it is the whole exercise.
 
     Parameters
     ----------
@@ -407,36 +444,35 @@ def check_linear_regression(
     str
         Summary of what was verified.
     """
-    m, n, d = shapes
-    rng = np.random.default_rng(seed)
-    w_true = rng.integers(-5, 10, size=(n, m)).astype(float)
-    x = rng.random((m, d))
-    y = w_true @ x + rng.normal(scale=0.01, size=(n, d))
+    m, n, _ = shapes
+    x, y = _regression_problem(seed, shapes)
     x_given, y_given = x.copy(), y.copy()
     with captured_warnings() as caught:
-        returned = call_student(
-            name,
-            func,
-            x_given,
-            y_given,
-            hint="X is (M, D) and Y is (N, D): X Xᵀ is (M, M) and W = Y Xᵀ (X Xᵀ)⁻¹ is (N, M).",
-        )
+        with student_code(name, _LINEAR_REGRESSION_REFUSED) as window:
+            returned = call_student(
+                name,
+                func,
+                x_given,
+                y_given,
+                hint="X is (M, D) and Y is (N, D): X Xᵀ is (M, M) and W = Y Xᵀ (X Xᵀ)⁻¹ is (N, M).",
+            )
+    window.verdict()
     if not (np.array_equal(x_given, x) and np.array_equal(y_given, y)):
         raise CheckFailure(f"{name} modified X or Y in place; leave its inputs unchanged.")
-    expected = np.linalg.solve(x @ x.T, x @ y.T).T
     w = expect_array(
         returned, "W", shape=(n, m), dtype=np.float64, meaning="(N, M)",
         shape_hints={(m, n): "you returned Wᵀ. W = Y Xᵀ (X Xᵀ)⁻¹ maps an input column x to the "
                      "output W x"} if m != n else None,
     )
-    judge("W", w, expected, [
-        Mistake("the inverse (X Xᵀ)⁻¹ is missing: W = Y Xᵀ (X Xᵀ)⁻¹", y @ x.T),
-        Mistake("you returned Wᵀ: W = Y Xᵀ (X Xᵀ)⁻¹ has shape (N, M)", expected.T),
+    exp = expected("check_linear_regression", seed=seed, shapes=shapes)
+    judge("W", w, exp["correct"], [
+        Mistake("the inverse (X Xᵀ)⁻¹ is missing: W = Y Xᵀ (X Xᵀ)⁻¹", exp["no inverse"]),
+        Mistake("you returned Wᵀ: W = Y Xᵀ (X Xᵀ)⁻¹ has shape (N, M)", exp["transposed"]),
         Mistake("(X Xᵀ)⁻¹ multiplies Y Xᵀ from the right: W = Y Xᵀ (X Xᵀ)⁻¹",
-                lambda: np.linalg.inv(x @ x.T) @ (y @ x.T).T if m == n else None),
-        Mistake("you rounded W; return the exact least-squares solution", np.round(expected)),
+                exp["inverse on the left"]),  # None unless M = N
+        Mistake("you rounded W; return the exact least-squares solution", exp["rounded"]),
     ], rtol=1e-6, advice="W is the least-squares solution W = Y Xᵀ (X Xᵀ)⁻¹.")
     return (
         f"{name} is correct: W of shape ({n}, {m}) minimises ‖Y − W X‖² "
-        f"(largest error {max_rel_error(w, expected):.1e})." + warning_note(caught)
+        f"(largest error {max_rel_error(w, exp['correct']):.1e})." + warning_note(caught)
     )

@@ -1,11 +1,15 @@
 """The T1 checks accept every correct answer and reject realistic wrong ones with a precise message.
 
 For each graded exercise: the reference, at least two alternative correct answers, and at least four
-wrong answers seen in practice, each with the message it must produce.
+wrong answers seen in practice, each with the message it must produce.  The answers here are the
+tests' own; the expected values come from the instructor's ``dlnn_reference`` (shipped for the
+default settings, live for the hidden ones), and both paths are tested at the end.  The cheating
+answers (refused routines, the course's expected data) are in ``test_cheating_deep_linear.py``.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import numpy as np
@@ -13,9 +17,12 @@ import pytest
 import torch
 from torch import nn
 
+import dlnn_reference.deep_linear as reference
 from dlnn_helpers.checks import (
     CheckFailure,
     NotImplementedYet,
+    ReferenceUnavailable,
+    _expected,
     check_initializer,
     check_linear_regression,
     check_net_rsm,
@@ -265,7 +272,7 @@ CORRECT = [
 ] + [
     (check_net_rsm, f) for f in (rsm_reference, rsm_einsum, rsm_mm)
 ] + [
-    (check_linear_regression, f) for f in (lr_reference, lr_inverse, lr_lstsq, lr_pinv)
+    (check_linear_regression, f) for f in (lr_reference, lr_inverse, lr_pinv)
 ]
 
 HIDDEN_SETTINGS = {
@@ -333,6 +340,8 @@ WRONG = [
                                                  "float64 and shape (4, 3)"),
     (check_linear_regression, lr_float32, {}, "W has dtype float32; it should be float64"),
     (check_linear_regression, lr_rounded, {}, "you rounded W"),
+    (check_linear_regression, lr_lstsq, {}, "linear_regression uses numpy.linalg.lstsq: the exercise "
+                                           "is to solve the normal equations yourself"),
 ]
 
 
@@ -478,3 +487,63 @@ def test_wrong_order_of_multiplication_still_gets_the_order_hint():
         check_net_svd(svd_wrong_order)
     assert "from the left: W_tot = weight @ W_tot" in str(info.value)
     assert "dtype" not in str(info.value)
+
+
+# ------------------------------------------------------------- shipped and live expected values
+
+
+@pytest.mark.parametrize(("check", "answer", "kwargs"), reference.SELF_CHECKS,
+                         ids=lambda x: getattr(x, "__name__", ""))
+def test_reference_passes_the_self_check_offline_with_the_shipped_values(check, answer, kwargs):
+    with _expected.shipped_only():  # what a student gets: no dlnn_reference
+        assert "is correct" in check(*answer, **kwargs)
+
+
+@pytest.mark.parametrize("check", [check_net_svd, check_net_rsm, check_linear_regression],
+                         ids=lambda c: c.__name__)
+def test_shipped_values_are_those_the_reference_computes_now(check):
+    name = check.__name__
+    settings = {k: v.default for k, v in inspect.signature(check).parameters.items()
+                if v.kind is inspect.Parameter.KEYWORD_ONLY and k != "name"}
+    with _expected.shipped_only():
+        shipped = _expected.expected(name, **settings)
+    with _expected.live_only():
+        live = _expected.expected(name, **settings)
+    assert shipped.keys() == live.keys()
+    for key, value in live.items():
+        assert (value is None and shipped[key] is None) or np.array_equal(shipped[key], value), key
+
+
+ANSWERS = {check_net_svd: svd_reference, check_net_rsm: rsm_reference,
+           check_linear_regression: lr_reference}
+
+
+@pytest.mark.parametrize("check", list(ANSWERS), ids=lambda c: c.__name__)
+def test_hidden_settings_are_left_to_the_grader_after_the_student_ran(check):
+    calls = []
+
+    def counted(*args):
+        calls.append(1)
+        return ANSWERS[check](*args)
+
+    hidden = HIDDEN_SETTINGS[check][1]
+    with _expected.shipped_only(), pytest.raises(ReferenceUnavailable, match="judged by the course's "
+                                                                             "grader"):
+        check(counted, **hidden)
+    assert calls == [1]  # the student's code ran first (the grader records it, then replays)
+    with _expected.live_only():  # the instructor's side computes them
+        assert "is correct" in check(ANSWERS[check], **hidden)
+
+
+def test_the_initializer_check_needs_no_expected_values(monkeypatch):
+    def unavailable(*args, **kwargs):
+        raise AssertionError("check_initializer asked for expected values")
+
+    monkeypatch.setattr("dlnn_helpers.checks.deep_linear.expected", unavailable)
+    for settings in HIDDEN_SETTINGS[check_initializer]:
+        assert "is correct" in check_initializer(init_reference, **settings)
+
+
+def test_the_reference_module_answers_every_t1_check():
+    for check in HIDDEN_SETTINGS:
+        assert "is correct" in check(*next(a for c, a, _ in reference.SELF_CHECKS if c is check))
