@@ -1,111 +1,165 @@
-"""Tutorial 5: backpropagation by layers, written out by hand (reference implementations).
+"""Tutorial 5: backpropagation through a stack of layers, with the layer functions you write.
 
-Each layer is a pair of functions: the *forward* pass computes the output from the input and the
-parameters; the *backward* pass receives ``grad_out = ∂L/∂out`` (same shape as the output) and
-returns ``∂L/∂input`` and ``∂L/∂parameters`` by the chain rule. Chaining the backward passes in
-reverse order gives the gradient of the loss with respect to every parameter: backpropagation.
+Each layer is a pair of functions (a :class:`Layer`): the *forward* pass computes the output from
+the input and the parameters; the *backward* pass receives ``grad_out = ∂L/∂out`` and returns
+``∂L/∂input`` (and ``∂L/∂parameters``).  :func:`gradients_by_hand` chains the backward passes of the
+layers it is given in reverse order — backpropagation — and :func:`compare_with_autograd` compares
+the result with PyTorch's autograd.
 
-Shapes: a batch of ``B`` inputs is a matrix of shape (B, n_in); a linear layer has ``weight`` of
-shape (n_out, n_in) and ``bias`` of shape (n_out,), as in ``nn.Linear``.
+The layer functions themselves are the exercises of the tutorial (``ex_linear_forward``, …): this
+module holds none of them.  Until a student's layers pass their self-checks the notebook runs
+:data:`AUTOGRAD_LINEAR`, :data:`AUTOGRAD_RELU` and :data:`AUTOGRAD_LOSS` instead, whose backward
+passes *are* autograd (``torch.func.vjp``): the exercises' checks refuse them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import NamedTuple
+
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 
-def linear_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """``out = x Wᵀ + b``: (B, n_in), (n_out, n_in), (n_out,) -> (B, n_out)."""
-    return x @ weight.T + bias
+class Layer(NamedTuple):
+    """The forward and the backward pass of one kind of layer.
 
-
-def linear_backward(
-    grad_out: torch.Tensor, x: torch.Tensor, weight: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Gradients of a linear layer.
-
-    Parameters
+    Attributes
     ----------
-    grad_out : torch.Tensor of shape (B, n_out)
-    x : torch.Tensor of shape (B, n_in)
-        The layer's input in the forward pass.
-    weight : torch.Tensor of shape (n_out, n_in)
-
-    Returns
-    -------
-    grad_x : (B, n_in)
-        ``grad_out W``.
-    grad_weight : (n_out, n_in)
-        ``grad_outᵀ x`` (summed over the batch).
-    grad_bias : (n_out,)
-        ``grad_out`` summed over the batch.
+    forward : callable
+        ``forward(x, weight, bias)`` for a linear layer, ``forward(x)`` for ReLU,
+        ``forward(pred, target)`` for the loss.
+    backward : callable
+        ``backward(grad_out, x, weight) -> (grad_x, grad_weight, grad_bias)`` for a linear layer,
+        ``backward(grad_out, x) -> grad_x`` for ReLU, ``backward(pred, target) -> grad_pred`` for
+        the loss.
     """
-    return grad_out @ weight, grad_out.T @ x, grad_out.sum(dim=0)
+
+    forward: Callable
+    backward: Callable
 
 
-def relu_forward(x: torch.Tensor) -> torch.Tensor:
-    """``max(x, 0)`` elementwise."""
-    return torch.clamp(x, min=0.0)
-
-
-def relu_backward(grad_out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """``grad_out · 1[x > 0]``, where ``x`` is the ReLU's input in the forward pass."""
-    return grad_out * (x > 0).to(grad_out.dtype)
-
-
-def mse_forward(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean squared error over all entries (as ``nn.MSELoss()``): a 0-dimensional tensor."""
-    return ((pred - target) ** 2).mean()
-
-
-def mse_backward(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """``∂L/∂pred = 2 (pred - target) / N`` with ``N`` the number of entries of ``pred``."""
-    return 2.0 * (pred - target) / pred.numel()
-
-
-def mlp_gradients_by_hand(
-    model: nn.Sequential, x: torch.Tensor, target: torch.Tensor
+def gradients_by_hand(
+    model: nn.Sequential, x: torch.Tensor, target: torch.Tensor, *, linear: Layer, relu: Layer,
+    loss: Layer,
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Loss and parameter gradients of a ``Linear``/``ReLU`` ``nn.Sequential`` by backpropagation.
 
-    Uses the functions of this module only (no autograd).
+    The forward pass keeps every layer's input; the backward pass starts from the loss's gradient
+    and runs the layers' backward passes in reverse order.
+
+    Parameters
+    ----------
+    model : nn.Sequential
+        ``nn.Linear`` and ``nn.ReLU`` layers only.
+    x : torch.Tensor of shape (B, n_in)
+    target : torch.Tensor of shape (B, n_out)
+    linear, relu, loss : Layer
+        The layer functions to chain (the tutorial's exercises).
 
     Returns
     -------
-    loss : 0-dim tensor
-    grads : list of tensors in ``model.parameters()`` order
+    loss : torch.Tensor
+        The loss, a single number.
+    grads : list of torch.Tensor
+        The gradients in ``model.parameters()`` order.
     """
     inputs, h = [], x.detach()
     with torch.no_grad():
         for layer in model:
             inputs.append(h)
             if isinstance(layer, nn.Linear):
-                h = linear_forward(h, layer.weight, layer.bias)
+                h = linear.forward(h, layer.weight.detach(), layer.bias.detach())
             elif isinstance(layer, nn.ReLU):
-                h = relu_forward(h)
+                h = relu.forward(h)
             else:
                 raise TypeError(f"unsupported layer {type(layer).__name__}")
-        loss = mse_forward(h, target)
-        grad = mse_backward(h, target)
+        value = loss.forward(h, target)
+        grad = loss.backward(h, target)
         grads: list[torch.Tensor] = []
         for layer, h_in in zip(reversed(model), reversed(inputs), strict=True):
             if isinstance(layer, nn.Linear):
-                grad, g_w, g_b = linear_backward(grad, h_in, layer.weight)
+                grad, g_w, g_b = linear.backward(grad, h_in, layer.weight.detach())
                 grads = [g_w, g_b] + grads
             else:
-                grad = relu_backward(grad, h_in)
-    return loss, grads
+                grad = relu.backward(grad, h_in)
+    return torch.as_tensor(value), grads
 
 
 def compare_with_autograd(
-    model: nn.Sequential, x: torch.Tensor, target: torch.Tensor
+    model: nn.Sequential, x: torch.Tensor, target: torch.Tensor, *, linear: Layer, relu: Layer,
+    loss: Layer,
 ) -> dict[str, float]:
-    """Largest absolute difference between hand-made and autograd gradients, per parameter."""
-    _, by_hand = mlp_gradients_by_hand(model, x, target)
+    """Largest absolute difference between the gradients of :func:`gradients_by_hand` and
+    autograd's (``loss.backward()`` on ``nn.functional.mse_loss``), per parameter.
+
+    Returns
+    -------
+    dict
+        Parameter name -> largest absolute difference.
+    """
+    _, by_hand = gradients_by_hand(model, x, target, linear=linear, relu=relu, loss=loss)
     model.zero_grad()
-    nn.functional.mse_loss(model(x), target).backward()
+    F.mse_loss(model(x), target).backward()
     return {
         name: float((p.grad - g).abs().max())
         for (name, p), g in zip(model.named_parameters(), by_hand, strict=True)
     }
+
+
+# -------------------------------------------------------------- autograd's layers (the fallback)
+
+
+def _autograd_linear_backward(grad_out: torch.Tensor, x: torch.Tensor, weight: torch.Tensor):
+    """Autograd's gradients of ``F.linear`` (torch.func.vjp): refused by the exercise's check."""
+    bias = torch.zeros(weight.shape[0], dtype=weight.dtype)
+    _, pull_back = torch.func.vjp(F.linear, x, weight, bias)
+    return pull_back(grad_out)
+
+
+def _autograd_relu_backward(grad_out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Autograd's gradient of ``torch.relu`` (torch.func.vjp): refused by the exercise's check."""
+    _, pull_back = torch.func.vjp(torch.relu, x)
+    return pull_back(grad_out)[0]
+
+
+def _autograd_mse_backward(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Autograd's gradient of ``F.mse_loss`` (torch.func.grad): refused by the exercise's check."""
+    return torch.func.grad(F.mse_loss)(pred, target)
+
+
+AUTOGRAD_LINEAR = Layer(F.linear, _autograd_linear_backward)
+"""PyTorch's linear layer and autograd's backward pass: the stand-in until ``ex_linear_*`` work."""
+AUTOGRAD_RELU = Layer(torch.relu, _autograd_relu_backward)
+"""PyTorch's ReLU and autograd's backward pass: the stand-in until ``ex_relu_*`` work."""
+AUTOGRAD_LOSS = Layer(F.mse_loss, _autograd_mse_backward)
+"""PyTorch's mean squared error and autograd's gradient: the stand-in until ``ex_mse_*`` work."""
+
+
+def own_or_autograd(
+    forward: Callable, backward: Callable, *, check: Callable[..., str], fallback: Layer, name: str
+) -> Layer:
+    """Your ``forward``/``backward`` pair once it passes its self-check ``check``; until then
+    ``fallback`` (PyTorch's layer with autograd's backward pass), saying so in one line.
+
+    Parameters
+    ----------
+    forward, backward : callable
+        Your layer functions (the exercise).
+    check : callable
+        Their check, called as ``check(forward, backward=backward)``.
+    fallback : Layer
+        :data:`AUTOGRAD_LINEAR`, :data:`AUTOGRAD_RELU` or :data:`AUTOGRAD_LOSS`.
+    name : str
+        The layer's name in the message, e.g. ``"linear layer"``.
+
+    Returns
+    -------
+    Layer
+    """
+    from .checks._fallback import own_or_fallback
+
+    return own_or_fallback(Layer(forward, backward),
+                           lambda layer: check(layer.forward, backward=layer.backward), fallback,
+                           name=name, instead=f"PyTorch's {name} with autograd's backward pass")

@@ -11,9 +11,11 @@ The module holds
   hand-written forward/backward pass, pre-generated minibatches and snapshots copied into
   pre-allocated tensors; :func:`train_one_net` is the plain one-model-at-a-time loop (``nn.Module``
   + ``torch.optim.SGD`` + autograd) that it replaces and is checked against;
-* the linearised (gradient) features: :func:`gradient_features` and :func:`feature_matrix` compute
-  the derivative of the output with respect to every parameter at every input with ``torch.func``
-  (``vmap`` over points), and :func:`principal_features` their SVD;
+* the figures of the linearised (gradient) features — the derivative of the output with respect to
+  every parameter at every input — computed by the student's own exercises (passed in as
+  ``source``) or, until those pass their self-checks, taken from the features precomputed by the
+  course for the tutorial's own networks (:data:`PRECOMPUTED`); this module computes no gradient
+  feature itself;
 * figures and the snapshot slider (a static figure when the site is built).
 """
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -643,74 +646,132 @@ def train_one_net(
 
 # ---------------------------------------------------------------------------- gradient features
 
+STAGES = {"initial": 0, "trained": -1}
+"""The snapshots whose features the tutorial shows: at initialisation and after training."""
 
-def gradient_features(net: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Derivative of the scalar output ``y(x)`` with respect to every parameter, at every point.
+SVD_GRID = torch.linspace(0.0, 1.0, 400)[:, None]
+"""The grid on which the principal features are drawn as functions of x."""
 
-    Computed with ``torch.func``: the gradient of the output at one point, vectorised over the
-    points with ``vmap`` (no Python loop over points or parameters).
+N_PRINCIPAL = 6
+"""How many leading principal features the figures draw."""
 
-    Parameters
+PRECOMPUTED_PATH = Path(__file__).parent / "data" / "relu_features.npz"
+"""The features of the tutorial's own networks, precomputed by the course (the solution notebook's
+full run) for the figures, until a student's own exercises pass their self-checks."""
+
+
+@dataclass
+class Spectrum:
+    """The singular values of a feature matrix and its leading principal features on a grid.
+
+    Attributes
     ----------
-    net : nn.Module
-        A network with one input and one output.
-    x : torch.Tensor of shape (n, 1)
-
-    Returns
-    -------
-    dict
-        ``name -> tensor of shape (n, *parameter.shape)`` for every named parameter.
-    """
-    from torch.func import functional_call, grad, vmap
-
-    params = {name: p.detach() for name, p in net.named_parameters()}
-
-    def output(p: dict[str, torch.Tensor], point: torch.Tensor) -> torch.Tensor:
-        return functional_call(net, p, (point.unsqueeze(0),)).squeeze()
-
-    return vmap(grad(output), in_dims=(None, 0))(params, x.detach())
-
-
-def first_layer_gradients(net: nn.Sequential, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-point derivatives of ``y(x)`` w.r.t. the first layer's weights and biases.
-
-    Returns
-    -------
-    grad_w, grad_b : torch.Tensor of shape (n, width)
-    """
-    grads = list(gradient_features(net, x).values())
-    return grads[0].reshape(x.shape[0], -1), grads[1]
-
-
-def feature_matrix(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """The linearised feature matrix: one row per point, one column per parameter.
-
-    Columns follow ``net.parameters()``, each parameter flattened in row-major order.
-
-    Returns
-    -------
-    torch.Tensor of shape (n, d)
-    """
-    grads = gradient_features(net, x)
-    return torch.cat([g.reshape(x.shape[0], -1) for g in grads.values()], dim=1)
-
-
-def principal_features(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Singular values and principal features ``U diag(s)`` of a feature matrix.
-
-    Parameters
-    ----------
-    features : torch.Tensor of shape (n, d)
-
-    Returns
-    -------
     s : torch.Tensor of shape (r,)
-        Singular values in decreasing order, ``r = min(n, d)``.
-    principal : torch.Tensor of shape (n, r)
-        Column ``k`` is the k-th principal feature evaluated at the n points.
+        Singular values of the feature matrix at the training points, largest first.
+    curves : torch.Tensor of shape (len(grid), N_PRINCIPAL)
+        The leading principal features as functions of x: the features on the grid times the
+        right singular vectors ``V`` (``U diag(s) = Φ V`` at the training points).
+    grid : torch.Tensor of shape (len(grid), 1)
     """
-    u, s, _ = torch.linalg.svd(features, full_matrices=False)
-    return s, u * s
+
+    s: torch.Tensor
+    curves: torch.Tensor
+    grid: torch.Tensor
+
+
+class Precomputed:
+    """Features of the tutorial's own networks, precomputed by the course and shipped as data.
+
+    They stand in for a student's exercises in the figures until those pass their self-checks, for
+    the networks of the tutorial's full run only (looked up by depth, width and stage; there is no
+    network to compute anything from).
+    """
+
+    def __init__(self, path: Path = PRECOMPUTED_PATH) -> None:
+        self.path = Path(path)
+
+    @staticmethod
+    def key(kind: str, run: History, stage: str) -> str:
+        """The name of an array: ``first`` (∂y/∂b₁ at the training points), ``second`` (∂y/∂b₂),
+        ``s`` or ``curves`` (a :class:`Spectrum`), for ``run``'s depth and width at ``stage``."""
+        return f"{kind}-depth{run.depth}-width{run.width}-{stage}"
+
+    def array(self, kind: str, run: History, stage: str) -> torch.Tensor:
+        """The precomputed array (float32)."""
+        name = self.key(kind, run, stage)
+        with np.load(self.path, allow_pickle=False) as arrays:
+            if name not in arrays.files:
+                raise KeyError(f"no precomputed {kind} features for {run.label}, depth {run.depth}, "
+                               f"{stage} (only the tutorial's own networks have them)")
+            return torch.tensor(arrays[name].astype(np.float32))
+
+    def __repr__(self) -> str:
+        return "the features precomputed by the course for the tutorial's networks"
+
+
+PRECOMPUTED = Precomputed()
+"""The stand-in for the gradient exercises in the figures (see :class:`Precomputed`)."""
+
+FeatureSource = Callable[[nn.Module, torch.Tensor], object] | Precomputed
+
+
+def first_layer_features(
+    run: History, stage: str, x: torch.Tensor, source: FeatureSource
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """∂y/∂w₁ and ∂y/∂b₁ of ``run``'s network at ``stage`` and the points ``x``, each (n, width).
+
+    Parameters
+    ----------
+    run : History
+    stage : str
+        ``"initial"`` or ``"trained"`` (:data:`STAGES`).
+    x : torch.Tensor of shape (n, 1)
+        The training inputs.
+    source : callable or Precomputed
+        Your ``ex_first_layer_gradients`` (returns ``(grad_w, grad_b)``) or your
+        ``ex_feature_matrix`` (returns the feature matrix, whose first columns are the first
+        layer's), or :data:`PRECOMPUTED`.
+    """
+    if isinstance(source, Precomputed):
+        grad_b = source.array("first", run, stage)
+        return grad_b * x, grad_b  # the first layer's input is x: ∂y/∂w₁ = ∂y/∂b₁ · x
+    result = source(run.net_at(STAGES[stage]), x)
+    if isinstance(result, torch.Tensor):
+        return result[:, : run.width].detach(), result[:, run.width : 2 * run.width].detach()
+    grad_w, grad_b = result
+    return grad_w.detach().reshape(x.shape[0], -1), grad_b.detach()
+
+
+def second_layer_bias_features(
+    run: History, stage: str, x: torch.Tensor, source: FeatureSource
+) -> torch.Tensor:
+    """∂y/∂b₂ (n, width) of a two-hidden-layer ``run`` at ``stage``, from your
+    ``ex_second_layer_gradients`` or :data:`PRECOMPUTED`."""
+    if isinstance(source, Precomputed):
+        return source.array("second", run, stage)
+    return source(run.net_at(STAGES[stage]), x)[1].detach()
+
+
+def spectrum(run: History, stage: str, x: torch.Tensor, source: FeatureSource) -> Spectrum:
+    """The singular values of ``run``'s feature matrix at ``stage`` and the points ``x``, and its
+    :data:`N_PRINCIPAL` leading principal features on :data:`SVD_GRID`.
+
+    Parameters
+    ----------
+    run : History
+    stage : str
+        ``"initial"`` or ``"trained"``.
+    x : torch.Tensor of shape (n, 1)
+        The training inputs.
+    source : callable or Precomputed
+        Your ``ex_feature_matrix``, or :data:`PRECOMPUTED`.
+    """
+    if isinstance(source, Precomputed):
+        return Spectrum(source.array("s", run, stage), source.array("curves", run, stage), SVD_GRID)
+    net = run.net_at(STAGES[stage])
+    _, s, vh = torch.linalg.svd(source(net, x).detach(), full_matrices=False)
+    curves = source(net, SVD_GRID).detach() @ vh[:N_PRINCIPAL].T
+    return Spectrum(s, curves, SVD_GRID)
 
 
 # ---------------------------------------------------------------------------------------- figures
@@ -815,50 +876,45 @@ def plot_gradient_features(
     return ax
 
 
-def plot_first_layer_features(
-    x: torch.Tensor, before: nn.Sequential, after: nn.Sequential, width: int
-) -> None:
-    """∂y/∂w and ∂y/∂b of the first layer at initialisation and after training (2 × 2 panels)."""
+def plot_first_layer_features(x: torch.Tensor, run: History, source: FeatureSource) -> None:
+    """∂y/∂w and ∂y/∂b of the first layer of ``run``'s network at initialisation and after training
+    (2 × 2 panels), from ``source`` (see :func:`first_layer_features`)."""
     fig, axes = plt.subplots(2, 2, figsize=(10, 6), sharex=True)
-    for col, (net, when) in enumerate([(before, "at initialisation"), (after, "after training")]):
-        gw, gb = first_layer_gradients(net, x)
+    for col, stage in enumerate(STAGES):
+        when = "at initialisation" if stage == "initial" else "after training"
+        gw, gb = first_layer_features(run, stage, x, source)
         plot_gradient_features(x, gw, axes[0, col], f"∂y/∂w₁ ({when})")
         plot_gradient_features(x, gb, axes[1, col], f"∂y/∂b₁ ({when})")
-    fig.suptitle(f"First-layer gradient features, width {width}")
+    fig.suptitle(f"First-layer gradient features, width {run.width}")
     fig.tight_layout()
     plt.show()
 
 
-def plot_second_layer_features(
-    x: torch.Tensor, before: nn.Sequential, after: nn.Sequential, width: int
-) -> None:
-    """∂y/∂b of the second hidden layer at initialisation and after training (1 × 2 panels)."""
+def plot_second_layer_features(x: torch.Tensor, run: History, source: FeatureSource) -> None:
+    """∂y/∂b of the second hidden layer of ``run``'s network at initialisation and after training
+    (1 × 2 panels), from ``source`` (see :func:`second_layer_bias_features`)."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.3), sharex=True)
-    for ax, (net, when) in zip(axes, [(before, "at initialisation"), (after, "after training")],
-                               strict=True):
-        grads = list(gradient_features(net, x).values())
-        plot_gradient_features(x, grads[3], ax, f"∂y/∂b₂ ({when})")
-    fig.suptitle(f"Second-layer bias features, width {width}")
+    for ax, stage in zip(axes, STAGES, strict=True):
+        when = "at initialisation" if stage == "initial" else "after training"
+        plot_gradient_features(x, second_layer_bias_features(run, stage, x, source), ax,
+                               f"∂y/∂b₂ ({when})")
+    fig.suptitle(f"Second-layer bias features, width {run.width}")
     fig.tight_layout()
     plt.show()
 
 
-def plot_svd(
-    x_train: torch.Tensor, x_grid: torch.Tensor, nets: dict[str, nn.Module], n_features: int = 6
-) -> None:
-    """Singular values (log scale) and the leading principal features of each network.
+def plot_svd(spectra: dict[str, Spectrum]) -> None:
+    """Singular values (log scale) and the leading principal features of each :class:`Spectrum`.
 
-    The SVD ``Φ = U diag(s) Vᵀ`` is taken of the feature matrix at the training points; the
-    principal features ``U diag(s) = Φ V`` are then drawn as functions of x by evaluating the
-    features on ``x_grid`` and multiplying by the same ``V``.
+    The principal features ``U diag(s) = Φ V`` are drawn as functions of x: the features on the
+    grid multiplied by the same ``V`` (see :func:`spectrum`).
     """
-    fig, axes = plt.subplots(1 + len(nets), 1, figsize=(8, 2.4 * (1 + len(nets))))
-    for i, (label, net) in enumerate(nets.items()):
-        _, s, vh = torch.linalg.svd(feature_matrix(net, x_train), full_matrices=False)
-        curves = feature_matrix(net, x_grid) @ vh[:n_features].T
-        axes[0].semilogy(np.arange(1, len(s) + 1), s.numpy(), "o-", ms=3, label=label)
-        axes[i + 1].plot(x_grid[:, 0].numpy(), curves.numpy())
-        axes[i + 1].set(title=f"{label}: first {n_features} principal features", xlabel="x")
+    fig, axes = plt.subplots(1 + len(spectra), 1, figsize=(8, 2.4 * (1 + len(spectra))))
+    for i, (label, found) in enumerate(spectra.items()):
+        axes[0].semilogy(np.arange(1, len(found.s) + 1), found.s.numpy(), "o-", ms=3, label=label)
+        axes[i + 1].plot(found.grid[:, 0].numpy(), found.curves.numpy())
+        axes[i + 1].set(title=f"{label}: first {found.curves.shape[1]} principal features",
+                        xlabel="x")
     axes[0].set(xlabel="index k", ylabel="singular value", title="Singular values")
     axes[0].legend(fontsize=8)
     fig.tight_layout()

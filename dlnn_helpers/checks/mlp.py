@@ -1,9 +1,17 @@
 """Checks of the graded exercises of tutorial 5 (backpropagation by layers).
 
 Each layer is a pair of student functions, a forward and a backward pass.  The check draws random
-shapes (batch size 1 included) from its ``seed``, computes the expected values with autograd on its
-own copies, calls the student's functions on other copies, and names the layer and the quantity
-that is wrong (``Linear backward: grad_weight …``), recognising the usual mistakes.
+shapes (batch size 1 included) and float64 inputs from its ``seed`` (:func:`linear_cases`,
+:func:`relu_cases`, :func:`squared_error_cases`), calls the student's functions on copies of them
+for every case, and only then asks for the expected values of its settings
+(:func:`~._expected.expected`: the values shipped with the package for the self-checks, computed by
+the instructor's reference for the hidden tests), which hold the right answers and the output of
+every known mistake.  It names the layer and the quantity that is wrong (``Linear backward:
+grad_weight …``).
+
+The exercises compute the gradients by hand: the backward passes (and the forward passes with them)
+refuse autograd — ``.backward()``, ``torch.autograd`` and ``torch.func`` — wherever it runs
+(:mod:`._shortcuts`).
 
 The contract (the exercises' docstrings): the inputs are float64 tensors, and every returned value
 is a float64 tensor of the documented shape; the loss of the squared error is a single number (a
@@ -13,15 +21,26 @@ is a float64 tensor of the documented shape; the loss of the squared error is a 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
 
 from ._contract import expect_number, expect_tensor
-from ._core import call_student, captured_warnings, unpack, warning_note
+from ._core import CheckFailure, call_student, captured_warnings, unpack, warning_note
 from ._diagnosis import Mistake, judge
+from ._expected import expected, register_check
+from ._shortcuts import declare, student_code
 
 _RTOL = 1e-5
+
+register_check("check_linear_layer", "mlp")
+register_check("check_relu_layer", "mlp")
+register_check("check_squared_error", "mlp")
+
+_REFUSED_LINEAR = declare("check_linear_layer", "ex_linear_backward", ("autograd",))
+_REFUSED_RELU = declare("check_relu_layer", "ex_relu_backward", ("autograd",))
+_REFUSED_MSE = declare("check_squared_error", "ex_mse_backward", ("autograd",))
 
 
 def _shapes(seed: int, n_cases: int, batch_one: bool = True) -> list[tuple[int, int, int]]:
@@ -44,19 +63,79 @@ def _tensor(generator: torch.Generator, *shape: int) -> torch.Tensor:
     return torch.randn(*shape, generator=generator, dtype=torch.float64)
 
 
-def _np(t: torch.Tensor) -> np.ndarray:
-    return np.array(t.detach().numpy(), dtype=np.float64, copy=True)
+def linear_cases(seed: int, n_cases: int) -> list[tuple[torch.Tensor, ...]]:
+    """The inputs of :func:`check_linear_layer`: ``(x, weight, bias, grad_out)`` per case."""
+    generator = torch.Generator().manual_seed(seed)
+    cases = []
+    for batch, n_in, n_out in _shapes(seed, n_cases):
+        x, w, b = _tensor(generator, batch, n_in), _tensor(generator, n_out, n_in), _tensor(
+            generator, n_out)
+        cases.append((x, w, b, _tensor(generator, batch, n_out)))
+    return cases
+
+
+def relu_cases(seed: int, n_cases: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The inputs of :func:`check_relu_layer`: ``(x, grad_out)`` per case."""
+    generator = torch.Generator().manual_seed(seed)
+    cases = []
+    for batch, n_in, _ in _shapes(seed, n_cases):
+        x = _tensor(generator, batch, n_in)
+        x[0, 0] = -abs(float(x[0, 0])) - 0.1  # at least one negative and one positive entry
+        x[-1, -1] = abs(float(x[-1, -1])) + 0.1
+        cases.append((x, _tensor(generator, batch, n_in)))
+    return cases
+
+
+def squared_error_cases(seed: int, n_cases: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The inputs of :func:`check_squared_error`: ``(pred, target)`` per case, batch size 1 last
+    (there, "mean over the batch" and "sum" cannot be told apart)."""
+    generator = torch.Generator().manual_seed(seed)
+    cases = []
+    for batch, _, n_out in _shapes(seed, n_cases)[::-1]:
+        n_out = max(n_out, 2) if batch > 1 else n_out
+        cases.append((_tensor(generator, batch, n_out), _tensor(generator, batch, n_out)))
+    return cases
 
 
 def _compare(
-    layer: str, what: str, returned: object, expected: np.ndarray, mistakes: list[Mistake],
+    layer: str, what: str, returned: object, expected_value: np.ndarray, mistakes: list[Mistake],
     shape_meaning: str, case: str, shape_hints: dict[tuple[int, ...], str] | None = None,
 ) -> None:
     """Hold ``returned`` to the contract (a float64 tensor of the expected shape), then judge it."""
     label = f"{layer}: {what} ({case})"
-    got = expect_tensor(returned, label, shape=expected.shape, dtype=torch.float64,
+    expected_value = np.asarray(expected_value, dtype=np.float64)
+    got = expect_tensor(returned, label, shape=expected_value.shape, dtype=torch.float64,
                         meaning=shape_meaning, shape_hints=shape_hints)
-    judge(label, got, expected, mistakes, rtol=_RTOL)
+    judge(label, got, expected_value, mistakes, rtol=_RTOL)
+
+
+def _run(name: str, func: Callable[..., object], args: tuple, refused: tuple[str, ...]) -> Any:
+    """Call the student's ``func`` in a shortcut window; a failure is returned, not raised, so that
+    every case runs before the expected values are asked for (its message comes in its turn)."""
+    with student_code(name, refused) as window:
+        try:
+            value = call_student(name, func, *args)
+        except CheckFailure as failure:
+            value = failure
+    window.verdict()
+    return value
+
+
+def _calls(steps: list[tuple[str, Callable[..., object], tuple]], refused: tuple[str, ...]) -> list:
+    """Run the student's calls in order, stopping after the first failure (as judging would)."""
+    results = []
+    for name, func, args in steps:
+        results.append(_run(name, func, args, refused))
+        if isinstance(results[-1], CheckFailure):
+            break
+    return results
+
+
+def _value(results: list, index: int) -> Any:
+    value = results[index]
+    if isinstance(value, CheckFailure):
+        raise value
+    return value
 
 
 # ----------------------------------------------------------------------------------------------
@@ -73,55 +152,52 @@ def check_linear_layer(
     names: tuple[str, str] = ("ex_linear_forward", "ex_linear_backward"),
 ) -> str:
     """Check ``forward(x, weight, bias) -> out`` and ``backward(grad_out, x, weight) ->
-    (grad_x, grad_weight, grad_bias)`` of a linear layer ``out = x Wᵀ + b`` against autograd.
+    (grad_x, grad_weight, grad_bias)`` of a linear layer ``out = x Wᵀ + b``.
 
-    ``x`` is (B, n_in), ``weight`` (n_out, n_in) as in ``nn.Linear``, ``bias`` (n_out,).
+    ``x`` is (B, n_in), ``weight`` (n_out, n_in) as in ``nn.Linear``, ``bias`` (n_out,).  Both
+    passes refuse autograd: the gradients are computed by hand.
     """
-    generator = torch.Generator().manual_seed(seed)
     layer_f, layer_b = "Linear forward", "Linear backward"
+    cases = linear_cases(seed, n_cases)
     with captured_warnings() as caught:
-        for batch, n_in, n_out in _shapes(seed, n_cases):
-            case = f"B={batch}, n_in={n_in}, n_out={n_out}"
-            x, w, b = _tensor(generator, batch, n_in), _tensor(generator, n_out, n_in), _tensor(
-                generator, n_out
-            )
-            grad_out = _tensor(generator, batch, n_out)
-            xr, wr, br = (t.clone().requires_grad_(True) for t in (x, w, b))
-            out_ref = xr @ wr.T + br
-            out_ref.backward(grad_out)
-            e_out, e_x, e_w, e_b = (_np(t) for t in (out_ref, xr.grad, wr.grad, br.grad))
-            xn, wn, bn, gn = (_np(t) for t in (x, w, b, grad_out))
+        steps = []
+        for x, w, b, grad_out in cases:
+            steps.append((names[0], forward, (x.clone(), w.clone(), b.clone())))
+            steps.append((names[1], backward, (grad_out.clone(), x.clone(), w.clone())))
+        results = _calls(steps, _REFUSED_LINEAR)
+    _value(results, 0)  # a failure of the very first call needs no expected value
+    exp = expected("check_linear_layer", seed=seed, n_cases=n_cases)
+    for i, (x, _, _, _) in enumerate(cases):
+        batch, n_in = x.shape
+        n_out = cases[i][1].shape[0]
+        case = f"B={batch}, n_in={n_in}, n_out={n_out}"
+        e_out, e_x, e_w, e_b = exp["correct"][i]
+        _compare(layer_f, "the output", _value(results, 2 * i), e_out, [
+            Mistake("the bias is missing (out = x Wᵀ + b)", exp["no bias"][i]),
+            Mistake("the bias is subtracted; out = x Wᵀ + b", exp["bias subtracted"][i]),
+        ], "(B, n_out)", case, {(n_out, batch): "it looks transposed: out = x Wᵀ + b"})
 
-            out = call_student(names[0], forward, x.clone(), w.clone(), b.clone())
-            _compare(layer_f, "the output", out, e_out, [
-                Mistake("the bias is missing (out = x Wᵀ + b)", xn @ wn.T),
-                Mistake("the bias is subtracted; out = x Wᵀ + b", xn @ wn.T - bn),
-            ], "(B, n_out)", case, {(n_out, batch): "it looks transposed: out = x Wᵀ + b"})
-
-            result = call_student(names[1], backward, grad_out.clone(), x.clone(), w.clone())
-            got_x, got_w, got_b = unpack(result, ("grad_x", "grad_weight", "grad_bias"), names[1])
-            _compare(layer_b, "grad_x", got_x, e_x, [
-                Mistake("that is ∂L/∂W; grad_x = grad_out W", gn.T @ xn),
-            ], "(B, n_in)", case, {(n_out, n_in): "that is the shape of W: grad_x = grad_out W "
-                                  "has the shape of x"})
-            _compare(layer_b, "grad_weight", got_w, e_w, [
-                Mistake("it is divided by the batch size; the gradients of the examples add up "
-                        "(the loss already holds any averaging)", gn.T @ xn / batch),
-                Mistake("it uses the output instead of the input: ∂L/∂W = grad_outᵀ x",
-                        gn.T @ e_out if e_out.shape[1] == n_in else None),
-            ], "(n_out, n_in), the shape of W", case, {
-                (n_in, n_out): "it is transposed: ∂L/∂W = grad_outᵀ x has the shape of W, "
-                "(n_out, n_in)"})
-            sum_b = gn.sum(axis=0)
-            _compare(layer_b, "grad_bias", got_b, e_b, [
-                Mistake("it is averaged over the batch; sum the examples' gradients instead",
-                        sum_b / batch),
-            ], "(n_out,), the shape of b", case, {
-                (batch, n_out): "it is not summed over the batch: ∂L/∂b = grad_out.sum(dim=0)"
-                if batch > 1 else "it has an extra axis of size 1: ∂L/∂b = grad_out.sum(dim=0) "
-                "sums over the batch axis, and has the shape of b",
-                (batch,): "it is summed over the wrong axis (the output units instead of the "
-                "batch)"})
+        got_x, got_w, got_b = unpack(_value(results, 2 * i + 1),
+                                     ("grad_x", "grad_weight", "grad_bias"), names[1])
+        _compare(layer_b, "grad_x", got_x, e_x, [
+            Mistake("that is ∂L/∂W; grad_x = grad_out W", e_w),
+        ], "(B, n_in)", case, {(n_out, n_in): "that is the shape of W: grad_x = grad_out W "
+                              "has the shape of x"})
+        _compare(layer_b, "grad_weight", got_w, e_w, [
+            Mistake("it is divided by the batch size; the gradients of the examples add up "
+                    "(the loss already holds any averaging)", np.asarray(e_w) / batch),
+        ], "(n_out, n_in), the shape of W", case, {
+            (n_in, n_out): "it is transposed: ∂L/∂W = grad_outᵀ x has the shape of W, "
+            "(n_out, n_in)"})
+        _compare(layer_b, "grad_bias", got_b, e_b, [
+            Mistake("it is averaged over the batch; sum the examples' gradients instead",
+                    np.asarray(e_b) / batch),
+        ], "(n_out,), the shape of b", case, {
+            (batch, n_out): "it is not summed over the batch: ∂L/∂b = grad_out.sum(dim=0)"
+            if batch > 1 else "it has an extra axis of size 1: ∂L/∂b = grad_out.sum(dim=0) "
+            "sums over the batch axis, and has the shape of b",
+            (batch,): "it is summed over the wrong axis (the output units instead of the "
+            "batch)"})
     return (f"{names[0]} and {names[1]} agree with autograd on {n_cases} random shapes, batch size "
             "1 included." + warning_note(caught))
 
@@ -139,41 +215,41 @@ def check_relu_layer(
     n_cases: int = 3,
     names: tuple[str, str] = ("ex_relu_forward", "ex_relu_backward"),
 ) -> str:
-    """Check ``forward(x) -> relu(x)`` and ``backward(grad_out, x) -> grad_x`` against autograd."""
-    generator = torch.Generator().manual_seed(seed)
+    """Check ``forward(x) -> relu(x)`` and ``backward(grad_out, x) -> grad_x``; the backward pass
+    refuses autograd."""
+    cases = relu_cases(seed, n_cases)
     with captured_warnings() as caught:
-        for batch, n_in, _ in _shapes(seed, n_cases):
-            case = f"shape ({batch}, {n_in})"
-            x = _tensor(generator, batch, n_in)
-            x[0, 0] = -abs(float(x[0, 0])) - 0.1  # at least one negative and one positive entry
-            x[-1, -1] = abs(float(x[-1, -1])) + 0.1
-            grad_out = _tensor(generator, batch, n_in)
-            xr = x.clone().requires_grad_(True)
-            out_ref = torch.relu(xr)
-            out_ref.backward(grad_out)
-            e_out, e_x = _np(out_ref), _np(xr.grad)
-            xn, gn = _np(x), _np(grad_out)
-            out = call_student(names[0], forward, x.clone())
-            _compare("ReLU forward", "the output", out, e_out, [
-                Mistake("negative inputs should become 0, positive ones stay as they are",
-                        np.minimum(xn, 0)),
-                Mistake("that is the absolute value; ReLU sets negative inputs to 0", np.abs(xn)),
-                Mistake("that is the step function 1[x > 0]; ReLU returns max(x, 0)",
-                        (xn > 0) * 1.0),
-            ], "the shape of x", case)
-            got = call_student(names[1], backward, grad_out.clone(), x.clone())
-            _compare("ReLU backward", "grad_x", got, e_x, [
-                Mistake("grad_out is missing: multiply it by the derivative 1[x > 0]",
-                        (xn > 0) * 1.0),
-                Mistake("it multiplies grad_out by relu(x); the derivative of ReLU is 1[x > 0], "
-                        "not relu(x)", gn * np.maximum(xn, 0)),
-                Mistake("it multiplies grad_out by x; the derivative of ReLU is 1[x > 0]", gn * xn),
-                Mistake("the ReLU's derivative is missing: grad_out passes only where x > 0", gn),
-                Mistake("it uses sign(x); the derivative of ReLU is 0 (not -1) for negative x",
-                        gn * np.sign(xn)),
-                Mistake("the mask is inverted: gradients flow where x > 0, not where x < 0",
-                        gn * (xn < 0)),
-            ], "the shape of x", case)
+        steps = []
+        for x, grad_out in cases:
+            steps.append((names[0], forward, (x.clone(),)))
+            steps.append((names[1], backward, (grad_out.clone(), x.clone())))
+        results = _calls(steps, _REFUSED_RELU)
+    _value(results, 0)
+    exp = expected("check_relu_layer", seed=seed, n_cases=n_cases)
+    for i, (x, _) in enumerate(cases):
+        case = f"shape ({x.shape[0]}, {x.shape[1]})"
+        e_out, e_x = exp["correct"][i]
+        _compare("ReLU forward", "the output", _value(results, 2 * i), e_out, [
+            Mistake("negative inputs should become 0, positive ones stay as they are",
+                    exp["negative part"][i]),
+            Mistake("that is the absolute value; ReLU sets negative inputs to 0",
+                    exp["absolute value"][i]),
+            Mistake("that is the step function 1[x > 0]; ReLU returns max(x, 0)",
+                    exp["step"][i]),
+        ], "the shape of x", case)
+        _compare("ReLU backward", "grad_x", _value(results, 2 * i + 1), e_x, [
+            Mistake("grad_out is missing: multiply it by the derivative 1[x > 0]", exp["step"][i]),
+            Mistake("it multiplies grad_out by relu(x); the derivative of ReLU is 1[x > 0], "
+                    "not relu(x)", exp["times relu"][i]),
+            Mistake("it multiplies grad_out by x; the derivative of ReLU is 1[x > 0]",
+                    exp["times x"][i]),
+            Mistake("the ReLU's derivative is missing: grad_out passes only where x > 0",
+                    exp["grad_out"][i]),
+            Mistake("it uses sign(x); the derivative of ReLU is 0 (not -1) for negative x",
+                    exp["sign"][i]),
+            Mistake("the mask is inverted: gradients flow where x > 0, not where x < 0",
+                    exp["inverted mask"][i]),
+        ], "the shape of x", case)
     return f"{names[0]} and {names[1]} agree with autograd." + warning_note(caught)
 
 
@@ -191,42 +267,39 @@ def check_squared_error(
     names: tuple[str, str] = ("ex_mse_forward", "ex_mse_backward"),
 ) -> str:
     """Check ``forward(pred, target) -> loss`` (the mean over all entries, as ``nn.MSELoss()``)
-    and ``backward(pred, target) -> ∂loss/∂pred`` against autograd.
+    and ``backward(pred, target) -> ∂loss/∂pred``; the backward pass refuses autograd.
     """
-    generator = torch.Generator().manual_seed(seed)
+    cases = squared_error_cases(seed, n_cases)
     with captured_warnings() as caught:
-        # batch size 1 last: there, "mean over the batch" and "sum" cannot be told apart
-        for batch, _, n_out in _shapes(seed, n_cases)[::-1]:
-            n_out = max(n_out, 2) if batch > 1 else n_out
-            case = f"pred of shape ({batch}, {n_out})"
-            pred, target = _tensor(generator, batch, n_out), _tensor(generator, batch, n_out)
-            pr = pred.clone().requires_grad_(True)
-            loss_ref = torch.nn.functional.mse_loss(pr, target)
-            loss_ref.backward()
-            e_loss, e_grad = _np(loss_ref), _np(pr.grad)
-            pn, tn = _np(pred), _np(target)
-            diff, count = pn - tn, pn.size
-            returned = call_student(names[0], forward, pred.clone(), target.clone())
-            label = f"Squared error forward: the loss ({case})"
-            loss = np.array(expect_number(returned, label, dtype=torch.float64))
-            judge(label, loss, e_loss, [
-                Mistake("it is averaged over the batch only; take the mean over all B × k entries",
-                        (diff**2).sum() / batch),
-                Mistake("it is the sum of squared errors; take the mean over all entries",
-                        (diff**2).sum()),
-                Mistake("the errors are not squared", diff.mean()),
-                Mistake("it has an extra 1/2 factor; nn.MSELoss has none", 0.5 * (diff**2).mean()),
-                Mistake("that is the root mean squared error; do not take the square root",
-                        np.sqrt((diff**2).mean())),
-            ], rtol=_RTOL)
-            got = call_student(names[1], backward, pred.clone(), target.clone())
-            _compare("Squared error backward", "grad_pred", got, e_grad, [
-                Mistake("the factor 2 of the square's derivative is missing", diff / count),
-                Mistake("it is divided by the batch size only; the mean runs over all B × k "
-                        "entries", 2 * diff / batch),
-                Mistake("it is not divided by the number of entries N (the loss is a mean)",
-                        2 * diff),
-                Mistake("the sign is flipped: ∂L/∂pred = 2 (pred - target) / N", -2 * diff / count),
-                Mistake("it is the loss of each entry, not its derivative", diff**2 / count),
-            ], "the shape of pred", case)
+        steps = []
+        for pred, target in cases:
+            steps.append((names[0], forward, (pred.clone(), target.clone())))
+            steps.append((names[1], backward, (pred.clone(), target.clone())))
+        results = _calls(steps, _REFUSED_MSE)
+    _value(results, 0)
+    exp = expected("check_squared_error", seed=seed, n_cases=n_cases)
+    for i, (pred, _) in enumerate(cases):
+        case = f"pred of shape ({pred.shape[0]}, {pred.shape[1]})"
+        e_loss, e_grad = exp["correct"][i]
+        label = f"Squared error forward: the loss ({case})"
+        loss = np.array(expect_number(_value(results, 2 * i), label, dtype=torch.float64))
+        judge(label, loss, np.array(e_loss, dtype=np.float64), [
+            Mistake("it is averaged over the batch only; take the mean over all B × k entries",
+                    exp["batch mean"][i]),
+            Mistake("it is the sum of squared errors; take the mean over all entries",
+                    exp["sum"][i]),
+            Mistake("the errors are not squared", exp["not squared"][i]),
+            Mistake("it has an extra 1/2 factor; nn.MSELoss has none", exp["half"][i]),
+            Mistake("that is the root mean squared error; do not take the square root",
+                    exp["root"][i]),
+        ], rtol=_RTOL)
+        _compare("Squared error backward", "grad_pred", _value(results, 2 * i + 1), e_grad, [
+            Mistake("the factor 2 of the square's derivative is missing", np.asarray(e_grad) / 2),
+            Mistake("it is divided by the batch size only; the mean runs over all B × k "
+                    "entries", np.asarray(e_grad) * pred.shape[1]),
+            Mistake("it is not divided by the number of entries N (the loss is a mean)",
+                    np.asarray(e_grad) * pred.numel()),
+            Mistake("the sign is flipped: ∂L/∂pred = 2 (pred - target) / N", -np.asarray(e_grad)),
+            Mistake("it is the loss of each entry, not its derivative", exp["entry losses"][i]),
+        ], "the shape of pred", case)
     return f"{names[0]} and {names[1]} agree with autograd." + warning_note(caught)
