@@ -23,7 +23,14 @@ import pytest
 import torch
 
 import dlnn_helpers as dlnn
+import dlnn_reference.deep_linear as reference
 from coursebuild.layout import solution_path
+from dlnn_helpers.checks import (
+    CheckFailure,
+    ShortcutUsed,
+    check_initializer,
+    check_linear_regression,
+)
 
 from .claims_tools import cell_outputs, cell_source
 
@@ -108,9 +115,9 @@ def test_gamma_one_is_half_of_glorots_variance_and_sqrt2_is_glorot():
     n_out, n_in = 400, 600
     model = torch.nn.Sequential(torch.nn.Linear(n_in, n_out, bias=False))
     generator = torch.Generator().manual_seed(0)
-    dlnn.initializer_(model, 1.0, generator=generator)
+    reference.initializer_(model, 1.0, generator=generator)
     var_one = model[0].weight.var().item()
-    dlnn.initializer_(model, math.sqrt(2.0), generator=generator)
+    reference.initializer_(model, math.sqrt(2.0), generator=generator)
     var_sqrt2 = model[0].weight.var().item()
     torch.manual_seed(0)
     glorot = torch.nn.init.xavier_normal_(torch.empty(n_out, n_in)).var().item()
@@ -190,14 +197,59 @@ def _drops(losses: np.ndarray, threshold: float = 0.02) -> list[int]:
     return [int(s + np.argmax(steps[s:e])) for s, e in zip(starts, ends, strict=True)]
 
 
+def _solution_initializer():
+    """The solution notebook's ``ex_initializer_``, defined from its cell."""
+    namespace = {"math": math, "nn": torch.nn, "torch": torch}
+    exec(cell_source(T1, "57389af8"), namespace)  # noqa: S102 - the course's own solution cell
+    return namespace["ex_initializer_"]
+
+
 def test_every_training_run_starts_from_seeded_weights():
-    _in("646c75fb", "The initial weights are drawn from a generator seeded with `SEED`",
+    _in("646c75fb", "The initial weights are drawn right after seeding torch's generator with `SEED`",
         "every run below starts from the same weights")
+    calls = 0
     for cell in nbformat.read(solution_path(T1), as_version=4).cells:
-        if cell.cell_type == "code" and "dlnn.initializer_(" in cell.source:
-            assert "generator=torch.Generator().manual_seed(SEED)" in cell.source, cell.id
+        lines = cell.source.splitlines()
+        for i, line in enumerate(lines):
+            if cell.cell_type == "code" and line.startswith("initializer_("):
+                assert lines[i - 1] == "torch.manual_seed(SEED)", cell.id
+                calls += 1
+    assert calls == 6
+    # the solution's initialiser after torch.manual_seed(SEED) draws what train_deep_linear draws
+    x, y = _tensors()
+    model = dlnn.LNNet(8, 30, y.shape[1])
+    torch.manual_seed(SEED)
+    _solution_initializer()(model, 1e-12)
+    record = dlnn.train(model, x, y, n_epochs=30, lr=100.0)  # the same weights: the same start
+    assert np.array_equal(record.losses, _deep_run().losses[:30])
     again = dlnn.train_deep_linear(*_tensors(), seed=SEED)
     assert np.array_equal(again.losses, _deep_run().losses)
+
+
+def test_until_the_exercises_pass_the_notebook_uses_stand_ins_that_are_not_answers():
+    _in("646c75fb", "The weights are initialised by your `ex_initializer_` once it passes its self-check "
+        "(until then by PyTorch's default initialisation scaled by $\\gamma$, a stand-in).")
+    _in("80e8108d", "own_or_fallback(ex_initializer_, check_initializer, dlnn.default_init_")
+    model = torch.nn.Linear(50, 20, bias=False)
+    torch.manual_seed(SEED)
+    dlnn.default_init_(model, 3.0)
+    torch.manual_seed(SEED)
+    default = torch.nn.Linear(50, 20, bias=False).weight.detach() * 3.0  # PyTorch's own, scaled
+    assert torch.allclose(model.weight.detach(), default)
+    with pytest.raises(CheckFailure):
+        check_initializer(dlnn.default_init_)
+    _in("8157eab4", "a least-squares solver (`np.linalg.lstsq`) would do the whole exercise, so the "
+        "check refuses it.")
+    _in("ad830965", "your `linear_regression`; until it passes its self-check, NumPy's least-squares "
+        "solver `np.linalg.lstsq`")
+    source = _in("bef9d569", "np.linalg.lstsq(X.T, Y.T, rcond=None)[0].T", 'instead="np.linalg.lstsq"')
+    namespace = {"np": np}
+    exec(source[: source.index("\n\n\nregression")], namespace)  # noqa: S102 - the stand-in only
+    stand_in = namespace["lstsq_regression"]
+    with pytest.raises(ShortcutUsed, match="uses numpy.linalg.lstsq"):
+        check_linear_regression(stand_in)
+    labels, features = _data()
+    assert np.allclose(stand_in(labels.T, features.T), reference.linear_regression(labels.T, features.T))
 
 
 def test_deep_loss_sits_on_plateaus_with_four_drops():
@@ -224,7 +276,7 @@ def test_shallow_loss_falls_smoothly_by_the_same_factor_every_epoch():
     assert "n_epochs=n_epochs" in source
     x, y = _tensors()
     model = dlnn.LRNet(8, y.shape[1])
-    dlnn.initializer_(model, 1e-12, generator=torch.Generator().manual_seed(SEED))
+    reference.initializer_(model, 1e-12, generator=torch.Generator().manual_seed(SEED))
     losses = dlnn.train_lrnet(model, x, y, n_epochs=250, lr=1000.0)
     ratios = losses[1:] / losses[:-1]
     assert np.all(ratios < 1)  # falls at every epoch: no plateau
@@ -420,15 +472,17 @@ def test_three_roads_lead_to_the_same_map():
     _in("bef9d569", "n_epochs=250, lr=1000.0", "atol=1e-2")
     labels, features = _data()
     x, y = _tensors()
-    analytical = dlnn.linear_regression(labels.T, features.T)
+    analytical = reference.linear_regression(labels.T, features.T)
     torch.manual_seed(SEED)
     shallow = dlnn.LRNet(8, y.shape[1])
     dlnn.train_lrnet(shallow, x, y, n_epochs=250, lr=1000.0)
     deep = dlnn.LNNet(8, 30, y.shape[1])
-    dlnn.initializer_(deep, 1e-12, generator=torch.Generator().manual_seed(SEED))
+    reference.initializer_(deep, 1e-12, generator=torch.Generator().manual_seed(SEED))
     dlnn.train(deep, x, y, n_epochs=250, lr=100.0)
     assert np.allclose(analytical, shallow.in_out.weight.detach().numpy(), atol=1e-2)
-    assert np.allclose(analytical, dlnn.total_weight(deep, 8).numpy(), atol=1e-2)
+    assert np.allclose(analytical, reference.total_weight(deep, 8).numpy(), atol=1e-2)
+    _in("bef9d569", "deep_model.hid_out.weight @ deep_model.in_hid.weight")  # W_tot = W_2 W_1
+    assert torch.allclose(deep.hid_out.weight @ deep.in_hid.weight, reference.total_weight(deep, 8))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -485,6 +539,8 @@ CLAIMS = {
     "the Tuna is marked warm-blooded": test_the_tuna_is_marked_warm_blooded_and_the_text_says_so,
     "correlations 0.5 / 0.25 / 0.1, close to 0.49 / 0.24 / 0.12": test_correlations_follow_the_tree,
     "every run starts from the same seeded weights": test_every_training_run_starts_from_seeded_weights,
+    "stand-ins until the exercises pass: PyTorch's init scaled by γ, np.linalg.lstsq (refused)": (
+        test_until_the_exercises_pass_the_notebook_uses_stand_ins_that_are_not_answers),
     "deep loss: plateaus and four drops": test_deep_loss_sits_on_plateaus_with_four_drops,
     "shallow loss: smooth, same factor every epoch": (
         test_shallow_loss_falls_smoothly_by_the_same_factor_every_epoch),
