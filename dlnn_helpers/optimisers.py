@@ -1,210 +1,26 @@
-"""Reference optimisers and gradient statistics of tutorial 2 (optimisation).
+"""Tools of tutorial 2 (optimisation) that are not exercises: data, a recording loop, stand-ins.
 
-The classes follow the protocol of ``torch.optim`` closely enough for any training loop written for
-PyTorch's optimisers: they take an iterable of parameters (``model.parameters()``, a generator, is
-fine), ``step()`` updates every parameter that has a gradient in place (it may be called with or
-without ``torch.no_grad()``), and ``zero_grad()`` clears the gradients.
+The optimisers, the EMA and the gradient statistics are the tutorial's exercises: the package does
+not hold them.  Until a student's answer passes its self-check, the demonstrations use a stand-in
+(:func:`~dlnn_helpers.checks.own_or_fallback`): a ``torch.optim`` routine (the exercises refuse
+``torch.optim``, so none of these passes a check) or values precomputed by the course.
 
-* :class:`SimpleGradientDescent` — plain gradient descent with (coupled) weight decay, step for step
-  the same as ``torch.optim.SGD(params, lr, weight_decay=...)``;
-* :func:`ema_update` — one step of a bias-corrected exponential moving average;
-* :class:`ADAMOptimizer` — Adam built from two EMAs, step for step the same as
-  ``torch.optim.Adam`` (weight decay added to the gradient, not the decoupled AdamW form);
-* :func:`gradient_descent` — the bare gradient-descent loop on one tensor;
-* :func:`gradient_mean_rms` and :func:`record_gradients` — per-coordinate statistics of gradients;
-* :func:`make_jump_series` — the time series on which the EMA is demonstrated.
+* :func:`record_gradients` — optimise with any optimiser and return every gradient on the way;
+* :func:`make_jump_series` — the time series on which the EMA is demonstrated;
+* :func:`descend_with_torch_sgd` — gradient descent on one tensor with ``torch.optim.SGD``;
+* :func:`precomputed_gradient_mean_rms` and :func:`precomputed_ema` — the values the demonstrations
+  of Sections 3 and 4 show, precomputed by the course (:mod:`dlnn_helpers.optimisers_data`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
-
-def gradient_descent(
-    loss_fn: Callable[[torch.Tensor], torch.Tensor],
-    x: torch.Tensor,
-    learning_rate: float | torch.Tensor,
-    n_steps: int,
-) -> None:
-    """Minimise ``loss_fn`` by plain gradient descent, updating ``x`` in place.
-
-    Each step evaluates the loss once at the current ``x``, back-propagates, moves ``x`` by
-    ``-learning_rate * x.grad`` and clears the gradient for the next step.
-
-    Parameters
-    ----------
-    loss_fn : callable
-        Maps ``x`` to a scalar tensor.
-    x : torch.Tensor
-        A leaf tensor with ``requires_grad=True``; any shape.
-    learning_rate : float or torch.Tensor
-        Step size; a tensor broadcastable to ``x.shape`` gives one rate per coordinate.
-    n_steps : int
-        Number of updates (and of evaluations of ``loss_fn``).
-    """
-    for _ in range(n_steps):
-        loss = loss_fn(x)
-        loss.backward()
-        with torch.no_grad():
-            x -= learning_rate * x.grad
-        x.grad = None
-
-
-class SimpleGradientDescent:
-    """Gradient descent with weight decay, as a PyTorch-style optimiser.
-
-    Every step applies, to each parameter θ that has a gradient g,
-
-    .. math:: θ ← θ − η (g + λ θ),
-
-    the gradient step on the loss plus :math:`\\frac{λ}{2}\\lVert θ \\rVert^2`.  This is exactly
-    ``torch.optim.SGD(params, lr=η, weight_decay=λ)``.
-
-    Parameters
-    ----------
-    parameters : iterable of torch.Tensor
-        The tensors to optimise (e.g. ``model.parameters()``); stored in a list.
-    lr : float
-        Learning rate η.
-    weight_decay : float
-        Weight-decay coefficient λ.
-    """
-
-    def __init__(
-        self, parameters: Iterable[torch.Tensor], lr: float = 0.1, weight_decay: float = 0.0
-    ) -> None:
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.parameters = list(parameters)
-
-    @torch.no_grad()
-    def step(self) -> None:
-        """Update every parameter that has a gradient, in place."""
-        for x in self.parameters:
-            if x.grad is None:
-                continue
-            x -= self.lr * (x.grad + self.weight_decay * x)
-
-    def zero_grad(self) -> None:
-        """Forget the gradients (set them to ``None``, as ``torch.optim`` does by default)."""
-        for x in self.parameters:
-            x.grad = None
-
-
-def ema_update(x_t: Any, beta: float, t: int, ema_star_old: Any) -> tuple[Any, Any]:
-    """One step of an exponential moving average with bias correction.
-
-    .. math::
-
-        \\mathrm{EMA}^*_t = β\\,\\mathrm{EMA}^*_{t-1} + (1 − β)\\,x_t, \\qquad
-        \\mathrm{EMA}_t = \\frac{\\mathrm{EMA}^*_t}{1 − β^t}, \\qquad \\mathrm{EMA}^*_0 = 0.
-
-    Parameters
-    ----------
-    x_t : float or torch.Tensor
-        The new observation (a tensor of any shape averages element-wise).
-    beta : float
-        Smoothing factor, 0 ≤ β < 1.
-    t : int
-        Index of the observation, starting at 1.
-    ema_star_old : float or torch.Tensor
-        :math:`\\mathrm{EMA}^*_{t-1}` (0 before the first observation); same shape as ``x_t``.
-
-    Returns
-    -------
-    ema : float or torch.Tensor
-        The bias-corrected average :math:`\\mathrm{EMA}_t`.
-    ema_star : float or torch.Tensor
-        The running numerator :math:`\\mathrm{EMA}^*_t`, to pass back at step t + 1.
-    """
-    ema_star = beta * ema_star_old + (1 - beta) * x_t
-    ema = ema_star / (1 - beta**t)
-    return ema, ema_star
-
-
-class ADAMOptimizer:
-    """Adam as a PyTorch-style optimiser, written with :func:`ema_update`.
-
-    With one step counter t for the optimiser, each parameter θ with gradient g is updated by
-
-    .. math::
-
-        g ← g + λθ, \\quad m, m^* = \\mathrm{EMA}_{β_1}(g), \\quad v, v^* = \\mathrm{EMA}_{β_2}(g^2),
-        \\quad θ ← θ − η \\frac{m}{\\sqrt{v} + ε},
-
-    which is ``torch.optim.Adam(params, lr, betas, eps, weight_decay)`` (weight decay added to the
-    gradient; AdamW would instead subtract ηλθ from θ directly).  The moment numerators
-    :math:`m^*` and :math:`v^*` are updated in place, so the state lives in ``self.m_star`` and
-    ``self.v_star`` from one step to the next.
-
-    Parameters
-    ----------
-    parameters : iterable of torch.Tensor
-        The tensors to optimise (e.g. ``model.parameters()``); stored in a list.
-    lr : float
-        Learning rate η.
-    betas : (float, float)
-        Smoothing factors β₁ (gradient) and β₂ (squared gradient).
-    eps : float
-        ε, keeps the denominator away from zero.
-    weight_decay : float
-        Weight-decay coefficient λ.
-    """
-
-    def __init__(
-        self,
-        parameters: Iterable[torch.Tensor],
-        lr: float = 0.1,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8,
-        weight_decay: float = 0.0,
-    ) -> None:
-        self.lr = lr
-        self.beta_1, self.beta_2 = betas
-        self.eps = eps
-        self.weight_decay = weight_decay
-        self.t = 0
-        self.parameters = list(parameters)
-        self.m_star = [torch.zeros_like(x) for x in self.parameters]
-        self.v_star = [torch.zeros_like(x) for x in self.parameters]
-
-    @torch.no_grad()
-    def step(self) -> None:
-        """Advance the step counter once, then update every parameter that has a gradient."""
-        self.t += 1
-        for x, m_star, v_star in zip(self.parameters, self.m_star, self.v_star, strict=True):
-            if x.grad is None:
-                continue
-            g = x.grad + self.weight_decay * x
-            m, m_star[...] = ema_update(g, self.beta_1, self.t, m_star)
-            v, v_star[...] = ema_update(g * g, self.beta_2, self.t, v_star)
-            x -= self.lr * m / (v.sqrt() + self.eps)
-
-    def zero_grad(self) -> None:
-        """Forget the gradients (set them to ``None``, as ``torch.optim`` does by default)."""
-        for x in self.parameters:
-            x.grad = None
-
-
-def gradient_mean_rms(grads: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-coordinate mean and root-mean-square of a history of gradients.
-
-    Parameters
-    ----------
-    grads : torch.Tensor of shape (n_steps, n_coordinates)
-        Row t is the gradient at step t.
-
-    Returns
-    -------
-    mean : torch.Tensor of shape (n_coordinates,)
-        :math:`\\frac{1}{N}\\sum_t g_{t,i}`.
-    rms : torch.Tensor of shape (n_coordinates,)
-        :math:`\\sqrt{\\frac{1}{N}\\sum_t g_{t,i}^2}`.
-    """
-    return grads.mean(dim=0), grads.square().mean(dim=0).sqrt()
+from . import optimisers_data
+from .loss_surface import START, LossFunctionWithPlot
 
 
 def record_gradients(
@@ -276,22 +92,93 @@ def make_jump_series(
     return torch.cat(parts)
 
 
-def ema_history(series: torch.Tensor, beta: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Run :func:`ema_update` along a series; return the EMA and EMA* after every observation.
+def descend_with_torch_sgd(
+    loss_fn: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    learning_rate: float | torch.Tensor,
+    n_steps: int,
+) -> None:
+    """``n_steps`` of gradient descent on ``x`` in place, taken by ``torch.optim.SGD``.
+
+    The stand-in for the tutorial's ``gradient_descent`` exercise (which refuses ``torch.optim``):
+    a per-coordinate ``learning_rate`` scales the gradient before an SGD step of size 1.
 
     Parameters
     ----------
-    series : torch.Tensor of shape (T,)
-    beta : float
+    loss_fn : callable
+        Maps ``x`` to a scalar tensor.
+    x : torch.Tensor
+        A leaf tensor with ``requires_grad=True``; updated in place.
+    learning_rate : float or torch.Tensor
+        Step size; a tensor broadcastable to ``x.shape`` gives one rate per coordinate.
+    n_steps : int
+        Number of steps.
+    """
+    optimiser = torch.optim.SGD([x], lr=1.0)
+    for _ in range(n_steps):
+        loss_fn(x).backward()
+        x.grad.mul_(learning_rate)
+        optimiser.step()
+        optimiser.zero_grad()
+
+
+def _section3_gradients() -> torch.Tensor:
+    grads, _ = record_gradients(LossFunctionWithPlot(), torch.tensor(START),
+                                lambda params: torch.optim.SGD(params, lr=0.1), 50)
+    return grads
+
+
+def precomputed_gradient_mean_rms(grads: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and RMS of the gradient history of Section 3, as precomputed by the course.
+
+    Parameters
+    ----------
+    grads : torch.Tensor of shape (50, 2)
+        The gradients of 50 steps of ``torch.optim.SGD`` with learning rate 0.1 from ``START`` on
+        the default loss (the demonstration's history); any other history is refused.
 
     Returns
     -------
-    ema, ema_star : torch.Tensor of shape (T,)
+    mean, rms : torch.Tensor of shape (2,)
+
+    Raises
+    ------
+    ValueError
+        For any other gradient history (the values are precomputed for that one only).
     """
-    ema = torch.empty_like(series)
-    ema_star = torch.empty_like(series)
-    star = torch.zeros(())
-    for t, value in enumerate(series, start=1):
-        ema[t - 1], star = ema_update(value, beta, t, star)
-        ema_star[t - 1] = star
-    return ema, ema_star
+    known = _section3_gradients()
+    if not (isinstance(grads, torch.Tensor) and grads.shape == known.shape
+            and torch.allclose(grads.detach().float(), known, rtol=1e-5, atol=1e-6)):
+        raise ValueError("precomputed_gradient_mean_rms holds the values of the gradient history of "
+                         "Section 3 only (50 steps of SGD, learning rate 0.1, from START)")
+    return (torch.tensor(optimisers_data.SECTION3_MEAN, dtype=torch.float32),
+            torch.tensor(optimisers_data.SECTION3_RMS, dtype=torch.float32))
+
+
+def precomputed_ema(series: torch.Tensor, beta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """EMA and EMA* after every observation of the jump series of Section 4, precomputed.
+
+    Parameters
+    ----------
+    series : torch.Tensor of shape (200,)
+        ``make_jump_series(random_state=2021)``, the demonstration's series; any other is refused.
+    beta : float
+        0.9, the demonstration's smoothing factor.
+
+    Returns
+    -------
+    ema, ema_star : torch.Tensor of shape (200,)
+
+    Raises
+    ------
+    ValueError
+        For any other series or β.
+    """
+    known = make_jump_series(random_state=optimisers_data.SERIES_SEED)
+    if not (isinstance(series, torch.Tensor) and series.shape == known.shape
+            and torch.equal(series.detach().float(), known) and beta == optimisers_data.SERIES_BETA):
+        raise ValueError(f"precomputed_ema holds the averages of make_jump_series(random_state="
+                         f"{optimisers_data.SERIES_SEED}) with beta = {optimisers_data.SERIES_BETA} "
+                         "only")
+    return (torch.tensor(optimisers_data.JUMP_SERIES_EMA, dtype=torch.float32),
+            torch.tensor(optimisers_data.JUMP_SERIES_EMA_STAR, dtype=torch.float32))

@@ -12,14 +12,29 @@ generator of parameters, ``loss.backward()``, ``step()`` outside ``torch.no_grad
 ``zero_grad()`` — on several parameter tensors of different shapes for 50 steps, and compare the
 whole trajectory with PyTorch's optimiser to a relative tolerance of 1e-4 (float32 rounding in a
 different order of operations stays far below; every listed mistake is far above).  When the
-trajectories differ, the check replays the common mistakes (weight decay not scaled by the learning
-rate, no bias correction, ``t`` advanced per parameter, moment buffers rebound instead of updated in
-place, …) and names the one that reproduces the student's trajectory.
+trajectories differ, the check names the first step that differs, or the common mistake (weight
+decay not scaled by the learning rate, no bias correction, ``t`` advanced per parameter, moment
+buffers rebound instead of updated in place, …) whose trajectory the student's reproduces.
+
+Refused shortcuts (declared next to each check, :mod:`._shortcuts`): ``gradient_descent``,
+``SimpleGradientDescent`` and ``ADAMOptimizer`` refuse ``torch.optim`` (the exercise is to write the
+update; a subclass of any ``torch.optim`` optimiser, or a wrapper of one, is refused too);
+``gradient_mean_rms`` and ``ema_update`` refuse nothing.  Every call of the student's code (the
+function, the constructor, every ``step()`` and ``zero_grad()``) runs inside a
+:func:`~._shortcuts.student_code` window.
+
+Expected values (:mod:`._expected`): each check first runs the student's code for all its
+settings, then asks :func:`~._expected.expected` once for everything it compares with — the
+correct values and each known mistake's, computed by the instructor's reference — and judges.
+A failure of the student's code (a crash, a broken protocol) found while running is reported where
+the old step-by-step order would have reported it: after the comparisons of the runs before it.
 """
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -41,11 +56,21 @@ from ._core import (
     warning_note,
 )
 from ._diagnosis import Mistake, find_mistake, judge, matches
+from ._expected import expected, register_check
+from ._shortcuts import ShortcutUsed, declare, student_code
 
-# PyTorch's own optimisers, taken at import time so that a notebook cannot swap them.
-_TORCH_SGD = torch.optim.SGD
-_TORCH_ADAM = torch.optim.Adam
 _RTOL = 1e-4
+_MODULE = "optimisation"
+
+for _check in ("check_gradient_descent", "check_gradient_mean_rms", "check_simple_gradient_descent",
+               "check_ema_update", "check_adam_optimizer"):
+    register_check(_check, _MODULE)
+
+_REFUSED_DESCENT = declare("check_gradient_descent", "gradient_descent", ("torch.optim",))
+_REFUSED_MEAN_RMS = declare("check_gradient_mean_rms", "gradient_mean_rms", ())
+_REFUSED_SGD = declare("check_simple_gradient_descent", "SimpleGradientDescent", ("torch.optim",))
+_REFUSED_EMA = declare("check_ema_update", "ema_update", ())
+_REFUSED_ADAM = declare("check_adam_optimizer", "ADAMOptimizer", ("torch.optim",))
 
 _NO_GRAD_HINT = (
     "A tensor that requires grad can only be changed in place without autograd watching: wrap the "
@@ -94,29 +119,65 @@ def _call(name: str, func: Callable[..., Any], *args: Any, hint: str = "", **kwa
         raise CheckFailure(text) from cause
 
 
+def _student(exercise: str, refused: tuple[str, ...], label: str, func: Callable[..., Any],
+             *args: Any, hint: str = "", **kwargs: Any) -> Any:
+    """Call the student's ``func`` inside a shortcut window (:func:`_call` inside).
+
+    A refused routine found while it ran is reported (:class:`ShortcutUsed`) before anything else,
+    even when the call then failed.
+    """
+    failure = None
+    result = None
+    with student_code(exercise, refused) as window:
+        try:
+            result = _call(label, func, *args, hint=hint, **kwargs)
+        except CheckFailure as exc:
+            failure = exc
+    window.verdict()
+    if failure is not None:
+        raise failure
+    return result
+
+
+def _deferred(run: Callable[[], Any]) -> tuple[Any, CheckFailure | None]:
+    """Run one part of the student's code: ``(result, None)``, or ``(None, the failure)``.
+
+    A refused shortcut is never deferred: it is raised at once.
+    """
+    try:
+        return run(), None
+    except ShortcutUsed:
+        raise
+    except CheckFailure as exc:
+        return None, exc
+
+
 # ----------------------------------------------------------------------------------------------
 # gradient_descent (the loop)
 # ----------------------------------------------------------------------------------------------
 
+_DESCENT_MISTAKES = {
+    "accumulate": "the gradient is never cleared, so every step adds up the gradients of all "
+    "earlier steps: set `x.grad = None` (or `x.grad.zero_()`) after each update",
+    "ascent": "x moves up the gradient (gradient ascent): subtract learning_rate * x.grad",
+    "one_fewer": "one step too few; run exactly n_steps = {n_steps} updates",
+    "one_more": "one step too many; run exactly n_steps = {n_steps} updates",
+    "no_learning_rate": "the learning rate is missing (x -= learning_rate * x.grad)",
+}
+"""The known mistakes of gradient_descent, keyed as in the expected values, tried in this order."""
 
-def _descent_variant(
-    bowl: torch.Tensor | None,
-    start: torch.Tensor,
-    lr: torch.Tensor,
-    n_steps: int,
-    *,
-    sign: float = 1.0,
-    accumulate: bool = False,
-) -> np.ndarray:
-    loss_fn = LossFunctionWithPlot(bowl)
-    x = start.clone().requires_grad_(True)
-    for _ in range(n_steps):
-        loss_fn(x).backward()
-        with torch.no_grad():
-            x -= sign * lr * x.grad
-        if not accumulate:
-            x.grad = None
-    return x.detach().double().numpy()
+
+def descent_settings(start: Sequence[float], learning_rate: float | Sequence[float], n_steps: int,
+                     bowl: Sequence[Sequence[float]] | None) -> dict[str, Any]:
+    """The settings of :func:`check_gradient_descent` as plain data (the expected values' key)."""
+    per_coordinate = isinstance(learning_rate, (tuple, list))
+    return {
+        "start": tuple(float(s) for s in start),
+        "learning_rate": tuple(float(r) for r in learning_rate) if per_coordinate
+        else float(learning_rate),
+        "n_steps": int(n_steps),
+        "bowl": None if bowl is None else tuple(tuple(float(v) for v in row) for row in bowl),
+    }
 
 
 def check_gradient_descent(
@@ -132,6 +193,7 @@ def check_gradient_descent(
 
     The loss is a :class:`~dlnn_helpers.loss_surface.LossFunctionWithPlot`; the final ``x`` must
     be the point reached by ``n_steps`` updates ``x ← x − η ∇L(x)`` (to a relative 1e-4).
+    Refuses ``torch.optim``: the exercise is to write the update.
 
     Parameters
     ----------
@@ -153,26 +215,26 @@ def check_gradient_descent(
     str
         Summary of what was verified.
     """
-    bowl_t = None if bowl is None else torch.tensor(bowl, dtype=torch.float32)
-    start_t = torch.tensor(start, dtype=torch.float32)
-    per_coordinate = isinstance(learning_rate, (tuple, list))
-    lr_t = torch.tensor(learning_rate, dtype=torch.float32) if per_coordinate else None
-    lr_given = lr_t.clone() if per_coordinate else float(learning_rate)
-    lr_sim = lr_t if per_coordinate else torch.tensor(float(learning_rate))
+    settings = descent_settings(start, learning_rate, n_steps, bowl)
+    bowl_t = None if bowl is None else torch.tensor(settings["bowl"], dtype=torch.float32)
+    start_t = torch.tensor(settings["start"], dtype=torch.float32)
+    per_coordinate = isinstance(settings["learning_rate"], tuple)
+    lr_given = (torch.tensor(settings["learning_rate"], dtype=torch.float32) if per_coordinate
+                else settings["learning_rate"])
 
     loss_fn = LossFunctionWithPlot(bowl_t)
     x = start_t.clone().requires_grad_(True)
     with captured_warnings() as caught:
-        _call(name, func, loss_fn, x, lr_given, n_steps)
+        _student(name, _REFUSED_DESCENT, name, func, loss_fn, x, lr_given, n_steps)
     if type(x) is not torch.Tensor or x.shape != start_t.shape or x.dtype != torch.float32:
         raise CheckFailure(f"{name} changed the type, dtype or shape of x (a float32 tensor of "
                            "shape (2,)); update its values in place.")
     final = to_array(x, "x after gradient descent")
-    expected = _descent_variant(bowl_t, start_t, lr_sim, n_steps)
-    n_calls = len(loss_fn.track)
-    if n_calls == 0:
+    if len(loss_fn.track) == 0:
         raise CheckFailure(f"{name} never evaluated loss_fn: compute `loss = loss_fn(x)` each step.")
-    if close(final, expected, rtol=_RTOL):
+    exp = expected("check_gradient_descent", **settings)
+    reached = exp["correct"]
+    if close(final, reached, rtol=_RTOL):
         return (
             f"{name} is correct: {n_steps} steps from {tuple(start)} reach "
             f"({final[0]:.4f}, {final[1]:.4f}), loss {loss_fn.losses[-1]:.4f} at the last "
@@ -183,25 +245,14 @@ def check_gradient_descent(
             f"x did not change: {name} must update the tensor it was given in place (`x -= ...` "
             "inside `with torch.no_grad():`); `x = x - ...` only makes a new local tensor."
         )
-    def run(steps: int = n_steps, lr: torch.Tensor = lr_sim, **options: Any) -> Callable[[], Any]:
-        return lambda: _descent_variant(bowl_t, start_t, lr, steps, **options) if steps >= 0 else None
-
     mistake = find_mistake(final, [
-        Mistake("the gradient is never cleared, so every step adds up the gradients of all "
-                "earlier steps: set `x.grad = None` (or `x.grad.zero_()`) after each update",
-                run(accumulate=True)),
-        Mistake("x moves up the gradient (gradient ascent): subtract learning_rate * x.grad",
-                run(sign=-1.0)),
-        Mistake(f"one step too few; run exactly n_steps = {n_steps} updates", run(n_steps - 1)),
-        Mistake(f"one step too many; run exactly n_steps = {n_steps} updates", run(n_steps + 1)),
-        Mistake("the learning rate is missing (x -= learning_rate * x.grad)",
-                run(lr=torch.tensor(1.0))),
+        Mistake(why.format(n_steps=n_steps), exp[key]) for key, why in _DESCENT_MISTAKES.items()
     ], rtol=_RTOL)
     if mistake is not None:
         raise CheckFailure(f"Wrong final x: {mistake.why}.")
     raise CheckFailure(
         f"After {n_steps} steps x is ({final[0]:.5g}, {final[1]:.5g}) but gradient descent "
-        f"reaches ({expected[0]:.5g}, {expected[1]:.5g}). Each step: loss = loss_fn(x), "
+        f"reaches ({reached[0]:.5g}, {reached[1]:.5g}). Each step: loss = loss_fn(x), "
         "loss.backward(), x -= learning_rate * x.grad (under torch.no_grad()), then clear x.grad."
     )
 
@@ -209,6 +260,29 @@ def check_gradient_descent(
 # ----------------------------------------------------------------------------------------------
 # gradient_mean_rms
 # ----------------------------------------------------------------------------------------------
+
+
+def gradient_history(seed: int, shape: tuple[int, int]) -> torch.Tensor:
+    """The gradient history that :func:`check_gradient_mean_rms` gives: float32, ``shape``."""
+    n_steps, n_coords = shape
+    generator = torch.Generator().manual_seed(seed)
+    offsets = torch.linspace(-1.0, 1.0, n_coords)
+    scales = torch.linspace(0.3, 3.0, n_coords)
+    return offsets + scales * torch.randn(tuple(shape), generator=generator)
+
+
+_MEAN_MISTAKES = {
+    "abs_mean": "it is the mean of |g|; the mean keeps the signs: grads.mean(dim=0)",
+}
+_RMS_MISTAKES = {
+    "mean_square": "it is the mean square: take its square root",
+    "std": "it is the standard deviation (it subtracts the mean); the RMS does not: sqrt(mean(g²))",
+    "sample_std": "it is the sample standard deviation (it subtracts the mean and divides by N − 1); "
+    "the RMS does not: sqrt(mean(g²))",
+    "abs_mean": "it is the mean of |g|; square first, average, then take the root",
+    "norm": "it is the norm of each column: divide the sum of squares by N before the root",
+    "abs_of_mean": "it is |mean|: square each gradient before averaging",
+}
 
 
 def check_gradient_mean_rms(
@@ -221,7 +295,7 @@ def check_gradient_mean_rms(
     """Check ``func(grads) -> (mean, rms)``, per-coordinate mean and root-mean-square over steps.
 
     The contract (the exercise's docstring): ``grads`` is a float32 tensor (N, n_coordinates);
-    ``mean`` and ``rms`` are float32 tensors of shape (n_coordinates,).
+    ``mean`` and ``rms`` are float32 tensors of shape (n_coordinates,).  Refuses nothing.
 
     Parameters
     ----------
@@ -239,14 +313,12 @@ def check_gradient_mean_rms(
     str
         Summary of what was verified.
     """
+    shape = (int(shape[0]), int(shape[1]))
     n_steps, n_coords = shape
-    generator = torch.Generator().manual_seed(seed)
-    offsets = torch.linspace(-1.0, 1.0, n_coords)
-    scales = torch.linspace(0.3, 3.0, n_coords)
-    grads = offsets + scales * torch.randn(shape, generator=generator)
+    grads = gradient_history(seed, shape)
     given = grads.clone()
     with captured_warnings() as caught:
-        returned = _call(name, func, given)
+        returned = _student(name, _REFUSED_MEAN_RMS, name, func, given)
     if not torch.equal(given, grads):
         raise CheckFailure(f"{name} modified grads in place; compute new tensors instead.")
     mean_ret, rms_ret = unpack(returned, ("mean", "rms"), name)
@@ -255,28 +327,15 @@ def check_gradient_mean_rms(
     meaning = "(n_coordinates,), one value per coordinate"
     mean = expect_tensor(mean_ret, "mean", shape=(n_coords,), meaning=meaning, shape_hints=per_step)
     rms = expect_tensor(rms_ret, "rms", shape=(n_coords,), meaning=meaning, shape_hints=per_step)
-    g = grads.double().numpy()
-    ref_mean = g.mean(axis=0)
-    ref_rms = np.sqrt((g**2).mean(axis=0))
+    exp = expected("check_gradient_mean_rms", seed=int(seed), shape=shape)
+    ref_mean, ref_rms = exp["correct"]
     swapped = find_mistake((mean, rms), [Mistake("swapped", (ref_rms, ref_mean))], rtol=1e-5)
     if swapped is not None:
         raise CheckFailure(f"{name} returned (rms, mean); return (mean, rms).")
-    judge("mean", mean, ref_mean, [
-        Mistake("it is the mean of |g|; the mean keeps the signs: grads.mean(dim=0)",
-                np.abs(g).mean(axis=0)),
-    ], rtol=1e-5, advice="The mean is the plain average of each column, (1/N) Σ_t g_t.")
-    judge("rms", rms, ref_rms, [
-        Mistake("it is the mean square: take its square root", (g**2).mean(axis=0)),
-        Mistake("it is the standard deviation (it subtracts the mean); the RMS does not: "
-                "sqrt(mean(g²))", g.std(axis=0)),
-        Mistake("it is the sample standard deviation (it subtracts the mean and divides by N − 1); "
-                "the RMS does not: sqrt(mean(g²))", g.std(axis=0, ddof=1) if n_steps > 1 else None),
-        Mistake("it is the mean of |g|; square first, average, then take the root",
-                np.abs(g).mean(axis=0)),
-        Mistake("it is the norm of each column: divide the sum of squares by N before the root",
-                np.sqrt((g**2).sum(axis=0))),
-        Mistake("it is |mean|: square each gradient before averaging", np.abs(ref_mean)),
-    ], rtol=1e-5, advice="The RMS is sqrt((1/N) Σ_t g_t²) for each coordinate.")
+    judge("mean", mean, ref_mean, [Mistake(why, exp[key]) for key, why in _MEAN_MISTAKES.items()],
+          rtol=1e-5, advice="The mean is the plain average of each column, (1/N) Σ_t g_t.")
+    judge("rms", rms, ref_rms, [Mistake(why, exp[key]) for key, why in _RMS_MISTAKES.items()],
+          rtol=1e-5, advice="The RMS is sqrt((1/N) Σ_t g_t²) for each coordinate.")
     return (
         f"{name} is correct for {n_steps} steps × {n_coords} coordinates "
         f"(|mean| ≤ rms in every coordinate: {bool(np.all(np.abs(mean) <= rms + 1e-12))})."
@@ -285,18 +344,19 @@ def check_gradient_mean_rms(
 
 
 # ----------------------------------------------------------------------------------------------
-# Optimisers: a test problem, PyTorch's trajectories, the student's, and the replayed mistakes
+# Optimisers: a test problem, the student's trajectories, then the expected ones
 # ----------------------------------------------------------------------------------------------
 
 _DEFAULT_SHAPES: tuple[tuple[int, ...], ...] = ((3, 4), (4,), (2, 3, 2), (1,))
 
 
-class _Problem:
+class Problem:
     """A smooth, non-convex loss of several parameter tensors, with fixed random constants."""
 
     def __init__(self, seed: int, shapes: Sequence[tuple[int, ...]]) -> None:
         generator = torch.Generator().manual_seed(seed)
         self.shapes = [tuple(s) for s in shapes]
+        self.sizes = [int(np.prod(s, dtype=np.int64)) for s in self.shapes]
         self.inits = [torch.randn(s, generator=generator) for s in self.shapes]
         self.curvatures = [0.2 + 2.8 * torch.rand(s, generator=generator) for s in self.shapes]
         self.centres = [torch.randn(s, generator=generator) for s in self.shapes]
@@ -313,59 +373,79 @@ class _Problem:
         return [p.clone().requires_grad_(True) for p in self.inits]
 
 
-def _flat(params: Sequence[torch.Tensor]) -> list[np.ndarray]:
-    """float64 copies of the values of our own parameter tensors (through import-time methods)."""
-    return [
-        np.array(_TENSOR_NUMPY(_TENSOR_CPU(_TENSOR_DETACH(p))), dtype=np.float64, copy=True)
+def mistake_steps(n_steps: int) -> list[int]:
+    """The steps (0-based) at which a known mistake's trajectory is compared with the student's."""
+    return [s for s in (0, 1, 2, 4, 9, 19) if s < n_steps]
+
+
+def pack_trajectory(rows: np.ndarray) -> tuple[int, int, str]:
+    """A trajectory ``(n_steps, n_values)`` as shipped: its shape and its float32 bytes in base64."""
+    rows = np.asarray(rows, dtype="<f4")
+    return int(rows.shape[0]), int(rows.shape[1]), base64.b64encode(rows.tobytes()).decode("ascii")
+
+
+def unpack_trajectory(packed: Any) -> np.ndarray | None:
+    """The float64 array of a :func:`pack_trajectory` value (None stays None)."""
+    if packed is None:
+        return None
+    n_rows, n_columns, text = packed
+    values = np.frombuffer(base64.b64decode(text), dtype="<f4").astype(np.float64)
+    return values.reshape(int(n_rows), int(n_columns))
+
+
+def _shapes(shapes: Sequence[Sequence[int]]) -> tuple[tuple[int, ...], ...]:
+    return tuple(tuple(int(n) for n in s) for s in shapes)
+
+
+def _flat(params: Sequence[torch.Tensor]) -> np.ndarray:
+    """float64 copy of the values of our own parameter tensors, flattened and concatenated
+    (through import-time methods)."""
+    return np.concatenate([
+        np.array(_TENSOR_NUMPY(_TENSOR_CPU(_TENSOR_DETACH(p))), dtype=np.float64, copy=True).reshape(-1)
         for p in params
-    ]
+    ])
 
 
-def _torch_trajectory(problem: _Problem, make: Callable[[list], Any], n_steps: int) -> list:
-    params = problem.fresh()
-    optimiser = make(params)
-    history = []
-    for _ in range(n_steps):
-        problem.loss(params).backward()
-        optimiser.step()
-        optimiser.zero_grad()
-        history.append(_flat(params))
-    return history
-
-
-def _trajectory_error(actual: list, expected: list) -> tuple[float, int]:
+def _trajectory_error(actual: np.ndarray, expected: np.ndarray, sizes: Sequence[int]
+                      ) -> tuple[float, int]:
     """Largest relative error over the whole run (per tensor) and the first step that exceeds it."""
-    n_tensors = len(expected[0])
-    scales = [max(float(np.max(np.abs(step[i]))) for step in expected) or 1.0 for i in range(n_tensors)]
-    worst, first_bad = 0.0, -1
-    for t, (got, want) in enumerate(zip(actual, expected, strict=True)):
-        err = max(float(np.max(np.abs(g - w))) / s for g, w, s in zip(got, want, scales, strict=True))
-        if err > _RTOL and first_bad < 0:
-            first_bad = t
-        worst = max(worst, err)
-    return worst, first_bad
+    bounds = np.cumsum([0, *sizes])
+    errors = np.zeros(len(expected))
+    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+        scale = float(np.max(np.abs(expected[:, a:b]))) or 1.0
+        errors = np.maximum(errors, np.max(np.abs(actual[:, a:b] - expected[:, a:b]), axis=1) / scale)
+    bad = np.flatnonzero(~(errors <= _RTOL))
+    return float(np.max(errors)), int(bad[0]) if len(bad) else -1
 
 
-def _same(actual: list, expected: list) -> bool:
-    return all(
-        np.all(np.isfinite(a)) for step in actual for a in step
-    ) and _trajectory_error(actual, expected)[0] <= _RTOL
+def _same(sizes: Sequence[int], steps: Sequence[int] | None = None) -> Callable[[Any, Any], bool]:
+    """Whether the student's trajectory is ``expected`` (compared at ``steps`` only, if given)."""
+
+    def same(actual: np.ndarray, expected: np.ndarray) -> bool:
+        rows = actual if steps is None else actual[list(steps)]
+        return bool(np.all(np.isfinite(rows))) and _trajectory_error(rows, expected, sizes)[0] <= _RTOL
+
+    return same
 
 
 def _student_trajectory(
     cls: Callable[..., Any],
     kwargs: dict[str, Any],
-    problem: _Problem,
+    problem: Problem,
     n_steps: int,
     name: str,
+    refused: tuple[str, ...],
     *,
     as_generator: bool = True,
-) -> list:
-    """Run the student's optimiser like a training loop; raise on protocol failures."""
+) -> np.ndarray:
+    """Run the student's optimiser like a training loop; raise on protocol failures.
+
+    Returns the parameters after every step, shape ``(n_steps, n_values)``.
+    """
     params = problem.fresh()
     given = (p for p in params) if as_generator else list(params)
-    optimiser = _call(
-        f"{name}(parameters, ...)", cls, given, **kwargs,
+    optimiser = _student(
+        name, refused, f"{name}(parameters, ...)", cls, given, **kwargs,
         hint="The constructor receives the parameters (any iterable, e.g. model.parameters()) "
         "and the hyper-parameters as keywords: " + ", ".join(kwargs) + ".",
     )
@@ -373,8 +453,7 @@ def _student_trajectory(
     for t in range(n_steps):
         problem.loss(params).backward()
         before = _flat(params)
-        _call(f"{name}.step()", optimiser.step)
-        after = _flat(params)
+        _student(name, refused, f"{name}.step()", optimiser.step)
         if t == 0 and any(p.grad is None for p in params):
             raise CheckFailure(
                 f"{name}.step() removed the gradients (.grad is None after it). Training loops may "
@@ -388,14 +467,15 @@ def _student_trajectory(
                 f"{name}.step() changed the type or dtype of a parameter (it should stay a "
                 "float32 torch.Tensor): update the values in place, without conversions."
             )
-        if all(np.array_equal(b, a) for b, a in zip(before, after, strict=True)):
+        after = _flat(params)
+        if np.array_equal(before, after):
             if t == 0:
                 raise CheckFailure(
                     f"{name}.step() did not change the parameters. Update each parameter in place "
                     "(`x -= ...` under torch.no_grad()); `x = x - ...` only rebinds a local name "
                     "and leaves the model's tensor as it was."
                 )
-            if as_generator and _moves_with_a_list(cls, kwargs, problem, t + 1, name):
+            if as_generator and _moves_with_a_list(cls, kwargs, problem, t + 1, name, refused):
                 raise CheckFailure(
                     f"{name}.step() changed the parameters at the first step only when given a "
                     "generator (like model.parameters()), but goes on changing them when given a "
@@ -403,7 +483,7 @@ def _student_trajectory(
                     "__init__ (`list(parameters)`)."
                 )
         history.append(after)
-        _call(f"{name}.zero_grad()", optimiser.zero_grad)
+        _student(name, refused, f"{name}.zero_grad()", optimiser.zero_grad)
         # after every zero_grad(), every gradient must be gone (None) or zero
         uncleared = [
             i for i, p in enumerate(params)
@@ -411,7 +491,9 @@ def _student_trajectory(
         ]
         if uncleared and as_generator:
             try:  # the same class given a list: the generator may be the culprit
-                _student_trajectory(cls, kwargs, problem, 1, name, as_generator=False)
+                _student_trajectory(cls, kwargs, problem, 1, name, refused, as_generator=False)
+            except ShortcutUsed:
+                raise
             except CheckFailure:
                 pass  # it fails with a list too: report zero_grad itself below
             else:
@@ -427,33 +509,35 @@ def _student_trajectory(
                 "the next backward() adds to it. Set `x.grad = None` (or call "
                 "`x.grad.zero_()`) for every parameter."
             )
-    return history
+    return np.stack(history) if history else np.zeros((0, sum(problem.sizes)))
 
 
-def _moves_with_a_list(
-    cls: Callable[..., Any], kwargs: dict[str, Any], problem: _Problem, n_steps: int, name: str
-) -> bool:
+def _moves_with_a_list(cls: Callable[..., Any], kwargs: dict[str, Any], problem: Problem,
+                       n_steps: int, name: str, refused: tuple[str, ...]) -> bool:
     """True when the class, given a list of parameters, still changes them at step ``n_steps``."""
     try:
-        history = _student_trajectory(cls, kwargs, problem, n_steps, name, as_generator=False)
+        history = _student_trajectory(cls, kwargs, problem, n_steps, name, refused,
+                                      as_generator=False)
+    except ShortcutUsed:
+        raise
     except CheckFailure:
         return False
     if len(history) < 2:
         return False
-    return not all(np.array_equal(b, a) for b, a in zip(history[-2], history[-1], strict=True))
+    return not np.array_equal(history[-2], history[-1])
 
 
-def _check_skips_missing_grads(
-    cls: Callable[..., Any], kwargs: dict[str, Any], problem: _Problem, name: str
-) -> None:
+def _check_skips_missing_grads(cls: Callable[..., Any], kwargs: dict[str, Any], problem: Problem,
+                               name: str, refused: tuple[str, ...]) -> None:
     """A parameter outside the loss has ``grad is None``: it must be skipped and stay unchanged."""
     params = problem.fresh()
     unused = torch.full((2, 2), 0.75, requires_grad=True)
-    optimiser = _call(f"{name}(parameters, ...)", cls, iter([*params, unused]), **kwargs)
+    optimiser = _student(name, refused, f"{name}(parameters, ...)", cls, iter([*params, unused]),
+                         **kwargs)
     for _ in range(3):
         problem.loss(params).backward()
-        _call(f"{name}.step()", optimiser.step, hint=_NONE_GRAD_HINT)
-        _call(f"{name}.zero_grad()", optimiser.zero_grad, hint=_NONE_GRAD_HINT)
+        _student(name, refused, f"{name}.step()", optimiser.step, hint=_NONE_GRAD_HINT)
+        _student(name, refused, f"{name}.zero_grad()", optimiser.zero_grad, hint=_NONE_GRAD_HINT)
     if not torch.equal(unused.detach(), torch.full((2, 2), 0.75)):
         raise CheckFailure(
             f"{name}.step() changed a parameter whose .grad is None (it took no part in the loss); "
@@ -461,14 +545,15 @@ def _check_skips_missing_grads(
         )
 
 
-def _describe_mismatch(name: str, actual: list, expected: list, settings: str) -> str:
+def _describe_mismatch(name: str, actual: np.ndarray, expected: np.ndarray, sizes: Sequence[int],
+                       settings: str) -> str:
     for t, step in enumerate(actual):
-        if not all(np.all(np.isfinite(a)) for a in step):
+        if not np.all(np.isfinite(step)):
             return (
                 f"{name} made the parameters NaN or infinite at step {t + 1} ({settings}). Look for "
                 "a division by zero (is t ≥ 1 in 1 − β^t?) or the square root of a negative number."
             )
-    worst, first_bad = _trajectory_error(actual, expected)
+    worst, first_bad = _trajectory_error(actual, expected, sizes)
     return (
         f"{name} does not follow the same trajectory as torch.optim ({settings}): it first "
         f"differs at step {first_bad + 1}, by up to {worst:.3g} relative to the size of the "
@@ -476,39 +561,46 @@ def _describe_mismatch(name: str, actual: list, expected: list, settings: str) -
     )
 
 
+def _run_optimiser(cls: Callable[..., Any], runs: Sequence[dict[str, Any]], problem: Problem,
+                   n_steps: int, name: str, refused: tuple[str, ...]
+                   ) -> tuple[list[np.ndarray], CheckFailure | None]:
+    """The student's trajectories for each hyper-parameter set, then the run with a parameter
+    that gets no gradient; stops at the first failure and returns it (judged after the runs
+    before it)."""
+    trajectories: list[np.ndarray] = []
+    for kwargs in runs:
+        trajectory, failure = _deferred(
+            lambda kwargs=kwargs: _student_trajectory(cls, dict(kwargs), problem, n_steps, name, refused))
+        if failure is not None:
+            return trajectories, failure
+        trajectories.append(trajectory)
+    _, failure = _deferred(
+        lambda: _check_skips_missing_grads(cls, dict(runs[-1]), problem, name, refused))
+    return trajectories, failure
+
+
+def _judge_runs(name: str, trajectories: list[np.ndarray], exp: dict[str, Any],
+                problem: Problem, n_steps: int, whys: dict[str, str], described: list[str],
+                advice: str) -> None:
+    """Compare each of the student's trajectories with the expected one; name the mistake."""
+    sizes = problem.sizes
+    steps = mistake_steps(n_steps)
+    for i, actual in enumerate(trajectories):
+        correct = unpack_trajectory(exp["correct"][i])
+        if _same(sizes)(actual, correct):
+            continue
+        mistake = find_mistake(actual, [
+            Mistake(why, lambda key=key, i=i: unpack_trajectory(exp[key][i]))
+            for key, why in whys.items()
+        ], same=_same(sizes, steps))
+        if mistake is not None:
+            raise CheckFailure(f"{name} is wrong ({described[i]}): {mistake.why}.")
+        raise CheckFailure(_describe_mismatch(name, actual, correct, sizes, described[i]) + advice)
+
+
 # ----------------------------------------------------------------------------------------------
 # SimpleGradientDescent
 # ----------------------------------------------------------------------------------------------
-
-
-def _sgd_variant(
-    problem: _Problem, lr: float, weight_decay: float, n_steps: int, mistake: str
-) -> list:
-    params = problem.fresh()
-    history = []
-    for _ in range(n_steps):
-        problem.loss(params).backward()
-        with torch.no_grad():
-            for x in params:
-                g = x.grad
-                if mistake == "wd_unscaled":
-                    x -= lr * g + weight_decay * x
-                elif mistake == "wd_ignored":
-                    x -= lr * g
-                elif mistake == "wd_sign":
-                    x -= lr * (g - weight_decay * x)
-                elif mistake == "wd_half":
-                    x -= lr * (g + 0.5 * weight_decay * x)
-                elif mistake == "ascent":
-                    x += lr * (g + weight_decay * x)
-                elif mistake == "lr_ignored":
-                    x -= g + weight_decay * x
-                elif mistake == "wd_times_lr_twice":
-                    x -= lr * g + lr * lr * weight_decay * x
-                x.grad = None
-        history.append(_flat(params))
-    return history
-
 
 _SGD_MISTAKES = {
     "wd_unscaled": "weight decay is not multiplied by the learning rate: the update is "
@@ -520,6 +612,7 @@ _SGD_MISTAKES = {
     "lr_ignored": "the learning rate is missing: multiply the step by lr",
     "wd_times_lr_twice": "the weight-decay term is multiplied by lr twice",
 }
+"""The known mistakes of SimpleGradientDescent, keyed as in the expected values, in this order."""
 
 
 def check_simple_gradient_descent(
@@ -535,7 +628,8 @@ def check_simple_gradient_descent(
     """Check a gradient-descent optimiser class against ``torch.optim.SGD`` with weight decay.
 
     Runs 50 steps with weight decay 0 and with ``weight_decay``, on parameter tensors of the given
-    shapes, then a run in which one parameter never receives a gradient.
+    shapes, then a run in which one parameter never receives a gradient.  Refuses ``torch.optim``
+    (its optimisers, subclasses and wrappers of them): the exercise is to write the update.
 
     Parameters
     ----------
@@ -559,30 +653,19 @@ def check_simple_gradient_descent(
     str
         Summary of what was verified.
     """
-    problem = _Problem(seed, shapes)
+    settings = {"seed": int(seed), "shapes": _shapes(shapes), "lr": float(lr),
+                "weight_decay": float(weight_decay), "n_steps": int(n_steps)}
+    problem = Problem(settings["seed"], settings["shapes"])
+    runs = [{"lr": settings["lr"], "weight_decay": wd} for wd in (0.0, settings["weight_decay"])]
     with captured_warnings() as caught:
-        for wd in (0.0, weight_decay):
-            settings = f"lr={lr}, weight_decay={wd}"
-            expected = _torch_trajectory(
-                problem, lambda p, wd=wd: _TORCH_SGD(p, lr=lr, weight_decay=wd, foreach=False),
-                n_steps,
-            )
-            actual = _student_trajectory(
-                cls, {"lr": lr, "weight_decay": wd}, problem, n_steps, name
-            )
-            if _same(actual, expected):
-                continue
-            mistake = find_mistake(actual, [
-                Mistake(why, lambda kind=kind, wd=wd: _sgd_variant(problem, lr, wd, n_steps, kind))
-                for kind, why in _SGD_MISTAKES.items() if wd or not kind.startswith("wd")
-            ], same=_same)
-            if mistake is not None:
-                raise CheckFailure(f"{name} is wrong ({settings}): {mistake.why}.")
-            raise CheckFailure(
-                _describe_mismatch(name, actual, expected, settings)
-                + " Each step: x -= lr * (x.grad + weight_decay * x)."
-            )
-        _check_skips_missing_grads(cls, {"lr": lr, "weight_decay": weight_decay}, problem, name)
+        trajectories, failure = _run_optimiser(cls, runs, problem, n_steps, name, _REFUSED_SGD)
+        if trajectories:
+            exp = expected("check_simple_gradient_descent", **settings)
+            _judge_runs(name, trajectories, exp, problem, n_steps, _SGD_MISTAKES,
+                        [f"lr={lr}, weight_decay={run['weight_decay']}" for run in runs],
+                        " Each step: x -= lr * (x.grad + weight_decay * x).")
+        if failure is not None:
+            raise failure
     return (
         f"{name} matches torch.optim.SGD for {n_steps} steps on {len(problem.shapes)} tensors of "
         f"shapes {', '.join(str(s) for s in problem.shapes)} (lr={lr}, weight decay 0 and "
@@ -596,66 +679,96 @@ def check_simple_gradient_descent(
 # ----------------------------------------------------------------------------------------------
 
 
-def _ema_reference(x: np.ndarray, beta: float, t: int, old: np.ndarray):
-    star = beta * old + (1 - beta) * x
-    return star / (1 - beta**t), star
+@dataclass(frozen=True)
+class EmaCase:
+    """One call of the student's ``ema_update`` made by :func:`check_ema_update`."""
+
+    label: str
+    x: Any
+    beta: float
+    t: int
+    old: Any
+    tensors: bool
 
 
-def _ema_mistakes(x, beta, t, old) -> list[Mistake]:
-    """What the common wrong versions of ``ema_update`` return, as (ema, ema_star) pairs."""
-    ema, star = _ema_reference(x, beta, t, old)
-    swapped = (1 - beta) * old + beta * x
-    out = [
-        Mistake("EMA without bias correction: ema should be ema_star / (1 − β^t), not ema_star "
-                "itself", (star, star)),
-        Mistake("the tuple is in the wrong order: return (ema, ema_star)", (star, ema)),
-        Mistake("β and 1 − β are swapped: ema_star = β·ema_star_old + (1 − β)·x_t",
-                (swapped / (1 - beta**t), swapped)),
-        Mistake("the bias correction multiplies by (1 − β^t); it should divide",
-                (star * (1 - beta**t), star)),
-        Mistake("the bias correction divides ema_star_old instead of the new ema_star",
-                (old / (1 - beta**t), star)),
-        Mistake("the bias correction uses 1 − β^(t+1); with t counted from 1 it is 1 − β^t",
-                (star / (1 - beta ** (t + 1)), star)),
-        Mistake("the bias correction uses (1 − β)^t; it is 1 − β^t", (star / (1 - beta) ** t, star)),
-    ]
-    if t > 1:
-        out.append(Mistake("the bias correction uses 1 − β^(t−1); with t counted from 1 it is "
-                           "1 − β^t", (star / (1 - beta ** (t - 1)), star)))
-    return out
+def ema_cases(seed: int, beta: float, shape: tuple[int, ...], large_t: int) -> list[EmaCase]:
+    """The cases :func:`check_ema_update` tries, in order (the same for every call)."""
+    generator = torch.Generator().manual_seed(seed)
+    values = (3.0 * torch.randn(8, generator=generator) - 1.0).tolist()
+    cases = [EmaCase("floats, t = 1", values[0], beta, 1, 0.0, False)]
+    star = star_after_2 = 0.0
+    for t, value in enumerate(values[1:6], start=2):  # a short series, fed its running EMA*
+        cases.append(EmaCase(f"floats, t = {t}", value, beta, t, star, False))
+        star = beta * star + (1 - beta) * value
+        if t == 2:
+            star_after_2 = star
+    cases.append(EmaCase(f"floats, t = {large_t}", values[6], beta, large_t, values[7], False))
+    cases.append(EmaCase("β = 0.999, t = 1", values[6], 0.999, 1, 0.0, False))
+    cases.append(EmaCase("0-d tensors, t = 3", torch.tensor(values[2]), beta, 3,
+                         torch.tensor(star_after_2), True))
+    x_tensor = torch.randn(shape, generator=generator)
+    old_tensor = torch.randn(shape, generator=generator)
+    cases.append(EmaCase(f"tensors {shape}, t = 1", x_tensor, beta, 1, torch.zeros(shape), True))
+    cases.append(EmaCase(f"tensors {shape}, t = 4", x_tensor, beta, 4, old_tensor, True))
+    cases.append(EmaCase(f"tensors {shape}, t = {large_t}", x_tensor, beta, large_t, old_tensor,
+                         True))
+    return cases
 
 
-def _ema_case(func, name, x, beta, t, old, label, *, tensors: bool):
-    """Call the student's ema_update on one case; compare; name the mistake."""
-    if tensors:
-        x_arg, old_arg = x.clone(), old.clone()
+_EMA_MISTAKES = {
+    "no_correction": "EMA without bias correction: ema should be ema_star / (1 − β^t), not "
+    "ema_star itself",
+    "swapped_output": "the tuple is in the wrong order: return (ema, ema_star)",
+    "swapped_beta": "β and 1 − β are swapped: ema_star = β·ema_star_old + (1 − β)·x_t",
+    "multiplies": "the bias correction multiplies by (1 − β^t); it should divide",
+    "corrects_old": "the bias correction divides ema_star_old instead of the new ema_star",
+    "t_plus_one": "the bias correction uses 1 − β^(t+1); with t counted from 1 it is 1 − β^t",
+    "one_minus_beta_power": "the bias correction uses (1 − β)^t; it is 1 − β^t",
+    "t_minus_one": "the bias correction uses 1 − β^(t−1); with t counted from 1 it is 1 − β^t",
+}
+"""The known mistakes of ema_update, keyed as in the expected values, tried in this order."""
+
+
+def _ema_student_case(func: Callable[..., Any], name: str, case: EmaCase
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Call the student's ema_update on one case; the returned pair as float64 arrays."""
+    if case.tensors:
+        x_arg, old_arg = case.x.clone(), case.old.clone()
     else:
-        x_arg, old_arg = x, old
-    returned = _call(
-        name, func, x_arg, beta, t, old_arg,
+        x_arg, old_arg = case.x, case.old
+    returned = _student(
+        name, _REFUSED_EMA, name, func, x_arg, case.beta, case.t, old_arg,
         hint="ema_update(x_t, beta, t, ema_star_old) returns (ema, ema_star).",
     )
-    if tensors and not (torch.equal(x_arg, x) and torch.equal(old_arg, old)):
+    label = case.label
+    if case.tensors and not (torch.equal(x_arg, case.x) and torch.equal(old_arg, case.old)):
         raise CheckFailure(
             f"{name} modified x_t or ema_star_old in place ({label}); compute new values instead."
         )
     ema_ret, star_ret = unpack(returned, ("ema", "ema_star"), name)
-    if tensors:
-        shape = tuple(x.shape)
+    if case.tensors:
+        shape = tuple(case.x.shape)
         meaning = "the shape of x_t: the average is taken element by element"
-        ema = expect_tensor(ema_ret, f"ema ({label})", shape=shape, dtype=x.dtype, meaning=meaning)
-        star = expect_tensor(star_ret, f"ema_star ({label})", shape=shape, dtype=x.dtype,
+        ema = expect_tensor(ema_ret, f"ema ({label})", shape=shape, dtype=case.x.dtype,
+                            meaning=meaning)
+        star = expect_tensor(star_ret, f"ema_star ({label})", shape=shape, dtype=case.x.dtype,
                              meaning=meaning)
-        x_np = x.double().numpy()
-        old_np = old.double().numpy()
     else:
         ema = np.array(expect_number(ema_ret, f"ema ({label})"))
         star = np.array(expect_number(star_ret, f"ema_star ({label})"))
-        x_np, old_np = np.array(float(x)), np.array(float(old))
-    ref_ema, ref_star = _ema_reference(x_np, beta, t, old_np)
+    return ema, star
+
+
+def _ema_judge(got: tuple[np.ndarray, np.ndarray], exp: dict[str, Any], index: int,
+               label: str) -> None:
+    """Compare one case with the expected pair; name the mistake."""
+    ema, star = got
+    ref_ema, ref_star = exp["correct"][index]
     if matches((ema, star), (ref_ema, ref_star), 1e-5):
         return
-    mistake = find_mistake((ema, star), _ema_mistakes(x_np, beta, t, old_np), rtol=1e-5)
+    mistake = find_mistake((ema, star), [
+        Mistake(why, exp[key][index]) for key, why in _EMA_MISTAKES.items()
+    ], rtol=1e-5)
     if mistake is not None:
         raise CheckFailure(f"Wrong EMA ({label}): {mistake.why}.")
     judge(f"ema_star ({label})", star, ref_star, rtol=1e-5,
@@ -675,7 +788,7 @@ def check_ema_update(
     """Check ``func(x_t, beta, t, ema_star_old) -> (ema, ema_star)`` with bias correction.
 
     The contract (the exercise's docstring): for float inputs, two numbers (a float, or a 0-d
-    tensor); for tensor inputs, two tensors of the shape and dtype of ``x_t``.
+    tensor); for tensor inputs, two tensors of the shape and dtype of ``x_t``.  Refuses nothing.
 
     Tried on Python floats, on a 0-d tensor, on tensors of ``shape``, at t = 1, along a short series
     and at a large t, and with β = 0.999 at t = 1 (where the correction is a factor 1000).
@@ -700,29 +813,24 @@ def check_ema_update(
     str
         Summary of what was verified.
     """
-    generator = torch.Generator().manual_seed(seed)
-    values = (3.0 * torch.randn(8, generator=generator) - 1.0).tolist()
+    settings = {"seed": int(seed), "beta": float(beta), "shape": tuple(int(n) for n in shape),
+                "large_t": int(large_t)}
+    cases = ema_cases(**settings)
+    outputs: list[tuple[np.ndarray, np.ndarray]] = []
+    failure = None
     with captured_warnings() as caught:
-        _ema_case(func, name, values[0], beta, 1, 0.0, "floats, t = 1", tensors=False)
-        star = 0.0
-        for t, value in enumerate(values[1:6], start=2):  # a short series, fed our own EMA*
-            _ema_case(func, name, value, beta, t, star, f"floats, t = {t}", tensors=False)
-            star = beta * star + (1 - beta) * value
-            if t == 2:
-                star_after_2 = star
-        _ema_case(func, name, values[6], beta, large_t, values[7], f"floats, t = {large_t}",
-                  tensors=False)
-        _ema_case(func, name, values[6], 0.999, 1, 0.0, "β = 0.999, t = 1", tensors=False)
-        _ema_case(func, name, torch.tensor(values[2]), beta, 3, torch.tensor(star_after_2),
-                  "0-d tensors, t = 3", tensors=True)
-        x_tensor = torch.randn(shape, generator=generator)
-        old_tensor = torch.randn(shape, generator=generator)
-        _ema_case(func, name, x_tensor, beta, 1, torch.zeros(shape), f"tensors {shape}, t = 1",
-                  tensors=True)
-        _ema_case(func, name, x_tensor, beta, 4, old_tensor, f"tensors {shape}, t = 4",
-                  tensors=True)
-        _ema_case(func, name, x_tensor, beta, large_t, old_tensor,
-                  f"tensors {shape}, t = {large_t}", tensors=True)
+        for case in cases:
+            got, failure = _deferred(lambda case=case: _ema_student_case(func, name, case))
+            if failure is not None:
+                break
+            outputs.append(got)
+        if outputs:
+            exp = expected("check_ema_update", **settings)
+            for index, got in enumerate(outputs):
+                _ema_judge(got, exp, index, cases[index].label)
+        if failure is not None:
+            raise failure
+    shape = settings["shape"]
     return (
         f"{name} is correct: bias-corrected EMA for floats and tensors of shape {shape}, at t = 1, "
         f"along a series and at t = {large_t} (β = {beta} and 0.999)." + warning_note(caught)
@@ -733,86 +841,29 @@ def check_ema_update(
 # ADAMOptimizer
 # ----------------------------------------------------------------------------------------------
 
-
-def _adam_variant(
-    problem: _Problem,
-    settings: dict[str, Any],
-    n_steps: int,
-    *,
-    bias_correction: bool = True,
-    t_per_parameter: bool = False,
-    keep_m: bool = True,
-    keep_v: bool = True,
-    weight_decay_mode: str = "coupled",
-    swap_betas: bool = False,
-) -> list:
-    lr, eps, wd = settings["lr"], settings["eps"], settings["weight_decay"]
-    b1, b2 = settings["betas"]
-    if swap_betas:
-        b1, b2 = b2, b1
-    params = problem.fresh()
-    m_star = [torch.zeros_like(p) for p in params]
-    v_star = [torch.zeros_like(p) for p in params]
-    t = 0
-    history = []
-    for _ in range(n_steps):
-        problem.loss(params).backward()
-        if not t_per_parameter:
-            t += 1
-        with torch.no_grad():
-            for i, x in enumerate(params):
-                if t_per_parameter:
-                    t += 1
-                g = x.grad + wd * x if weight_decay_mode == "coupled" else x.grad.clone()
-                m_new = b1 * m_star[i] + (1 - b1) * g
-                v_new = b2 * v_star[i] + (1 - b2) * g * g
-                m = m_new / (1 - b1**t) if bias_correction else m_new
-                v = v_new / (1 - b2**t) if bias_correction else v_new
-                if keep_m:
-                    m_star[i] = m_new
-                if keep_v:
-                    v_star[i] = v_new
-                step = lr * m / (v.sqrt() + eps)
-                if weight_decay_mode == "unscaled":
-                    step = step + wd * x
-                elif weight_decay_mode == "decoupled":
-                    step = step + lr * wd * x
-                x -= step
-                x.grad = None
-        history.append(_flat(params))
-    return history
-
-
-def _adam_mistakes(weight_decay: float) -> dict[str, dict[str, Any]]:
-    mistakes: dict[str, dict[str, Any]] = {
-        "the moments are not bias-corrected (EMA without bias correction): divide m* by "
-        "(1 − β₁^t) and v* by (1 − β₂^t)": {"bias_correction": False},
-        "t is advanced once per parameter instead of once per step: increment self.t once at "
-        "the start of step(), outside the loop over parameters": {"t_per_parameter": True},
-        "the moment buffers are rebound instead of updated in place (`m_star = ...` only renames "
-        "a local variable, so the stored m* and v* stay 0 and nothing is remembered between "
-        "steps): write into them with `m_star[...] = ...` or `m_star.copy_(...)`": {
-            "keep_m": False, "keep_v": False},
-        "the first-moment buffer m* is rebound instead of updated in place (`m_star = ...` only "
-        "renames a local variable): write into it with `m_star[...] = ...`": {"keep_m": False},
-        "the second-moment buffer v* is rebound instead of updated in place (`v_star = ...` only "
-        "renames a local variable): write into it with `v_star[...] = ...`": {"keep_v": False},
-        "β₁ and β₂ are swapped: β₁ smooths the gradient, β₂ its square": {"swap_betas": True},
-        "the moments are not bias-corrected and t is advanced per parameter": {
-            "bias_correction": False, "t_per_parameter": True},
-    }
-    if weight_decay:
-        mistakes.update({
-            "weight decay is not multiplied by the learning rate (x -= lr * m / (sqrt(v) + eps) + "
-            "weight_decay * x): add weight_decay * x to the gradient g before the moments, as "
-            "torch.optim.Adam does": {"weight_decay_mode": "unscaled"},
-            "weight decay is decoupled (AdamW: x -= lr * weight_decay * x): this exercise follows "
-            "torch.optim.Adam, which adds weight_decay * x to the gradient g before the moments": {
-                "weight_decay_mode": "decoupled"},
-            "weight_decay is ignored: add weight_decay * x to the gradient g": {
-                "weight_decay_mode": "none"},
-        })
-    return mistakes
+_ADAM_MISTAKES = {
+    "no_bias_correction": "the moments are not bias-corrected (EMA without bias correction): "
+    "divide m* by (1 − β₁^t) and v* by (1 − β₂^t)",
+    "t_per_parameter": "t is advanced once per parameter instead of once per step: increment "
+    "self.t once at the start of step(), outside the loop over parameters",
+    "both_buffers_rebound": "the moment buffers are rebound instead of updated in place "
+    "(`m_star = ...` only renames a local variable, so the stored m* and v* stay 0 and nothing is "
+    "remembered between steps): write into them with `m_star[...] = ...` or `m_star.copy_(...)`",
+    "m_rebound": "the first-moment buffer m* is rebound instead of updated in place (`m_star = ...` "
+    "only renames a local variable): write into it with `m_star[...] = ...`",
+    "v_rebound": "the second-moment buffer v* is rebound instead of updated in place (`v_star = ...` "
+    "only renames a local variable): write into it with `v_star[...] = ...`",
+    "swapped_betas": "β₁ and β₂ are swapped: β₁ smooths the gradient, β₂ its square",
+    "no_bias_correction_t_per_parameter": "the moments are not bias-corrected and t is advanced per "
+    "parameter",
+    "wd_unscaled": "weight decay is not multiplied by the learning rate (x -= lr * m / (sqrt(v) + "
+    "eps) + weight_decay * x): add weight_decay * x to the gradient g before the moments, as "
+    "torch.optim.Adam does",
+    "wd_decoupled": "weight decay is decoupled (AdamW: x -= lr * weight_decay * x): this exercise "
+    "follows torch.optim.Adam, which adds weight_decay * x to the gradient g before the moments",
+    "wd_ignored": "weight_decay is ignored: add weight_decay * x to the gradient g",
+}
+"""The known mistakes of ADAMOptimizer, keyed as in the expected values, tried in this order."""
 
 
 def check_adam_optimizer(
@@ -834,7 +885,8 @@ def check_adam_optimizer(
     is reported as such ("ADAMOptimizer calls your ema_update, which is not correct yet …").
 
     Runs 50 steps with weight decay 0 and with ``weight_decay``, on parameter tensors of the given
-    shapes, then a run in which one parameter never receives a gradient.
+    shapes, then a run in which one parameter never receives a gradient.  Refuses ``torch.optim``
+    (its optimisers, subclasses and wrappers of them): the exercise is to write the update.
 
     Parameters
     ----------
@@ -845,7 +897,7 @@ def check_adam_optimizer(
     shapes : sequence of tuples
         Shapes of the parameter tensors (several, so that per-parameter mistakes show).
     lr, betas, eps : float, (float, float), float
-        Hyper-parameters passed to both optimisers.
+        Hyper-parameters passed to the optimiser.
     weight_decay : float
         The non-zero weight decay tried after weight decay 0.
     n_steps : int
@@ -858,36 +910,27 @@ def check_adam_optimizer(
     str
         Summary of what was verified.
     """
-    problem = _Problem(seed, shapes)
+    settings = {"seed": int(seed), "shapes": _shapes(shapes), "lr": float(lr),
+                "betas": (float(betas[0]), float(betas[1])), "eps": float(eps),
+                "weight_decay": float(weight_decay), "n_steps": int(n_steps)}
+    problem = Problem(settings["seed"], settings["shapes"])
+    runs = [{"lr": settings["lr"], "betas": settings["betas"], "eps": settings["eps"],
+             "weight_decay": wd} for wd in (0.0, settings["weight_decay"])]
     with captured_warnings() as caught:
         uses = verify_dependencies(name, cls, {"ema_update": check_ema_update})
-        for wd in (0.0, weight_decay):
-            settings = {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": wd}
-            described = f"lr={lr}, betas={tuple(betas)}, eps={eps}, weight_decay={wd}"
-            expected = _torch_trajectory(
-                problem, lambda p, s=settings: _TORCH_ADAM(p, foreach=False, **s), n_steps
-            )
-            actual = _student_trajectory(cls, dict(settings), problem, n_steps, name)
-            if _same(actual, expected):
-                continue
-            mistake = find_mistake(actual, [
-                Mistake(why, lambda o=options, s=settings: _adam_variant(problem, s, n_steps, **o))
-                for why, options in _adam_mistakes(wd).items()
-            ], same=_same)
-            if mistake is not None:
-                raise CheckFailure(f"{name} is wrong ({described}): {mistake.why}.")
-            raise CheckFailure(
-                _describe_mismatch(name, actual, expected, described)
-                + " Per step: t += 1 once; for each parameter g = grad + weight_decay * x, "
+        trajectories, failure = _run_optimiser(cls, runs, problem, n_steps, name, _REFUSED_ADAM)
+        if trajectories:
+            exp = expected("check_adam_optimizer", **settings)
+            _judge_runs(
+                name, trajectories, exp, problem, n_steps, _ADAM_MISTAKES,
+                [f"lr={lr}, betas={tuple(betas)}, eps={eps}, weight_decay={run['weight_decay']}"
+                 for run in runs],
+                " Per step: t += 1 once; for each parameter g = grad + weight_decay * x, "
                 "m, m* = ema_update(g, β₁, t, m*), v, v* = ema_update(g², β₂, t, v*) with m* and "
-                "v* updated in place, x -= lr * m / (sqrt(v) + eps)."
+                "v* updated in place, x -= lr * m / (sqrt(v) + eps).",
             )
-        _check_skips_missing_grads(
-            cls,
-            {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay},
-            problem,
-            name,
-        )
+        if failure is not None:
+            raise failure
     return (
         f"{name} matches torch.optim.Adam for {n_steps} steps on {len(problem.shapes)} tensors of "
         f"shapes {', '.join(str(s) for s in problem.shapes)} (lr={lr}, betas={tuple(betas)}, "

@@ -274,7 +274,11 @@ class SGDShrinkFirst:
 
 
 class SGDSubclass(torch.optim.Optimizer):
-    """A subclass of torch.optim.Optimizer, with param_groups and the inherited zero_grad."""
+    """A subclass of torch.optim.Optimizer, with param_groups and the inherited zero_grad.
+
+    It writes the update itself, but the exercise refuses torch.optim (its base class included:
+    zero_grad is part of the exercise): see test_a_subclass_of_the_optimizer_base_is_refused.
+    """
 
     def __init__(self, parameters, lr=0.1, weight_decay=0.0):
         super().__init__(parameters, {"lr": lr, "weight_decay": weight_decay})
@@ -373,7 +377,7 @@ SGD_SETTINGS = [{}, {"seed": 5, "shapes": ((6,), (2, 5), (3, 1, 2)), "lr": 0.03,
 
 
 @pytest.mark.parametrize(
-    "answer", [ref.SimpleGradientDescent, SGDAddAlpha, SGDShrinkFirst, SGDSubclass],
+    "answer", [ref.SimpleGradientDescent, SGDAddAlpha, SGDShrinkFirst],
     ids=lambda c: c.__name__,
 )
 @pytest.mark.parametrize("settings", SGD_SETTINGS)
@@ -401,6 +405,14 @@ def test_simple_gradient_descent_rejects_wrong_answers(answer, message):
     with pytest.raises(CheckFailure) as info:
         check_simple_gradient_descent(answer)
     assert message in str(info.value)
+
+
+def test_a_subclass_of_the_optimizer_base_is_refused():
+    """Correct updates, but on torch.optim.Optimizer: the exercise refuses torch.optim."""
+    with pytest.raises(CheckFailure) as info:
+        check_simple_gradient_descent(SGDSubclass)
+    assert str(info.value) == ("SimpleGradientDescent uses torch.optim.Optimizer: the exercise is to "
+                               "write the update yourself")
 
 
 # ===================================================================================== ema_update

@@ -1,9 +1,14 @@
-"""T2 helpers: the loss surface, the reference optimisers, the EMA and the figures."""
+"""T2 helpers: the loss surface, the stand-ins and data of the demonstrations, and the figures.
+
+The reference optimisers and the EMA live on the instructor side (``dlnn_reference.optimisation``):
+they are tested here too, as the references the checks' expected values come from.
+"""
 
 from __future__ import annotations
 
 import math
 import warnings
+from pathlib import Path
 
 import matplotlib
 import numpy as np
@@ -13,16 +18,23 @@ import torch
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from dlnn_helpers import optimisers, optimisers_data  # noqa: E402
 from dlnn_helpers.loss_surface import START, LossFunctionWithPlot, plot_ema  # noqa: E402
 from dlnn_helpers.optimisers import (  # noqa: E402
+    descend_with_torch_sgd,
+    make_jump_series,
+    precomputed_ema,
+    precomputed_gradient_mean_rms,
+    record_gradients,
+)
+from dlnn_reference import optimisation as reference  # noqa: E402
+from dlnn_reference.optimisation import (  # noqa: E402
     ADAMOptimizer,
     SimpleGradientDescent,
     ema_history,
     ema_update,
     gradient_descent,
     gradient_mean_rms,
-    make_jump_series,
-    record_gradients,
 )
 
 
@@ -242,3 +254,44 @@ def test_plot_ema_shows_data_mean_ema_and_ema_star():
     labels = {line.get_label() for line in fig.axes[0].get_lines()}
     assert {"ordinary mean", "EMA (bias-corrected)", "EMA* (no correction)"} <= labels
     assert "β = 0.9" in fig.axes[0].get_title()
+
+
+# ---------------------------------------------------------------------- stand-ins and their data
+
+
+@pytest.mark.parametrize("learning_rate", [0.1, torch.tensor([0.02, 0.2]), 0.01])
+def test_the_torch_sgd_stand_in_takes_the_same_path_as_gradient_descent(learning_rate):
+    ours, theirs = LossFunctionWithPlot(), LossFunctionWithPlot()
+    x, y = _start(), _start()
+    gradient_descent(ours, x, learning_rate, 50)
+    descend_with_torch_sgd(theirs, y, learning_rate, 50)
+    assert torch.equal(x.detach(), y.detach()) and ours.losses == theirs.losses
+    assert y.grad is None
+
+
+def test_the_precomputed_values_are_the_references_and_refuse_other_data():
+    assert optimisers_data.__doc__ and "generated" in optimisers_data.__doc__
+    assert (Path(optimisers_data.__file__).read_text(encoding="utf-8")
+            == reference.fallback_source())  # up to date
+    series = make_jump_series(random_state=2021)
+    ema, ema_star = precomputed_ema(series, 0.9)
+    ref_ema, ref_star = ema_history(series, 0.9)
+    assert torch.allclose(ema, ref_ema, rtol=1e-6) and torch.allclose(ema_star, ref_star, rtol=1e-6)
+    grads, _ = record_gradients(LossFunctionWithPlot(), torch.tensor(START),
+                                lambda p: torch.optim.SGD(p, lr=0.1), 50)
+    mean, rms = precomputed_gradient_mean_rms(grads)
+    ref_mean, ref_rms = gradient_mean_rms(grads)
+    assert torch.allclose(mean, ref_mean, rtol=1e-6) and torch.allclose(rms, ref_rms, rtol=1e-6)
+    assert mean.dtype == rms.dtype == torch.float32 and mean.shape == (2,)
+    with pytest.raises(ValueError, match="Section 3 only"):
+        precomputed_gradient_mean_rms(grads[:, [1, 0]])
+    with pytest.raises(ValueError, match="random_state=2021"):
+        precomputed_ema(make_jump_series(random_state=3), 0.9)
+    with pytest.raises(ValueError, match="beta = 0.9"):
+        precomputed_ema(series, 0.5)
+
+
+def test_the_student_package_holds_no_reference_optimiser():
+    for name in ("gradient_descent", "SimpleGradientDescent", "ema_update", "ema_history",
+                 "ADAMOptimizer", "gradient_mean_rms"):
+        assert not hasattr(optimisers, name)
