@@ -2,7 +2,8 @@
 
 Tutorial 2's demonstrations are cheap and deterministic (a two-dimensional loss, no random draws
 except the jump series, which has its own seed), so each test recomputes what the notebook cell
-runs with the reference implementations and asserts the claim.  Each test first asserts that the
+runs with the reference implementations (the solution's answers: ``dlnn_reference.optimisation``)
+and asserts the claim.  Each test first asserts that the
 wording of its claim is in the cell it guards.
 """
 
@@ -16,9 +17,10 @@ import pytest
 import torch
 
 from coursebuild.layout import solution_path
-from dlnn_helpers import optimisers as reference
 from dlnn_helpers.loss_surface import START, LossFunctionWithPlot
+from dlnn_helpers.optimisers import make_jump_series, record_gradients
 from dlnn_helpers.utils import torch_threads
+from dlnn_reference import optimisation as reference
 
 from .claims_tools import cell_outputs, cell_source
 
@@ -52,7 +54,7 @@ def _optimiser_run(make, n_steps=50):
 
 
 def _sgd_gradients():
-    grads, _ = reference.record_gradients(
+    grads, _ = record_gradients(
         LossFunctionWithPlot(), torch.tensor(START), lambda params: torch.optim.SGD(params, lr=0.1), 50
     )
     return grads.numpy()
@@ -154,13 +156,13 @@ def test_the_gradient_statistics_of_sgd_are_the_numbers_in_the_text():
 def test_the_jump_series_and_its_moving_averages_behave_as_described():
     text = cell_source(TUTORIAL, "9ca6742b")
     assert "sits near −10 for 100 steps, then jumps to about 0.5" in text
-    assert "reference.make_jump_series(random_state=SEED)" in cell_source(TUTORIAL, "44888a74")
+    assert "series = make_jump_series(random_state=SEED)" in cell_source(TUTORIAL, "44888a74")
     text = cell_source(TUTORIAL, "7b8eb46d")
     assert "The ordinary mean (about −4.7) describes neither half of the series." in text
     assert "needs a few multiples of $1/(1-\\beta) = 10$ steps to forget the old level" in text
     assert ("starts at $(1-\\beta)\\,x_1 \\approx -1$ and comes within 5 % of −10\n"
             "only after about 30 steps") in text
-    series = reference.make_jump_series(random_state=SEED)
+    series = make_jump_series(random_state=SEED)
     before, after = float(series[:100].mean()), float(series[100:].mean())
     assert round(before) == -10 and abs(after - 0.5) < 0.1 and len(series) == 200
     assert round(float(series.mean()), 1) == -4.7
@@ -185,14 +187,14 @@ def test_adam_reaches_0_03_with_full_steps_first_and_shrinking_steps_later():
         "The two implementations agree to float32\nrounding.",
     ):
         assert claim in text
-    assert "reference.ADAMOptimizer(params, lr=0.1, weight_decay=0.1)" in cell_source(TUTORIAL, "0f017c72")
+    assert "Adam(params, lr=0.1, weight_decay=0.1)" in cell_source(TUTORIAL, "0f017c72")
     ours, _, _ = _optimiser_run(lambda p: reference.ADAMOptimizer(p, lr=0.1, weight_decay=0.1))
     theirs, _, _ = _optimiser_run(lambda p: torch.optim.Adam(p, lr=0.1, weight_decay=0.1))
     assert round(ours.losses[-1], 2) == 0.03
     steps = np.abs(np.diff(ours.path(), axis=0))
     assert np.allclose(steps[:15], 0.1, atol=0.007)
     assert 0.01 <= steps[-20:].mean() < 0.05
-    grads, _ = reference.record_gradients(
+    grads, _ = record_gradients(
         LossFunctionWithPlot(), torch.tensor(START),
         lambda p: reference.ADAMOptimizer(p, lr=0.1, weight_decay=0.1), n_steps=15
     )
@@ -219,3 +221,28 @@ def test_the_next_tutorial_does_not_train_with_the_students_optimisers():
 @pytest.mark.slow
 def test_the_set_up_cell_prints_no_stray_value(reference_run):
     assert cell_outputs(reference_run(TUTORIAL), "c74328c8") == "Random seed 2021 has been set.\n"
+
+
+def test_the_stand_in_of_gradient_descent_takes_the_same_path():
+    text = cell_source(TUTORIAL, "3b01feb7")
+    assert "by `torch.optim.SGD`, which takes the same path" in text
+    assert "descend_with_torch_sgd" in cell_source(TUTORIAL, "584ad142")
+    from dlnn_helpers.optimisers import descend_with_torch_sgd
+
+    for learning_rate in (0.1, torch.tensor([0.02, 0.2])):
+        ours, _ = _gradient_descent(learning_rate)
+        theirs = LossFunctionWithPlot()
+        descend_with_torch_sgd(theirs, torch.tensor(START, requires_grad=True), learning_rate, 50)
+        assert np.array_equal(ours.path(), theirs.path())
+
+
+@pytest.mark.slow
+def test_the_demonstrations_use_the_solutions_own_answers(reference_run):
+    """The set-up text says the demonstrations use the student's code once it passes."""
+    assert "the demonstrations use your own code as soon as it passes its self-check" in cell_source(
+        TUTORIAL, "9d056b35")
+    nb = reference_run(TUTORIAL)
+    for cell_id, name in (("584ad142", "gradient_descent"), ("e9af11ae", "SimpleGradientDescent"),
+                          ("17a2718b", "gradient_mean_rms"), ("44888a74", "ema_update"),
+                          ("0f017c72", "ADAMOptimizer")):
+        assert cell_outputs(nb, cell_id).startswith(f"Using your {name}.\n"), cell_id
