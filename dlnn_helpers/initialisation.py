@@ -1,18 +1,10 @@
-"""Weight initialisation (tutorial 4): initialisers, activation statistics through depth, figures.
+"""Weight initialisation (tutorial 4): activation statistics through depth, figures.
 
 A weight matrix here has shape ``(n_in, n_out)`` and a layer computes ``act(x @ W)`` for a batch
-``x`` of shape ``(batch, n_in)``, so ``n_in`` (the fan-in) is the number of rows.
-
-The reference initialisers:
-
-=====================  ===============================  ===========================================
-function               distribution                     for
-=====================  ===============================  ===========================================
-:func:`zero_weights`   all 0                            (shows why symmetry must be broken)
-:func:`random_weights` N(0, 1) · scale                  a fixed small (0.01) or larger (0.05) scale
-:func:`xavier_weights` N(0, 1 / n_in)                   tanh (Glorot & Bengio, 2010; LeCun, 1998)
-:func:`he_weights`     N(0, 2 / n_in)                   ReLU (He et al., 2015)
-=====================  ===============================  ===========================================
+``x`` of shape ``(batch, n_in)``, so ``n_in`` (the fan-in) is the number of rows.  The initialisers
+themselves (zero, random, Xavier, He) and the ``Supervise`` classes that re-initialise a network
+are the tutorial's exercises: this package does not hold them.  :func:`layer_activations` takes any
+initialiser ``init(n_in, n_out)``, the student's or a library routine.
 """
 
 from __future__ import annotations
@@ -22,34 +14,8 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from torch import nn
-
-from .deep_training import Supervise
 
 InitFunction = Callable[[int, int], torch.Tensor]
-
-
-def zero_weights(n_in: int, n_out: int) -> torch.Tensor:
-    """All-zero weights of shape (n_in, n_out)."""
-    return torch.zeros(n_in, n_out)
-
-
-def random_weights(n_in: int, n_out: int, scale: float = 0.01) -> torch.Tensor:
-    """Weights of shape (n_in, n_out) drawn from N(0, 1) and multiplied by ``scale``.
-
-    Draws from torch's global generator (seed it with ``torch.manual_seed``).
-    """
-    return torch.randn(n_in, n_out) * scale
-
-
-def xavier_weights(n_in: int, n_out: int) -> torch.Tensor:
-    """Weights of shape (n_in, n_out) from N(0, 1 / n_in): the variance-preserving choice for tanh."""
-    return torch.randn(n_in, n_out) / math.sqrt(n_in)
-
-
-def he_weights(n_in: int, n_out: int) -> torch.Tensor:
-    """Weights of shape (n_in, n_out) from N(0, 2 / n_in): Kaiming He's choice for ReLU."""
-    return torch.randn(n_in, n_out) * math.sqrt(2.0 / n_in)
 
 
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
@@ -153,38 +119,6 @@ def activation_stds(layers: list[torch.Tensor]) -> np.ndarray:
 def saturated_fraction(layers: list[torch.Tensor], threshold: float = 0.99) -> np.ndarray:
     """Fraction of each layer's activations with \\|value\\| above ``threshold``, shape (n_layers,)."""
     return np.array([float((h.abs() > threshold).double().mean()) for h in layers])
-
-
-# ------------------------------------------------------------------------------------------------
-# Supervised networks with a chosen initialisation (graded in the tutorial)
-# ------------------------------------------------------------------------------------------------
-
-
-class SuperviseRandomWeights(Supervise):
-    """:class:`Supervise` that re-draws every Linear weight of ``net`` from N(0, 0.01²).
-
-    (The tutorial calls it ``Supervise_random_weights``; biases keep PyTorch's default.)
-    """
-
-    def __init__(self, criterion: nn.Module, net: nn.Module) -> None:
-        super().__init__(criterion, net)
-        for module in self.net.modules():
-            if isinstance(module, nn.Linear):
-                nn.init.normal_(module.weight, mean=0.0, std=0.01)
-
-
-class SuperviseKaimingWeights(Supervise):
-    """:class:`Supervise` that re-draws every Linear weight of ``net`` with ``kaiming_normal_``.
-
-    ``kaiming_normal_`` with its defaults draws from N(0, 2 / fan_in), fan_in = in_features.
-    (The tutorial calls it ``Supervise_Kaiming_weights``.)
-    """
-
-    def __init__(self, criterion: nn.Module, net: nn.Module) -> None:
-        super().__init__(criterion, net)
-        for module in self.net.modules():
-            if isinstance(module, nn.Linear):
-                nn.init.kaiming_normal_(module.weight)
 
 
 def pytorch_default_bound(fan_in: int) -> float:

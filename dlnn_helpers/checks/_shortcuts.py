@@ -136,12 +136,32 @@ def _install_autograd(found: Callable[[str], None]) -> Callable[[], None]:
 
 def _install_init(found: Callable[[str], None]) -> Callable[[], None]:
     undo: list[Callable[[], None]] = []
+    codes: dict[Any, str] = {}
     for name in dir(torch.nn.init):
         value = getattr(torch.nn.init, name)
         if (not name.startswith("_") and callable(value) and not isinstance(value, type)
                 and getattr(value, "__module__", "") == "torch.nn.init"):
+            if hasattr(value, "__code__"):
+                codes[value.__code__] = f"torch.nn.init.{name}"
             _patch(torch.nn.init, name,
                    _calling(found, f"torch.nn.init.{name}", only_from_outside_torch=True), undo)
+    # A name bound before the window (`from torch.nn.init import kaiming_normal_`) still calls the
+    # original function: watch the functions' code objects being entered as well.
+    previous = sys.getprofile()
+
+    def profile(frame, event, arg):
+        if event == "call" and frame.f_code in codes:
+            caller = frame.f_back
+            while caller is not None and caller.f_globals.get("__name__") == __name__:
+                caller = caller.f_back  # the patched wrapper above: judge who called it
+            module = caller.f_globals.get("__name__", "") if caller is not None else ""
+            if not (module == "torch" or module.startswith("torch.")):
+                found(codes[frame.f_code])
+        if previous is not None:
+            previous(frame, event, arg)
+
+    sys.setprofile(profile)
+    undo.append(lambda: sys.setprofile(previous))
     return lambda: [u() for u in reversed(undo)] and None
 
 

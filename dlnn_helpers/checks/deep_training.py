@@ -1,8 +1,15 @@
 """Checks of the graded exercises of tutorial 3 (training deep networks).
 
-* :func:`check_residual_sequence` — a ``ResidualSequence`` class computing y = f(x) + x;
+* :func:`check_residual_sequence` — a ``ResidualSequence`` class computing y = f(x) + x, judged by
+  that defining property on layers and inputs the check makes itself (no expected data);
 * :func:`check_mlp`, :func:`check_batchnorm_mlp`, :func:`check_residual_net` — functions that build
   the tutorial's networks, checked by structure (layer types, sizes and order), never by weights.
+  The expected structure of each setting (:func:`describe` of the reference network, plain nested
+  tuples) comes from :func:`~._expected.expected`: shipped for the self-check settings, computed
+  by the instructor's reference for the hidden ones.
+
+The exercises of this tutorial refuse no library routine (they are about which layers go where;
+every layer is PyTorch's own); like every check, these refuse reading the course's expected values.
 
 Each returns a one-line summary when the answer is right and raises
 :class:`~dlnn_helpers.checks._core.CheckFailure` with a specific message otherwise.
@@ -17,10 +24,19 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..deep_training import batchnorm_mlp, mlp, residual_net
 from ._contract import expect_tensor
 from ._core import CheckFailure, call_student, captured_warnings, warning_note
 from ._diagnosis import Mistake, judge
+from ._expected import expected, register_check
+from ._shortcuts import declare, student_code
+
+for _check in ("check_mlp", "check_batchnorm_mlp", "check_residual_net"):
+    register_check(_check, "deep_training")
+
+_MLP_REFUSED = declare("check_mlp", "ex_mlp", ())
+_BATCHNORM_MLP_REFUSED = declare("check_batchnorm_mlp", "ex_batchnorm_mlp", ())
+_RESIDUAL_NET_REFUSED = declare("check_residual_net", "ex_residual_net", ())
+_RESIDUAL_SEQUENCE_REFUSED = declare("check_residual_sequence", "ResidualSequence", ())
 
 _LEAVES: dict[type, str] = {
     nn.Linear: "Linear",
@@ -45,8 +61,13 @@ _PARAMETERS = nn.Module.parameters
 # ------------------------------------------------------------------------------------------------
 
 
-def _describe(module: nn.Module) -> tuple:
-    """A hashable description of a module: leaf type and sizes, or container name and children."""
+def describe(module: nn.Module) -> tuple:
+    """A hashable description of a module: leaf type and sizes, or container name and children.
+
+    Plain nested tuples of strings, ints and bools (what the expected values of the architecture
+    checks are): ``("Linear", 36, 128, True)``, ``("BatchNorm1d", 32)``, ``("ReLU",)``,
+    ``("Sequential", (child, ...))``, ``("ResidualSequence", (child, ...))``.
+    """
     kind = type(module)
     if kind is nn.Linear:
         return ("Linear", module.in_features, module.out_features, module.bias is not None)
@@ -54,7 +75,7 @@ def _describe(module: nn.Module) -> tuple:
         return ("BatchNorm1d", module.num_features)
     if kind in _LEAVES:
         return (_LEAVES[kind],)
-    children = tuple(_describe(child) for child in _CHILDREN(module))
+    children = tuple(describe(child) for child in _CHILDREN(module))
     name = "Sequential" if kind is nn.Sequential else kind.__name__
     return (name, children)
 
@@ -140,17 +161,21 @@ def _check_structure(
     func: Callable[..., Any],
     args: tuple,
     kwargs: dict,
-    expected: nn.Module,
+    refused: tuple[str, ...],
+    check: str,
+    settings: dict[str, Any],
     diagnose: Callable[[tuple, tuple], str] | None = None,
 ) -> str:
     shown = ", ".join([repr(a) if not isinstance(a, type) else f"nn.{a.__name__}" for a in args]
                       + [f"{k}={v!r}" for k, v in kwargs.items()])
     call = f"{name}({shown})"
-    with torch.random.fork_rng(devices=[]), captured_warnings() as caught:
-        returned = call_student(name, func, *args, **kwargs)
-    net = _top_level(returned, call)
-    got_desc = _describe(net)
-    expected_desc = _describe(expected)
+    with student_code(name, refused) as window:
+        with torch.random.fork_rng(devices=[]), captured_warnings() as caught:
+            returned = call_student(name, func, *args, **kwargs)
+        net = _top_level(returned, call)
+        got_desc = describe(net)
+    window.verdict()
+    expected_desc = expected(check, **settings)["correct"]
     diff = _compare(got_desc, expected_desc, "the network")
     if diff:
         hint = diagnose(got_desc, expected_desc) if diagnose else ""
@@ -221,9 +246,10 @@ def check_mlp(
     """
     notes = ""
     for input_size, hidden, n_layers, activation in settings:
-        expected = mlp(input_size, hidden, n_layers, activation)
-        notes += _check_structure(name, func, (input_size, hidden, n_layers, activation), {},
-                                  expected, _diagnose_mlp)
+        notes += _check_structure(
+            name, func, (input_size, hidden, n_layers, activation), {}, _MLP_REFUSED, "check_mlp",
+            {"input_size": input_size, "hidden_dims": hidden, "n_layers": n_layers,
+             "activation": activation.__name__}, _diagnose_mlp)
     return (f"{name} is correct: {len(settings)} networks have the right layers, sizes and order."
             + notes)
 
@@ -237,7 +263,7 @@ def check_batchnorm_mlp(
     """Check ``func(input_size, hidden_dims, n_layers)`` builds the BatchNorm perceptron.
 
     Expected: Linear → ReLU → BatchNorm1d, (Linear → ReLU) × (n_layers − 3), Linear → ReLU →
-    BatchNorm1d, Linear(hidden, 1) → Sigmoid (see :func:`dlnn_helpers.deep_training.batchnorm_mlp`).
+    BatchNorm1d, Linear(hidden, 1) → Sigmoid.
 
     Parameters
     ----------
@@ -266,9 +292,10 @@ def check_batchnorm_mlp(
 
     notes = ""
     for input_size, hidden, n_layers in settings:
-        expected = batchnorm_mlp(input_size, hidden, n_layers)
-        notes += _check_structure(name, func, (input_size, hidden, n_layers), {}, expected,
-                                  diagnose)
+        notes += _check_structure(
+            name, func, (input_size, hidden, n_layers), {}, _BATCHNORM_MLP_REFUSED,
+            "check_batchnorm_mlp", {"input_size": input_size, "hidden_dims": hidden,
+                                    "n_layers": n_layers}, diagnose)
     return (f"{name} is correct: {len(settings)} networks have the right layers, sizes and order."
             + notes)
 
@@ -286,9 +313,12 @@ def check_residual_net(
 ) -> str:
     """Check ``func(input_size, hidden_dims, fan_out_dims, n_blocks, batchnorm)``.
 
-    Expected: see :func:`dlnn_helpers.deep_training.residual_net`.  Blocks must be instances of a
-    class named ``ResidualSequence`` (the student's own); what it computes is checked separately by
-    :func:`check_residual_sequence`.
+    Expected: Linear(input_size, hidden_dims), then ``n_blocks`` blocks ResidualSequence(ReLU →
+    Linear(hidden_dims, fan_out_dims) → ReLU → Linear(fan_out_dims, hidden_dims)), then
+    Linear(hidden_dims, 1) → Sigmoid; with ``batchnorm`` every block starts with
+    BatchNorm1d(hidden_dims) instead of its ReLU and a BatchNorm1d(hidden_dims) precedes the output
+    Linear.  Blocks must be instances of a class named ``ResidualSequence`` (the student's own);
+    what it computes is checked separately by :func:`check_residual_sequence`.
 
     Parameters
     ----------
@@ -306,10 +336,11 @@ def check_residual_net(
     """
     notes = ""
     for input_size, hidden, fan_out, n_blocks, batchnorm in settings:
-        expected = residual_net(input_size, hidden, fan_out, n_blocks, batchnorm)
         notes += _check_structure(
             name, func, (input_size, hidden, fan_out, n_blocks), {"batchnorm": batchnorm},
-            expected, _diagnose_residual,
+            _RESIDUAL_NET_REFUSED, "check_residual_net",
+            {"input_size": input_size, "hidden_dims": hidden, "fan_out_dims": fan_out,
+             "n_blocks": n_blocks, "batchnorm": bool(batchnorm)}, _diagnose_residual,
         )
     return (f"{name} is correct: {len(settings)} residual networks (with and without BatchNorm) "
             "have the right layers, sizes and order." + notes)
@@ -369,20 +400,22 @@ def check_residual_sequence(
     with torch.no_grad():
         f_x = layers[2](layers[1](layers[0](x)))
     expected = (f_x + x).detach().double().numpy()
-    with captured_warnings() as caught:
+    with student_code(name, _RESIDUAL_SEQUENCE_REFUSED) as window, captured_warnings() as caught:
         block = call_student(f"{name}(...)", cls, *layers)
-        if not isinstance(block, nn.Module):
-            raise CheckFailure(f"{name}(...) did not create an nn.Module.")
-        own = {id(p) for layer in layers for p in _PARAMETERS(layer)}
-        registered = {id(p) for p in _PARAMETERS(block)}
-        if registered != own:
-            raise CheckFailure(
-                f"{name}(*layers).parameters() does not list exactly the layers' parameters "
-                f"({len(registered)} found, {len(own)} expected): the layers must be registered as "
-                "sub-modules (derive from nn.Sequential and call super().__init__(*layers), or "
-                "store them in an nn.ModuleList), or an optimiser will never train them."
-            )
-        returned = call_student(f"{name}.forward", block, x_given)
+        if isinstance(block, nn.Module):
+            registered = {id(p) for p in _PARAMETERS(block)}
+            returned = call_student(f"{name}.forward", block, x_given)
+    window.verdict()
+    if not isinstance(block, nn.Module):
+        raise CheckFailure(f"{name}(...) did not create an nn.Module.")
+    own = {id(p) for layer in layers for p in _PARAMETERS(layer)}
+    if registered != own:
+        raise CheckFailure(
+            f"{name}(*layers).parameters() does not list exactly the layers' parameters "
+            f"({len(registered)} found, {len(own)} expected): the layers must be registered as "
+            "sub-modules (derive from nn.Sequential and call super().__init__(*layers), or "
+            "store them in an nn.ModuleList), or an optimiser will never train them."
+        )
     if not torch.equal(x_given.detach(), x.detach()):
         raise CheckFailure(
             f"{name} modified its input x in place (e.g. `x += ...`); compute a new tensor: "

@@ -5,7 +5,15 @@ mean and the fraction of values within one standard deviation (68.3 % for a norm
 57.7 % for a uniform one), each with a tolerance of six standard errors computed from the number of
 values.  A correct answer therefore passes for any seed (the chance of a false alarm is below one in
 a hundred million per statistic), while the common mistakes, which change a statistic by far more
-than six standard errors on the sizes used here, fail with a message naming the mistake.
+than six standard errors on the sizes used here, fail with a message naming the mistake.  These are
+defining properties: the checks need no expected values (nothing of this tutorial is shipped in
+``checks/expected``, and hidden settings are judged the same way everywhere).
+
+Refused shortcuts: ``ex_zero_weights``, ``ex_random_weights``, ``ex_xavier_weights`` and
+``ex_he_weights`` exist to draw the weights from the distribution by hand, so they refuse
+``torch.nn.init`` (caught where it runs: through ``getattr``, a wrapper or a helper alike).
+``Supervise_random_weights`` and ``Supervise_Kaiming_weights`` are about re-initialising a model
+*with* ``torch.nn.init`` (``normal_``, ``kaiming_normal_``) and refuse nothing.
 """
 
 from __future__ import annotations
@@ -18,10 +26,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..deep_training import mlp
 from ._contract import expect_tensor
 from ._core import CheckFailure, call_student, captured_warnings, warning_note
 from ._diagnosis import Mistake, find_mistake
+from ._shortcuts import declare, student_code
+
+_INIT_REFUSED = declare("check_init_weights", "ex_*_weights", ("torch.nn.init",))
+"""The initialisers draw from the distribution themselves: torch.nn.init is what they replace."""
+_SUPERVISE_REFUSED = declare("check_supervise_init", "Supervise_*_weights", ())
+"""Supervise_random_weights and Supervise_Kaiming_weights use torch.nn.init on purpose."""
 
 _SENTINEL = 7.0
 _NORMAL_WITHIN_ONE_SD = 0.682689
@@ -121,6 +134,9 @@ def check_init_weights(
 ) -> str:
     """Check a weight initialiser ``func(n_in, n_out)`` (``func(n_in, n_out, scale)`` for random).
 
+    The initialiser must draw the weights itself: ``torch.nn.init`` is refused (the exercise is to
+    draw from the distribution by hand).
+
     Parameters
     ----------
     func : callable
@@ -150,13 +166,15 @@ def check_init_weights(
     args = (n_in, n_out, scale) if method == "random" else (n_in, n_out)
     np_state = np.random.get_state()  # noqa: NPY002 (students may draw with NumPy)
     try:
-        with torch.random.fork_rng(devices=[]), captured_warnings() as caught:
+        with student_code(name, _INIT_REFUSED) as window, torch.random.fork_rng(devices=[]), \
+                captured_warnings() as caught:
             torch.manual_seed(seed)
             np.random.seed(seed)  # noqa: NPY002
             first = call_student(name, func, *args)
             second = call_student(name, func, *args) if method != "zero" else None
     finally:
         np.random.set_state(np_state)  # noqa: NPY002
+    window.verdict()
     contract = {
         "shape": (n_in, n_out), "dtype": torch.float32, "meaning": "(n_in, n_out)",
         "dtype_reason": "torch's default, what torch.randn and torch.zeros give",
@@ -207,10 +225,15 @@ def check_init_weights(
 
 
 def _check_net(sizes: tuple[int, int, int]) -> nn.Sequential:
+    """The ReLU network the Supervise classes are tried on, every Linear weight set to a sentinel."""
     input_size, hidden, n_layers = sizes
+    widths = [input_size] + [hidden] * (n_layers - 1) + [1]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        net = mlp(input_size, hidden, n_layers, nn.ReLU)
+        layers: list[nn.Module] = []
+        for n_in, n_out in zip(widths[:-1], widths[1:], strict=True):
+            layers += [nn.Linear(n_in, n_out), nn.ReLU()]
+        net = nn.Sequential(*layers[:-1], nn.Sigmoid())
     with torch.no_grad():
         for module in net:
             if type(module) is nn.Linear:
@@ -231,7 +254,7 @@ def check_supervise_init(
     ``method="random"``: every Linear weight ~ N(0, 0.01²) (standard deviation 0.01).
     ``method="kaiming"``: every Linear weight ~ N(0, 2 / fan_in) (``nn.init.kaiming_normal_``).
     The biases are not checked.  The class must also compute the loss like ``Supervise``:
-    ``criterion(net(x).squeeze(), y)``.
+    ``criterion(net(x).squeeze(), y)``.  No routine is refused (``torch.nn.init`` is the point).
 
     Parameters
     ----------
@@ -259,9 +282,11 @@ def check_supervise_init(
     net = _check_net(sizes)
     linears = [m for m in net if type(m) is nn.Linear]
     criterion = nn.BCELoss()
-    with torch.random.fork_rng(devices=[]), captured_warnings() as caught:
+    with student_code(name, _SUPERVISE_REFUSED) as window, torch.random.fork_rng(devices=[]), \
+            captured_warnings() as caught:
         torch.manual_seed(seed)
         model = call_student(f"{name}(criterion, net)", cls, criterion, net)
+    window.verdict()
     pooled = []
     details = []
     for i, layer in enumerate(linears):
@@ -319,8 +344,9 @@ def check_supervise_init(
     y = (torch.rand(64, generator=generator) > 0.5).float()
     with torch.no_grad():
         expected = float(criterion(net(x).squeeze(-1), y))
-    with captured_warnings() as more:
+    with student_code(name, _SUPERVISE_REFUSED) as window, captured_warnings() as more:
         returned = call_student(f"{name}.forward", model, x, y)
+    window.verdict()
     loss = expect_tensor(returned, f"The loss returned by {name}(x, y)", shape=(),
                          meaning="a scalar loss, as criterion returns it")
     if abs(float(loss) - expected) > 1e-5 * max(1.0, abs(expected)):

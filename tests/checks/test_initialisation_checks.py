@@ -2,6 +2,8 @@
 
 The checks judge random draws by statistics with tolerances from the sample size; the correct
 answers are therefore tried with several seeds, and each wrong answer must fail for every seed.
+The initialisers refuse ``torch.nn.init`` (the exercise is to draw the weights by hand); the
+``Supervise`` classes use it on purpose.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import pytest
 import torch
 from torch import nn
 
-from dlnn_helpers.checks import CheckFailure, NotImplementedYet, self_check
+from dlnn_helpers.checks import CheckFailure, NotImplementedYet, ShortcutUsed, self_check
 from dlnn_helpers.checks.initialisation import check_init_weights, check_supervise_init
 
 from . import references as ini
@@ -88,20 +90,40 @@ CORRECT = {
     "random": [
         lambda n_in, n_out, scale=0.01: torch.randn(n_in, n_out) * scale,
         lambda n_in, n_out, scale=0.01: torch.empty(n_in, n_out).normal_(0.0, scale),
-        lambda n_in, n_out, scale=0.01: nn.init.normal_(torch.empty(n_in, n_out), 0.0, scale),
+        lambda n_in, n_out, scale=0.01: torch.randn(n_out, n_in).T.contiguous().mul(scale),
     ],
     "xavier": [
         lambda n_in, n_out: torch.randn(n_in, n_out) / math.sqrt(n_in),
         lambda n_in, n_out: torch.normal(0.0, (1.0 / n_in) ** 0.5, size=(n_in, n_out)),
-        lambda n_in, n_out: nn.init.kaiming_normal_(torch.empty(n_out, n_in),
-                                                    nonlinearity="linear").T.contiguous(),
+        lambda n_in, n_out: torch.from_numpy(
+            np.random.default_rng(int(torch.randint(0, 2**31, ()))).standard_normal((n_in, n_out))
+            / np.sqrt(n_in)).float(),
     ],
     "he": [
         lambda n_in, n_out: torch.randn(n_in, n_out) * math.sqrt(2.0 / n_in),
         lambda n_in, n_out: torch.randn(n_in, n_out) * torch.tensor(2.0 / n_in).sqrt(),
-        lambda n_in, n_out: nn.init.kaiming_normal_(torch.empty(n_out, n_in)).T,
+        lambda n_in, n_out: torch.empty(n_in, n_out).normal_(std=(2.0 / n_in) ** 0.5),
     ],
 }
+
+REFUSED = {  # the right distribution drawn by torch.nn.init: the exercise is to draw it by hand
+    "random": (lambda n_in, n_out, scale=0.01: nn.init.normal_(torch.empty(n_in, n_out), 0.0, scale),
+               "torch.nn.init.normal_"),
+    "xavier": (lambda n_in, n_out: nn.init.kaiming_normal_(torch.empty(n_out, n_in),
+                                                           nonlinearity="linear").T.contiguous(),
+               "torch.nn.init.kaiming_normal_"),
+    "he": (lambda n_in, n_out: nn.init.kaiming_normal_(torch.empty(n_out, n_in)).T,
+           "torch.nn.init.kaiming_normal_"),
+    "zero": (lambda n_in, n_out: nn.init.zeros_(torch.empty(n_in, n_out)), "torch.nn.init.zeros_"),
+}
+
+
+@pytest.mark.parametrize("method", sorted(REFUSED))
+def test_inits_refuse_torch_nn_init_with_a_plain_message(method):
+    func, routine = REFUSED[method]
+    with pytest.raises(ShortcutUsed, match=(f"^ex_{method}_weights uses {routine}: the exercise is to "
+                                            "draw the weights from the distribution yourself$")):
+        check_init_weights(func, method)
 
 
 @pytest.mark.parametrize("method", ["random", "xavier", "he"])
@@ -137,8 +159,10 @@ WRONG = [
      "Xavier's variance 1 / n_in"),
     ("he", lambda n_in, n_out: torch.randn(n_in, n_out) * 2.0 / n_in,
      "variance as the standard deviation"),
-    ("he", lambda n_in, n_out: nn.init.kaiming_uniform_(torch.empty(n_out, n_in)).T,
+    ("he", lambda n_in, n_out: (torch.rand(n_in, n_out) * 2 - 1) * math.sqrt(6.0 / n_in),
      "that is a uniform distribution"),
+    ("he", lambda n_in, n_out: nn.init.kaiming_uniform_(torch.empty(n_out, n_in)).T,
+     "uses torch.nn.init.kaiming_uniform_: the exercise is to draw the weights"),
     ("he", lambda n_in, n_out: torch.randn(n_out, n_in) * math.sqrt(2.0 / n_in),
      "nn.Linear's layout"),
     ("he", lambda n_in, n_out: np.random.randn(n_in, n_out) * np.sqrt(2.0 / n_in),  # noqa: NPY002

@@ -25,9 +25,10 @@ from dlnn_helpers.classification_data import (
     tiny_classification,
     tiny_rule,
 )
-from dlnn_helpers.optimisers import ADAMOptimizer, SimpleGradientDescent
 from dlnn_helpers.utils import torch_threads
+from dlnn_reference import deep_training as ref
 
+from ..checks import references as t2
 from .claims_tools import Run, cell_outputs, cell_source, training_runs
 
 TUTORIAL = "T3_TrainingDeepNetworks"
@@ -94,24 +95,27 @@ def test_the_stopping_rules_in_the_text_are_those_of_run_test():
     assert "and the training loss has not fallen by even 0.1 %: the network is stuck" in text
 
 
-def test_the_optimisers_are_the_course_versions_and_agree_with_torch_step_for_step():
+def test_the_optimisers_are_torch_optim_and_make_the_updates_of_tutorial_2_step_for_step():
     text = cell_source(TUTORIAL, "ed06a29e")
-    assert ("The optimisers are the course's own versions of the classes you wrote in tutorial 2\n"
-            "(`SimpleGradientDescent`, `ADAMOptimizer`), not yours") in text
-    assert "they agree step for step with `torch.optim.SGD` and `torch.optim.Adam`" in text
-    assert "from dlnn_helpers.optimisers import ADAMOptimizer, SimpleGradientDescent" in cell_source(
-        TUTORIAL, "9a743b33")
+    assert ("The optimisers are PyTorch's `torch.optim.SGD` and `torch.optim.Adam`: they make the same "
+            "updates\nas the `SimpleGradientDescent` and `ADAMOptimizer` you wrote in tutorial 2, step for "
+            "step.") in text
+    assert "`lambda p: torch.optim.SGD(p, lr=1.0)`" in text
+    makers = cell_source(TUTORIAL, "c6e381e6")
+    assert "torch.optim.SGD(params, lr=lr)" in makers
+    assert "torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)" in makers
+    assert "optimisers" not in cell_source(TUTORIAL, "9a743b33")  # nothing of tutorial 2 imported
     data = tiny_classification()
     x, y = data.train_data[:256], data.train_labels[:256]
-    for ours, theirs in [
-        (lambda p: SimpleGradientDescent(p, lr=1.0), lambda p: torch.optim.SGD(p, lr=1.0)),
-        (lambda p: ADAMOptimizer(p, lr=0.01, weight_decay=1e-3),
+    for ours, theirs in [  # tutorial 2's answers (the tests' copies of the solutions)
+        (lambda p: t2.SimpleGradientDescent(p, lr=1.0), lambda p: torch.optim.SGD(p, lr=1.0)),
+        (lambda p: t2.ADAMOptimizer(p, lr=0.01, weight_decay=1e-3),
          lambda p: torch.optim.Adam(p, lr=0.01, weight_decay=1e-3)),
     ]:
         weights = []
         for make in (ours, theirs):
             torch.manual_seed(SEED)
-            sup = dt.Supervise(nn.BCELoss(), dt.mlp(36, 16, 3))
+            sup = dt.Supervise(nn.BCELoss(), ref.mlp(36, 16, 3))
             optimizer = make(sup.parameters())
             for _ in range(20):
                 optimizer.zero_grad()
@@ -134,7 +138,7 @@ def test_a_3_layer_network_has_two_hidden_layers_of_128_units():
     text = cell_source(TUTORIAL, "88389744")
     assert "a 3-layer network with two hidden layers of 128\nsigmoid units" in text
     assert "A \"3-layer network\" therefore has two\nhidden layers." in cell_source(TUTORIAL, "2b899fdc")
-    net = dt.mlp(36, 128, 3, nn.Sigmoid)
+    net = ref.mlp(36, 128, 3, nn.Sigmoid)
     linears = [m for m in net if isinstance(m, nn.Linear)]
     assert len(linears) == 3 and [m.out_features for m in linears] == [128, 128, 1]
 
@@ -253,7 +257,7 @@ def test_with_default_initialisation_the_grid_dependent_signal_shrinks_through_t
     assert "while the biases keep the activations at their usual size" in text
     assert "torch.manual_seed(SEED)" in cell_source(TUTORIAL, "4f8ae264")
     torch.manual_seed(SEED)
-    net = dt.mlp(36, 32, 6, nn.ReLU)
+    net = ref.mlp(36, 32, 6, nn.ReLU)
     h, spreads, levels = tiny_classification().val_data, [], []
     with torch.no_grad():
         for module in net:
@@ -340,3 +344,31 @@ def test_every_run_stops_for_a_reason_the_text_lists(runs):
 @pytest.mark.slow
 def test_the_set_up_cell_prints_no_stray_value(reference_run):
     assert cell_outputs(reference_run(TUTORIAL), "9a743b33") == "Random seed 7150 has been set.\n"
+
+
+def test_until_ex_mlp_works_the_notebook_replays_the_courses_runs():
+    text = cell_source(TUTORIAL, "c59238c6")
+    assert ("Until then `precomputed(\"ex_mlp\")` stands in for it: it builds nothing, and `run_test`\n"
+            "shows the run the course made with its own version under the same label instead") in text
+    assert 'precomputed("ex_mlp")' in cell_source(TUTORIAL, "981d877d")
+    net = dt.precomputed("ex_mlp")(36, 128, 3, nn.Sigmoid)
+    assert not list(net.parameters())
+
+
+@pytest.mark.slow
+def test_the_precomputed_runs_are_the_runs_of_the_reference_notebooks(runs, reference_run):
+    """The data the student notebooks replay is what the solution notebooks compute now."""
+    import json
+
+    records = json.loads(dt.PRECOMPUTED_RUNS.read_text(encoding="utf-8"))
+    t4 = list(training_runs(reference_run("T4_WeightInitialisation"), "f0190a68").values())
+    shown = [*runs.values(), *t4]
+    assert sorted(r.label for r in shown) == sorted(records)
+    for run in shown:
+        record = records[run.label]
+        losses = dt._unpack(record["losses"], "<f4")
+        assert record["stop_reason"] == run.stop_reason and len(losses) == run.epochs
+        assert record["n_parameters"] == run.n_parameters
+        assert f"{dt._unpack(record['val_accs'], '<f4')[-1]:.3f}" == f"{run.val_acc:.3f}"
+        assert [f"{losses[epoch - 1]:.4g}" for epoch, *_ in run.progress] == [
+            f"{loss:.4g}" for loss in run.losses]

@@ -18,8 +18,9 @@ from torch import nn
 
 from dlnn_helpers import initialisation as ini
 from dlnn_helpers.classification_data import tiny_classification
-from dlnn_helpers.deep_training import mlp
 from dlnn_helpers.utils import torch_threads
+from dlnn_reference import initialisation as ref
+from dlnn_reference.deep_training import mlp
 
 from .claims_tools import cell_outputs, cell_source, training_runs
 
@@ -28,15 +29,15 @@ SEED = 7150  # the notebook's SEED
 
 
 def _small(n_in, n_out):
-    return ini.random_weights(n_in, n_out, 0.01)
+    return ref.random_weights(n_in, n_out, 0.01)
 
 
 def _large(n_in, n_out):
-    return ini.random_weights(n_in, n_out, 0.05)
+    return ref.random_weights(n_in, n_out, 0.05)
 
 
-INITS = {"zero": ini.zero_weights, "small": _small, "large": _large, "xavier": ini.xavier_weights,
-         "he": ini.he_weights}
+INITS = {"zero": ref.zero_weights, "small": _small, "large": _large, "xavier": ref.xavier_weights,
+         "he": ref.he_weights}
 
 
 @cache
@@ -86,7 +87,7 @@ def test_zero_weights_give_zero_layers_and_zero_gradients_and_keep_units_identic
     assert len(layers) == 7 and all(h.shape == (16, 2048) for h in layers)
     assert all(torch.equal(h, torch.zeros_like(h)) for h in layers[1:]) and layers[0].abs().max() > 0
     # the test bed itself (no biases): every weight's gradient is zero
-    assert np.all(_weight_gradients(ini.zero_weights, width=64) == 0)
+    assert np.all(_weight_gradients(ref.zero_weights, width=64) == 0)
     # with biases, training moves them, but the units of a layer stay identical
     torch.manual_seed(SEED)
     net = nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 1))
@@ -232,15 +233,17 @@ def test_small_initialisation_starts_with_a_constant_output_and_gradients_below_
         "With He's scale the activations keep their\nsize through all six layers",
     ):
         assert claim in text
-    assert "torch.manual_seed(SEED)" in cell_source(TUTORIAL, "f0190a68")
+    runs = cell_source(TUTORIAL, "f0190a68")
+    assert "torch.manual_seed(SEED)" in runs
+    assert "random_class(nn.BCELoss(), relu_network())" in runs  # the network mlp(36, 32, 6) builds
     assert round(0.01 * math.sqrt(32 / 2), 2) == 0.04
-    grads, outputs, hidden = _first_step(ini.SuperviseRandomWeights)
+    grads, outputs, hidden = _first_step(ref.SuperviseRandomWeights)
     assert float(outputs.max() - outputs.min()) < 1e-6
     assert grads[0] < 1e-9 and grads[1] < 1e-8
     assert all(g > 100 * 1e-8 for g in grads[3:])  # far above ε: Adam's steps have full size
     spreads = [float(h.std(dim=0).mean()) for h in hidden]  # across grids: the input-dependent part
     assert spreads[-1] < 0.01 * spreads[0] or spreads[-1] < 1e-3
-    grads, _, hidden = _first_step(ini.SuperviseKaimingWeights)
+    grads, _, hidden = _first_step(ref.SuperviseKaimingWeights)
     assert all(1e-2 < g < 1 for g in grads)
     stds = [float(h.std()) for h in hidden]
     assert max(stds) / min(stds) < 1.5
@@ -278,3 +281,38 @@ def test_batchnorm_and_residual_networks_of_tutorial_3_trained_where_the_plain_o
 @pytest.mark.slow
 def test_the_set_up_cell_prints_no_stray_value(reference_run):
     assert cell_outputs(reference_run(TUTORIAL), "b958f6a4") == "Random seed 7150 has been set.\n"
+
+
+def test_the_pictures_fall_back_to_torch_nn_init_routines_that_draw_from_the_same_distribution():
+    text = cell_source(TUTORIAL, "bb9b31d5")
+    assert ("The pictures\nuse your initialiser once it passes its self-check; until then they use a "
+            "`torch.nn.init` routine\nthat draws from the same distribution, and say so.") in text
+    assert "the checks refuse `torch.nn.init` here" in text
+    fallbacks = {
+        "888c43d3": ("nn.init.zeros_(torch.empty(n_in, n_out))", 0.0),
+        "943fc950": ("nn.init.normal_(torch.empty(n_in, n_out), std=scale)", 0.01),
+        "28ea37cb": ('nn.init.kaiming_normal_(torch.empty(n_out, n_in), nonlinearity="linear").T',
+                     1 / math.sqrt(300)),
+        "35adfeec": ("nn.init.kaiming_normal_(torch.empty(n_out, n_in)).T", math.sqrt(2 / 300)),
+    }
+    torch.manual_seed(SEED)
+    n_in, n_out = 300, 500
+    for cell, (code, sigma) in fallbacks.items():
+        assert code in cell_source(TUTORIAL, cell)
+        weights = eval(f"lambda n_in, n_out, scale=0.01: {code}")(n_in, n_out)  # noqa: S307
+        assert weights.shape == (n_in, n_out)
+        assert float(weights.std()) == pytest.approx(sigma, rel=0.02, abs=1e-12)
+
+
+def test_tutorial_3s_network_is_written_out_as_mlp_builds_it():
+    text = cell_source(TUTORIAL, "f0190a68")
+    assert '"""Tutorial 3\'s plain network: 6 Linear layers, 32 ReLU units wide, a sigmoid output."""' in text
+    namespace: dict = {"nn": nn}
+    exec(text[text.index("def relu_network"):text.index("def adam")], namespace)  # noqa: S102
+    torch.manual_seed(SEED)
+    written = namespace["relu_network"]()
+    torch.manual_seed(SEED)
+    reference = mlp(36, 32, 6, nn.ReLU)
+    assert str(written) == str(reference)
+    for a, b in zip(written.parameters(), reference.parameters(), strict=True):
+        assert torch.equal(a, b)  # the same draws: the runs are those of tutorial 3's network

@@ -1,10 +1,15 @@
-"""The 6×6 classification data, the reference modules and the training loop ``run_test``."""
+"""The 6×6 classification data, ``Supervise``, the training loop ``run_test`` and its replays.
+
+The architectures are the tutorial's exercises: their reference versions (instructor side,
+``dlnn_reference``) give the networks trained here.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import io
 import itertools
+import json
 
 import matplotlib
 import numpy as np
@@ -14,6 +19,7 @@ from torch import nn
 
 from dlnn_helpers import classification_data as cd
 from dlnn_helpers import deep_training as dt
+from dlnn_reference import deep_training as ref
 
 matplotlib.use("Agg")
 
@@ -122,7 +128,7 @@ def test_supervise_and_residual_sequence():
     assert torch.allclose(sup(x, y), nn.functional.binary_cross_entropy(net(x).reshape(-1), y))
     one = dt.Supervise(nn.BCELoss(), net)(x[:1], y[:1])  # a batch of one still works
     assert one.shape == ()
-    block = dt.ResidualSequence(nn.Linear(3, 5), nn.ReLU(), nn.Linear(5, 3))
+    block = ref.ResidualSequence(nn.Linear(3, 5), nn.ReLU(), nn.Linear(5, 3))
     h = torch.randn(2, 3)
     assert torch.allclose(block(h), block[2](block[1](block[0](h))) + h)
 
@@ -130,15 +136,15 @@ def test_supervise_and_residual_sequence():
 @pytest.mark.parametrize(
     ("net", "n_parameters"),
     [
-        (dt.mlp(36, 128, 3, nn.Sigmoid), 21377),  # the source's counts
-        (dt.mlp(36, 64, 3), 6593),
-        (dt.mlp(36, 64, 4), 10753),
-        (dt.mlp(36, 32, 6), 5441),
-        (dt.batchnorm_mlp(36, 32, 6), 5569),
-        (dt.residual_net(36, 16, 32, 4), 4897),
-        (dt.residual_net(36, 16, 32, 2), 2753),
-        (dt.residual_net(36, 16, 32, 2, batchnorm=True), 2849),
-        (dt.residual_net(36, 16, 32, 6, batchnorm=True), 7265),
+        (ref.mlp(36, 128, 3, nn.Sigmoid), 21377),  # the source's counts
+        (ref.mlp(36, 64, 3), 6593),
+        (ref.mlp(36, 64, 4), 10753),
+        (ref.mlp(36, 32, 6), 5441),
+        (ref.batchnorm_mlp(36, 32, 6), 5569),
+        (ref.residual_net(36, 16, 32, 4), 4897),
+        (ref.residual_net(36, 16, 32, 2), 2753),
+        (ref.residual_net(36, 16, 32, 2, batchnorm=True), 2849),
+        (ref.residual_net(36, 16, 32, 6, batchnorm=True), 7265),
     ],
 )
 def test_architectures_have_the_sources_parameter_counts(net, n_parameters):
@@ -146,9 +152,14 @@ def test_architectures_have_the_sources_parameter_counts(net, n_parameters):
     assert net(torch.rand(5, 36)).shape == (5, 1)
 
 
+def test_the_student_package_holds_no_architecture():
+    for name in ("mlp", "batchnorm_mlp", "residual_net", "ResidualSequence"):
+        assert not hasattr(dt, name)
+
+
 def test_batchnorm_mlp_needs_three_layers():
     with pytest.raises(ValueError):
-        dt.batchnorm_mlp(36, 8, 2)
+        ref.batchnorm_mlp(36, 8, 2)
 
 
 # ------------------------------------------------------------------------------------- run_test
@@ -169,7 +180,7 @@ def trained(tiny):
         monkeypatch.delenv(dt.AUTOGRADE_ENV_VAR, raising=False)
         torch.manual_seed(7150)
         threads = torch.get_num_threads()
-        net = dt.residual_net(36, 16, 32, 2, batchnorm=True)
+        net = ref.residual_net(36, 16, 32, 2, batchnorm=True)
         result, printed = _quiet(
             dt.run_test, dt.Supervise(nn.BCELoss(), net),
             lambda p: torch.optim.Adam(p, lr=0.01, weight_decay=1e-3), tiny, label="bn res", plot=True,
@@ -193,14 +204,14 @@ def test_run_test_stops_at_full_validation_accuracy_and_reports(trained):
 def test_run_test_gives_up_on_a_stuck_network_after_patience(tiny, monkeypatch):
     monkeypatch.delenv(dt.AUTOGRADE_ENV_VAR, raising=False)
     torch.manual_seed(0)
-    net = dt.mlp(36, 8, 3)
+    net = ref.mlp(36, 8, 3)
     for p in net.parameters():
         nn.init.zeros_(p)  # every hidden unit dead: nothing can be learned
     result, _ = _quiet(dt.run_test, dt.Supervise(nn.BCELoss(), net),
                        lambda p: torch.optim.SGD(p, lr=0.1), tiny, patience=100, plot=False)
     assert result.stop_reason == "no progress"
     assert result.epochs == 110  # patience counts from the last improvement: the first evaluation
-    result, _ = _quiet(dt.run_test, dt.Supervise(nn.BCELoss(), dt.mlp(36, 8, 3)),
+    result, _ = _quiet(dt.run_test, dt.Supervise(nn.BCELoss(), ref.mlp(36, 8, 3)),
                        lambda p: torch.optim.SGD(p, lr=0.0), tiny, patience=None, max_epochs=30,
                        plot=False, verbose=False)
     assert result.stop_reason == "epoch budget" and result.epochs == 30
@@ -209,7 +220,7 @@ def test_run_test_gives_up_on_a_stuck_network_after_patience(tiny, monkeypatch):
 def test_run_test_shrinks_under_autograding(tiny, monkeypatch):
     monkeypatch.setenv(dt.AUTOGRADE_ENV_VAR, "1")
     torch.manual_seed(0)
-    result, printed = _quiet(dt.run_test, dt.Supervise(nn.MSELoss(), dt.mlp(36, 16, 3)),
+    result, printed = _quiet(dt.run_test, dt.Supervise(nn.MSELoss(), ref.mlp(36, 16, 3)),
                              lambda p: torch.optim.SGD(p, lr=1.0), tiny, plot=False)
     assert result.epochs == dt.AUTOGRADE_EPOCHS and "autograding" in printed
 
@@ -237,3 +248,62 @@ def test_results_table_and_flip_sensitivity(trained, tiny):
     assert rest.max() < 0.02
     fig = dt.plot_flip_sensitivity(sensitivity.reshape(-1), "t", show=False)
     assert fig.axes
+
+
+# ------------------------------------------------------------------ stand-ins and replayed runs
+
+
+def _lines(printed: str) -> list[str]:
+    return [line for line in printed.splitlines() if line.startswith("  epoch")]
+
+
+def test_a_recorded_run_is_replayed_line_for_line(tiny, tmp_path, monkeypatch):
+    monkeypatch.delenv(dt.AUTOGRADE_ENV_VAR, raising=False)
+    log = tmp_path / "runs.jsonl"
+    monkeypatch.setenv(dt.RECORD_ENV_VAR, str(log))
+    torch.manual_seed(0)
+    net = ref.mlp(36, 8, 3)
+    live, printed = _quiet(dt.run_test, dt.Supervise(nn.BCELoss(), net),
+                           lambda p: torch.optim.SGD(p, lr=0.5), tiny, max_epochs=1000, patience=None,
+                           label="small", plot=False)
+    monkeypatch.delenv(dt.RECORD_ENV_VAR)
+    record = json.loads(log.read_text())
+    table = tmp_path / "precomputed_runs.json"
+    table.write_text(json.dumps({"small": record}))
+    monkeypatch.setattr(dt, "PRECOMPUTED_RUNS", table)
+    stand_in = dt.precomputed("ex_mlp")(36, 8, 3)
+    replayed, replay_printed = _quiet(dt.run_test, dt.Supervise(nn.BCELoss(), stand_in),
+                                      lambda p: pytest.fail("a replay builds no optimiser"), tiny,
+                                      label="small", plot=True)
+    assert "small: 377 parameters (the course's precomputed run: your ex_mlp does not pass" in replay_printed
+    assert "[precomputed]" in replay_printed and _lines(replay_printed) == _lines(printed)
+    assert len(_lines(printed)) == 2  # epochs 500 and 1000
+    assert replayed.extra == {"precomputed": True} and replayed.stop_reason == live.stop_reason
+    assert np.array_equal(replayed.losses, live.losses.astype(np.float32))
+    assert np.array_equal(replayed.eval_epochs, live.eval_epochs)
+    assert np.array_equal(replayed.val_accs, live.val_accs.astype(np.float32))
+    # the replayed stand-in answers for the trained network on its validation set, and only there
+    assert torch.equal(dt.predict(stand_in, tiny.val_data), dt.predict(net, tiny.val_data))
+    assert torch.allclose(dt.flip_sensitivity(stand_in, tiny.val_data),
+                          dt.flip_sensitivity(net, tiny.val_data))
+    with pytest.raises(RuntimeError, match="precomputed its answers on the validation set"):
+        dt.predict(stand_in, tiny.train_data)
+    # a Supervise-like stand-in replays as well; an unknown label says what was precomputed
+    cls = dt.precomputed("Supervise_Kaiming_weights")
+    again, _ = _quiet(dt.run_test, cls(nn.BCELoss(), ref.mlp(36, 8, 3)), None, tiny, label="small",
+                      plot=False)
+    assert np.array_equal(again.losses, replayed.losses)
+    with pytest.raises(KeyError, match="precomputed: \\['small'\\]"):
+        _quiet(dt.run_test, cls(nn.BCELoss(), ref.mlp(36, 8, 3)), None, tiny, label="other", plot=False)
+
+
+def test_every_precomputed_run_is_complete_and_labelled_as_in_the_notebooks():
+    records = json.loads(dt.PRECOMPUTED_RUNS.read_text(encoding="utf-8"))
+    assert dt.PRECOMPUTED_RUNS.stat().st_size < 400_000
+    assert len(records) == 21  # 19 runs in tutorial 3, 2 in tutorial 4
+    for label, record in records.items():
+        losses = dt._unpack(record["losses"], "<f4")
+        epochs = dt._unpack(record["eval_epochs"], "<u2")
+        assert record["label"] == label and 0 < len(losses) <= record["max_epochs"] == 2000
+        assert len(epochs) == len(dt._unpack(record["val_accs"], "<f4")) and epochs[-1] == len(losses)
+        assert len(dt._unpack(record["flip_sensitivity"], "<f8")) == 36
