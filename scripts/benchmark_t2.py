@@ -52,8 +52,8 @@ def time_notebook(path: Path, repeat: int) -> tuple[float, list[tuple[float, str
 
 
 def time_checks() -> list[tuple[str, float]]:
-    from dlnn_helpers import optimisers as ref
     from dlnn_helpers.checks import optimisation as checks
+    from dlnn_reference import optimisation as ref
 
     cases = [
         ("check_gradient_descent", checks.check_gradient_descent, ref.gradient_descent),
