@@ -143,21 +143,74 @@ def test_share_near_kinks_counts_elbows_close_to_a_tenth():
     assert rf.share_near_kinks(net, tolerance=0.06) == 1.0
 
 
-def test_gradient_features_match_a_loop_and_svd_reconstructs():
-    net = rf.make_relu_net(6, 2, generator=torch.Generator().manual_seed(4))
-    x = torch.rand(15, 1, generator=torch.Generator().manual_seed(5))
-    features = rf.feature_matrix(net, x)
+def _loop_features(net, x):
+    """The feature matrix by a loop over points (the test's own answer to ex_feature_matrix)."""
     rows = []
     for k in range(len(x)):
         net.zero_grad()
         net(x[k : k + 1]).squeeze().backward()
         rows.append(torch.cat([p.grad.reshape(-1) for p in net.parameters()]))
-    assert torch.allclose(features, torch.stack(rows), atol=1e-6)
-    gw, gb = rf.first_layer_gradients(net, x)
-    assert gw.shape == gb.shape == (15, 6)
-    s, principal = rf.principal_features(features)
-    assert torch.all(s[:-1] >= s[1:])
-    assert torch.allclose(principal @ principal.T, features @ features.T, atol=1e-4)
+    return torch.stack(rows)
+
+
+def test_features_spectra_and_figures_from_the_students_functions(data, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    monkeypatch.setattr(plt, "show", lambda: None)
+    (one,) = rf.train_relu_nets(_nets(1, widths=(6,)), data, n_steps=100, snapshot_every=50)
+    (two,) = rf.train_relu_nets(_nets(2, widths=(4,)), data, n_steps=100, snapshot_every=50)
+    x = data.x_train
+    gw, gb = rf.first_layer_features(one, "trained", x, _loop_features)
+    phi = _loop_features(one.net_at(-1), x)
+    assert torch.equal(gw, phi[:, :6]) and torch.equal(gb, phi[:, 6:12])
+    assert torch.allclose(gw, gb * x, atol=1e-6)  # the first layer's input is x
+    pairs = rf.first_layer_features(one, "initial", x, lambda net, x: (_loop_features(net, x)[:, :6, None],
+                                                                       _loop_features(net, x)[:, 6:12]))
+    assert pairs[0].shape == (len(x), 6) and torch.equal(pairs[1], _loop_features(one.net_at(0), x)[:, 6:12])
+    b2 = rf.second_layer_bias_features(two, "trained", x,
+                                       lambda net, x: (None, _loop_features(net, x)[:, 24:28]))
+    assert b2.shape == (len(x), 4)
+    found = rf.spectrum(one, "trained", x, _loop_features)
+    s = torch.linalg.svdvals(phi)
+    assert torch.allclose(found.s, s) and found.curves.shape == (len(rf.SVD_GRID), rf.N_PRINCIPAL)
+    # the principal features at the training points are U diag(s): their norms are the singular values
+    at_points = rf.spectrum(one, "trained", x, lambda net, z: _loop_features(net, x))
+    assert torch.allclose(at_points.curves.norm(dim=0), s[: rf.N_PRINCIPAL], rtol=1e-4)
+    plt.close("all")
+    rf.plot_first_layer_features(x, one, _loop_features)
+    rf.plot_second_layer_features(x, two, lambda net, x: (None, _loop_features(net, x)[:, 24:28]))
+    rf.plot_svd({"trained": found})
+    assert len(plt.get_fignums()) == 3
+    plt.close("all")
+
+
+def test_precomputed_features_cover_the_tutorials_networks(data, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    monkeypatch.setattr(plt, "show", lambda: None)
+    table = rf.PRECOMPUTED
+    assert rf.PRECOMPUTED_PATH.stat().st_size < 60_000
+    x = data.x_train
+    runs = {(d, w): rf.History(np.zeros(1), [], np.zeros(1), np.zeros(1), w, d, 0.02, False)
+            for d, w in [(1, 10), (1, 20), (1, 40), (2, 10), (2, 20), (2, 40)]}
+    for width in (10, 20, 40):
+        for stage in rf.STAGES:
+            gw, gb = rf.first_layer_features(runs[1, width], stage, x, table)
+            assert gb.shape == (200, width) and torch.allclose(gw, gb * x)
+            found = rf.spectrum(runs[1, width], stage, x, table)
+            assert torch.all(found.s[:-1] >= found.s[1:]) and found.curves.shape == (400, rf.N_PRINCIPAL)
+        d = width * width + 4 * width + 1  # the parameters of two hidden layers
+        assert rf.spectrum(runs[2, width], "trained", x, table).s.shape == (min(200, d),)
+    for stage in rf.STAGES:
+        assert rf.second_layer_bias_features(runs[2, 10], stage, x, table).shape == (200, 10)
+        assert rf.first_layer_features(runs[2, 10], stage, x, table)[1].shape == (200, 10)
+    with pytest.raises(KeyError, match="only the tutorial's own networks"):
+        rf.spectrum(runs[2, 10], "initial", x, table)
+    plt.close("all")
+    rf.plot_first_layer_features(x, runs[1, 10], table)
+    rf.plot_second_layer_features(x, runs[2, 10], table)
+    assert len(plt.get_fignums()) == 2
+    plt.close("all")
 
 
 def test_snapshot_slider_static_and_interactive(data, monkeypatch, capsys):
