@@ -47,6 +47,10 @@ _TENSOR = torch.Tensor
 _NDARRAY = np.ndarray
 _MODULE = torch.nn.Module
 _GRAD = torch.autograd.grad
+_VARIABLE = torch.autograd.Variable
+_ENGINE = _VARIABLE._execution_engine
+"""autograd's engine as it was before any notebook code or shortcut window (the recorder's own
+gradients are not the student's use of autograd)."""
 _FOLDER = os.path.join(os.getcwd(), "records")
 _CELLS: dict[str, list] = {}
 MAX_DEPTH = 4
@@ -196,10 +200,14 @@ class Session:
                         where.append([k, name])
         if not inputs:
             return []
+        engine = _VARIABLE._execution_engine
         try:
+            _VARIABLE._execution_engine = _ENGINE  # unwatched: this is the recorder's own pass
             grads = _GRAD(_TENSOR.sum(value), inputs, allow_unused=True, retain_graph=True)
         except Exception:  # noqa: BLE001 - no usable graph: recorded as reaching nothing
             return []
+        finally:
+            _VARIABLE._execution_engine = engine
         return [[k, name, self.store.put(g)] for (k, name), g in zip(where, grads, strict=True)
                 if type(g) is _TENSOR]
 

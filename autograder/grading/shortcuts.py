@@ -125,5 +125,7 @@ def scan(calls: list[CheckCall], solutions: dict[str, str],
                 hits = find(source, tuple(refused))
                 if hits:
                     routine, name = hits[0]
-                    return message(exercise, routine, name)
+                    # A declaration may name a family ("ex_*_weights"): the notebook's name then.
+                    named = exercise if exercise in students else call.func
+                    return message(named, routine, name)
     return ""

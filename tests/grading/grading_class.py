@@ -34,6 +34,7 @@ from autograder.grading.synthetic import scores as _scores
 
 from .answers import CORRECT as CORRECT_ELSEWHERE
 from .answers import LIBRARY, T2
+from .cheats import cheats
 
 __all__ = ["ALL", "EXERCISES", "T1", "T1_TESTS", "Expected", "Targets", "build_class", "filled",
            "student_notebook", "_answers", "_scores"]
@@ -49,6 +50,11 @@ class Expected:
     scores: dict[str, float]
     note: str = ""
     """A fragment that must appear in the report's line for this submission."""
+    refused: dict[str, str] = field(default_factory=dict)
+    """Test -> a fragment of the check's message its feedback must show (the test scores 0; for a
+    tutorial scored ``{"*": "full"}`` every other test has full marks)."""
+    flagged: set[str] = field(default_factory=set)
+    """Tests flagged as refused shortcuts in ``report.html`` and ``grades.csv``."""
 
     @property
     def total(self) -> float:
@@ -267,9 +273,11 @@ def build_class(folder: Path, targets: Targets, tutorials: list[str],
     expected: list[Expected] = []
 
     def add(student: str, content, scores: dict, *, name: str | None = None, note: str = "",
-            status: str = "graded", tutorial: str = T1, mtime: float | None = None):
+            status: str = "graded", tutorial: str = T1, mtime: float | None = None,
+            refused: dict | None = None, flagged: set | None = None):
         _write(folder / (name or f"{student}/{tutorial}.ipynb"), content, mtime)
-        expected.append(Expected(student, tutorial, status, scores, note))
+        expected.append(Expected(student, tutorial, status, scores, note, dict(refused or {}),
+                                 set(flagged or ())))
 
     add("correct", filled(_answers(**dict.fromkeys(ALL, "correct"))), _scores(*ALL))
     add("alternative", filled(_answers(**dict.fromkeys(ALL, "alternative"))), _scores(*ALL))
@@ -356,9 +364,22 @@ def build_class(folder: Path, targets: Targets, tutorials: list[str],
         # kernel: replace every check, and the recorder's and its record model's functions.
         patch = {"gradient_descent": STUB_T2 + T2_PATCH}
         add("attack_t2_patch", filled(patch, T2), {"*": 0.0}, tutorial=T2)
-        # Optimisers that call torch.optim: correct, and flagged for review.
+        # Optimisers that hand the work to torch.optim: the routine they exist to replace.
         add("library_t2", filled({**CORRECT_ELSEWHERE[T2], **LIBRARY}, T2), {"*": "full"},
-            tutorial=T2, note="bitwise identical to torch.optim")
+            tutorial=T2, refused={
+                "test_simple_gradient_descent": "SimpleGradientDescent uses torch.optim.SGD",
+                "test_adam_optimizer": "ADAMOptimizer uses torch.optim.Adam"},
+            flagged={"test_simple_gradient_descent", "test_adam_optimizer"})
+    # One cheating submission per tutorial (tests/grading/cheats.py): the cheating exercises score
+    # 0 with the check's words, the honest ones full marks.
+    for tutorial, cheat in cheats(_answers(**dict.fromkeys(ALL, "correct"))).items():
+        if tutorial not in tutorials:
+            continue
+        scores = {"*": "full"}
+        if tutorial == T1:
+            scores = _scores(*(e for e in ALL if EXERCISES[e] not in cheat.refused))
+        add(cheat.student, filled(cheat.answers, tutorial), scores, tutorial=tutorial,
+            refused=cheat.refused, flagged=cheat.flagged)
     return expected
 
 

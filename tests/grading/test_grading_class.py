@@ -130,10 +130,46 @@ def _reference_score(graded, tutorial: str) -> tuple[float, float]:
     return maximum - sum(t["points"] for t in spec["tests"] if t["grade_id"] in failing), maximum
 
 
+def _points(graded, tutorial: str) -> dict[str, float]:
+    """Test grade id -> points of ``tutorial`` (from the grader's spec)."""
+    spec = json.loads((graded["output"] / "cache" / f"{tutorial}.json").read_text())
+    return {t["grade_id"]: float(t["points"]) for t in spec["tests"]}
+
+
 def test_the_class_is_large_and_covers_every_tutorial(graded):
     expected = graded["expected"]
     assert len(expected) >= 30
     assert {e.tutorial for e in expected} >= set(graded["tutorials"])
+    cheating = {e.tutorial for e in expected if e.refused and e.flagged}
+    assert cheating >= set(graded["tutorials"])  # a cheating submission per tutorial
+
+
+def test_every_cheat_scores_zero_with_the_checks_words_and_a_flag(graded):
+    """The cheating corpus: refused where it runs or in its text, said plainly, flagged."""
+    output = graded["output"]
+    report = (output / "report.html").read_text()
+    rows = {(r["student"], r["tutorial"]): r for r in _rows(output)}
+    failures = []
+    for e in graded["expected"]:
+        if not e.refused:
+            continue
+        page = (output / "feedback" / e.student / f"{e.tutorial}.html").read_text()
+        row = rows[(e.student, e.tutorial)]
+        flagged_csv = set(filter(None, row["shortcuts"].split(";")))
+        for test, fragment in e.refused.items():
+            cells = [part for part in page.split("<tr>") if f"<td>{test}</td>" in part]
+            if not (cells and fragment in cells[0].replace("&#x27;", "'")):
+                failures.append((e.student, e.tutorial, test, fragment,
+                                 cells[0][-400:] if cells else "no row"))
+        if flagged_csv != e.flagged:
+            failures.append((e.student, e.tutorial, "grades.csv shortcuts", sorted(e.flagged),
+                             sorted(flagged_csv)))
+        for test in e.flagged:
+            lines = [line for line in report.split("<tr>") if "shortcut" in line
+                     and f"<td>{e.student}</td><td>{e.tutorial}</td><td>{test}</td>" in line]
+            if not lines:
+                failures.append((e.student, e.tutorial, test, "no flag in report.html"))
+    assert failures == []
 
 
 def test_every_submission_appears_exactly_once_with_its_exact_grade(graded):
@@ -153,7 +189,13 @@ def test_every_submission_appears_exactly_once_with_its_exact_grade(graded):
         )
         if "*" in e.scores:  # another tutorial: full marks (answers written apart) or zero
             _, maximum = _reference_score(graded, e.tutorial)
+            points = _points(graded, e.tutorial)
             target = maximum if e.scores["*"] == "full" else 0.0
+            if e.scores["*"] == "full":  # but for the tests refused (a cheat): 0 each
+                assert set(e.refused) <= set(points), (e.student, e.tutorial)
+                target -= sum(points[t] for t in e.refused)
+                assert {k: float(v) for k, v in scores.items()} == {
+                    t: 0.0 if t in e.refused else p for t, p in points.items()}, (e.student, row)
             assert float(row["score"]) == target, (e.student, e.tutorial, row)
             assert float(row["max_score"]) == maximum > 0
             continue

@@ -349,3 +349,63 @@ def test_the_report_the_csv_and_the_feedback_flag_a_refused_shortcut(tmp_path):
                            verdicts={"test_tiny": said}, shortcuts={"test_tiny": said})
     page = feedback.render(result, tutorial, None)
     assert feedback.SHORTCUT_FLAG in page and said in page
+
+
+# ------------------------------------------------------------------------------------------------
+# The recorder's own use of autograd is not the student's
+# ------------------------------------------------------------------------------------------------
+
+
+def check_tiny_forward(forward, seed: int = 0) -> str:
+    """A forward pass whose exercise refuses autograd (its returned tensor carries a graph)."""
+    torch.manual_seed(seed)
+    x = torch.randn(4, 3, requires_grad=True)
+    with student_code("ex_forward", ("autograd",)) as window:
+        y = forward(x)
+    window.verdict()
+    exp = _expected.expected("check_tiny_forward", seed=seed)
+    if not torch.allclose(y.detach(), exp["correct"]):
+        raise checks._core.CheckFailure("ex_forward does not double its input")
+    return "ex_forward is correct."
+
+
+def _forward_expected(seed: int) -> dict:
+    torch.manual_seed(seed)
+    return {"correct": 2 * torch.randn(4, 3)}
+
+
+def _judge_forward(tmp_path, monkeypatch, forward) -> tuple[Verdict, records.CallRecord]:
+    monkeypatch.setattr(checks, "check_tiny_forward", check_tiny_forward, raising=False)
+    reference = _expected._reference_function
+    monkeypatch.setattr(_expected, "_reference_function",
+                        lambda check: _forward_expected if check == "check_tiny_forward"
+                        else reference(check))
+    monkeypatch.setattr(recorder, "_FOLDER", str(tmp_path))
+    monkeypatch.setattr(recorder, "_CELLS", {})
+    call = records.CheckCall("check_tiny_forward", "ex_forward", {"seed": 2})
+    with _expected.shipped_only():
+        recorder.record("test_forward", 0, call.check, forward, dict(call.settings), (), {},
+                        call.students)
+    loaded = load_records(tmp_path, "test_forward")
+    return judge([call], loaded), loaded.calls[0]
+
+
+def test_the_recorders_gradients_of_a_returned_graph_are_not_the_students(tmp_path, monkeypatch):
+    def ex_forward(x):
+        return 2 * x
+
+    verdict, record = _judge_forward(tmp_path, monkeypatch, ex_forward)
+    assert record.events[0].returned.get("grads")  # the recorder did run autograd on it
+    assert record.windows == [[]]
+    assert verdict.passed, verdict.message
+
+
+def test_autograd_inside_a_forward_that_refuses_it_is_caught(tmp_path, monkeypatch):
+    def ex_forward(x):
+        y = 2 * x
+        y.sum().backward(retain_graph=True)
+        return y
+
+    verdict, record = _judge_forward(tmp_path, monkeypatch, ex_forward)
+    assert record.windows[0][0].startswith("autograd")
+    assert verdict.shortcut.startswith("ex_forward uses autograd (.backward, torch.autograd.grad")
