@@ -241,7 +241,7 @@ def test_a_compressed_or_oversized_recording_is_refused(tmp_path, monkeypatch):
     with zipfile.ZipFile(tmp_path / "small.pt", "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("small/data.pkl", pickle.dumps([1, 2, 3]))
     _rejected(tmp_path, "small", "compressed")
-    _torch_file(tmp_path / "big.pt", {"format": 2, "meta": "[]", "tensors": [torch.zeros(5000)]})
+    _torch_file(tmp_path / "big.pt", {"format": records.FORMAT, "meta": "[]", "tensors": [torch.zeros(5000)]})
     monkeypatch.setattr(records, "MAX_FILE_BYTES", 4096)
     _rejected(tmp_path, "big", "limit")
 
@@ -251,7 +251,7 @@ def test_shared_nested_lists_are_refused_without_walking_them(tmp_path):
     shared: list = []
     for _ in range(60):
         shared = [shared, shared]
-    _torch_file(tmp_path / "shared.pt", {"format": 2, "meta": shared, "tensors": []})
+    _torch_file(tmp_path / "shared.pt", {"format": records.FORMAT, "meta": shared, "tensors": []})
     assert (tmp_path / "shared.pt").stat().st_size < 8192
     _rejected(tmp_path, "shared", "not in the recorder's format")
     _torch_file(tmp_path / "shared2.pt", [shared])
@@ -259,22 +259,24 @@ def test_shared_nested_lists_are_refused_without_walking_them(tmp_path):
 
 
 def test_deep_large_or_long_descriptions_are_refused(tmp_path):
-    _torch_file(tmp_path / "deep.pt", {"format": 2, "meta": "[" * 100_000 + "]" * 100_000,
+    _torch_file(tmp_path / "deep.pt", {"format": records.FORMAT, "meta": "[" * 100_000 + "]" * 100_000,
                                        "tensors": []})
     _rejected(tmp_path, "deep", "nested")
-    _torch_file(tmp_path / "deep2.pt", {"format": 2, "meta": "[" * 100 + "]" * 100, "tensors": []})
+    _torch_file(tmp_path / "deep2.pt", {"format": records.FORMAT, "meta": "[" * 100 + "]" * 100,
+                                        "tensors": []})
     _rejected(tmp_path, "deep2", "nested deeper than")
-    _torch_file(tmp_path / "many.pt", {"format": 2, "meta": json.dumps([0] * 600_000),
+    _torch_file(tmp_path / "many.pt", {"format": records.FORMAT, "meta": json.dumps([0] * 600_000),
                                        "tensors": []})
     _rejected(tmp_path, "many", "more than 500000 values")
-    _torch_file(tmp_path / "ops.pt", {"format": 2, "meta": "[]", "tensors": list(range(300_000))})
+    _torch_file(tmp_path / "ops.pt", {"format": records.FORMAT, "meta": "[]",
+                                      "tensors": list(range(300_000))})
     _rejected(tmp_path, "ops", "operations")
 
 
 def test_fifos_links_and_forged_pickles_are_refused_at_once(tmp_path):
     os.mkfifo(tmp_path / "fifo.pt")
     _rejected(tmp_path, "fifo", "not a regular file")
-    _torch_file(tmp_path / "real.pt", {"format": 2, "meta": "[]", "tensors": []})
+    _torch_file(tmp_path / "real.pt", {"format": records.FORMAT, "meta": "[]", "tensors": []})
     (tmp_path / "link.pt").symlink_to(tmp_path / "real.pt")
     _rejected(tmp_path, "link", "cannot be opened")
     buffer = io.BytesIO()
