@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT))
 
-import course  # noqa: E402
+from coursebuild.build import execute_notebook  # noqa: E402
+from coursebuild.layout import solution_path, student_path  # noqa: E402
 
 TUTORIAL = "T2_Optimisation"
 BUDGET_S = 30.0
@@ -40,7 +41,7 @@ def time_notebook(path: Path, repeat: int) -> tuple[float, list[tuple[float, str
     best, slowest = float("inf"), []
     for _ in range(repeat):
         start = time.perf_counter()
-        nb = course.execute_notebook(path)
+        nb = execute_notebook(path)
         elapsed = time.perf_counter() - start
         if elapsed < best:
             best = elapsed
@@ -82,8 +83,8 @@ def main(argv: list[str] | None = None) -> int:
 
     status = 0
     for kind, path in (
-        ("solution", course.solution_path(TUTORIAL)),
-        ("student", course.student_path(TUTORIAL)),
+        ("solution", solution_path(TUTORIAL)),
+        ("student", student_path(TUTORIAL)),
     ):
         seconds, slowest = time_notebook(path, args.repeat)
         verdict = ""
