@@ -13,7 +13,8 @@ Prints, for the 6×6 tasks:
 * the time to generate both data sets;
 * milliseconds per full-batch training epoch of the widest network (3 × 128) and of the BatchNorm
   residual network, with 1 and with 2 torch threads;
-* the reference ``ADAMOptimizer`` (tutorial 2) against ``torch.optim.Adam``;
+* tutorial 2's reference ``ADAMOptimizer`` against ``torch.optim.Adam`` (which tutorials 3 and 4
+  train with);
 * the cost of the evaluation every 10 epochs, as a share of training;
 * with ``--notebooks``: wall-clock time of each solution notebook, with and without
   ``NBGRADER_EXECUTION`` set;
@@ -40,8 +41,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from dlnn_helpers.classification_data import hard_classification, tiny_classification  # noqa: E402
-from dlnn_helpers.deep_training import Supervise, mlp, residual_net  # noqa: E402
-from dlnn_helpers.optimisers import ADAMOptimizer  # noqa: E402
+from dlnn_helpers.deep_training import Supervise  # noqa: E402
+from dlnn_reference.deep_training import mlp, residual_net  # noqa: E402 (instructor side)
+from dlnn_reference.optimisation import ADAMOptimizer  # noqa: E402 (tutorial 2's reference)
 
 
 def _epoch_ms(make_net, optmaker, data, epochs: int, threads: int, evaluate_every: int = 0) -> float:
@@ -101,7 +103,6 @@ def micro(epochs: int) -> None:
 
 def early_stopping() -> None:
     from dlnn_helpers.deep_training import run_test
-    from dlnn_helpers.optimisers import SimpleGradientDescent
 
     tiny = tiny_classification()
     for name, activation in (("sigmoid", nn.Sigmoid), ("tanh", nn.Tanh)):
@@ -109,7 +110,7 @@ def early_stopping() -> None:
             torch.manual_seed(7150)  # the notebook's seed
             result = run_test(
                 Supervise(nn.MSELoss(), mlp(36, 128, 3, activation)),
-                lambda p: SimpleGradientDescent(p, lr=1.0), tiny, patience=patience, plot=False,
+                lambda p: torch.optim.SGD(p, lr=1.0), tiny, patience=patience, plot=False,
                 verbose=False,
             )
             print(f"{name:8s} patience={patience!s:5s}: {result.epochs:4d} epochs, validation "

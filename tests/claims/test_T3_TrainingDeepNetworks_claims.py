@@ -211,16 +211,35 @@ def test_adam_fits_the_training_set_within_a_few_hundred_epochs_but_not_the_rule
 
 
 @pytest.mark.slow
-def test_weight_decay_alone_removes_the_overfitting_and_every_width_reaches_100_percent(runs):
+def test_weight_decay_alone_removes_the_overfitting_and_the_32_wide_network_is_thrown_back(runs):
     text = cell_source(TUTORIAL, "7c8135eb")
     assert "weight decay alone\nalready removed the over-fitting of the 128-wide network" in text
-    assert ("every width down to 16 reached 100 %\nvalidation accuracy, the 32- and 16-wide ones after more "
+    assert ("the 64- and 16-wide networks reached\n100 % validation accuracy too, the 16-wide one after more "
             "epochs than the wider ones.") in text
-    assert "with it, every width from 128 down to 16 reached 100 %" in cell_source(TUTORIAL, "74fc4fca")
-    widths = {128: runs["adam_wd"], 64: runs["width_64"], 32: runs["width_32"], 16: runs["width_16"]}
+    assert ("The 32-wide\nnetwork climbed above 0.95 and then, after about a thousand epochs, its loss "
+            "jumped and it fell back\nto chance") in text
+    assert "with it, the 128-wide network reached 100 %" in cell_source(TUTORIAL, "74fc4fca")
+    widths = {128: runs["adam_wd"], 64: runs["width_64"], 16: runs["width_16"]}
     for run in widths.values():
         assert run.stop_reason == "100% validation accuracy" and run.val_acc == 1.0
-    assert min(widths[32].epochs, widths[16].epochs) > max(widths[128].epochs, widths[64].epochs)
+    assert widths[16].epochs > max(widths[128].epochs, widths[64].epochs)
+    thrown = runs["width_32"]
+    assert thrown.val_acc == 0.5 and thrown.train_acc == 0.5 and thrown.stop_reason == "no progress"
+    assert 1000 <= thrown.epochs <= 1200
+    (progress,) = [p for p in thrown.progress if p[0] == 1000]
+    assert progress[3] > 0.95 and progress[1] < 0.05  # above 0.95 (and a small loss) before the jump
+
+
+def test_the_32_wide_runs_loss_jumps_by_orders_of_magnitude():
+    """The jump itself, read from the recorded run (the same run: see the precomputed-runs test)."""
+    import json
+
+    record = json.loads(dt.PRECOMPUTED_RUNS.read_text(encoding="utf-8"))[
+        "3 layers × 32, ReLU, BCE, Adam + weight decay"]
+    losses = dt._unpack(record["losses"], "<f4")
+    jump = int(np.argmax(losses[1:] / losses[:-1])) + 1
+    assert 900 < jump < 1100 and losses[jump] > 10 * losses[:jump].min()
+    assert dt._unpack(record["val_accs"], "<f4").max() > 0.95
 
 
 @pytest.mark.slow
@@ -231,7 +250,7 @@ def test_the_plain_6_layer_network_never_moves_while_batchnorm_and_residual_netw
         "both accuracies stayed at 0.5 until the run was stopped\nfor lack of progress",
         "the same 6-layer network with two BatchNorm layers reached 100 %",
         "our residual networks\nlearned the rule even without BatchNorm",
-        "with both BatchNorm and skip connections they were the\nfastest of all (about a hundred epochs)",
+        "with both BatchNorm and skip connections they were the\nfastest of all (within 300 epochs)",
     ):
         assert claim in text
     summary = cell_source(TUTORIAL, "74fc4fca")
@@ -247,7 +266,7 @@ def test_the_plain_6_layer_network_never_moves_while_batchnorm_and_residual_netw
     fastest = sorted(runs.values(), key=lambda r: r.epochs if r.val_acc == 1.0 else 10**6)
     tiny_runs = [r for r in fastest if not r.label.startswith("hard")]
     assert {r.label for r in tiny_runs[:2]} == {runs["bn_res_2"].label, runs["bn_res_6"].label}
-    assert all(50 <= runs[name].epochs <= 150 for name in ("bn_res_2", "bn_res_6"))
+    assert all(runs[name].epochs <= 300 for name in ("bn_res_2", "bn_res_6"))
 
 
 def test_with_default_initialisation_the_grid_dependent_signal_shrinks_through_the_relu_layers():
