@@ -70,9 +70,35 @@ def test_activation_derivatives_as_the_text_describes_them():
 # ------------------------------------------------------------------------------ Section 2
 
 
+def test_the_exercises_refuse_autograd_as_their_text_says():
+    from dlnn_helpers.checks import ShortcutUsed, check_linear_layer, check_relu_layer
+
+    assert ("the self-check and the grader refuse autograd (`.backward()`, `torch.autograd`, "
+            "`torch.func`)") in _flat("07e773f1")
+    assert "Here too the backward passes are written by hand: autograd is refused." in _flat("c5fccc0f")
+
+    def backward_by_autograd(grad_out, x, weight):
+        x = x.clone().requires_grad_(True)
+        (x @ weight.T).backward(grad_out)
+        return x.grad, grad_out.T @ x.detach(), grad_out.sum(0)
+
+    with pytest.raises(ShortcutUsed, match="ex_linear_backward uses autograd"):
+        check_linear_layer(lambda x, w, b: x @ w.T + b, backward=backward_by_autograd)
+    with pytest.raises(ShortcutUsed, match="ex_relu_backward uses torch.func.vjp"):
+        check_relu_layer(torch.relu, backward=lambda g, x: torch.func.vjp(torch.relu, x)[1](g)[0])
+
+
 @pytest.mark.slow
 def test_backprop_by_hand_agrees_with_autograd_to_rounding(reference_run):
-    assert "its gradients agree with autograd's to rounding error" in _flat("f9a1bc69")
+    text = _flat("f9a1bc69")
+    assert "its gradients agree with autograd's to rounding error" in text
+    assert "`backprop.gradients_by_hand` does exactly that with your layers" in text
+    source = cell_source(TUTORIAL, "8d704321")
+    for forward, backward in (("ex_linear_forward", "ex_linear_backward"),
+                              ("ex_relu_forward", "ex_relu_backward"), ("ex_mse_forward", "ex_mse_backward")):
+        assert f"backprop.own_or_autograd({forward}, {backward}," in source
+    assert _output(reference_run, "8d704321").startswith(
+        "Using your linear layer.\nUsing your ReLU layer.\nUsing your squared error.\n")
     differences = re.findall(r"largest difference from autograd: ([\d.e+-]+)",
                              _output(reference_run, "8d704321"))
     assert len(differences) == 6 and max(float(d) for d in differences) < 1e-6

@@ -1,8 +1,9 @@
 """Every claim the text of tutorial 6 makes about a result, checked against the same computation.
 
 The data, the initial networks and their features are cheap and seeded, so they are recomputed here
-with the reference helpers. The training runs (30 networks of one hidden layer, 6 of two, 50,000 SGD
-steps each) are read from the reference run: the notebook prints every number its text relies on.
+with the reference helpers (the features with ``dlnn_reference``). The training runs (30 networks of
+one hidden layer, 6 of two, 50,000 SGD steps each) are read from the reference run: the notebook
+prints every number its text relies on.
 Each test first asserts that the wording of its claim is in the cell it guards.
 """
 
@@ -18,6 +19,7 @@ import torch
 
 from dlnn_helpers import relu_features as rf
 from dlnn_helpers.utils import torch_threads
+from dlnn_reference import relu_features as reference
 
 from .claims_tools import cell_outputs, cell_source
 
@@ -289,8 +291,8 @@ def test_think_5_1_leading_principal_features_are_smooth_with_0_1_2_sign_changes
             "Fourier or polynomial basis); the later ones oscillate more") in answer
     grid = torch.linspace(0, 1, 400)[:, None]
     for net in _first_nets():
-        _, _, vh = torch.linalg.svd(rf.feature_matrix(net, _data().x_train), full_matrices=False)
-        curves = rf.feature_matrix(net, grid) @ vh[:6].T
+        _, _, vh = torch.linalg.svd(reference.feature_matrix(net, _data().x_train), full_matrices=False)
+        curves = reference.feature_matrix(net, grid) @ vh[:6].T
         changes = [_sign_changes(c) for c in curves.T]
         assert changes[:3] == [0, 1, 2]
         assert max(changes[3:]) > 2
@@ -310,10 +312,30 @@ def test_think_5_1_singular_values_span_orders_of_magnitude_and_grow_with_traini
     for _, _, top, bottom in found:
         assert float(top) / float(bottom) > 1e4
     for w, net in zip(WIDTHS, _first_nets(), strict=True):
-        s, _ = rf.principal_features(rf.feature_matrix(net, _data().x_train))
+        s, _ = reference.principal_features(reference.feature_matrix(net, _data().x_train))
         assert math.isclose(largest[w, "initial"], float(s[0]), rel_tol=0.01)
         assert 15 < largest[w, "initial"] < 25
         assert 55 <= largest[w, "trained"] <= 100 and largest[w, "trained"] > 2.5 * largest[w, "initial"]
+
+
+@pytest.mark.slow
+def test_the_precomputed_features_are_those_of_the_notebooks_run(reference_run):
+    """The stand-in of the student notebook shows the features of the very networks of the full run."""
+    text = _flat("3fe2f78d")
+    assert ("computed with your `ex_first_layer_gradients` once it passes its self-check (until then the "
+            "figures show the features that the course precomputed for these networks") in text
+    for cell, exercise in (("18d1eb03", "ex_first_layer_gradients"), ("e9361425", "ex_feature_matrix"),
+                           ("94c2a964", "ex_second_layer_gradients")):
+        source = cell_source(TUTORIAL, cell)
+        assert f"own_or_fallback({exercise}, check_" in source and "rf.PRECOMPUTED" in source
+        assert f"Using your {exercise}." in _output(reference_run, cell)
+    found = re.findall(r"^width (\d+), (initial|trained): singular values from ([\d.]+) down to",
+                       _output(reference_run, "e9361425"), flags=re.M)
+    assert len(found) == 6
+    for width, stage, top in found:
+        run = rf.History(np.zeros(1), [], np.zeros(1), np.zeros(1), int(width), 1, 0.02, False)
+        shipped = rf.spectrum(run, stage, _data().x_train, rf.PRECOMPUTED).s
+        assert math.isclose(float(shipped[0]), float(top), rel_tol=0.01), (width, stage)
 
 
 # ------------------------------------------------------------------------------ Section 6
