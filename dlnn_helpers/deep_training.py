@@ -129,7 +129,7 @@ class PrecomputedSupervise(Supervise):
     exercise = "Supervise"
 
 
-def precomputed(exercise: str):
+def precomputed(exercise: str) -> Callable[..., nn.Module]:
     """A stand-in for ``exercise`` while it does not pass its self-check (see
     :func:`~dlnn_helpers.checks.own_or_fallback`).
 
@@ -575,8 +575,13 @@ def predict(net: nn.Module, data: torch.Tensor) -> torch.Tensor:
     Parameters
     ----------
     net : nn.Module
-        Maps (n_samples, n_in) to probabilities of shape (n_samples, 1).
+        Maps (n_samples, n_in) to probabilities of shape (n_samples, 1).  A replayed stand-in
+        (:class:`PrecomputedNetwork`) gives the predictions its run recorded on its validation set.
     data : torch.Tensor of shape (n_samples, n_in)
+
+    Returns
+    -------
+    torch.Tensor of shape (n_samples,), dtype int64
     """
     recorded = _recorded(net, data, "predictions")
     if recorded is not None:
@@ -597,7 +602,8 @@ def flip_sensitivity(net: nn.Module, data: torch.Tensor) -> torch.Tensor:
     Parameters
     ----------
     net : nn.Module
-        Maps binary inputs (n_samples, n_in) to probabilities (n_samples, 1).
+        Maps binary inputs (n_samples, n_in) to probabilities (n_samples, 1).  A replayed stand-in
+        (:class:`PrecomputedNetwork`) gives what its run recorded on its validation set.
     data : torch.Tensor of shape (n_samples, n_in), values 0 or 1
 
     Returns
