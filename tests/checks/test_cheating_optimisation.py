@@ -183,10 +183,6 @@ def test_torch_optim_is_refused_however_it_is_reached(check, answer, message):
     assert str(info.value) == message
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known gap of _shortcuts (reported to the lead): with torch 2.13, torch.optim has no attribute "
-    "'adam', so _install_optim patches no functional routine, and a function bound before the "
-    "window opens (from torch.optim._functional import adam) is never patched anyway"))
 def test_the_functional_api_of_torch_optim_is_refused():
     with pytest.raises(ShortcutUsed) as info:
         check_adam_optimizer(AdamFunctional)
