@@ -368,5 +368,5 @@ def test_think_6_1_two_hidden_layers_have_more_large_singular_values_and_lower_e
 
 @pytest.mark.slow
 def test_the_set_up_cell_prints_no_stray_value(reference_run):
-    assert "from dlnn_helpers.checks import self_check" in cell_source(TUTORIAL, "a45c674e")
+    assert "from dlnn_helpers.checks import own_or_fallback, self_check" in cell_source(TUTORIAL, "a45c674e")
     assert cell_outputs(reference_run(TUTORIAL), "a45c674e") == f"Random seed {SEED} has been set.\n"
