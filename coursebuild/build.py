@@ -8,6 +8,8 @@ Usage (from the repository root)::
     python scripts/course.py execute    # run every student notebook top to bottom (must not fail)
     python scripts/course.py site --edition student     # the published site -> _build/html
     python scripts/course.py site --edition instructor  # with solutions -> _build/instructor/html
+    python scripts/course.py expected   # the self-checks' expected values shipped with dlnn_helpers
+    python scripts/course.py release DEST   # the student repository (coursebuild.release)
 
 The solution notebooks in ``solutions/`` are the single source.  The site build executes each of
 them once (the *reference run*, cached in ``_build/reference`` until the notebook or
@@ -17,6 +19,9 @@ solution" toggle; the student edition shows each exercise as the student noteboo
 figures of the reference run, and shows solutions only for the tutorials listed in
 ``released_solutions.txt``.  Hidden tests never reach a page.  A failing cell or any output on
 stderr fails the build, and so does any Sphinx warning.
+
+This repository is the instructor's; students use the repository that ``release DEST`` writes (see
+``coursebuild.release``).
 """
 
 from __future__ import annotations
@@ -176,9 +181,14 @@ class SiteBuildError(RuntimeError):
 
 
 def reference_key(tutorial: str) -> str:
-    """Hash of everything a reference run depends on: the solution notebook and the helpers."""
+    """Hash of everything a reference run depends on: the solution notebook, the helpers (modules and
+    data files) and the instructor's reference package."""
     digest = hashlib.sha256()
-    sources = [solution_path(tutorial), *sorted((ROOT / "dlnn_helpers").rglob("*.py"))]
+    packages = [
+        p for name in ("dlnn_helpers", "dlnn_reference") for p in (ROOT / name).rglob("*")
+        if p.is_file() and p.suffix in (".py", ".json") and "__pycache__" not in p.parts
+    ]
+    sources = [solution_path(tutorial), *sorted(packages)]
     for path in sources:
         digest.update(path.relative_to(ROOT).as_posix().encode())
         digest.update(path.read_bytes())
@@ -357,7 +367,9 @@ def site_notebook(
         title = next(
             i for i, c in enumerate(page.cells) if c.cell_type == "markdown" and c.source.startswith("# ")
         )
-        page.cells.insert(title + 1, nbformat.v4.new_markdown_cell(header, metadata={"tags": [HEADER_TAG]}))
+        cell = nbformat.v4.new_markdown_cell(header, metadata={"tags": [HEADER_TAG]})
+        cell.id = "site-header"  # not a random id: the same source gives the same page (release)
+        page.cells.insert(title + 1, cell)
     return page
 
 
@@ -443,10 +455,43 @@ def cmd_site(edition: str = "student", workers: int = 2) -> int:
     return 0
 
 
+def cmd_expected(check: bool = False) -> int:
+    """Write the expected values that ship with the student package (``--check``: report stale ones).
+
+    They are the values of every self-check on its default data, computed by the instructor's
+    reference (``dlnn_reference.shipped``) into ``dlnn_helpers/checks/expected/*.json``.
+    """
+    from dlnn_helpers.checks._expected import SHIPPED
+    from dlnn_reference import shipped
+
+    if check:
+        stale = shipped.stale()
+        if stale:
+            print("shipped expected values out of date: " + ", ".join(stale)
+                  + " (run `python scripts/course.py expected`)", file=sys.stderr)
+            return 1
+        return 0
+    written = shipped.write()
+    size = sum(p.stat().st_size for p in written)
+    folder = written[0].parent if written else SHIPPED
+    print(f"expected: {len(written)} files, {size / 1024:.0f} KiB in {repository_path(folder)}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["all", "sync", "generate", "execute", "site"])
-    parser.add_argument("--check", action="store_true", help="sync: only report stale headers")
+    parser.add_argument(
+        "command", choices=["all", "sync", "generate", "execute", "site", "expected", "release"]
+    )
+    parser.add_argument(
+        "dest", nargs="?", type=Path,
+        help="release: the folder of the student repository (a clone of it, or a new folder)",
+    )
+    parser.add_argument(
+        "--check", action="store_true",
+        help="sync, expected: only report stale files; release: report every file of DEST that "
+        "differs from the release (exit status 1 on any difference)",
+    )
     parser.add_argument(
         "--edition", choices=EDITIONS, default="student",
         help="site: the student edition (_build/html, solutions only for the tutorials listed in "
@@ -455,7 +500,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--workers", type=int, default=2, help="site: notebooks executed at once (default 2)"
     )
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)  # `release --check DEST` as well as `release DEST --check`
     if args.command == "sync":
         return cmd_sync(check=args.check)
     if args.command == "generate":
@@ -465,6 +510,16 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_execute()
     if args.command == "site":
         return cmd_site(args.edition, workers=args.workers)
+    if args.command == "expected":
+        return cmd_expected(check=args.check)
+    if args.command == "release":
+        if args.dest is None:
+            parser.error("release needs the folder of the student repository: release DEST")
+        from .release import cmd_release
+
+        return cmd_release(args.dest, check=args.check, workers=args.workers)
+    if cmd_expected() != 0:
+        return 1
     cmd_sync()
     generate()
     cmd_execute()

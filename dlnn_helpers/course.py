@@ -1,8 +1,17 @@
 """Facts about the course itself: where it lives and in which environment a notebook runs.
 
-``REPOSITORY`` is the single place where the course's public address is written.  The build script
-(``scripts/course.py``) writes the Colab badge and the Colab install cell of every notebook from it,
-and a test checks that every notebook uses it.
+The course lives in two Git repositories, and this module is the one place where their addresses
+are written:
+
+* :data:`REPOSITORY` is the instructor's repository (keep it private): solutions, hidden tests, the
+  reference answers, the grader and the build scripts;
+* :data:`STUDENT_REPOSITORY` is the public repository that students use, written by
+  ``python scripts/course.py release`` from the instructor's: the student notebooks, this package
+  and the student edition of the site, without any solution.
+
+The build script (``scripts/course.py``) writes the Colab badge and the Colab install cell of every
+notebook from :data:`STUDENT_REPOSITORY` (students open the tutorials there, and the package installs
+from there), and a test checks that every notebook uses it.
 """
 
 from __future__ import annotations
@@ -11,7 +20,11 @@ import os
 import sys
 
 REPOSITORY = "https://github.com/dlnn-course/dlnn-course"
-"""Public Git repository of the course (the package installs from here in Colab)."""
+"""The instructor's Git repository of the course (private: it holds the solutions and hidden tests)."""
+
+STUDENT_REPOSITORY = "https://github.com/dlnn-course/dlnn-course-student"
+"""The public Git repository of the student release: Colab opens the notebooks and installs this
+package from here.  Its content is written by ``python scripts/course.py release``."""
 
 BRANCH = "main"
 
@@ -23,14 +36,14 @@ The site build sets it, so that the published pages show every figure without wi
 
 
 def colab_url(notebook_path: str) -> str:
-    """Return the "Open in Colab" address of a notebook given by its path inside the repository."""
-    owner_repo = REPOSITORY.removeprefix("https://github.com/")
+    """Return the "Open in Colab" address of a notebook given by its path inside the student repository."""
+    owner_repo = STUDENT_REPOSITORY.removeprefix("https://github.com/")
     return f"https://colab.research.google.com/github/{owner_repo}/blob/{BRANCH}/{notebook_path}"
 
 
 def pip_requirement() -> str:
-    """Return the pip requirement that installs this package from the course repository."""
-    return f"dlnn-course @ git+{REPOSITORY}@{BRANCH}"
+    """Return the pip requirement that installs this package from the student repository."""
+    return f"dlnn-course @ git+{STUDENT_REPOSITORY}@{BRANCH}"
 
 
 def in_colab() -> bool:

@@ -18,7 +18,7 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
-from dlnn_helpers.course import REPOSITORY, colab_url, pip_requirement
+from dlnn_helpers.course import REPOSITORY, STUDENT_REPOSITORY, colab_url, pip_requirement
 
 from ..tools import ROOT, TUTORIALS, course, outputs_text, stderr_outputs
 
@@ -70,26 +70,37 @@ def test_untouched_student_notebook_runs_without_traceback(autograded_course, tu
 
 
 @pytest.mark.parametrize("tutorial", TUTORIALS)
-def test_notebooks_install_from_the_one_repository_address(tutorial):
+def test_notebooks_open_and_install_from_the_student_repository(tutorial):
     badge, install = course.header_sources(tutorial)
+    student = STUDENT_REPOSITORY.removeprefix("https://github.com/")
     for path in (course.solution_path(tutorial), course.student_path(tutorial)):
         nb = nbformat.read(path, as_version=4)
         first_code = next(c for c in nb.cells if c.cell_type == "code")
         assert nb.cells[0].source == badge, path
         assert colab_url(f"tutorials/{tutorial}/{tutorial}.ipynb") in nb.cells[0].source
+        assert f"/github/{student}/blob/" in nb.cells[0].source, "Colab opens the student repository"
         assert first_code.source == install, path
         assert pip_requirement() in first_code.source
+        assert f"git+{STUDENT_REPOSITORY}@" in first_code.source, "the package installs from there"
         assert 'if "google.colab" in sys.modules' in first_code.source
+        text = nbformat.writes(nb)
+        assert _address(REPOSITORY).search(text) is None, "no notebook names the instructor's repository"
 
 
-def test_repository_address_is_written_in_one_place():
+def _address(url: str) -> re.Pattern:
+    """The address ``url`` (without its scheme), not followed by more of a repository name."""
+    return re.compile(re.escape(url.removeprefix("https://")) + r"(?![\w.-])")
+
+
+@pytest.mark.parametrize("address", [REPOSITORY, STUDENT_REPOSITORY])
+def test_repository_addresses_are_written_in_one_place(address):
     files = subprocess.run(
         ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout.split()
     holders = [
         f for f in files
         if not f.endswith(".ipynb") and (ROOT / f).is_file()
-        and REPOSITORY.removeprefix("https://") in (ROOT / f).read_text(errors="ignore")
+        and _address(address).search((ROOT / f).read_text(errors="ignore"))
     ]
     assert holders == ["dlnn_helpers/course.py"]
 

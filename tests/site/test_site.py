@@ -13,7 +13,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from dlnn_helpers.course import BRANCH, REPOSITORY
+from dlnn_helpers.course import BRANCH, STUDENT_REPOSITORY
 
 from ..tools import ROOT, TUTORIALS, course
 from .site_tools import EDITIONS, html_files, is_external, read_page, resolve
@@ -214,7 +214,7 @@ def test_colab_links_point_at_student_notebooks_in_the_repository(site_editions,
         subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True)
         .stdout.split()
     )
-    owner_repo = REPOSITORY.removeprefix("https://github.com/")
+    owner_repo = STUDENT_REPOSITORY.removeprefix("https://github.com/")
     seen = {}
     for path in html_files(site):
         for url in read_page(path).links:
