@@ -1,7 +1,9 @@
 """dlnn_helpers: data, models, training loops, figures, widgets and checks of the dlnn-course.
 
-Every tutorial notebook imports this package (``import dlnn_helpers as dlnn``); the reference
-implementations live here so that the notebooks stay short and about the ideas.
+Every tutorial notebook imports this package (``import dlnn_helpers as dlnn``) so that the notebooks
+stay short and about the ideas.  Students install it: it holds no answer to a graded exercise (the
+reference implementations live in the instructor's ``dlnn_reference``, which is never released), and
+its checks compare with values shipped in ``checks/expected`` (see ``checks._expected``).
 """
 
 from . import (

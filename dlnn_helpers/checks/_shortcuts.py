@@ -183,11 +183,44 @@ def _install_init(found: Callable[[str], None]) -> Callable[[], None]:
     return lambda: [u() for u in reversed(undo)] and None
 
 
+class _LstsqMode(torch.overrides.TorchFunctionMode):
+    """Sees every torch call, however the function was reached; reports least-squares solvers."""
+
+    def __init__(self, found: Callable[[str], None]) -> None:
+        super().__init__()
+        self._found = found
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if "lstsq" in getattr(func, "__name__", ""):
+            self._found("torch.linalg.lstsq")
+        return func(*args, **(kwargs or {}))
+
+
 def _install_lstsq(found: Callable[[str], None]) -> Callable[[], None]:
     undo: list[Callable[[], None]] = []
     _patch(torch.linalg, "lstsq", _calling(found, "torch.linalg.lstsq"), undo)
     _patch(np.linalg, "lstsq", _calling(found, "numpy.linalg.lstsq"), undo)
+    # NumPy's lstsq, however it was bound, looks its gufunc up in this module on every call.
+    umath = importlib.import_module("numpy.linalg._umath_linalg")
+    _patch(umath, "lstsq", lambda original: _Gufunc(original, found), undo)
+    mode = _LstsqMode(found)
+    mode.__enter__()
+    undo.append(lambda: mode.__exit__(None, None, None))
     return lambda: [u() for u in reversed(undo)] and None
+
+
+class _Gufunc:
+    """Stands in for NumPy's lstsq gufunc: reports, then runs it."""
+
+    def __init__(self, original: Any, found: Callable[[str], None]) -> None:
+        self._original, self._found = original, found
+
+    def __call__(self, *args, **kwargs):
+        self._found("numpy.linalg.lstsq")
+        return self._original(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._original, name)
 
 
 ROUTINES: dict[str, Routine] = {
