@@ -394,12 +394,19 @@ def leaks(files: dict[str, bytes], forbidden: dict[str, str] | None = None) -> l
     return found
 
 
+def _git_ignored(parts: tuple[str, ...]) -> bool:
+    """Whether git leaves a path of the student repository out: ``.git`` itself, and what its
+    ``.gitignore`` names (a local ``.venv``, a site built into ``_build``, caches)."""
+    patterns = [line.rstrip("/") for line in (TEMPLATES / "gitignore").read_text().split()]
+    return parts[0] == ".git" or any(fnmatch(part, pattern) for part in parts for pattern in patterns)
+
+
 def read_tree(folder: Path) -> dict[str, bytes]:
-    """Every file of a written release (its ``.git`` left out), sorted by path."""
+    """Every file of a written release, sorted by path (what git ignores there is left out)."""
     return {
         p.relative_to(folder).as_posix(): p.read_bytes()
         for p in sorted(folder.rglob("*"))
-        if p.is_file() and ".git" not in p.relative_to(folder).parts[:1]
+        if p.is_file() and not _git_ignored(p.relative_to(folder).parts)
     }
 
 
@@ -440,7 +447,7 @@ def _writable(dest: Path) -> None:
     if dest == ROOT or dest in ROOT.parents:
         raise ReleaseError(f"{dest} holds the instructor's repository: release into another folder")
     if dest.is_dir() and not (dest / MARKER).is_file():
-        unknown = [p.name for p in dest.iterdir() if p.name != ".git"]
+        unknown = [p.name for p in dest.iterdir() if not _git_ignored((p.name,))]
         if unknown:
             raise ReleaseError(
                 f"{dest} is not empty and holds no earlier release ({MARKER}): release into an empty "
@@ -450,7 +457,8 @@ def _writable(dest: Path) -> None:
 
 def write(dest: Path, workers: int = 2) -> dict[str, bytes]:
     """Write the student repository into ``dest`` (created, or updated: files that are not part of
-    the release are removed, ``.git`` is kept); return the tree written."""
+    the release are removed, except ``.git`` and what the release's ``.gitignore`` names); return
+    the tree written."""
     dest = Path(dest)
     _writable(dest)
     preconditions()
@@ -463,7 +471,7 @@ def write(dest: Path, workers: int = 2) -> dict[str, bytes]:
         if path not in files:
             (dest / path).unlink()
     for folder in sorted((p for p in dest.rglob("*") if p.is_dir()), reverse=True):
-        if ".git" not in folder.relative_to(dest).parts[:1] and not any(folder.iterdir()):
+        if not _git_ignored(folder.relative_to(dest).parts) and not any(folder.iterdir()):
             folder.rmdir()
     for path, content in files.items():
         target = dest / path
