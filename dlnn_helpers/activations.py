@@ -1,7 +1,9 @@
 """Tutorial 5: common activation functions, their derivatives and a figure of both.
 
 Every derivative here is written out by hand (no autograd), so that the figure shows the formulas
-the text discusses; the tests compare each one with autograd.
+the text discusses, except ReLU's: writing it is part of an exercise of the tutorial
+(``ex_relu_backward``), so the figure takes it from autograd.  The tests compare each one with
+autograd.
 """
 
 from __future__ import annotations
@@ -20,6 +22,14 @@ LEAKY_SLOPE = 0.1
 def _phi(x: torch.Tensor) -> torch.Tensor:
     """Standard normal density."""
     return torch.exp(-0.5 * x**2) / math.sqrt(2.0 * math.pi)
+
+
+def _relu_derivative(x: torch.Tensor) -> torch.Tensor:
+    """ReLU's derivative by autograd (0 at 0, as PyTorch defines it); the exercise writes it by hand."""
+    point = x.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        torch.relu(point).sum().backward()
+    return point.grad
 
 
 def _cdf(x: torch.Tensor) -> torch.Tensor:
@@ -55,7 +65,7 @@ ACTIVATIONS: dict[str, Activation] = {
         "tanh", r"$\tanh(x)$", torch.tanh, lambda x: 1.0 - torch.tanh(x) ** 2,
     ),
     "relu": Activation(
-        "ReLU", r"$\max(0, x)$", torch.relu, lambda x: (x > 0).to(x.dtype),
+        "ReLU", r"$\max(0, x)$", torch.relu, _relu_derivative,
     ),
     "leaky_relu": Activation(
         "LeakyReLU", rf"$\max({LEAKY_SLOPE:g}x, x)$",

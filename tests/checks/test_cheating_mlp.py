@@ -149,6 +149,10 @@ def linear_forward_that_runs_a_backward_pass(x, weight, bias):
          f"ex_relu_backward uses torch.func.vjp: {BY_HAND}"),
         (check_squared_error, ref.mse_forward, backprop.AUTOGRAD_LOSS.backward,
          f"ex_mse_backward uses torch.func.grad: {BY_HAND}"),
+        # the figure's ReLU derivative, wrapped into a backward pass
+        (check_relu_layer, ref.relu_forward,
+         lambda g, x: g * dlnn_helpers.activations.ACTIVATIONS["relu"].derivative(x),
+         f"ex_relu_backward uses {ENGINE}: {BY_HAND}"),
     ],
     ids=lambda v: getattr(v, "__name__", None) if callable(v) else None,
 )
