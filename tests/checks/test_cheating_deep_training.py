@@ -159,3 +159,12 @@ def test_wrong_answers_are_still_diagnosed_with_the_shipped_values():
 
     with _expected.shipped_only(), pytest.raises(CheckFailure, match="missing Sigmoid"):
         check_mlp(no_sigmoid)
+
+
+def test_the_declared_refusals_of_tutorials_3_and_4():
+    from dlnn_helpers.checks._shortcuts import DECLARED
+
+    for check in ("check_mlp", "check_batchnorm_mlp", "check_residual_net", "check_residual_sequence"):
+        assert DECLARED[check][1] == ()  # which layers go where: every layer is PyTorch's own
+    assert DECLARED["check_init_weights"][1] == ("torch.nn.init",)
+    assert DECLARED["check_supervise_init"][1] == ()  # these use torch.nn.init on purpose
