@@ -9,7 +9,7 @@ the result with PyTorch's autograd.
 The layer functions themselves are the exercises of the tutorial (``ex_linear_forward``, …): this
 module holds none of them.  Until a student's layers pass their self-checks the notebook runs
 :data:`AUTOGRAD_LINEAR`, :data:`AUTOGRAD_RELU` and :data:`AUTOGRAD_LOSS` instead, whose backward
-passes *are* autograd (``torch.func.vjp``): the exercises' checks refuse them.
+passes *are* autograd (``torch.autograd.grad``): the exercises' checks refuse them.
 """
 
 from __future__ import annotations
@@ -112,21 +112,28 @@ def compare_with_autograd(
 
 
 def _autograd_linear_backward(grad_out: torch.Tensor, x: torch.Tensor, weight: torch.Tensor):
-    """Autograd's gradients of ``F.linear`` (torch.func.vjp): refused by the exercise's check."""
-    bias = torch.zeros(weight.shape[0], dtype=weight.dtype)
-    _, pull_back = torch.func.vjp(F.linear, x, weight, bias)
-    return pull_back(grad_out)
+    """Autograd's gradients of ``F.linear`` (``torch.autograd.grad``): refused by the exercise's
+    check."""
+    x, weight = x.detach().requires_grad_(True), weight.detach().requires_grad_(True)
+    bias = torch.zeros(weight.shape[0], dtype=weight.dtype, requires_grad=True)
+    with torch.enable_grad():
+        return torch.autograd.grad(F.linear(x, weight, bias), (x, weight, bias), grad_out)
 
 
 def _autograd_relu_backward(grad_out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Autograd's gradient of ``torch.relu`` (torch.func.vjp): refused by the exercise's check."""
-    _, pull_back = torch.func.vjp(torch.relu, x)
-    return pull_back(grad_out)[0]
+    """Autograd's gradient of ``torch.relu`` (``torch.autograd.grad``): refused by the exercise's
+    check."""
+    x = x.detach().requires_grad_(True)
+    with torch.enable_grad():
+        return torch.autograd.grad(torch.relu(x), x, grad_out)[0]
 
 
 def _autograd_mse_backward(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Autograd's gradient of ``F.mse_loss`` (torch.func.grad): refused by the exercise's check."""
-    return torch.func.grad(F.mse_loss)(pred, target)
+    """Autograd's gradient of ``F.mse_loss`` (``torch.autograd.grad``): refused by the exercise's
+    check."""
+    pred = pred.detach().requires_grad_(True)
+    with torch.enable_grad():
+        return torch.autograd.grad(F.mse_loss(pred, target), pred)[0]
 
 
 AUTOGRAD_LINEAR = Layer(F.linear, _autograd_linear_backward)
