@@ -32,7 +32,7 @@ from dlnn_helpers.checks import _expected
 from ..tools import ROOT, TUTORIALS
 
 matplotlib.use("Agg")
-SECONDS_PER_TRY = 5
+SECONDS_PER_TRY = 10
 
 
 @dataclass(frozen=True)
@@ -135,6 +135,12 @@ def _package_callables() -> dict[str, Callable]:
 
 
 CALLABLES = _package_callables()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _torch_func_imported():
+    """torch.func's first use imports torch._dynamo (seconds): not on any candidate's clock."""
+    importlib.import_module("torch._dynamo")
 
 
 class _TookTooLong(Exception):
