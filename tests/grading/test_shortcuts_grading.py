@@ -12,6 +12,7 @@ the flags in ``report.html``, ``grades.csv`` and the feedback page.
 from __future__ import annotations
 
 import csv
+import sys
 import textwrap
 from pathlib import Path
 
@@ -409,3 +410,24 @@ def test_autograd_inside_a_forward_that_refuses_it_is_caught(tmp_path, monkeypat
     verdict, record = _judge_forward(tmp_path, monkeypatch, ex_forward)
     assert record.windows[0][0].startswith("autograd")
     assert verdict.shortcut.startswith("ex_forward uses autograd (.backward, torch.autograd.grad")
+
+
+@pytest.mark.grading
+def test_an_installed_copy_is_empty_inside_the_sandbox(monkeypatch):
+    """End to end: a package folder inside the bound environment appears empty to the kernel."""
+    if not sandbox.controls().bwrap:
+        pytest.skip("no bubblewrap on this machine (the grader reports it)")
+    import json
+    import sysconfig
+
+    site = Path(sysconfig.get_paths()["purelib"])
+    stand_in = site / "pip"  # any installed package plays dlnn_reference installed without -e
+    assert (stand_in / "__init__.py").is_file()
+    monkeypatch.setattr(sandbox, "_installed_folder",
+                        lambda name: str(stand_in.resolve()) if name == "dlnn_reference" else None)
+    inside = f"{sandbox.ENV_INSIDE}/{stand_in.resolve().relative_to(Path(sys.prefix).resolve())}"
+    code = f"import json, os\nprint(json.dumps(sorted(os.listdir({inside!r}))))\n"
+    with sandbox.Box(sandbox.SandboxSettings()) as box:
+        done = box.run(code, timeout=120)
+    assert done.returncode == 0, done.stdout
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
