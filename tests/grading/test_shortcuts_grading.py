@@ -86,6 +86,11 @@ def _record_and_judge(tmp_path: Path, monkeypatch, source: str) -> tuple[Verdict
     return judge([call], loaded), loaded.calls[0]
 
 
+def _said(found: list[str]) -> str:
+    """What a window of the tiny check says when it found ``found``."""
+    return _shortcuts.Window(EXERCISE, REFUSED, list(found)).message()
+
+
 HONEST = """
 class TinyOptimiser:
     def __init__(self, params, lr):
@@ -158,10 +163,12 @@ def test_an_honest_answer_passes_though_the_kernel_could_not_judge_it(tiny, tmp_
 def test_a_refused_routine_found_in_the_kernel_fails_the_replayed_check(tiny, tmp_path, monkeypatch,
                                                                         source):
     verdict, record = _record_and_judge(tmp_path, monkeypatch, source)
-    assert len(record.windows) == 1 and record.windows[0][0] == "torch.optim.SGD"
-    assert SGD_MESSAGE in record.kernel_message  # the kernel's check said it too (information)
+    assert len(record.windows) == 1 and "torch.optim.SGD" in record.windows[0]
+    said = _said(record.windows[0])
+    assert said.startswith("TinyOptimiser uses torch.optim")
+    assert said in record.kernel_message  # the kernel's check said it too (information only)
     assert not verdict.passed
-    assert verdict.message == SGD_MESSAGE == verdict.shortcut
+    assert verdict.message == said == verdict.shortcut
 
 
 def test_reading_the_shipped_answers_inside_the_answer_is_refused(tiny, tmp_path, monkeypatch):
@@ -179,8 +186,8 @@ def test_silencing_the_watch_in_the_kernel_fails(tiny, tmp_path, monkeypatch):
 
 def test_windows_the_answer_opens_itself_do_not_shift_the_findings(tiny, tmp_path, monkeypatch):
     verdict, record = _record_and_judge(tmp_path, monkeypatch, NESTED_WINDOWS)
-    assert len(record.windows) == 1 and record.windows[0][0] == "torch.optim.SGD"
-    assert verdict.message == SGD_MESSAGE
+    assert len(record.windows) == 1 and "torch.optim.SGD" in record.windows[0]
+    assert verdict.message == verdict.shortcut == _said(record.windows[0])
 
 
 def test_recorded_findings_are_bounded_and_typed_on_load():
