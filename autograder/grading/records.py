@@ -64,7 +64,7 @@ MAX_TENSORS = 50_000
 LOAD_SECONDS = 30.0
 MAX_WINDOWS = 5_000
 """Most shortcut windows recorded for one check call."""
-MAX_FOUND = 16
+MAX_FOUND = 64
 """Most findings kept per window."""
 MAX_FOUND_CHARS = 200
 """Longest finding kept (a routine's name, e.g. ``torch.optim.Adam``)."""
