@@ -25,9 +25,9 @@ from dlnn_helpers import relu_features as rf
 from dlnn_helpers.checks.relu_features import (
     check_feature_matrix,
     check_first_layer_gradients,
-    check_network,
     check_principal_features,
     check_second_layer_gradients,
+    seeded_network,
 )
 
 from . import expects
@@ -103,7 +103,7 @@ def _np(t: torch.Tensor | np.ndarray) -> np.ndarray:
 @expects("check_first_layer_gradients")
 def first_layer_gradients_expected(seed: int, width: int, n_points: int) -> dict:
     """``(grad_w, grad_b)`` and the outputs of the known mistakes."""
-    net, x = check_network(seed, width, 1, n_points)
+    net, x = seeded_network(seed, width, 1, n_points)
     g_w, g_b = first_layer_gradients(net, x)
     with torch.no_grad():
         pre = net[0](x)
@@ -116,14 +116,14 @@ def first_layer_gradients_expected(seed: int, width: int, n_points: int) -> dict
 @expects("check_feature_matrix")
 def feature_matrix_expected(seed: int, width: int, depth: int, n_points: int) -> dict:
     """The feature matrix (the check derives its wrong orders of columns itself)."""
-    net, x = check_network(seed, width, depth, n_points)
+    net, x = seeded_network(seed, width, depth, n_points)
     return {"correct": _np(feature_matrix(net, x))}
 
 
 @expects("check_second_layer_gradients")
 def second_layer_gradients_expected(seed: int, width: int, n_points: int) -> dict:
     """``(grad_W2, grad_b2)`` and the outputs of the known mistakes."""
-    net, x = check_network(seed, width, 2, n_points)
+    net, x = seeded_network(seed, width, 2, n_points)
     grads = list(gradient_features(net, x).values())
     with torch.no_grad():
         h1 = torch.relu(net[0](x))

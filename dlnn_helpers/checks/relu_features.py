@@ -1,6 +1,6 @@
 """Checks of the graded exercises of tutorial 6 (linearised features of ReLU networks).
 
-Each check builds its own network (:func:`check_network`, from
+Each check builds its own network (:func:`seeded_network`, from
 :func:`~dlnn_helpers.relu_features.make_relu_net`) and inputs from a ``seed``, calls the student's
 function on a copy, and only then asks for the expected values of its settings
 (:func:`~._expected.expected`: shipped with the package for the self-checks, computed by the
@@ -40,7 +40,7 @@ _REFUSED_PRINCIPAL = declare("check_principal_features", "ex_principal_features"
 _REFUSED_SECOND = declare("check_second_layer_gradients", "ex_second_layer_gradients", ())
 
 
-def check_network(
+def seeded_network(
     seed: int, width: int, depth: int, n_points: int
 ) -> tuple[torch.nn.Sequential, torch.Tensor]:
     """The network and the sorted inputs (n_points, 1) a check hands to the student's function."""
@@ -119,7 +119,7 @@ def check_first_layer_gradients(
     ``v_i 1[w_i x + b_i > 0] x`` and ``v_i 1[w_i x + b_i > 0]``.  The contract (the exercise's
     docstring): two float32 tensors of shape exactly (n, width) — not (n, width, 1).
     """
-    net, x = check_network(seed, width, 1, n_points)
+    net, x = seeded_network(seed, width, 1, n_points)
     with captured_warnings() as caught:
         result = _call(name, func, _REFUSED_FIRST, copy.deepcopy(net), x.clone())
     got_w, got_b = unpack(result, ("grad_w", "grad_b"), name)
@@ -180,7 +180,7 @@ def check_feature_matrix(
     ``p.reshape(-1)``). ``depth`` selects one or two hidden layers.  The contract: a float32 tensor
     of shape (n, d).
     """
-    net, x = check_network(seed, width, depth, n_points)
+    net, x = seeded_network(seed, width, depth, n_points)
     shapes = [tuple(p.shape) for p in net.parameters()]
     sizes = [int(np.prod(shape)) for shape in shapes]
     d = sum(sizes)
@@ -304,7 +304,7 @@ def check_second_layer_gradients(
     ``W2 = model[2].weight`` of shape (out, in)) and ``grad_b2`` shape (n, width); both float32
     tensors (the contract of the exercise's docstring).
     """
-    net, x = check_network(seed, width, 2, n_points)
+    net, x = seeded_network(seed, width, 2, n_points)
     with captured_warnings() as caught:
         result = _call(name, func, _REFUSED_SECOND, copy.deepcopy(net), x.clone())
     got_w, got_b = unpack(result, ("grad_W2", "grad_b2"), name)
