@@ -10,96 +10,29 @@ test fails if a check stops rejecting anything.
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import importlib
 import io
 import pkgutil
 import signal
 import types
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import matplotlib
-import nbformat
 import pytest
 
 import dlnn_helpers
 from dlnn_helpers import checks
 from dlnn_helpers.checks import _expected
 
-from ..tools import ROOT, TUTORIALS
+from .exercises import Slot, exercises
 
 matplotlib.use("Agg")
 SECONDS_PER_TRY = 10
 
 
-@dataclass(frozen=True)
-class Slot:
-    """One answer of one check call: ``call`` with ``answers[name]`` replaced by a candidate."""
-
-    tutorial: str
-    grade_id: str
-    call: str
-    name: str
-
-    def __str__(self) -> str:
-        return f"{self.grade_id}: {self.call} [{self.name}]"
-
-
-def _imports_of(source: str) -> str:
-    """The top-level import statements of a cell (its other code is not run here)."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return ""
-    return "\n".join(ast.unparse(n) for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom)))
-
-
-def _default_calls(source: str, answers: set[str]) -> Iterator[tuple[str, list[str]]]:
-    """The check calls of a test cell whose arguments are answers or constants (its self-check)."""
-    for statement in ast.parse(source).body:
-        call = getattr(statement, "value", None)
-        if not (isinstance(statement, ast.Expr) and isinstance(call, ast.Call)
-                and isinstance(call.func, ast.Name) and call.func.id.startswith("check_")):
-            continue
-        def answer(node: ast.AST) -> bool:
-            return isinstance(node, ast.Name) and node.id in answers
-
-        args = [*call.args, *(k.value for k in call.keywords)]
-        # default settings: answers, and constants only in place of a positional mode ("zero")
-        if (all(isinstance(a, ast.Constant) or answer(a) for a in call.args)
-                and all(answer(k.value) for k in call.keywords)):
-            names = [a.id for a in args if isinstance(a, ast.Name)]
-            yield ast.unparse(call), names
-
-
-def _exercises() -> tuple[list[Slot], dict[str, dict[str, Any]]]:
-    slots, namespaces = [], {}
-    for tutorial in TUTORIALS:
-        nb = nbformat.read(ROOT / "solutions" / tutorial / f"{tutorial}.ipynb", as_version=4)
-        namespace: dict[str, Any] = {}
-        answers: set[str] = set()
-        with contextlib.redirect_stdout(io.StringIO()):
-            for cell in nb.cells:
-                meta = cell.metadata.get("nbgrader", {})
-                if cell.cell_type != "code":
-                    continue
-                if not meta.get("grade"):
-                    exec(compile(_imports_of(cell.source), f"{tutorial}:imports", "exec"), namespace)
-                if meta.get("solution"):
-                    before = set(namespace)
-                    exec(compile(cell.source, f"{tutorial}:{meta['grade_id']}", "exec"), namespace)
-                    answers |= set(namespace) - before
-                elif meta.get("grade"):
-                    for call, names in _default_calls(cell.source, answers):
-                        slots += [Slot(tutorial, meta["grade_id"], call, n) for n in names]
-        namespaces[tutorial] = namespace
-    return slots, namespaces
-
-
-SLOTS, NAMESPACES = _exercises()
+SLOTS, NAMESPACES, _ = exercises()
 
 
 def _package_callables() -> dict[str, Callable]:
