@@ -113,3 +113,30 @@ def scores(*passed: str) -> dict[str, float]:
     """What tutorial 1 scores when exactly the exercises ``passed`` are right."""
     right = {EXERCISES[p] for p in passed}
     return {test: (points if test in right else 0.0) for test, points in T1_TESTS.items()}
+
+
+DEMO_CLASS = ROOT / "autograder" / "demo_class"
+"""The demo class of the README (``python -m autograder autograder/demo_class``)."""
+
+DEMO_STUDENTS = {
+    "ada/T1_DeepLinearNetworks.ipynb": answers(ex_initializer="correct", ex_net_svd="correct",
+                                               ex_net_rsm="correct", linear_regression="correct"),
+    "ben/T1_DeepLinearNetworks.ipynb": answers(ex_initializer="correct", ex_net_svd="wrong",
+                                               ex_net_rsm="correct"),
+    "chloe_T1_DeepLinearNetworks.ipynb": answers(**{e: "wrong" for e in EXERCISES}),
+    "dmitri/T1_DeepLinearNetworks/T1_DeepLinearNetworks.ipynb": None,  # untouched
+    "eli/T1_DeepLinearNetworks.ipynb": answers(**{e: "alternative" for e in EXERCISES}),
+}
+"""The generated demo submissions (fatima's truncated upload is written by hand)."""
+
+
+def write_demo_class(folder: Path = DEMO_CLASS) -> list[Path]:
+    """Write the demo submissions from the current student notebook; return the files written."""
+    written = []
+    for name, chosen in DEMO_STUDENTS.items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        nb = student_notebook() if chosen is None else filled(chosen)
+        nbformat.write(nb, path)
+        written.append(path)
+    return written
