@@ -18,10 +18,10 @@ under a name of its own.
 Two rules keep a check correct in the grader's sandbox (which holds the student package only): a
 check makes *every* call of the student's code (for all its settings) before its first call of
 :func:`expected` — in the kernel that call raises for hidden settings, and a student call never made
-there is missing from the recording the grader replays — and it asks once per setting (the mistakes' values come in the same dictionary), so that every branch of
-a diagnosis finds its data.  The shipped file is read on every call (it is small) and never kept in
-memory, so a student's code can only reach it by reading it, which the check notices
-(:mod:`._shortcuts`).
+there is missing from the recording the grader replays — and it asks once per setting (the
+mistakes' values come in the same dictionary), so that every branch of a diagnosis finds its data.
+The shipped file is read on every call (it is small) and never kept in memory, so a student's code
+can only reach it by reading it, which the check notices (:mod:`._shortcuts`).
 """
 
 from __future__ import annotations

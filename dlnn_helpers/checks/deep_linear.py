@@ -146,7 +146,7 @@ def check_initializer(
             )
         if not np.all(np.isfinite(weight)):
             raise CheckFailure(f"'{layer}' contains NaN or infinite values after {name}.")
-        sigma = gamma / math.sqrt(n_in + n_out)
+        sigma = gamma * (n_in + n_out) ** -0.5  # the exercise's standard deviation
         std = float(weight.std())
         mean = float(weight.mean())
         rel_tol = 6.0 / math.sqrt(2.0 * n)  # six standard errors of a sample std

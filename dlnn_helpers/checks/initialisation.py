@@ -305,21 +305,21 @@ def check_supervise_init(
             sigma = 0.01
             mistakes = {
                 "you used 0.01 as the variance; the standard deviation should be 0.01": 0.1,
-                "this is nn.init.kaiming_normal_; use nn.init.normal_(weight, 0, 0.01)":
+                "this is Kaiming's initialisation; the exercise asks for N(0, 0.01²)":
                     math.sqrt(2.0 / fan_in),
                 "this is PyTorch's default initialisation: the weights were not changed":
                     1.0 / math.sqrt(3.0 * fan_in),
-                "this is nn.init.xavier_normal_; use nn.init.normal_(weight, 0, 0.01)":
+                "this is Xavier's initialisation; the exercise asks for N(0, 0.01²)":
                     math.sqrt(2.0 / (fan_in + fan_out)),
                 "the standard deviation is 1 (nn.init.normal_ without std)": 1.0,
             }
-            advice = "Use nn.init.normal_(module.weight, mean=0.0, std=0.01)."
+            advice = "Every Linear weight must be drawn from N(0, 0.01²): mean 0, standard deviation 0.01."
         else:
             sigma = math.sqrt(2.0 / fan_in)
             mistakes = {
                 "you used mode='fan_out'; the default fan_in mode divides by in_features":
                     math.sqrt(2.0 / fan_out),
-                "this is nn.init.xavier_normal_; use nn.init.kaiming_normal_": math.sqrt(
+                "this is Xavier's initialisation; the exercise asks for Kaiming's": math.sqrt(
                     2.0 / (fan_in + fan_out)),
                 "this is the linear gain (nonlinearity='linear'); keep the default for ReLU":
                     math.sqrt(1.0 / fan_in),
@@ -327,7 +327,8 @@ def check_supervise_init(
                 "this is PyTorch's default initialisation: the weights were not changed":
                     1.0 / math.sqrt(3.0 * fan_in),
             }
-            advice = "Use nn.init.kaiming_normal_(module.weight)."
+            advice = ("Every Linear weight must be drawn as Kaiming's normal initialisation does "
+                      "(fan_in, ReLU gain).")
         tol = _sd_tolerance(weight.size)
         std = float(weight.std())
         if abs(std / sigma - 1.0) > tol or abs(float(weight.mean())) > 6 * sigma / math.sqrt(

@@ -283,7 +283,7 @@ def test_supervise_kaiming_accepts_correct_answers(cls):
         ("random", _variant(lambda w: nn.init.normal_(w, 0.0, 0.01), squeeze=False),
          "raised ValueError"),
         ("kaiming", _variant(nn.init.kaiming_uniform_), "uniform distribution"),
-        ("kaiming", _variant(nn.init.xavier_normal_), "this is nn.init.xavier_normal_"),
+        ("kaiming", _variant(nn.init.xavier_normal_), "this is Xavier's initialisation"),
         ("kaiming", _variant(lambda w: nn.init.kaiming_normal_(w, mode="fan_out")),
          "mode='fan_out'"),
         ("kaiming", _variant(lambda w: nn.init.normal_(w, 0.0, 0.01)),
