@@ -210,36 +210,29 @@ def expected(check: str, **settings: Any) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def capture() -> Iterator[dict[str, dict[str, Any]]]:
+def _mode(name: str, value: Any) -> Iterator[Any]:
+    """Set the module's switch ``name`` to ``value`` inside the block."""
+    previous = globals()[name]
+    globals()[name] = value
+    try:
+        yield value
+    finally:
+        globals()[name] = previous
+
+
+def capture() -> contextlib.AbstractContextManager[dict[str, dict[str, Any]]]:
     """Compute every :func:`expected` call live and collect it (module -> key -> encoded value)."""
-    global _capture
-    previous, _capture = _capture, {}
-    try:
-        yield _capture
-    finally:
-        _capture = previous
+    return _mode("_capture", {})
 
 
-@contextlib.contextmanager
-def shipped_only() -> Iterator[None]:
+def shipped_only() -> contextlib.AbstractContextManager[bool]:
     """Use the shipped values only, as in the student release (tests)."""
-    global _shipped_only
-    previous, _shipped_only = _shipped_only, True
-    try:
-        yield
-    finally:
-        _shipped_only = previous
+    return _mode("_shipped_only", True)
 
 
-@contextlib.contextmanager
-def live_only() -> Iterator[None]:
+def live_only() -> contextlib.AbstractContextManager[bool]:
     """Ignore the shipped values and compute every expected value live (tests)."""
-    global _live_only
-    previous, _live_only = _live_only, True
-    try:
-        yield
-    finally:
-        _live_only = previous
+    return _mode("_live_only", True)
 
 
 def write_shipped(captured: dict[str, dict[str, Any]], folder: Path = SHIPPED) -> list[Path]:

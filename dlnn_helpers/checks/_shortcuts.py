@@ -81,6 +81,31 @@ def _called_from_outside_torch() -> bool:
     return not (module == "torch" or module.startswith("torch."))
 
 
+def _watch_calls(entered: Callable[[Any, Any], str | None], found: Callable[[str], None],
+                 undo: list[Callable[[], None]]) -> None:
+    """Report ``entered(frame, caller)`` for every Python function entered while the window is open.
+
+    A routine bound before the window opened (``from torch.nn.init import kaiming_normal_``) runs
+    its original code, which no attribute patch reaches; its code being entered is seen here.  The
+    caller skips this module's own wrappers, so that the student's code is judged, not ours.
+    """
+    previous = sys.getprofile()
+
+    def profile(frame, event, arg):
+        if event == "call":
+            caller = frame.f_back
+            while caller is not None and caller.f_globals.get("__name__") == __name__:
+                caller = caller.f_back
+            what = entered(frame, caller)
+            if what is not None:
+                found(what)
+        if previous is not None:
+            previous(frame, event, arg)
+
+    sys.setprofile(profile)
+    undo.append(lambda: sys.setprofile(previous))
+
+
 def _install_optim(found: Callable[[str], None]) -> Callable[[], None]:
     undo: list[Callable[[], None]] = []
 
@@ -104,21 +129,15 @@ def _install_optim(found: Callable[[str], None]) -> Callable[[], None]:
     # A function bound before the window (``from torch.optim._functional import adam``) still runs
     # the original code: watch code of torch/optim being entered from outside torch/optim as well.
     folder = os.path.dirname(os.path.abspath(torch.optim.__file__)) + os.sep
-    previous = sys.getprofile()
+    def entered(frame, caller) -> str | None:
+        if not frame.f_code.co_filename.startswith(folder):
+            return None
+        if caller is None or caller.f_code.co_filename.startswith(folder):
+            return None  # inside torch.optim: only where the student's code entered it counts
+        module = frame.f_globals.get("__name__", "torch.optim")
+        return f"torch.optim's code ({module}.{frame.f_code.co_name})"
 
-    def profile(frame, event, arg):
-        if event == "call" and frame.f_code.co_filename.startswith(folder):
-            caller = frame.f_back
-            while caller is not None and caller.f_globals.get("__name__") == __name__:
-                caller = caller.f_back
-            if caller is not None and not caller.f_code.co_filename.startswith(folder):
-                module = frame.f_globals.get("__name__", "torch.optim")
-                found(f"torch.optim's code ({module}.{frame.f_code.co_name})")
-        if previous is not None:
-            previous(frame, event, arg)
-
-    sys.setprofile(profile)
-    undo.append(lambda: sys.setprofile(previous))
+    _watch_calls(entered, found, undo)
     return lambda: [u() for u in reversed(undo)] and None
 
 
@@ -165,21 +184,13 @@ def _install_init(found: Callable[[str], None]) -> Callable[[], None]:
                    _calling(found, f"torch.nn.init.{name}", only_from_outside_torch=True), undo)
     # A name bound before the window (`from torch.nn.init import kaiming_normal_`) still calls the
     # original function: watch the functions' code objects being entered as well.
-    previous = sys.getprofile()
+    def entered(frame, caller) -> str | None:
+        if frame.f_code not in codes:
+            return None
+        module = caller.f_globals.get("__name__", "") if caller is not None else ""
+        return None if module == "torch" or module.startswith("torch.") else codes[frame.f_code]
 
-    def profile(frame, event, arg):
-        if event == "call" and frame.f_code in codes:
-            caller = frame.f_back
-            while caller is not None and caller.f_globals.get("__name__") == __name__:
-                caller = caller.f_back  # the patched wrapper above: judge who called it
-            module = caller.f_globals.get("__name__", "") if caller is not None else ""
-            if not (module == "torch" or module.startswith("torch.")):
-                found(codes[frame.f_code])
-        if previous is not None:
-            previous(frame, event, arg)
-
-    sys.setprofile(profile)
-    undo.append(lambda: sys.setprofile(previous))
+    _watch_calls(entered, found, undo)
     return lambda: [u() for u in reversed(undo)] and None
 
 
