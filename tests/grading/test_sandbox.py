@@ -507,7 +507,7 @@ def test_a_killed_grader_leaves_no_process_behind(tmp_path):
     grader = subprocess.Popen([sys.executable, str(script)], env=env, cwd=ROOT)
     try:
         before: dict[int, int] = {}
-        for _ in range(1200):  # the kernel and its daemonised child run in the sandbox
+        for _ in range(3600):  # the kernel and its daemonised child (up to 3 min on a loaded machine)
             before = _descendants(grader.pid)
             if sum(FIRST_UID <= uid < FIRST_UID + UID_RANGE for uid in before.values()) >= 4:
                 break
