@@ -10,7 +10,8 @@ Usage (the grader builds this command; nobody types it)::
      "inside": "/scratch",                          # where the kernel sees it (cwd and HOME)
      "uid": 200003,                                 # the job's own user (as root), else null
      "cgroups": [".../dlnn-grading/s3/cgroup.procs", ...],
-     "bwrap": "/usr/bin/bwrap",                     # null: no sandbox tool (weak mode)
+     "bwrap": "/usr/bin/bwrap",                     # null: no bubblewrap (see "chroot")
+     "chroot": false,                               # as root without bubblewrap: our own root
      "stage": "/tmp/dlnn-grading-0/stage",          # an empty folder (as root, see below)
      "binds": [["/usr/lib", "/usr/lib", "ro"], ["/work/main/.venv", "/sandbox/env", "ro"], ...,
                ["/tmp/dlnn-grading-0/jobs/s3", "/scratch", "rw"]],
@@ -40,8 +41,19 @@ kernel:
    ``/dev/shm``, so every byte written counts against the one size limit); no user namespace
    inside; dies with its parent.  The kernel gets a clean environment.
 
-Without bubblewrap (``"bwrap": null``) the kernel starts directly in the scratch folder with the
-limits and the clean environment only; the grader reports that weaker mode.
+**As root without bubblewrap** (``"chroot": true``: bubblewrap is not installed, but root can make
+namespaces) this script builds the same allow-listed root itself, with the kernel's standard
+library: new mount, network, IPC and UTS namespaces; a tmpfs root holding the same read-only binds
+at the same places as bubblewrap's (the Python environment at ``/sandbox/env``, the base
+interpreter at its own path, however private its folder is on the host), the generated ``/etc``
+files, the scratch folder read-write (also ``/tmp`` and ``/dev/shm``), a few devices and a
+``/proc`` that hides other users' processes (``hidepid=2``); then ``chroot`` into it, drops to the
+job's user with ``no_new_privs`` and dies with its parent.  What it lacks compared with bubblewrap:
+a PID namespace of its own (host processes of other users are hidden, not absent) and the user
+namespace.
+
+Without either (``"bwrap": null``, ``"chroot": false``) the kernel starts directly in the scratch
+folder with the limits and the clean environment only; the grader reports that weaker mode.
 
 Everything this script, bubblewrap and the kernel's console print goes to ``.sandbox.log`` in the
 scratch folder (the grader quotes its last line when a kernel does not start).
@@ -53,13 +65,20 @@ import ctypes
 import ctypes.util
 import json
 import os
+import re
 import resource
 import sys
 
 CLONE_NEWNS = 0x00020000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWNET = 0x40000000
+PR_SET_PDEATHSIG = 1
+PR_SET_NO_NEW_PRIVS = 38
 MS_RDONLY = 1
 MS_NOSUID = 2
 MS_NODEV = 4
+MS_NOEXEC = 8
 MS_REMOUNT = 32
 MS_BIND = 4096
 MS_REC = 16384
@@ -114,6 +133,75 @@ def stage(folder: str, binds: list[list[str]], files: dict[str, str]) -> list[st
         os.chmod(target, 0o644)
         staged.append(target)
     return staged
+
+
+DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
+"""The host devices a chroot sandbox shows in its ``/dev`` (bubblewrap's ``--dev`` has the same)."""
+
+
+def _under(root: str, path: str) -> str:
+    return os.path.join(root, path.lstrip("/"))
+
+
+def _node(path: str, folder: bool) -> None:
+    """Create ``path`` (and its parents, mode 755) as an empty folder or file, to mount on."""
+    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+    if folder:
+        os.makedirs(path, mode=0o755, exist_ok=True)
+    elif not os.path.lexists(path):
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o644))
+
+
+def _bind(source: str, target: str, read_only: bool) -> None:
+    _node(target, os.path.isdir(source))
+    _mount(source, target, None, MS_BIND | MS_REC, None)
+    if read_only:
+        _mount("none", target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV,
+               None)
+
+
+def chroot_root(folder: str, settings: dict) -> None:
+    """As root without bubblewrap: build the sandbox's root in ``folder`` and ``chroot`` into it.
+
+    New mount, network, IPC and UTS namespaces (private: nothing mounted here is seen by the host);
+    a tmpfs root with the binds of ``settings`` at their places inside (read-only but the scratch
+    folder), the generated files, ``/tmp`` and ``/dev/shm`` in the scratch folder, a minimal
+    ``/dev`` and a ``/proc`` that hides every other user's processes.  Needs root; the caller then
+    drops to the job's user.
+    """
+    _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS), "unshare")
+    _mount("none", "/", None, MS_REC | MS_PRIVATE, None)
+    _mount("tmpfs", folder, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,nr_inodes=4000,mode=755")
+    for source, target, mode in settings["binds"]:
+        _bind(source, _under(folder, target), mode == "ro")
+    for target, link in settings.get("symlinks", []):
+        os.makedirs(os.path.dirname(_under(folder, link)), mode=0o755, exist_ok=True)
+        os.symlink(target, _under(folder, link))
+    for path, text in settings.get("files", {}).items():
+        target = _under(folder, path)
+        os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
+        with open(target, "w") as stream:
+            stream.write(text)
+        os.chmod(target, 0o644)
+    scratch = settings["scratch"]
+    _bind(os.path.join(scratch, ".tmp"), _under(folder, "/tmp"), False)
+    _bind(os.path.join(scratch, ".shm"), _under(folder, "/dev/shm"), False)
+    for device in DEVICES:
+        if os.path.exists(f"/dev/{device}"):
+            _bind(f"/dev/{device}", _under(folder, f"/dev/{device}"), False)
+    proc = _under(folder, "/proc")
+    _node(proc, True)
+    # Before Linux 5.8 every /proc of a PID namespace shares its options: hidepid would change the
+    # host's /proc too, so it is set on newer kernels only.
+    found = re.match(r"(\d+)\.(\d+)", os.uname().release)
+    release = (int(found[1]), int(found[2])) if found else (0, 0)
+    _mount("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+           "hidepid=2" if release >= (5, 8) else None)
+    hostname = b"sandbox"
+    _check(_libc.sethostname(hostname, len(hostname)), "sethostname")
+    _mount("none", folder, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, None)
+    os.chroot(folder)
+    os.chdir("/")
 
 
 def limit(limits: dict[str, int]) -> None:
@@ -189,7 +277,8 @@ def main(argv: list[str]) -> None:
 def start(settings: dict, uid: int | None, command: list[str]) -> None:
     """Everything after the log is open: the steps of the module docstring, then ``execve``."""
     scratch, inside = settings["scratch"], settings["inside"]
-    sandboxed = bool(settings.get("bwrap"))
+    chrooted = bool(settings.get("chroot")) and uid is not None
+    sandboxed = bool(settings.get("bwrap")) or chrooted
     if uid is not None:
         join_cgroups(settings.get("cgroups", []))
     if sandboxed:
@@ -208,6 +297,10 @@ def start(settings: dict, uid: int | None, command: list[str]) -> None:
                     os.chown(copy, uid, uid)
                 command[index] = inside + copy[len(scratch):]
         command[0] = settings["python"]
+    if chrooted:
+        chroot_root(settings["stage"], settings)
+        executable, run = command[0], command
+    elif sandboxed:
         sources = [source for source, _, _ in settings["binds"]]
         if uid is not None:
             sources = stage(settings["stage"], settings["binds"], settings.get("files", {}))
@@ -223,6 +316,9 @@ def start(settings: dict, uid: int | None, command: list[str]) -> None:
         os.setgroups([])
         os.setresgid(uid, uid, uid)
         os.setresuid(uid, uid, uid)
+    if chrooted:  # what bubblewrap does for its child: no setuid gain, die with the worker
+        _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl")
+        _check(_libc.prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0), "prctl")
     env = {
         "HOME": inside if sandboxed else scratch,
         "TMPDIR": "/tmp" if sandboxed else scratch,
@@ -231,7 +327,7 @@ def start(settings: dict, uid: int | None, command: list[str]) -> None:
         "LANG": "C.UTF-8",
     }
     env.update(settings.get("env", {}))
-    os.chdir(scratch)
+    os.chdir(inside if chrooted else scratch)
     os.execve(executable, run, env)
 
 

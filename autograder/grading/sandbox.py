@@ -180,6 +180,9 @@ class Controls:
         Scratch folders can be size-limited tmpfs mounts.
     disk_problem : str
         Why not, otherwise.
+    chroot : bool
+        Root without bubblewrap, but able to make namespaces: ``jail.py`` builds the allow-listed
+        root itself (:func:`jail.chroot_root`).
     """
 
     root: bool
@@ -188,11 +191,24 @@ class Controls:
     cgroups: cgroups.Layout
     disk: bool
     disk_problem: str
+    chroot: bool = False
+
+    @property
+    def sandboxed(self) -> bool:
+        """The kernel sees the allow-list only (bubblewrap, or the grader's own chroot as root)."""
+        return bool(self.bwrap) or self.chroot
 
     def unavailable(self) -> list[str]:
         """One sentence per protection this machine lacks (empty: everything is in force)."""
         missing = []
-        if not self.bwrap:
+        if self.chroot:
+            missing.append(
+                f"no bubblewrap ({self.bwrap_problem}): the grader built the sandbox itself "
+                "(chroot into the allow-list, own mount, network, IPC and UTS namespaces), "
+                "without a PID namespace of its own (other users' processes are hidden, not "
+                "absent)"
+            )
+        elif not self.bwrap:
             missing.append(
                 f"no sandbox ({self.bwrap_problem}): kernels see the host's files, processes, "
                 "shared memory and network, as far as their user may"
@@ -275,7 +291,8 @@ def controls(isolate: bool = True) -> Controls:
         layout = cgroups.Layout(missing={c: "making control groups needs root"
                                          for c in cgroups.CONTROLLERS})
     disk, disk_problem = _probe_disk(root)
-    return Controls(root, bwrap, bwrap_problem, layout, disk, disk_problem)
+    chroot = isolate and root and bwrap is None and _can_unshare_mounts()
+    return Controls(root, bwrap, bwrap_problem, layout, disk, disk_problem, chroot)
 
 
 def sandbox_warnings(settings: SandboxSettings) -> list[str]:
@@ -294,7 +311,16 @@ def sandbox_description(settings: SandboxSettings) -> str:
         f"{settings.max_output_bytes / 2**20:.1f} MiB"
     )
     parts = []
-    if found.bwrap:
+    if found.chroot:
+        parts.append(
+            "each kernel ran as its own unprivileged user (a uid no other job or grader on this "
+            "machine had at the same time), in a root the grader built itself (no bubblewrap: "
+            "chroot, own mount, network, IPC and UTS namespaces), without network, seeing only "
+            "the system's programs and libraries, the Python environment and the course package "
+            "(read-only) and its own scratch folder; no socket, shared memory, /run, home or "
+            "course folder of the host; other users' processes hidden"
+        )
+    elif found.bwrap:
         who = ("as its own unprivileged user (a uid no other job or grader on this machine had "
                "at the same time)" if found.root else "as the grader's own user")
         parts.append(
@@ -557,8 +583,12 @@ def _etc_files(uid: int) -> dict[str, str]:
 
 def jail_settings(scratch: Path, lib: Path, uid: int | None, bwrap: str | None,
                   stage: Path, settings: SandboxSettings, group: cgroups.JobGroup | None,
-                  env: dict[str, str]) -> dict:
-    """The settings ``jail.py`` reads (see its docstring)."""
+                  env: dict[str, str], chroot: bool = False) -> dict:
+    """The settings ``jail.py`` reads (see its docstring).
+
+    ``chroot``: as root without bubblewrap, ``jail.py`` builds the sandbox's root itself.
+    """
+    sandboxed = bool(bwrap) or (chroot and uid is not None)
     processes = settings.processes + (0 if privileged() else _own_tasks())
     if group is not None and "pids" in group.folders:
         processes += 16  # the control group is the bound (and counts what hit it)
@@ -588,17 +618,18 @@ def jail_settings(scratch: Path, lib: Path, uid: int | None, bwrap: str | None,
             binds.insert(0, (path, path, "ro"))
     return {
         "scratch": str(scratch),
-        "inside": SCRATCH if bwrap else str(scratch),
+        "inside": SCRATCH if sandboxed else str(scratch),
         "uid": uid,
         "cgroups": group.procs_files if group else [],
         "bwrap": bwrap,
+        "chroot": sandboxed and not bwrap,
         "stage": str(stage),
         "binds": binds,
         "scratch_bind": len(binds) - 1,
         "symlinks": symlinks,
         "files": _etc_files(uid if uid is not None else os.getuid()),
-        "python": executable if bwrap else sys.executable,
-        "lib": LIB_INSIDE if bwrap else str(lib),
+        "python": executable if sandboxed else sys.executable,
+        "lib": LIB_INSIDE if sandboxed else str(lib),
         "limits": limits,
         "env": env,
     }
@@ -839,7 +870,7 @@ class Box:
     def write_jail(self, lib: Path, env: dict[str, str]) -> Path:
         """Write the settings of ``jail.py`` for this box (readable by root only)."""
         data = jail_settings(self.scratch, lib, self.uid, self.found.bwrap, self.stage,
-                             self.settings, self.group, env)
+                             self.settings, self.group, env, chroot=self.found.chroot)
         fd = os.open(self.jail_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as stream:
             json.dump(data, stream)
@@ -855,7 +886,7 @@ class Box:
         script.write_text(code)
         if self.uid is not None:
             os.chown(script, self.uid, self.uid)
-        inside = SCRATCH if self.found.bwrap else str(self.scratch)
+        inside = SCRATCH if self.found.sandboxed else str(self.scratch)
         jail = self.write_jail(stage_library(self.base), env or {})
         return subprocess.Popen([sys.executable, str(JAIL), str(jail), "--", sys.executable,
                                  f"{inside}/probe.py"], start_new_session=True)
