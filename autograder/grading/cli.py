@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from .report import terminal_safe
-from .runner import COURSE_ROOT, DEFAULT_OUTPUT, OutputLocked, grade_class
+from .runner import COURSE_ROOT, DEFAULT_OUTPUT, CalibrationFailed, OutputLocked, grade_class
 from .sandbox import SandboxSettings
 
 
@@ -63,7 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command; returns the exit status.
 
     0: every file was graded or reported; 2: the input, the course or an option is wrong; 3: another
-    grader is writing the output folder.  Every line is printed with control characters escaped.
+    grader is writing the output folder; 4: refused, a reference solution does not score full
+    marks in this machine's sandbox (no grade written).  Every line is printed with control
+    characters escaped.
     """
     args = build_parser().parse_args(argv)
     settings = SandboxSettings(cell_timeout=args.cell_timeout,
@@ -88,6 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     except OutputLocked as exc:
         print(f"error: {terminal_safe(str(exc))}", file=sys.stderr)
         return 3
+    except CalibrationFailed as exc:
+        for line in str(exc).splitlines():
+            print(f"error: {terminal_safe(line)}", file=sys.stderr)
+        return 4
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {terminal_safe(str(exc))}", file=sys.stderr)
         return 2

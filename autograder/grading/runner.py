@@ -43,7 +43,7 @@ from nbgrader.api import Gradebook, MissingEntry
 from sqlalchemy.exc import SAWarning
 
 from . import feedback, report
-from .sandbox import SandboxSettings, sandbox_description, sandbox_warnings
+from .sandbox import SandboxSettings, controls, sandbox_description, sandbox_warnings
 from .spec import TutorialSpec, prepare, save, tutorial_ids
 from .submissions import UNKNOWN, Limits, Submission, collect
 from .worker import Job, Result, grade_submission
@@ -60,6 +60,40 @@ ROW_KEYS = {"student", "tutorial", "status", "score", "max_score", "manual_max",
 
 class OutputLocked(RuntimeError):
     """Another grader is writing the same output folder."""
+
+
+class CalibrationFailed(RuntimeError):
+    """A tutorial's reference solution does not score full marks in this machine's sandbox: the
+    grader would grade wrongly here, so it grades nothing (no grade, no feedback is written)."""
+
+
+def _advice(notes: list[str], settings: SandboxSettings) -> str:
+    """What an instructor can do about a reference solution that fails in the sandbox."""
+    text = " ".join(notes)
+    found = controls(settings.isolate)
+    if "PermissionError" in text or "Permission denied" in text:
+        return (
+            "the kernel's user cannot reach the Python environment or a file the kernel needs "
+            f"(the interpreter is {sys.executable}); install bubblewrap (apt-get install "
+            "bubblewrap), run the grader as root where it may create mount namespaces (a "
+            "container needs --cap-add SYS_ADMIN or --privileged), or install Python and the "
+            "environment where every user may read them (e.g. not under /root)"
+        )
+    if "the kernel failed" in text or "kernel died" in text:
+        return (
+            "the kernel does not start or dies in this machine's sandbox (what happened is said "
+            "above): check that the grading environment has ipykernel and the course's "
+            "requirements (pip install -r requirements-dev.txt) and that the limits "
+            "(--memory-gib, --cell-timeout) are not too low for the reference solution"
+        )
+    where = "bubblewrap" if found.bwrap else ("the grader's own sandbox" if found.chroot
+                                              else "no sandbox")
+    return (
+        f"the reference solution fails a test when it runs here ({where}); if the tutorial is at "
+        "fault, fix solutions/<tutorial>/<tutorial>.ipynb and run `python scripts/course.py "
+        "generate`; if the machine is, raise the limits (--memory-gib, --cell-timeout) or grade "
+        "on a machine with the full sandbox (autograder/README.md)"
+    )
 
 
 @contextlib.contextmanager
@@ -292,20 +326,37 @@ def _calibrate(specs: dict[str, TutorialSpec], course: Path, executor: Executor,
         data = (course / "solutions" / spec.name / f"{spec.name}.ipynb").read_bytes()
         job = Job(-1 - number, "reference", spec.name, "reference", data, spec, settings, run_demos)
         futures[executor.submit(grade_submission, job)] = spec
+    refused = []
     for future in as_completed(futures):
         spec, result = futures[future], future.result()
+        failing: dict[str, list[str]] = {}  # verdict -> the tests that got it
         for test in spec.tests:
             passed = result.scores.get(test.grade_id, 0.0) >= test.points
             if test.calls is not None:
                 test.mode = "kernel" if test.grade_id in result.in_process else "replay"
             if not passed:
-                spec.reference_problems.append(
-                    f"{test.grade_id}: {result.verdicts.get(test.grade_id, result.message)}"
-                )
+                why = result.verdicts.get(test.grade_id, result.message) or "no verdict"
+                failing.setdefault(why.strip()[:300], []).append(test.grade_id)
+        if result.status != "graded" or failing:
+            notes = [n.strip()[:500] for n in [result.message, *result.notes] if n.strip()]
+            refused.append(
+                f"{spec.name}: its reference solution scored {result.score:g}/{result.max_score:g} "
+                "here. "
+                + ("What happened: " + "; ".join(notes[:3]) + ". " if notes else "")
+                + "Failing: " + "; ".join(f"{', '.join(tests)} ({why})"
+                                          for why, tests in failing.items())
+                + f". Fix: {_advice(notes, settings)}."
+            )
+            continue
         spec.calibrated = True
         save(spec, db_url, cache)
-        for problem in spec.reference_problems:
-            say(f"  warning: the reference solution of {spec.name} fails {problem[:200]}")
+    if refused:  # nothing calibrated is kept wrong: the next run checks again
+        raise CalibrationFailed(
+            "refusing to grade: on this machine the grader cannot give the reference solutions "
+            "full marks, so every student's grade would be wrong. No grade and no feedback were "
+            "written.\n" + "\n".join(f"- {line}" for line in refused)
+            + f"\nSandbox on this machine: {sandbox_description(settings)}"
+        )
 
 
 def _alone(job: Job) -> Result:
@@ -420,6 +471,10 @@ def grade_class(
     ------
     OutputLocked
         When another grader holds ``output`` for longer than ``lock_wait``.
+    CalibrationFailed
+        When a tutorial's reference solution does not score full marks in this machine's
+        sandbox (checked before any submission is graded): nothing is graded and no grade,
+        feedback or report is written; the message says which tutorial, what failed and why.
     FileNotFoundError, ValueError
         When the input or the tutorials cannot be found.
     """
