@@ -87,3 +87,88 @@ def test_every_shipped_file_is_up_to_date_with_the_references():
     from dlnn_reference import shipped
 
     assert shipped.stale() == [], "run: python scripts/course.py expected"
+
+
+# ------------------------------------------------------------------------------------------------
+# Fresh or stale on another machine: a tolerance, never bitwise
+# ------------------------------------------------------------------------------------------------
+
+
+def _nudged(value, factor: float):
+    """An encoded value with every float multiplied by ``factor`` (trajectories included)."""
+    import base64
+
+    from dlnn_reference import shipped
+
+    if isinstance(value, list):
+        return [_nudged(v, factor) for v in value]
+    if not isinstance(value, dict):
+        return value
+    trajectory = shipped._trajectory(value)
+    if trajectory is not None:
+        data = (trajectory * factor).astype("<f4").tobytes()
+        return {"tuple": [*value["tuple"][:2], base64.b64encode(data).decode("ascii")]}
+    if "tensor" in value or "array" in value:
+        kind = value.get("tensor", value.get("array"))
+        if str(kind).startswith("float"):
+            return {**value, "data": [x * factor if isinstance(x, float) else x
+                                      for x in value["data"]]}
+        return value
+    if "float" in value:
+        x = value["float"]
+        return {"float": x * factor if isinstance(x, float) else x}
+    return {k: _nudged(v, factor) for k, v in value.items()}
+
+
+@pytest.fixture(scope="module")
+def captured():
+    """Every shipped expected value, computed here once (about 5 s)."""
+    from dlnn_reference import shipped
+
+    return json.loads(json.dumps(shipped.capture_all()))
+
+
+def test_last_bit_differences_are_fresh_and_no_file_is_rewritten(captured, tmp_path):
+    """Another CPU or BLAS: every float moved by a few float32 ulps (2**-21 relative, 8 ulps)."""
+    from dlnn_reference import shipped
+
+    written = _expected.write_shipped(captured, tmp_path)
+    before = {p.name: p.read_bytes() for p in written}
+    other_machine = {m: {k: _nudged(v, 1 + 2**-21) for k, v in t.items()}
+                     for m, t in captured.items()}
+    assert other_machine != captured  # the bytes do differ
+    assert shipped.stale(tmp_path, other_machine) == []
+    assert shipped.write(tmp_path, other_machine) == []  # `course.py expected`: git status clean
+    assert {p.name: p.read_bytes() for p in tmp_path.glob("*.json")} == before
+
+
+def test_a_real_change_is_stale_and_only_its_file_is_rewritten(captured, tmp_path):
+    from dlnn_reference import shipped
+
+    _expected.write_shipped(captured, tmp_path)
+    module = sorted(captured)[0]
+    changed = {m: dict(t) for m, t in captured.items()}
+    key = sorted(changed[module])[0]
+    changed[module][key] = _nudged(changed[module][key], 1.001)  # a 0.1 % change
+    why = shipped.compare(tmp_path, changed)
+    assert list(why) == [f"{module}.json"] and "shipped" in why[f"{module}.json"]
+    assert [p.name for p in shipped.write(tmp_path, changed)] == [f"{module}.json"]
+    assert shipped.stale(tmp_path, changed) == []
+    # A setting that is new, one that is gone, a file nobody uses: stale too.
+    extra = {m: dict(t) for m, t in captured.items()}
+    extra[module]["[\"check_new\",{}]"] = {"float": 1.0}
+    assert shipped.stale(tmp_path, extra) == [f"{module}.json"]
+    (tmp_path / "unused.json").write_text("{}\n")
+    assert "unused.json" in shipped.stale(tmp_path, changed)
+
+
+def test_another_thread_count_gives_fresh_values():
+    """The shipped files against a recomputation with one BLAS thread (another summation order)."""
+    from dlnn_reference import shipped
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1 if threads > 1 else 2)
+    try:
+        assert shipped.compare() == {}, "run: python scripts/course.py expected"
+    finally:
+        torch.set_num_threads(threads)

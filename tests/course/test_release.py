@@ -212,6 +212,24 @@ def test_release_refuses_a_folder_that_is_not_a_release(tmp_path, capsys):
     assert "instructor's repository" in capsys.readouterr().err
 
 
+def test_release_accepts_expected_values_of_another_machine_and_refuses_a_real_change(monkeypatch):
+    """The shipped expected values recomputed elsewhere differ in the last bits: still fresh."""
+    from dlnn_reference import shipped
+
+    from ..checks.test_expected import _nudged
+
+    here = json.loads(json.dumps(shipped.capture_all()))
+    elsewhere = {m: {k: _nudged(v, 1 + 2**-21) for k, v in t.items()} for m, t in here.items()}
+    monkeypatch.setattr(shipped, "capture_all", lambda: elsewhere)
+    release.preconditions()  # no ReleaseError
+    module = sorted(here)[0]
+    changed = {m: dict(t) for m, t in here.items()}
+    changed[module] = {k: _nudged(v, 1.001) for k, v in changed[module].items()}
+    monkeypatch.setattr(shipped, "capture_all", lambda: changed)
+    with pytest.raises(release.ReleaseError, match=f"expected values are stale .*{module}.json"):
+        release.preconditions()
+
+
 def test_the_student_repository_builds_its_site_without_executing_anything(release_tree, tmp_path):
     # What the student repository's workflow runs (release.SITE_BUILD), on a copy of the release.
     repo = shutil.copytree(release_tree, tmp_path / "student-repo")
