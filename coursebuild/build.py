@@ -10,6 +10,7 @@ Usage (from the repository root)::
     python scripts/course.py site --edition instructor  # with solutions -> _build/instructor/html
     python scripts/course.py expected   # the self-checks' expected values shipped with dlnn_helpers
     python scripts/course.py release DEST   # the student repository (coursebuild.release)
+    python scripts/course.py release DEST --tutorials T1_DeepLinearNetworks T2_Optimisation
 
 The solution notebooks in ``solutions/`` are the single source.  The site build executes each of
 them once (the *reference run*, cached in ``_build/reference`` until the notebook or
@@ -383,17 +384,20 @@ def _student_cell(exercises: dict, grade_id: str) -> nbformat.NotebookNode:
 
 
 def write_site_pages(
-    edition: str, released: list[str] | None = None, workers: int = 2, target: Path = SITE_PAGES
+    edition: str, released: list[str] | None = None, workers: int = 2, target: Path = SITE_PAGES,
+    tutorials: list[str] | None = None,
 ) -> list[Path]:
     """Write the page ``<ID>.ipynb`` of every tutorial of ``edition`` into ``target`` (``book/``).
 
-    The pages come from the reference runs; ``released`` (default: ``released_solutions.txt``)
-    lists the tutorials whose solutions the student edition shows.
+    The pages come from the reference runs (executed here when they are not cached: a machine
+    that never built them runs them first); ``released`` (default: ``released_solutions.txt``)
+    lists the tutorials whose solutions the student edition shows; ``tutorials`` (default: all)
+    the tutorials that get a page.
     """
     if edition not in EDITIONS:
         raise ValueError(f"edition must be one of {EDITIONS}, not {edition!r}")
     released = released_solutions() if released is None else released
-    tutorials = tutorial_ids()
+    tutorials = tutorial_ids() if tutorials is None else tutorials
     references = reference_notebooks(tutorials, workers=workers)
     target.mkdir(exist_ok=True)
     written = []
@@ -406,6 +410,25 @@ def write_site_pages(
         )
         path = target / f"{tutorial}.ipynb"
         nbformat.write(page, path)
+        written.append(path)
+    return written
+
+
+def write_student_sources(folder: Path, tutorials: list[str] | None = None) -> list[str]:
+    """Write the student edition's site sources (without pages) into ``folder``; return their paths
+    inside it.  ``tutorials`` (default: all) are the tutorials the edition lists."""
+    from .release import site_files
+    from .student_site import source
+
+    tutorials = tutorial_ids() if tutorials is None else tutorials
+    written = []
+    for path, content in site_files().items():
+        text = source(path, content, tutorials)
+        if text is None:
+            continue
+        target = folder / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(text)
         written.append(path)
     return written
 
@@ -427,16 +450,22 @@ def _size(folder: Path) -> int:
 def cmd_site(edition: str = "student", workers: int = 2) -> int:
     """Build one edition of the site into :func:`edition_output` (warnings are errors)."""
     start = time.perf_counter()
+    work = BUILD / ".editions" / edition
+    shutil.rmtree(work, ignore_errors=True)
+    book = ROOT
     try:
-        write_site_pages(edition, workers=workers)
+        if edition == "student":  # its own sources: no instructor page (coursebuild.student_site)
+            book = work / "source"
+            write_student_sources(book)
+            write_site_pages(edition, workers=workers, target=book / SITE_PAGES.name)
+        else:
+            write_site_pages(edition, workers=workers)
     except SiteBuildError as error:
         print(f"site ({edition} edition): {error}", file=sys.stderr)
         return 1
     pages_ready = time.perf_counter()
-    work = BUILD / ".editions" / edition
-    shutil.rmtree(work, ignore_errors=True)
     result = subprocess.run(
-        jupyter_book_command(ROOT, work), cwd=ROOT, env=tool_env(), stdout=subprocess.PIPE, text=True
+        jupyter_book_command(book, work), cwd=book, env=tool_env(), stdout=subprocess.PIPE, text=True
     )
     if result.returncode != 0:  # Sphinx's warnings went to stderr; its progress report follows
         print(result.stdout, f"site ({edition} edition): jupyter-book build failed", file=sys.stderr)
@@ -505,6 +534,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--workers", type=int, default=2, help="site: notebooks executed at once (default 2)"
     )
+    parser.add_argument(
+        "--tutorials", nargs="+", metavar="ID",
+        help="release: the tutorials the student repository holds, e.g. --tutorials "
+        "T1_DeepLinearNetworks T2_Optimisation (default: all; week by week, name the ones released "
+        "so far; solutions stay per tutorial in released_solutions.txt)",
+    )
     args = parser.parse_intermixed_args(argv)  # `release --check DEST` as well as `release DEST --check`
     if args.command == "sync":
         return cmd_sync(check=args.check)
@@ -522,7 +557,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("release needs the folder of the student repository: release DEST")
         from .release import cmd_release
 
-        return cmd_release(args.dest, check=args.check, workers=args.workers)
+        return cmd_release(args.dest, check=args.check, workers=args.workers,
+                           tutorials=args.tutorials)
     if cmd_expected() != 0:
         return 1
     cmd_sync()

@@ -13,6 +13,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "nbgrader_config.py"
 
+REPOSITORY = "https://github.com/dlnn-course/dlnn-course"
+"""The instructor's Git repository of the course (private: the solutions, hidden tests, reference
+answers, grader and build).  Written here, outside the student package, so that the student release
+never names it (``release`` refuses a tree that does); students use
+:data:`dlnn_helpers.course.STUDENT_REPOSITORY`."""
+
 
 @cache
 def course_directory(config: Path = CONFIG) -> dict[str, str]:

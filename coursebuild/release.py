@@ -38,6 +38,7 @@ reports every missing, extra and changed file.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import string
 import sys
@@ -51,14 +52,22 @@ import yaml
 
 from dlnn_helpers.course import STUDENT_REPOSITORY, colab_url, pip_requirement
 
-from . import build
+from . import build, student_site
 
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10: pip's copy of the same parser
     from pip._vendor import tomli as tomllib
 
-from .layout import ROOT, release_folder, repository_path, solution_path, student_path, tutorial_ids
+from .layout import (
+    REPOSITORY,
+    ROOT,
+    release_folder,
+    repository_path,
+    solution_path,
+    student_path,
+    tutorial_ids,
+)
 
 TEMPLATES = Path(__file__).resolve().parent / "student"
 """Templates of the files written for the student repository only (README, workflow, .gitignore)."""
@@ -221,9 +230,23 @@ def release_page(page: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return page
 
 
-def _pages(tree: dict[str, bytes], workers: int) -> None:
+def site_files() -> dict[str, bytes]:
+    """Path -> content of every file of the site's own sources (:func:`site_sources`), as the
+    instructor edition has them."""
+    files: dict[str, bytes] = {}
+    for source in site_sources():
+        path = ROOT / source
+        if path.is_dir():
+            _copy(files, path)
+        else:
+            files[source] = path.read_bytes()
+    return files
+
+
+def _pages(tree: dict[str, bytes], workers: int, tutorials: list[str]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        for path in build.write_site_pages("student", workers=workers, target=Path(tmp)):
+        for path in build.write_site_pages("student", workers=workers, target=Path(tmp),
+                                           tutorials=tutorials):
             page = release_page(nbformat.read(path, as_version=4))
             tree[f"{build.SITE_PAGES.name}/{path.name}"] = (nbformat.writes(page) + "\n").encode()
 
@@ -238,9 +261,9 @@ def pages_url() -> str:
     return f"https://{owner.lower()}.github.io/{name}/"
 
 
-def _readme() -> bytes:
+def _readme(tutorials: list[str]) -> bytes:
     rows = []
-    for tutorial in tutorial_ids():
+    for tutorial in tutorials:
         notebook = repository_path(student_path(tutorial))
         badge = f"[![Open In Colab]({build.BADGE})]({colab_url(notebook)})"
         rows.append(f"| [{tutorial}]({notebook}) | {badge} |")
@@ -248,45 +271,78 @@ def _readme() -> bytes:
         "README.md", repository=STUDENT_REPOSITORY, name=STUDENT_REPOSITORY.rsplit("/", 1)[1],
         site=pages_url(),
         tutorials="\n".join(rows), requirement=pip_requirement(),
-        example=repository_path(student_path(tutorial_ids()[0])),
+        example=repository_path(student_path(tutorials[0])),
     )
 
 
-def _note() -> bytes:
-    released = build.released_solutions()
+def _note(tutorials: list[str]) -> bytes:
+    released = [t for t in build.released_solutions() if t in tutorials]
     return (
         "This is the student repository of the course, written by the instructor's\n"
         "`python scripts/course.py release`. Do not edit it here: every file is replaced by the next\n"
         "release.\n\n"
-        f"Tutorials: {', '.join(tutorial_ids())}\n"
+        f"Tutorials: {', '.join(tutorials)}\n"
         f"Solutions released: {', '.join(released) if released else 'none'}\n"
     ).encode()
 
 
-def tree(workers: int = 2) -> dict[str, bytes]:
-    """The student repository: path inside it -> content, sorted by path."""
+def selected(tutorials: list[str] | None) -> list[str]:
+    """The tutorials of the release in course order (default: every tutorial).
+
+    Raises
+    ------
+    ReleaseError
+        For an unknown ID or an empty selection.
+    """
+    available = tutorial_ids()
+    if tutorials is None:
+        return available
+    unknown = sorted(set(tutorials) - set(available))
+    if unknown or not tutorials:
+        raise ReleaseError(f"no such tutorial: {', '.join(unknown) or '(none given)'}; the tutorials "
+                           f"are {', '.join(available)}")
+    return [t for t in available if t in tutorials]
+
+
+def tree(workers: int = 2, tutorials: list[str] | None = None) -> dict[str, bytes]:
+    """The student repository: path inside it -> content, sorted by path.
+
+    ``tutorials`` (default: all) are the tutorials it holds (notebooks, pages, README, site); the
+    student package is whole.  Refused (:class:`ReleaseError`) when an instructor file or the
+    instructor repository's address would be part of it.
+    """
+    tutorials = selected(tutorials)
     files: dict[str, bytes] = {}
-    for tutorial in tutorial_ids():
+    for tutorial in tutorials:
         _copy(files, release_folder() / tutorial)
     _package(files)
     files["pyproject.toml"] = student_pyproject().encode()
     files["requirements-site.txt"] = ("\n".join(site_requirements()) + "\n").encode()
-    for source in site_sources():
-        path = ROOT / source
-        if path.is_dir():
-            _copy(files, path)
-        else:
-            files[source] = path.read_bytes()
-    _pages(files, workers)
+    for path, content in site_files().items():
+        text = student_site.source(path, content, tutorials)
+        if text is not None:
+            files[path] = text
+    _pages(files, workers, tutorials)
     files[".github/workflows/pages.yml"] = _template("pages.yml", build=SITE_BUILD)
     files[".gitignore"] = (TEMPLATES / "gitignore").read_bytes()
-    files["README.md"] = _readme()
+    files["README.md"] = _readme(tutorials)
     files["LICENSE"] = (ROOT / "LICENSE").read_bytes()
-    files[MARKER] = _note()
-    forbidden = sorted(p for p in files if set(p.split("/")) & set(FORBIDDEN))
+    files[MARKER] = _note(tutorials)
+    forbidden = sorted(p for p in files if set(p.split("/")) & set(FORBIDDEN)
+                       or p.rsplit(".", 1)[0] in student_site.INSTRUCTOR_PAGES)
     if forbidden:
         raise ReleaseError(f"the release would hold instructor files: {', '.join(forbidden)}")
+    private = sorted(p for p, content in files.items() if _address(REPOSITORY).search(content))
+    if private:
+        raise ReleaseError(f"the release would name the instructor's private repository "
+                           f"({REPOSITORY}) in: {', '.join(private)}")
     return dict(sorted(files.items()))
+
+
+def _address(url: str) -> re.Pattern:
+    """A repository's address without its scheme, not followed by more of a repository name
+    (the instructor's ``.../dlnn-course`` is not the student's ``.../dlnn-course-student``)."""
+    return re.compile(re.escape(url.split("://", 1)[-1]).encode() + rb"(?![\w-])")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -435,12 +491,38 @@ def preconditions() -> None:
         )
 
 
+def _without_figures(content: bytes) -> object:
+    """A page's JSON with the bytes of its images left out (None: not JSON)."""
+    try:
+        data = json.loads(content)
+    except ValueError:
+        return None
+
+    def strip(node):
+        if isinstance(node, dict):
+            return {k: ("<image>" if k.startswith("image/") else strip(v)) for k, v in node.items()}
+        if isinstance(node, list):
+            return [strip(v) for v in node]
+        return node
+
+    return strip(data)
+
+
 def differences(folder: Path, files: dict[str, bytes]) -> list[str]:
-    """Every file of ``folder`` that is missing, extra or changed compared with ``files``."""
+    """Every file of ``folder`` that is missing, extra or changed compared with ``files``.
+
+    A page whose only difference is the bytes of its figures (drawn by another machine's reference
+    run: another matplotlib build or font draws other PNG bytes) is listed as ``figures only``;
+    :func:`cmd_release` does not count it as drift.
+    """
     found = read_tree(folder) if folder.is_dir() else {}
     report = [f"missing: {p}" for p in files if p not in found]
     report += [f"extra: {p}" for p in found if p not in files]
-    report += [f"changed: {p}" for p in files if p in found and found[p] != files[p]]
+    for path in files:
+        if path in found and found[path] != files[path]:
+            same_text = (path.endswith(".ipynb") and _without_figures(found[path]) is not None
+                         and _without_figures(found[path]) == _without_figures(files[path]))
+            report.append(f"{'figures only' if same_text else 'changed'}: {path}")
     return sorted(report, key=lambda line: line.split(": ", 1)[1])
 
 
@@ -457,14 +539,14 @@ def _writable(dest: Path) -> None:
             )
 
 
-def write(dest: Path, workers: int = 2) -> dict[str, bytes]:
+def write(dest: Path, workers: int = 2, tutorials: list[str] | None = None) -> dict[str, bytes]:
     """Write the student repository into ``dest`` (created, or updated: files that are not part of
     the release are removed, except ``.git`` and what the release's ``.gitignore`` names); return
-    the tree written."""
+    the tree written.  ``tutorials``: those it holds (default: all)."""
     dest = Path(dest)
     _writable(dest)
     preconditions()
-    files = tree(workers=workers)
+    files = tree(workers=workers, tutorials=tutorials)
     leaked = leaks(files)
     if leaked:
         raise ReleaseError("the release would show solutions:\n" + "\n".join(leaked))
@@ -483,20 +565,48 @@ def write(dest: Path, workers: int = 2) -> dict[str, bytes]:
     return files
 
 
-def cmd_release(dest: Path, check: bool = False, workers: int = 2) -> int:
-    """``release DEST`` and ``release --check DEST`` (1 on drift or when the release is refused)."""
+def _say_cold(tutorials: list[str] | None) -> None:
+    """Say when the reference runs must be executed first (a machine that never built them)."""
+    todo = [t for t in selected(tutorials) if not _cached(t)]
+    if todo:
+        print(f"release: executing the reference runs of {', '.join(todo)} first (not cached in "
+              f"{build.REFERENCE} on this machine; a few minutes)", flush=True)
+
+
+def _cached(tutorial: str) -> bool:
+    path = build.REFERENCE / f"{tutorial}.ipynb"
+    if not path.is_file():
+        return False
+    try:
+        key = nbformat.read(path, as_version=4).metadata.get(build.REFERENCE_KEY)
+    except Exception:  # noqa: BLE001 - a damaged cache is run again
+        return False
+    return key == build.reference_key(tutorial)
+
+
+def cmd_release(dest: Path, check: bool = False, workers: int = 2,
+                tutorials: list[str] | None = None) -> int:
+    """``release DEST`` and ``release --check DEST`` (1 on drift or when the release is refused);
+    ``tutorials`` (``--tutorials``): those the student repository holds (default: all)."""
     start = time.perf_counter()
     try:
         if check:
-            drift = differences(Path(dest), tree(workers=workers))
+            _say_cold(tutorials)
+            found = differences(Path(dest), tree(workers=workers, tutorials=tutorials))
+            drift = [line for line in found if not line.startswith("figures only")]
             for line in drift:
                 print(line, file=sys.stderr)
             if drift:
                 print(f"release: {dest} differs from the release in {len(drift)} files", file=sys.stderr)
                 return 1
-            print(f"release: {dest} is up to date ({time.perf_counter() - start:.1f} s)")
+            figures = len(found) - len(drift)
+            note = (f"; {figures} page(s) differ in their figures only (drawn by another machine's "
+                    "reference run: `release` would redraw them, the text is the same)"
+                    if figures else "")
+            print(f"release: {dest} is up to date ({time.perf_counter() - start:.1f} s){note}")
             return 0
-        files = write(Path(dest), workers=workers)
+        _say_cold(tutorials)
+        files = write(Path(dest), workers=workers, tutorials=tutorials)
     except ReleaseError as error:
         print(f"release: {error}", file=sys.stderr)
         return 1

@@ -17,7 +17,7 @@ from . import (
     regression_data,
     relu_features,
 )
-from .course import REPOSITORY, in_colab
+from .course import in_colab
 from .deep_linear_plots import (
     plot_ills_sv_twin,
     plot_loss,
@@ -60,7 +60,6 @@ __all__ = [
     "mlp_regression",
     "regression_data",
     "relu_features",
-    "REPOSITORY",
     "in_colab",
     "ITEM_NAMES",
     "READABLE_FEATURE_NAMES",

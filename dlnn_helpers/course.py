@@ -1,17 +1,8 @@
 """Facts about the course itself: where it lives and in which environment a notebook runs.
 
-The course lives in two Git repositories, and this module is the one place where their addresses
-are written:
-
-* :data:`REPOSITORY` is the instructor's repository (keep it private): solutions, hidden tests, the
-  reference answers, the grader and the build scripts;
-* :data:`STUDENT_REPOSITORY` is the public repository that students use, written by
-  ``python scripts/course.py release`` from the instructor's: the student notebooks, this package
-  and the student edition of the site, without any solution.
-
-The build script (``scripts/course.py``) writes the Colab badge and the Colab install cell of every
-notebook from :data:`STUDENT_REPOSITORY` (students open the tutorials there, and the package installs
-from there), and a test checks that every notebook uses it.
+:data:`STUDENT_REPOSITORY` is the public repository of the course: the student notebooks, this
+package and the course site.  The Colab badge and the Colab install cell of every notebook point
+there (students open the tutorials there, and the package installs from there).
 """
 
 from __future__ import annotations
@@ -19,12 +10,9 @@ from __future__ import annotations
 import os
 import sys
 
-REPOSITORY = "https://github.com/dlnn-course/dlnn-course"
-"""The instructor's Git repository of the course (private: it holds the solutions and hidden tests)."""
-
 STUDENT_REPOSITORY = "https://github.com/dlnn-course/dlnn-course-student"
-"""The public Git repository of the student release: Colab opens the notebooks and installs this
-package from here.  Its content is written by ``python scripts/course.py release``."""
+"""The public Git repository of the course: Colab opens the notebooks and installs this package
+from here."""
 
 BRANCH = "main"
 

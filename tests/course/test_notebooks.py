@@ -18,7 +18,8 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
-from dlnn_helpers.course import REPOSITORY, STUDENT_REPOSITORY, colab_url, pip_requirement
+from coursebuild.layout import REPOSITORY
+from dlnn_helpers.course import STUDENT_REPOSITORY, colab_url, pip_requirement
 
 from ..tools import ROOT, TUTORIALS, course, outputs_text, stderr_outputs
 
@@ -92,8 +93,10 @@ def _address(url: str) -> re.Pattern:
     return re.compile(re.escape(url.removeprefix("https://")) + r"(?![\w.-])")
 
 
-@pytest.mark.parametrize("address", [REPOSITORY, STUDENT_REPOSITORY])
-def test_repository_addresses_are_written_in_one_place(address):
+@pytest.mark.parametrize(("address", "holder"), [(REPOSITORY, "coursebuild/layout.py"),
+                                                  (STUDENT_REPOSITORY, "dlnn_helpers/course.py")])
+def test_repository_addresses_are_written_in_one_place(address, holder):
+    """The private address lives outside the student package; the public one in it."""
     files = subprocess.run(
         ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout.split()
@@ -102,7 +105,7 @@ def test_repository_addresses_are_written_in_one_place(address):
         if not f.endswith(".ipynb") and (ROOT / f).is_file()
         and _address(address).search((ROOT / f).read_text(errors="ignore"))
     ]
-    assert holders == ["dlnn_helpers/course.py"]
+    assert holders == [holder]
 
 
 def test_header_cells_are_in_sync():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -27,7 +28,7 @@ from ..tools import ROOT, TUTORIALS, course, stderr_outputs
 
 TOP_LEVEL = {
     ".github", ".gitignore", "LICENSE", "README.md", "RELEASE", "_config.yml", "_ext", "_static",
-    "_toc.yml", "book", "dlnn_helpers", "instructors.md", "intro.md", "pyproject.toml",
+    "_toc.yml", "book", "dlnn_helpers", "intro.md", "pyproject.toml",
     "requirements-site.txt", "running.md", "tutorials",
 }
 INSTRUCTOR_ONLY = {
@@ -324,3 +325,106 @@ def test_release_installs_without_the_reference_and_its_notebook_runs(release_tr
 def test_answer_lines_are_found_in_the_solutions(kind):
     # The search of the release is only as good as the lines it looks for.
     assert kind in set(_answer_lines().values())
+
+
+# ------------------------------------------------------------------------------------------------
+# Week by week: the tutorials released so far, no instructor page, no private address
+# ------------------------------------------------------------------------------------------------
+
+
+def _stub_pages(monkeypatch):
+    """Pages without executing anything (what they hold is tested with the real release above)."""
+    def pages(files, workers, tutorials):
+        for tutorial in tutorials:
+            files[f"book/{tutorial}.ipynb"] = course.student_path(tutorial).read_bytes()
+
+    monkeypatch.setattr(release, "_pages", pages)
+
+
+def test_a_week_by_week_release_holds_the_chosen_tutorials_only(monkeypatch):
+    _stub_pages(monkeypatch)
+    chosen = [TUTORIALS[1], TUTORIALS[0]]  # any order: the course's order is kept
+    files = release.tree(tutorials=chosen)
+    notebooks = {p.split("/")[1] for p in files if p.startswith("tutorials/")}
+    assert notebooks == set(chosen)
+    assert {p for p in files if p.startswith("book/")} == {f"book/{t}.ipynb" for t in chosen}
+    toc = yaml.safe_load(files["_toc.yml"])
+    listed = [c["file"] for part in toc["parts"] for c in part["chapters"]]
+    assert listed == ["running", *(f"book/{t}" for t in TUTORIALS[:2])]
+    intro = files["intro.md"].decode()
+    readme = files["README.md"].decode()
+    for tutorial in TUTORIALS:
+        assert (f"book/{tutorial}" in intro) == (tutorial in chosen), tutorial
+        assert (f"tutorials/{tutorial}/" in readme) == (tutorial in chosen), tutorial
+    assert f"Tutorials: {', '.join(TUTORIALS[:2])}" in files["RELEASE"].decode()
+    with pytest.raises(release.ReleaseError, match="no such tutorial: T9_Nothing"):
+        release.tree(tutorials=["T9_Nothing"])
+
+
+def test_no_instructor_page_and_no_private_address_in_the_release(monkeypatch):
+    from coursebuild.layout import REPOSITORY
+
+    _stub_pages(monkeypatch)
+    files = release.tree()
+    assert "instructors.md" not in files
+    assert not any(b"{doc}`instructors`" in content for content in files.values())
+    private = re.compile(re.escape(REPOSITORY.removeprefix("https://").encode()) + rb"(?![\w-])")
+    assert not [path for path, content in files.items() if private.search(content)]
+    import dlnn_helpers
+
+    assert not hasattr(dlnn_helpers, "REPOSITORY")
+    # A file that names the private repository is refused, never shipped.
+    real = release.site_files
+
+    def leaking():
+        found = real()
+        found["running.md"] += f"\nThe instructors work in {REPOSITORY}.\n".encode()
+        return found
+
+    monkeypatch.setattr(release, "site_files", leaking)
+    with pytest.raises(release.ReleaseError, match="private repository .* in: running.md"):
+        release.tree()
+
+
+def test_check_says_when_only_the_figures_differ(tmp_path):
+    page = {"cells": [{"cell_type": "code", "source": "plot()", "outputs": [
+        {"output_type": "display_data", "data": {"image/png": "AAAA", "text/plain": "<Figure>"}}]}]}
+    redrawn = json.loads(json.dumps(page))
+    redrawn["cells"][0]["outputs"][0]["data"]["image/png"] = "BBBB"
+    edited = json.loads(json.dumps(page))
+    edited["cells"][0]["source"] = "plot(x)"
+    (tmp_path / "book").mkdir()
+    (tmp_path / "book" / "a.ipynb").write_text(json.dumps(page))
+    (tmp_path / "book" / "b.ipynb").write_text(json.dumps(page))
+    found = release.differences(tmp_path, {"book/a.ipynb": json.dumps(redrawn).encode(),
+                                           "book/b.ipynb": json.dumps(edited).encode()})
+    assert found == ["figures only: book/a.ipynb", "changed: book/b.ipynb"]
+
+
+@pytest.mark.slow
+def test_release_works_cold_and_check_tells_the_truth(monkeypatch, tmp_path, capsys):
+    """A machine that never built the reference runs: `release` runs the one it needs first."""
+    from coursebuild import build
+
+    monkeypatch.setattr(build, "REFERENCE", tmp_path / "no-reference-runs")
+    tutorial = "T4_WeightInitialisation"
+    dest = tmp_path / "student-repo"
+    assert course.main(["release", str(dest), "--tutorials", tutorial]) == 0, capsys.readouterr()
+    said = capsys.readouterr()
+    assert f"executing the reference runs of {tutorial} first" in said.out
+    assert (tmp_path / "no-reference-runs" / f"{tutorial}.ipynb").is_file()
+    assert sorted(p.name for p in (dest / "tutorials").iterdir()) == [tutorial]
+    assert course.main(["release", "--check", str(dest), "--tutorials", tutorial]) == 0
+    assert "is up to date" in capsys.readouterr().out
+    page = dest / "book" / f"{tutorial}.ipynb"
+    data = json.loads(page.read_text())
+    images = [o["data"] for c in data["cells"] for o in c.get("outputs", [])
+              if "image/png" in o.get("data", {})]
+    images[0]["image/png"] = images[0]["image/png"][::-1]  # another machine's figure bytes
+    page.write_text(json.dumps(data))
+    assert course.main(["release", "--check", str(dest), "--tutorials", tutorial]) == 0
+    assert "1 page(s) differ in their figures only" in capsys.readouterr().out
+    data["cells"][0]["source"] = "# edited by hand\n" + "".join(data["cells"][0]["source"])
+    page.write_text(json.dumps(data))
+    assert course.main(["release", "--check", str(dest), "--tutorials", tutorial]) == 1
+    assert f"changed: book/{tutorial}.ipynb" in capsys.readouterr().err

@@ -84,15 +84,21 @@ def test_table_of_contents_follows_the_curriculum():
         assert f"file: {page}" in toc
 
 
-def test_both_editions_have_every_page(site_editions):
+def test_both_editions_have_every_page_and_only_the_instructors_have_theirs(site_editions):
     for edition in EDITIONS:
         site = site_editions[edition]
-        for name in ("index.html", "intro.html", "running.html", "instructors.html", "search.html"):
+        for name in ("index.html", "intro.html", "running.html", "search.html"):
             assert (site / name).is_file(), (edition, name)
         intro = read_page(site / "intro.html")
         for tutorial in TUTORIALS:
             assert f"book/{tutorial}.html" in intro.links, (edition, tutorial)
-        assert "running.html" in intro.links and "instructors.html" in intro.links
+        assert "running.html" in intro.links
+        instructors = edition == "instructor"
+        assert (site / "instructors.html").is_file() == instructors, edition
+        assert ("instructors.html" in intro.links) == instructors, edition
+    student = site_editions["student"]
+    assert not any("instructors.html" in p.read_text(errors="ignore")
+                   for p in student.rglob("*.html")), "a student page links the instructor page"
 
 
 # ------------------------------------------------------------------------------------------------
