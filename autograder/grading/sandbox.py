@@ -205,8 +205,9 @@ class Controls:
             missing.append(
                 f"no bubblewrap ({self.bwrap_problem}): the grader built the sandbox itself "
                 "(chroot into the allow-list, own mount, network, IPC and UTS namespaces), "
-                "without a PID namespace of its own (other users' processes are hidden, not "
-                "absent)"
+                "without a PID namespace of its own ("
+                + ("other users' processes are hidden, not absent)" if _proc_hides_users()
+                   else "the host's processes are visible in /proc)")
             )
         elif not self.bwrap:
             missing.append(
@@ -251,6 +252,15 @@ def _probe_bwrap(root: bool) -> tuple[str | None, str]:
                       "user.max_user_namespaces > 0; in Docker: --security-opt "
                       "seccomp=unconfined --security-opt apparmor=unconfined)")
     return path, ""
+
+
+def _proc_hides_users() -> bool:
+    """Whether a ``/proc`` of the grader's own root may hide other users' processes here
+    (``hidepid`` per mount: Linux 5.8 or newer; ``jail.chroot_root``)."""
+    import re
+
+    found = re.match(r"(\d+)\.(\d+)", os.uname().release)
+    return bool(found) and (int(found[1]), int(found[2])) >= (5, 8)
 
 
 def _can_unshare_mounts() -> bool:
@@ -318,7 +328,9 @@ def sandbox_description(settings: SandboxSettings) -> str:
             "chroot, own mount, network, IPC and UTS namespaces), without network, seeing only "
             "the system's programs and libraries, the Python environment and the course package "
             "(read-only) and its own scratch folder; no socket, shared memory, /run, home or "
-            "course folder of the host; other users' processes hidden"
+            "course folder of the host; "
+            + ("other users' processes hidden" if _proc_hides_users() else
+               "the host's processes visible in /proc (Linux older than 5.8 cannot hide them)")
         )
     elif found.bwrap:
         who = ("as its own unprivileged user (a uid no other job or grader on this machine had "
