@@ -317,9 +317,12 @@ def _calibrate(specs: dict[str, TutorialSpec], course: Path, executor: Executor,
     A test the reference answer passes by replay is always replayed (monkeypatch-proof); a test
     that needs the sandbox's own verdict (a class, a callback, a returned module) keeps it.
     """
-    todo = [spec for spec in specs.values() if not spec.calibrated]
+    # A spec cached by an older grader that kept a failing calibration is checked again.
+    todo = [spec for spec in specs.values() if not spec.calibrated or spec.reference_problems]
     if not todo:
         return
+    for spec in todo:
+        spec.reference_problems = []
     say("checking the grader on the reference solutions of " + ", ".join(s.name for s in todo))
     futures = {}
     for number, spec in enumerate(todo):
