@@ -28,8 +28,8 @@ from pathlib import Path
 
 from . import mistakes
 
-CSV_COLUMNS = ["student", "tutorial", "status", "score", "max_score", "manual_max", "file",
-               "exercises", "shortcuts", "problem"]
+CSV_COLUMNS = ["student", "tutorial", "status", "score", "max_score", "manual_score", "manual_max",
+               "total", "total_max", "hand_grading", "file", "exercises", "shortcuts", "problem"]
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 """A cell starting with one of these is a formula (or becomes one) in a spreadsheet (OWASP)."""
 SHORTCUT_FLAG = "&#9873; shortcut"
@@ -190,6 +190,9 @@ def neutralise_notebook(text: str) -> str:
 def write_grades(rows: list[dict], path: Path) -> None:
     """One row per student and tutorial (and per unidentifiable file), sorted; written atomically.
 
+    ``score`` is the autograded points, ``manual_score`` the written answers marked by hand (empty
+    until one is), ``total`` both together (see :mod:`~autograder.grading.handgrades`).
+
     No cell starts a spreadsheet formula (:func:`csv_cell`).
     """
     stream = io.StringIO(newline="")
@@ -201,6 +204,10 @@ def write_grades(rows: list[dict], path: Path) -> None:
             "score": f"{row['score']:g}",
             "max_score": f"{row['max_score']:g}",
             "manual_max": f"{row['manual_max']:g}",
+            "manual_score": "" if row.get("manual_score") is None else f"{row['manual_score']:g}",
+            "total": f"{row.get('total', row['score']):g}",
+            "total_max": f"{row.get('total_max', row['max_score'] + row['manual_max']):g}",
+            "hand_grading": row.get("hand_grading", ""),
             "exercises": ";".join(f"{k}={v:g}" for k, v in row["scores"].items()),
             "shortcuts": ";".join(sorted(row.get("shortcuts") or {})),
             "problem": row["message"],
