@@ -37,7 +37,7 @@ AGAIN_NOTE = ("resubmitted after hand marking: the written answers ({answers}) n
 START, END = "<!-- hand-grading -->", "<!-- /hand-grading -->"
 """Markers of the hand-grading block of a feedback page (a student's text is escaped, so it can
 never hold them)."""
-_BLOCK = re.compile(re.escape(START) + ".*?" + re.escape(END), re.DOTALL)
+_BLOCK = re.compile(re.escape(START) + ".*?" + re.escape(END) + "\n?", re.DOTALL)
 
 
 @dataclass
