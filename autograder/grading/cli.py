@@ -39,12 +39,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m autograder",
         description="Grade a class's notebooks in parallel, safely: grades.csv, per-student "
-                    "feedback and an instructor report.",
+                    "feedback and an instructor report.  After grading: 'python -m autograder "
+                    "formgrade -o OUTPUT' (mark the written answers), 'grades -o OUTPUT' (hand "
+                    "marks into grades.csv and feedback), 'export -o OUTPUT --roster CSV --canvas "
+                    "FILE --moodle FILE' (each has --help).",
     )
     parser.add_argument("submissions", type=Path,
                         help="folder or .zip of submitted notebooks (<student>/<tutorial>.ipynb, "
-                             "<student>_<tutorial>.ipynb or nbgrader's "
-                             "<student>/<tutorial>/<tutorial>.ipynb)")
+                             "<student>_<tutorial>.ipynb, nbgrader's "
+                             "<student>/<tutorial>/<tutorial>.ipynb, or a Canvas, Moodle, Google "
+                             "Classroom/Drive download as it comes)")
     parser.add_argument("-o", "--output", type=Path, default=DEFAULT_OUTPUT,
                         help="output folder (default: autograder/output)")
     parser.add_argument("-t", "--tutorial", action="append", dest="tutorials",
@@ -126,6 +130,8 @@ def after(command: str, argv: list[str]) -> int:
         parser.error(f"unrecognised arguments: {' '.join(extra)}")
     output = args.output.resolve()
     db_url = args.db_url or f"sqlite:///{output / 'gradebook.db'}"
+    if command == "export" and not (args.canvas or args.moodle):
+        parser.error("give --canvas FILE and/or --moodle FILE")
     try:
         if command == "formgrade":
             return formgrade.serve(output, args.db_url, args.port, not args.no_browser, extra)
@@ -141,8 +147,6 @@ def after(command: str, argv: list[str]) -> int:
                                               in ("graded", "rejected")})
         ids = dict(item.split("=", 1) for item in args.canvas_assignment if "=" in item)
         found = lms_export.totals(rows, roster, tutorials, args.partial)
-        if not (args.canvas or args.moodle):
-            parser.error("give --canvas FILE and/or --moodle FILE")
         if args.canvas:
             atomic_write(args.canvas.resolve(), lms_export.canvas_csv(found, roster, tutorials, ids))
             print(f"Canvas: {args.canvas}")
