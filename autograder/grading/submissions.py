@@ -463,7 +463,8 @@ def collect(source: Path, tutorials: list[str], limits: Limits | None = None,
         named = _named(inner, tutorial)
         raw = named.student + (f" [{' '.join(named.ids)}]" if named.ids else "")
         problem = problem or name_problem
-        if roster is not None and tutorial != UNKNOWN and inner.suffix == ".ipynb":
+        if roster is not None and tutorial != UNKNOWN and inner.suffix == ".ipynb" and (
+                student != UNKNOWN or named.ids):
             matched, why = roster.match(named)
             if matched:
                 student = raw = _bounded_id(_clean_student(matched), matched) or UNKNOWN
