@@ -107,6 +107,8 @@ def summarise(row: dict, hand: Hand | None) -> dict:
                hand_overrides=dict(hand.overrides), extra_credit=hand.extra_credit)
     again = [name for name in hand.waiting if hand.answers.get(name) is not None]
     waiting = [name for name in hand.answers if name not in marked and name not in again]
+    if not again:  # marked again since the resubmission: the report's line is no longer true
+        row["notes"] = [n for n in row.get("notes", []) if not str(n).startswith(AGAIN_NOTE[:30])]
     if again:
         row["hand_grading"] = "again: " + ", ".join(again)
     elif waiting:

@@ -153,6 +153,7 @@ def test_hand_marks_reach_grades_feedback_and_the_lms_and_a_resubmission_asks_ag
     fake.run(monkeypatch, inputs, output)  # the same files: nothing flagged again
     assert _grades(output)["alice"]["hand_grading"] == "done"
     assert _grades(output)["alice"]["total"] == str(9 - 3 + 1 + len(written))
+    assert "resubmitted after hand marking" not in (output / "report.html").read_text()
 
 
 def test_export_refuses_students_outside_the_roster_and_missing_ids(tmp_path, monkeypatch, capsys):
