@@ -5,8 +5,10 @@ an attack on the person reading it.
 * :func:`csv_cell`: a cell of ``grades.csv`` never starts a spreadsheet formula;
 * :func:`terminal_safe`: control characters (ANSI escape sequences, carriage returns, bidi
   overrides) from file names or messages are shown escaped, never sent to the terminal;
-* :func:`neutralise_notebook`: active HTML (scripts, event handlers, widgets, JavaScript and SVG
-  outputs) is removed from a notebook by nbconvert's own sanitiser (``SanitizeHTML``, bleach);
+* :func:`neutralise_notebook`: active HTML (scripts, event handlers, ``javascript:`` links, widgets,
+  JavaScript and SVG outputs and attachments) is removed from a notebook by well-kept sanitisers:
+  nh3 for the written answers (:func:`clean_markdown`), nbconvert's ``SanitizeHTML`` (bleach) for
+  outputs and raw cells;
 * :func:`atomic_write`: a file is replaced whole or not at all (a crash never leaves half of it).
 """
 
@@ -18,13 +20,16 @@ import html
 import io
 import json
 import os
+import re
 import tempfile
 import unicodedata
 from collections import Counter
 from pathlib import Path
 
-CSV_COLUMNS = ["student", "tutorial", "status", "score", "max_score", "manual_max", "file",
-               "exercises", "shortcuts", "problem"]
+from . import mistakes
+
+CSV_COLUMNS = ["student", "tutorial", "status", "score", "max_score", "manual_score", "manual_max",
+               "total", "total_max", "hand_grading", "file", "exercises", "shortcuts", "problem"]
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 """A cell starting with one of these is a formula (or becomes one) in a spreadsheet (OWASP)."""
 SHORTCUT_FLAG = "&#9873; shortcut"
@@ -69,19 +74,94 @@ def atomic_write(path: Path, data: str | bytes, durable: bool = False) -> None:
         raise
 
 
-def neutralise_notebook(text: str) -> str:
-    """A notebook (JSON text) with its active HTML made inert, for nbgrader's formgrader.
+MARKDOWN_TAGS = {
+    "a", "abbr", "b", "blockquote", "br", "code", "dd", "del", "div", "dl", "dt", "em", "h1", "h2",
+    "h3", "h4", "h5", "h6", "hr", "i", "img", "kbd", "li", "ol", "p", "pre", "s", "span", "strong",
+    "sub", "sup", "table", "tbody", "td", "th", "thead", "tr", "ul",
+}
+"""What a written answer may keep once rendered: text structure, links and images; no script,
+style, frame, form, SVG or MathML (nh3 removes every event handler and unknown attribute)."""
+MARKDOWN_ATTRIBUTES = {"a": {"href", "title"}, "img": {"src", "alt", "title", "width", "height"},
+                       "td": {"align"}, "th": {"align"}}
+RASTER_IMAGES = ("image/png", "image/jpeg")
+"""The only attachments of a markdown cell kept (an SVG or HTML attachment can carry script)."""
 
-    nbconvert's :class:`~nbconvert.preprocessors.sanitize.SanitizeHTML` escapes HTML in markdown
-    and raw cells (``<img onerror=...>`` in a written answer stays readable as text), cleans
-    ``text/html`` and ``text/markdown`` outputs with bleach and drops every output type that can
-    run code (JavaScript, SVG, widget views); the widget state in the notebook's metadata, which
-    the HTML export would render, is dropped too.
+
+def _url_allowed(tag: str, attribute: str, value: str) -> str | None:
+    """nh3's attribute filter: a ``data:`` URL only as a raster image's source."""
+    if attribute in ("href", "src") and value.strip().lower().startswith("data:"):
+        kind = value.strip().lower()[5:].split(";", 1)[0].split(",", 1)[0]
+        return value if tag == "img" and attribute == "src" and kind in RASTER_IMAGES else None
+    return value
+
+
+def clean_markdown(source: str, attachments: dict | None = None) -> str:
+    """A written answer (markdown, maybe with HTML and attachments) as inert HTML on one line.
+
+    The markdown is rendered the way nbconvert renders it (math kept for MathJax, raster
+    attachments embedded), then cleaned by nh3 (the ammonia sanitiser) down to
+    :data:`MARKDOWN_TAGS`, with links only to ``http``, ``https`` and ``mailto`` and images only
+    from those or as embedded PNG/JPEG/GIF.  The result is one HTML block without line breaks
+    (breaks inside ``<pre>`` become ``&#10;``), so a page that renders it as markdown again
+    (nbgrader's formgrade template does) passes it through unchanged and never turns text into a
+    link.
+    """
+    import nh3
+    from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
+
+    class Renderer(IPythonRenderer):
+        def _embed_image_or_attachment(self, src: str) -> str:
+            try:
+                return super()._embed_image_or_attachment(src)
+            except Exception:  # noqa: BLE001 - a missing attachment: its link is dropped by nh3
+                return src
+
+    safe = {}
+    for name, bundle in (attachments or {}).items():
+        if isinstance(bundle, dict):
+            safe[str(name)] = {k: v for k, v in bundle.items()
+                               if k in RASTER_IMAGES and isinstance(v, str)}
+    try:
+        renderer = Renderer(escape=False, attachments=safe, exclude_anchor_links=True)
+        rendered = MarkdownWithMath(renderer=renderer).render(str(source))
+    except Exception:  # noqa: BLE001 - a missing attachment, odd markup: shown as plain text
+        rendered = f"<pre>{html.escape(str(source))}</pre>"
+    cleaned = nh3.clean(rendered, tags=MARKDOWN_TAGS, attributes=MARKDOWN_ATTRIBUTES,
+                        url_schemes={"http", "https", "mailto", "data"},
+                        attribute_filter=_url_allowed, link_rel="noopener noreferrer nofollow",
+                        strip_comments=True)
+    parts = re.split(r"(<pre\b.*?</pre>)", cleaned, flags=re.DOTALL | re.IGNORECASE)
+    one_line = "".join(part.replace("\n", "&#10;") if index % 2 else part.replace("\n", " ")
+                       for index, part in enumerate(parts))
+    return f"<div class='answer'>{one_line}</div>"
+
+
+def neutralise_notebook(text: str) -> str:
+    """A notebook (JSON text) with everything a student wrote made inert, for nbgrader's formgrader.
+
+    Markdown cells (the written answers) are rendered and cleaned by :func:`clean_markdown` (nh3)
+    with their attachments: kept only as embedded PNG/JPEG/GIF images.  nbconvert's
+    :class:`~nbconvert.preprocessors.sanitize.SanitizeHTML` escapes HTML in raw cells, cleans
+    ``text/html`` outputs with bleach and drops every output type that can run code (JavaScript,
+    SVG, widget views); a ``text/markdown`` output is cleaned like a markdown cell.  The widget
+    state in the notebook's metadata, which the HTML export would render, is dropped too.
     """
     import nbformat
     from nbconvert.preprocessors.sanitize import SanitizeHTML
 
     class Sanitizer(SanitizeHTML):
+        def preprocess_cell(self, cell, resources, index):
+            if cell.cell_type == "markdown":
+                cell.source = clean_markdown(cell.source, cell.pop("attachments", None))
+                return cell, resources
+            for output in cell.get("outputs", []):
+                data = output.get("data", {})
+                if "text/markdown" in data:  # cleaned here, then passed as safe by SanitizeHTML
+                    value = data.pop("text/markdown")
+                    if isinstance(value, str):
+                        data["text/markdown"] = clean_markdown(value)
+            return super().preprocess_cell(cell, resources, index)
+
         def sanitize_html_tags(self, html_str: str) -> str:
             if not any(char in html_str for char in "<>&"):
                 return html_str  # no markup at all: bleach would return it unchanged
@@ -94,17 +174,24 @@ def neutralise_notebook(text: str) -> str:
     for cell in notebook.cells:
         if isinstance(cell.get("source"), list):
             cell.source = "".join(cell.source)
+        if cell.get("cell_type") != "markdown":
+            cell.pop("attachments", None)
         for output in cell.get("outputs", []):
             for key, value in list(output.get("data", {}).items()):
                 if (isinstance(value, list) and not key.endswith("json")
                         and all(isinstance(line, str) for line in value)):
                     output.data[key] = "".join(value)  # a multi-line string, as nbformat splits it
-    notebook, _ = Sanitizer().preprocess(notebook, {})
+    sanitizer = Sanitizer(safe_output_keys=SanitizeHTML().safe_output_keys | {"text/markdown"},
+                          sanitized_output_types={"text/html"})
+    notebook, _ = sanitizer.preprocess(notebook, {})
     return json.dumps(notebook, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
 
 
 def write_grades(rows: list[dict], path: Path) -> None:
     """One row per student and tutorial (and per unidentifiable file), sorted; written atomically.
+
+    ``score`` is the autograded points, ``manual_score`` the written answers marked by hand (empty
+    until one is), ``total`` both together (see :mod:`~autograder.grading.handgrades`).
 
     No cell starts a spreadsheet formula (:func:`csv_cell`).
     """
@@ -117,6 +204,10 @@ def write_grades(rows: list[dict], path: Path) -> None:
             "score": f"{row['score']:g}",
             "max_score": f"{row['max_score']:g}",
             "manual_max": f"{row['manual_max']:g}",
+            "manual_score": "" if row.get("manual_score") is None else f"{row['manual_score']:g}",
+            "total": f"{row.get('total', row['score']):g}",
+            "total_max": f"{row.get('total_max', row['max_score'] + row['manual_max']):g}",
+            "hand_grading": row.get("hand_grading", ""),
             "exercises": ";".join(f"{k}={v:g}" for k, v in row["scores"].items()),
             "shortcuts": ";".join(sorted(row.get("shortcuts") or {})),
             "problem": row["message"],
@@ -266,5 +357,6 @@ def write_report(path: Path, rows: list[dict], maxima: dict[str, dict[str, float
             f"<th>{sum(totals) / len(totals):.2f}</th><th colspan=2></th></tr></table>"
         )
         out.append(_figure(tutorial, graded, tests))
+        out.append(mistakes.section(graded, tests))
     out.append("</body></html>")
     atomic_write(path, "\n".join(out))

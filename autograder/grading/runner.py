@@ -42,7 +42,8 @@ from pathlib import Path
 from nbgrader.api import Gradebook, MissingEntry
 from sqlalchemy.exc import SAWarning
 
-from . import feedback, report
+from . import feedback, handgrades, report
+from .roster import Roster
 from .sandbox import SandboxSettings, controls, sandbox_description, sandbox_warnings
 from .spec import TutorialSpec, prepare, save, tutorial_ids
 from .submissions import UNKNOWN, Limits, Submission, collect
@@ -242,7 +243,9 @@ def _safe(part: str) -> str:
     return "".join(c if c.isalnum() or c in "._@+-" else "_" for c in part) or "_"
 
 
-def _write_gradebook(gb: Gradebook, result: Result, spec: TutorialSpec) -> None:
+def _write_gradebook(gb: Gradebook, result: Result, spec: TutorialSpec,
+                     resubmitted: bool = False) -> list[str]:
+    """Write one result; return the hand-marked answers a resubmission flags for marking again."""
     with warnings.catch_warnings():
         # nbgrader's add_submission triggers SQLAlchemy autoflush warnings (harmless, its own).
         warnings.simplefilter("ignore", SAWarning)
@@ -257,8 +260,12 @@ def _write_gradebook(gb: Gradebook, result: Result, spec: TutorialSpec) -> None:
             grade.needs_manual_grade = grade.manual_score is not None
         for grade_id in spec.manual:
             grade = gb.find_grade(grade_id, result.tutorial, result.tutorial, result.student)
-            grade.needs_manual_grade = result.status == "graded" and grade.manual_score is None
+            grade.needs_manual_grade = result.status == "graded" and (
+                grade.manual_score is None or bool(grade.needs_manual_grade))
+        flagged = (handgrades.mark_resubmitted(gb, result.student, result.tutorial, list(spec.manual))
+                   if resubmitted and result.status == "graded" else [])
         gb.db.commit()
+    return flagged
 
 
 def _write_files(output: Path, result: Result, data: bytes, secrets: list[str]) -> list[str]:
@@ -432,6 +439,7 @@ def grade_class(
     progress: Callable[[str], None] | None = print,
     lock_wait: float = 0.0,
     limits: Limits | None = None,
+    roster: Roster | None = None,
 ) -> ClassGrades:
     """Grade every submission in ``source``; write the gradebook, grades, feedback and report.
 
@@ -465,6 +473,8 @@ def grade_class(
         Seconds to wait when another grader is writing ``output`` (default: refuse at once).
     limits : Limits, optional
         What reading the input may cost (see :class:`~autograder.grading.submissions.Limits`).
+    roster : Roster, optional
+        The class: file names are matched to its students (:mod:`~autograder.grading.roster`).
 
     Returns
     -------
@@ -499,7 +509,7 @@ def grade_class(
     selected = sorted(tutorials or available)
     if not selected:
         raise ValueError(f"no tutorial found in {course / 'solutions'}")
-    submissions = collect(source, available, limits)  # raises for a missing or unreadable input
+    submissions = collect(source, available, limits, roster)  # raises for a missing or unreadable input
     output.mkdir(parents=True, exist_ok=True)
     output.chmod(0o700)
     db_url = db_url or f"sqlite:///{output / 'gradebook.db'}"
@@ -578,8 +588,13 @@ def _grade_locked(submissions: list[Submission], output: Path, course: Path, sel
         spec = specs.get(result.tutorial)
         problems = []
         if spec is not None:
+            before = state.get(_key(result.student, result.tutorial, result.file)) or {}
             try:
-                _write_gradebook(gradebook, result, spec)
+                again = _write_gradebook(gradebook, result, spec, resubmitted=before.get(
+                    "sha256") not in (None, "", result.sha256))
+                if again:
+                    result.notes = [*result.notes,
+                                    handgrades.AGAIN_NOTE.format(answers=", ".join(again))]
             except Exception as exc:  # noqa: BLE001 - this row says so; the run goes on
                 with contextlib.suppress(Exception):
                     gradebook.db.rollback()
@@ -633,8 +648,7 @@ def _grade_locked(submissions: list[Submission], output: Path, course: Path, sel
 
     # Rows of students whose files are no longer identifiable stay; everything is in state.
     report.atomic_write(state_file, json.dumps(state, indent=1), durable=True)
-    rows = list(state.values())
-    report.write_grades(rows, output / "grades.csv")
+    rows = handgrades.apply(output, list(state.values()), db_url)  # grades.csv, hand marks
     seconds = time.perf_counter() - start
     report.write_report(
         output / "report.html", rows,

@@ -5,16 +5,24 @@ One file per student and tutorial.  Accepted layouts (all at once, mixed):
 * ``<student>/<tutorial>/<tutorial>.ipynb`` — nbgrader's ``submitted`` folder;
 * ``<student>/<tutorial>.ipynb`` — one folder per student;
 * ``<student>_<tutorial>.ipynb`` or ``<tutorial>_<student>.ipynb`` (``-`` or ``.`` work too) — a
-  flat folder, e.g. a learning platform's download.
+  flat folder;
+* the downloads of Canvas, Moodle (flat or in folders), Google Classroom/Drive and Colab, with their
+  ids, late markers, resubmission counters and ``Copy of`` (:mod:`~autograder.grading.lms_names`
+  gives the conventions), and any of these inside wrapping folders (``T1 submissions/...``).
 
 Hidden files, ``__MACOSX`` and ``.ipynb_checkpoints`` folders and a top-level ``README.md`` are not
 submissions and are skipped.
 
 The tutorial is recognised by its id in the file name (``T1_DeepLinearNetworks``, possibly with a
-suffix such as ``(1)``); the student is the top folder, or what remains of the file name.
-Every file of the input becomes one :class:`Submission`, including files that cannot be graded
-(they get a zero row with the reason).  When a student submitted the same tutorial more than once,
-the latest file (modification time, then name) is graded and the others are listed as replaced.
+suffix such as ``(1)`` or ``-1``); the student is the first folder that names someone, or what
+the platform's convention says the file name holds.  With a roster
+(:class:`~autograder.grading.roster.Roster`) the platform's name or id is mapped to the student's
+id.  Every file of the input becomes one :class:`Submission`, including files that cannot be
+graded (they get a zero row with the reason) and files that name no student (of the roster): those
+are listed under an id of their own (``unknown-<hash>``) with the reason, never dropped and never
+counted as anyone's resubmission.  When a student submitted the same tutorial more than once, the
+latest file (modification time, then the name's resubmission counter, then name) is graded and the
+others are listed as replaced.
 
 Nothing in the input can stop the run or make the grader read what it should not (every limit is
 in :class:`Limits`):
@@ -42,6 +50,9 @@ import zipfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path, PurePosixPath
+
+from .lms_names import Named, name_of, wrapper_depth
+from .roster import Roster
 
 UNKNOWN = "unknown"
 IGNORED_PARTS = {"__MACOSX", ".ipynb_checkpoints", ".DS_Store"}
@@ -98,7 +109,15 @@ class Submission:
     """Why it cannot be graded before even opening it (empty when it can be tried)."""
     replaced_by: str = ""
     raw_student: str = ""
-    """The student's name as the input spells it (before cleaning)."""
+    """The student's name as the input spells it (before cleaning), with the platform's ids."""
+    late: bool = False
+    """The name carries a late marker (Canvas's ``LATE``)."""
+    attempt: int = 0
+    """The resubmission counter in the name (Canvas's ``-1``, a download's ``(1)``)."""
+    lms: str = ""
+    """The naming convention the name was read in (:class:`~.lms_names.Named`)."""
+    lms_name: str = ""
+    """The student's name as the platform wrote it (``smithjohn``), before the roster."""
 
 
 def _clean_student(text: str) -> str:
@@ -116,29 +135,24 @@ def _bounded_id(clean: str, raw: str) -> str:
     return f"{clean[:MAX_STUDENT_CHARS - 9].rstrip('_.-')}-{_short_hash(raw)}"
 
 
-def _student_text(path: PurePosixPath, tutorial: str) -> str:
-    parts = [p for p in path.parts if p not in ("", ".", "..", "/")]
-    stem = path.stem if path.suffix == ".ipynb" else path.name
-    folders = [p for p in parts[:-1] if p.lower() != tutorial.lower()]
-    if folders:
-        student = folders[0]
-    else:
-        student = re.sub(re.escape(tutorial), "", stem, flags=re.IGNORECASE) \
-            if tutorial != UNKNOWN else stem
-        # "(1)" from a browser's re-download, "Copy of" from Colab's "Save a copy in Drive"
-        student = re.sub(r"\(\d+\)|(?<![a-z0-9])copy(\s+of)?(?![a-z0-9])", "", student,
-                         flags=re.IGNORECASE)
-    return student.strip(" \t_.-")
+def _tutorial_of(path: PurePosixPath, tutorials: list[str]) -> str:
+    found = [t for t in tutorials if t.lower() in path.as_posix().lower()]
+    return max(found, key=len) if found else UNKNOWN
+
+
+def _named(path: PurePosixPath, tutorial: str) -> Named:
+    return name_of(path, tutorial if tutorial != UNKNOWN else "")
 
 
 def identify(path: PurePosixPath, tutorials: list[str]) -> tuple[str, str, str]:
     """``(student, tutorial, problem)`` of one file from its path inside the input.
 
-    The student id is safe as a folder name and at most :data:`MAX_STUDENT_CHARS` long.
+    The student id is safe as a folder name and at most :data:`MAX_STUDENT_CHARS` long; a path
+    that names no student gives :data:`UNKNOWN` (:func:`collect` lists such a file as
+    unidentified).  The student is read as :func:`~autograder.grading.lms_names.name_of` says.
     """
-    found = [t for t in tutorials if t.lower() in path.as_posix().lower()]
-    tutorial = max(found, key=len) if found else UNKNOWN
-    raw = _student_text(path, tutorial)
+    tutorial = _tutorial_of(path, tutorials)
+    raw = _named(path, tutorial).student
     student = _bounded_id(_clean_student(raw), raw) or UNKNOWN
     problem = ""
     if path.suffix != ".ipynb":
@@ -398,7 +412,8 @@ def _distinct_students(submissions: list[Submission]) -> None:
                 sub.student = f"{base}-{_short_hash(sub.raw_student)}"
 
 
-def collect(source: Path, tutorials: list[str], limits: Limits | None = None) -> list[Submission]:
+def collect(source: Path, tutorials: list[str], limits: Limits | None = None,
+            roster: Roster | None = None) -> list[Submission]:
     """Every file of a folder or a zip archive, identified, latest resubmission marked.
 
     Parameters
@@ -409,12 +424,15 @@ def collect(source: Path, tutorials: list[str], limits: Limits | None = None) ->
         The tutorial ids being graded.
     limits : Limits, optional
         What reading the input may cost (default: :class:`Limits`).
+    roster : Roster, optional
+        The class; a file is then the roster student its name names, and a file that names
+        nobody of the roster is refused with the reason (listed, never dropped).
 
     Returns
     -------
     list of Submission
-        One per file; a file that could not be read, or is not safe to grade, has its
-        ``problem`` set (and empty ``data``).
+        One per file; a file that could not be read, is not safe to grade, or names no student
+        (of the roster) has its ``problem`` set.
 
     Raises
     ------
@@ -431,18 +449,42 @@ def collect(source: Path, tutorials: list[str], limits: Limits | None = None) ->
         entries = _walk_folder(source.resolve(), budget)
     else:
         entries = _walk_zip(source, budget)
+    # A name that is not UTF-8 (bytes a folder may hold) is shown with replacement characters.
+    entries = [(PurePosixPath(relative.as_posix().encode("utf-8", "surrogateescape")
+                              .decode("utf-8", "replace")), data, mtime, problem)
+               for relative, data, mtime, problem in entries]
+    tutorial_of = {relative: _tutorial_of(relative, tutorials) for relative, *_ in entries}
+    depth = wrapper_depth([relative for relative, *_ in entries],
+                          {p: ("" if t == UNKNOWN else t) for p, t in tutorial_of.items()})
     submissions = []
     for relative, data, mtime, problem in entries:
-        # A name that is not UTF-8 (bytes a folder may hold) is shown with replacement characters.
-        relative = PurePosixPath(relative.as_posix().encode("utf-8", "surrogateescape")
-                                 .decode("utf-8", "replace"))
-        student, tutorial, name_problem = identify(relative, tutorials)
+        inner = PurePosixPath(*relative.parts[depth:]) if depth else relative
+        student, tutorial, name_problem = identify(inner, tutorials)
+        named = _named(inner, tutorial)
+        raw = named.student + (f" [{' '.join(named.ids)}]" if named.ids else "")
         problem = problem or name_problem
+        if roster is not None and tutorial != UNKNOWN and inner.suffix == ".ipynb" and (
+                student != UNKNOWN or named.ids):
+            matched, why = roster.match(named)
+            if matched:
+                student = raw = _bounded_id(_clean_student(matched), matched) or UNKNOWN
+            else:
+                problem = problem or why
+        elif student == UNKNOWN and tutorial != UNKNOWN:
+            problem = problem or (
+                f"the file name {relative.name} names no student (e.g. a Drive folder's 'Copy of "
+                "...'): rename it <student>_<tutorial>.ipynb or put it in a folder named after "
+                "the student")
+        if problem and tutorial != UNKNOWN and (student == UNKNOWN or (
+                roster is not None and not roster.row(student))):
+            # listed under an id of its own: an unidentified file never replaces another
+            student = f"{UNKNOWN}-{_short_hash(relative.as_posix())}"
+            raw = student
         if not problem:
             problem = screen(data)
-        raw = _student_text(relative, tutorial)
         submissions.append(Submission(student, tutorial, relative.as_posix(), data, mtime, problem,
-                                      raw_student=raw))
+                                      raw_student=raw, late=named.late, attempt=named.attempt,
+                                      lms=named.lms, lms_name=named.student))
     if budget.entries > budget.limits.entries:
         submissions.append(Submission(
             UNKNOWN, UNKNOWN, "(the remaining files)", b"", 0.0,
@@ -450,8 +492,9 @@ def collect(source: Path, tutorials: list[str], limits: Limits | None = None) ->
         ))
     _distinct_students(submissions)
     latest: dict[tuple[str, str], Submission] = {}
-    # A file that can be tried always wins over one that cannot (a link, a FIFO, too large).
-    for sub in sorted(submissions, key=lambda s: (not s.problem, s.mtime, s.name)):
+    # A file that can be tried always wins over one that cannot (a link, a FIFO, too large);
+    # then the newer file, then the higher resubmission counter (Canvas's -1, a download's (1)).
+    for sub in sorted(submissions, key=lambda s: (not s.problem, s.mtime, s.attempt, s.name)):
         if sub.tutorial == UNKNOWN:
             continue
         key = (sub.student, sub.tutorial)
