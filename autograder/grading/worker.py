@@ -20,7 +20,7 @@ from pathlib import Path
 
 import nbformat
 
-from . import feedback, shortcuts
+from . import feedback, shortcuts, static_look
 from .notebook import Rejected, prepare
 from .replay import Verdict, judge, load_records
 from .sandbox import SandboxSettings, die_with_parent, execute, scratch_base
@@ -178,8 +178,11 @@ def grade_submission(job: Job) -> Result:
                     result.shortcuts[test.grade_id] = verdict.shortcut
                 if verdict.in_process:
                     result.in_process.append(test.grade_id)
-                if verdict.review:
-                    result.review[test.grade_id] = verdict.review
+                flags = static_look.review(test.calls, prepared.solutions, spec.solution_names,
+                                           declared)
+                why = "; ".join(filter(None, [verdict.review, flags]))
+                if why:  # a person looks; the score stands
+                    result.review[test.grade_id] = why
             result.scores[test.grade_id] = test.points if verdict.passed else 0.0
             result.verdicts[test.grade_id] = verdict.message
             if cell is not None:  # the autograded notebook shows the restored test and verdict
