@@ -267,6 +267,10 @@ def _install_init(found: Callable[[str], None]) -> Callable[[], None]:
             _patch(torch.nn.init, name,
                    _calling(found, f"torch.nn.init.{name}", only_from_outside_torch=True), undo,
                    found)
+    for name, value in vars(torch.nn.init).items():  # its private helpers too (_no_grad_normal_)
+        if (name.startswith("_") and not name.startswith("__") and hasattr(value, "__code__")
+                and getattr(value, "__module__", "") == "torch.nn.init"):
+            codes[value.__code__] = f"torch.nn.init.{name}"
     # A name bound before the window (`from torch.nn.init import kaiming_normal_`) still calls the
     # original function: watch the functions' code objects being entered as well.
     def entered(frame, caller) -> str | None:
