@@ -11,6 +11,13 @@ After the student's code has run, :meth:`Window.verdict` raises a :class:`Shortc
 ``CheckFailure``) that says plainly what was used, e.g. "ADAMOptimizer uses torch.optim.Adam: the
 exercise is to write the update yourself".
 
+The watch covers the threads the student's code starts while a window is open (the profiling hook
+goes to new threads through ``threading.setprofile``; on Python 3.12+ to every running thread), and
+escaping it is a finding of its own: the profiling hook removed or replaced (:data:`PROFILING_OFF`,
+seen by an audit hook, which nothing can remove), a patched routine put back
+(:data:`WATCH_REMOVED`), a process started (:data:`PROCESS_STARTED`).  Each scores the test 0 with
+a sentence that ends "its work cannot be checked".
+
 The catalogue of watchable routines is :data:`ROUTINES`.  The grader records what a window found
 inside the sandboxed kernel (:data:`REPORTER`) and hands it back to the same window when it replays
 the check in its own process (:func:`replaying`).
