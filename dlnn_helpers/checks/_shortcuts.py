@@ -370,6 +370,8 @@ class Window:
     exercise: str
     refused: tuple[str, ...]
     used: list[str] = field(default_factory=list)
+    thread: int = field(default_factory=threading.get_ident)
+    """The thread that opened the window (another thread's processes are not the student's)."""
 
     def found(self, what: str) -> None:
         if what not in self.used:
@@ -421,8 +423,11 @@ def _audit(event: str, args: tuple) -> None:
                 found(PROFILING_OFF)
         return
     if event.startswith(PROCESS_EVENTS):
+        # the window's own thread, or a thread the student's code started while a window watched
+        ident = threading.get_ident()
+        started = _ALL_THREADS is None and _GETPROFILE() is _dispatch
         for window in _open_windows:
-            if window.refused:
+            if window.refused and (window.thread == ident or started):
                 window.found(PROCESS_STARTED.format(how=event))
         return
     if event != "open" or not args:

@@ -261,3 +261,28 @@ def test_a_watch_put_back_inside_the_window_is_a_finding():
 
     window = _run(("torch.nn.init",), put_back)
     assert "removed the check's watch on torch.nn.init.normal_" in window.message()
+
+
+def test_a_process_started_by_a_thread_the_window_did_not_start_is_not_the_students():
+    import subprocess
+    import threading
+
+    ready, done = threading.Event(), threading.Event()
+
+    def grader_thread():  # e.g. another submission's sandbox, started by the grader's own pool
+        ready.wait()
+        subprocess.run(["true"], check=True)
+        done.set()
+
+    thread = threading.Thread(target=grader_thread)
+    thread.start()
+
+    def work():
+        ready.set()
+        done.wait(30)
+
+    window = _run(("torch.optim",), work)
+    thread.join()
+    assert window.used == []
+    window = _run(("torch.optim",), lambda: _in_a_thread(lambda: subprocess.run(["true"])))
+    assert "started another process (subprocess.Popen)" in window.message()
