@@ -8,6 +8,7 @@ them, one writer for the whole class.  It never raises for anything the submissi
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import os
 import shutil
@@ -125,8 +126,6 @@ def _with_text_shortcut(verdict: Verdict, text: str) -> Verdict:
 
 def hidden_calls(source: str) -> set[int]:
     """Indices of the check calls of a test cell that lie in its hidden part."""
-    import ast
-
     lines = source.splitlines()
     begin = next((n for n, line in enumerate(lines, 1) if line.strip() == HIDDEN_BEGIN), None)
     if begin is None:
