@@ -71,6 +71,28 @@ def redact(text: str, hidden_lines: list[str], settings: list[str] = ()) -> str:
     return text
 
 
+HIDDEN_VALUE = "…"
+"""What stands for every number (and every text setting) of a failure on a hidden test."""
+
+
+def hidden_failure(test: str, message: str, values: list[str] = (),
+                   spellings: list[str] = ()) -> str:
+    """What the student reads about ``test`` failing on a hidden check call.
+
+    The test's name and the first line of what the check said (the student's error), with every
+    number (seeds, shapes, sizes, tensor values: whatever the hidden inputs gave) and every text
+    value of the hidden call (``values``) replaced by :data:`HIDDEN_VALUE`, after the settings'
+    usual spellings (``spellings``, :func:`secrets_of`) were replaced by :data:`REDACTED`.  The
+    instructor's report keeps the full message.
+    """
+    first = next((line.strip() for line in str(message).splitlines() if line.strip()), "")
+    first = redact(first, [], list(spellings))
+    for value in sorted({v for v in values if len(v) >= 2}, key=len, reverse=True):
+        first = re.sub(rf"(?<!\w){re.escape(value)}(?!\w)", HIDDEN_VALUE, first)
+    first = re.sub(r"\d+", HIDDEN_VALUE, first)
+    return f"{test} failed on a hidden test (its inputs are not shown): {first}"
+
+
 def secrets_of(spec: TutorialSpec) -> list[str]:
     """Every spelling of the hidden check calls' settings that a message could carry."""
     spellings = []
@@ -169,7 +191,8 @@ def render(result: Result, spec: TutorialSpec, prepared: Prepared | None) -> str
                  "<th>Verdict</th></tr>")
     for test in spec.tests:
         score = result.scores.get(test.grade_id, 0.0)
-        verdict = result.verdicts.get(test.grade_id, "not graded")
+        verdict = getattr(result, "shown", {}).get(test.grade_id,
+                                                   result.verdicts.get(test.grade_id, "not graded"))
         css = "pass" if score >= test.points and score > 0 else "fail"
         flag = (f"<p class='fail'><strong>{SHORTCUT_FLAG}</strong></p>"
                 if test.grade_id in getattr(result, "shortcuts", {}) else "")

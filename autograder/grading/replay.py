@@ -430,6 +430,8 @@ class Verdict:
     shortcut: str = ""
     """The check's message when it refused a shortcut (a routine the exercise replaces, the
     course's answers): the test scores 0 and the report flags it."""
+    call: int = -1
+    """The index of the check call that failed in the test cell (-1: none, or the cell itself)."""
 
 
 @contextlib.contextmanager
@@ -549,13 +551,14 @@ def judge(calls: list[CheckCall], loaded: Loaded | None, not_run: str = "",
         record = loaded.calls[index] if loaded is not None and index < len(loaded.calls) else None
         if not isinstance(record, records.CallRecord):
             return Verdict(False, not_run or "the test did not run (the notebook stopped before it, "
-                           "or interfered with the recorder)")
+                           "or interfered with the recorder)", call=index)
         first = record.students[0] if record.students else None
         if first is None or first.kind in ("missing", "value"):
-            return Verdict(False, f"{call.func} is not defined as a function in the notebook.")
+            return Verdict(False, f"{call.func} is not defined as a function in the notebook.",
+                           call=index)
         check = find_check(call.check)
         if check is None:
-            return Verdict(False, f"the grader has no check named {call.check}")
+            return Verdict(False, f"the grader has no check named {call.check}", call=index)
         replayer = Replayer(call, record, loaded.store, deadline)
         stand_ins = [replayer.stand_in(i) for i in range(len(call.students))]
         extra = {keyword: stand_ins[1 + i] for i, (keyword, _) in enumerate(call.student_kwargs)}
@@ -565,17 +568,18 @@ def judge(calls: list[CheckCall], loaded: Loaded | None, not_run: str = "",
                 summaries.append(check(stand_ins[0], *records.resolve_literal(call.args),
                                        **records.resolve_literal(call.settings), **extra))
         except _shortcuts.ShortcutUsed as exc:
-            return Verdict(False, str(exc), shortcut=str(exc))
+            return Verdict(False, str(exc), shortcut=str(exc), call=index)
         except AssertionError as exc:
             message = str(exc)
             if exc.__cause__ is not None and not message:
                 message = str(exc.__cause__)
-            return Verdict(False, message)
+            return Verdict(False, message, call=index)
         except Exception as exc:  # noqa: BLE001 - a recording the check cannot digest
-            return Verdict(False, f"{call.func} could not be checked: {type(exc).__name__}: {exc}")
+            return Verdict(False, f"{call.func} could not be checked: {type(exc).__name__}: {exc}",
+                           call=index)
         if len(closed) > len(record.windows):
             return Verdict(False, "the recording does not match what the check asks (the notebook "
-                           "interfered with the test's watch for refused routines)")
+                           "interfered with the test's watch for refused routines)", call=index)
         try:
             twin = library_twin(call, record, loaded.store)
         except Exception:  # noqa: BLE001 - the flag is advice; never a reason to fail

@@ -295,9 +295,12 @@ def write_report(path: Path, rows: list[dict], maxima: dict[str, dict[str, float
     flagged = [(r, test, why) for r in rows if isinstance(r.get("review"), dict)
                for test, why in sorted(r["review"].items())]
     if flagged:
-        out.append("<h2>Flagged for review</h2><p>Passed answers a person should look at (e.g. an "
+        out.append("<h2>Flagged for review</h2><p>Answers a person should look at: an "
                    "optimiser whose trajectory is bitwise identical to the library routine the "
-                   "exercise asks to write); their points stand until a person decides.</p>"
+                   "exercise asks to write, or code of the exercise that the checks cannot watch "
+                   "(names built at run time, threads or processes, the interpreter's profiling "
+                   "changed, torch's private internals), named by exercise, cell and line; their "
+                   "points stand until a person decides.</p>"
                    "<table><tr><th>Student</th><th>Tutorial</th><th>Test</th><th>Why</th></tr>")
         for r, test, why in sorted(flagged, key=lambda f: (str(f[0]["student"]), f[1])):
             out.append(f"<tr><td>{esc(str(r['student']))}</td><td>{esc(str(r['tutorial']))}</td>"

@@ -8,6 +8,7 @@ them, one writer for the whole class.  It never raises for anything the submissi
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import os
 import shutil
@@ -20,11 +21,11 @@ from pathlib import Path
 
 import nbformat
 
-from . import feedback, shortcuts
+from . import feedback, shortcuts, static_look
 from .notebook import Rejected, prepare
 from .replay import Verdict, judge, load_records
 from .sandbox import SandboxSettings, die_with_parent, execute, scratch_base
-from .spec import TutorialSpec
+from .spec import HIDDEN_BEGIN, HIDDEN_END, TutorialSpec
 
 KERNEL_ENV = {
     "NBGRADER_EXECUTION": "autograde",
@@ -73,6 +74,9 @@ class Result:
     shortcuts: dict[str, str] = field(default_factory=dict)
     """Test -> the refused shortcut its exercise used (found where it ran, or in its code): the
     test scored 0, the report flags it."""
+    shown: dict[str, str] = field(default_factory=dict)
+    """Test -> what the student's feedback says instead of the verdict: a failure on a hidden
+    check call, without its inputs (:func:`feedback.hidden_failure`)."""
     seconds: float = 0.0
     worker: str = ""
     """``host:pid`` of the process that graded it."""
@@ -116,7 +120,33 @@ def _with_text_shortcut(verdict: Verdict, text: str) -> Verdict:
         return Verdict(False, text, verdict.in_process, verdict.review, text)
     if verdict.shortcut:
         return verdict
-    return Verdict(False, f"{verdict.message}\n{text}", verdict.in_process, verdict.review, text)
+    return Verdict(False, f"{verdict.message}\n{text}", verdict.in_process, verdict.review, text,
+                   verdict.call)
+
+
+def hidden_calls(source: str) -> set[int]:
+    """Indices of the check calls of a test cell that lie in its hidden part."""
+    lines = source.splitlines()
+    begin = next((n for n, line in enumerate(lines, 1) if line.strip() == HIDDEN_BEGIN), None)
+    if begin is None:
+        return set()
+    end = next((n for n, line in enumerate(lines, 1) if n > begin and line.strip() == HIDDEN_END),
+               len(lines) + 1)
+    try:
+        statements = ast.parse(source).body
+    except SyntaxError:
+        return set()
+    return {i for i, statement in enumerate(statements) if begin < statement.lineno < end}
+
+
+def _shown(test_id: str, verdict: Verdict, calls: list, hidden: set[int],
+           spellings: list[str]) -> str | None:
+    """The student's view of a failure on a hidden call (None: the verdict is shown as it is)."""
+    if verdict.passed or verdict.call not in hidden or verdict.call >= len(calls):
+        return None
+    call = calls[verdict.call]
+    values = [str(v) for v in [*call.settings.values(), *call.args] if isinstance(v, str)]
+    return feedback.hidden_failure(test_id, verdict.message, values, spellings)
 
 
 def grade_submission(job: Job) -> Result:
@@ -161,6 +191,7 @@ def grade_submission(job: Job) -> Result:
             for c in execution.notebook.cells if c.cell_type == "code"
         }
         declared = shortcuts.declared()
+        spellings = feedback.secrets_of(spec)
         for test in spec.tests:
             cell = executed.get(test.grade_id)
             if test.calls is None:
@@ -176,10 +207,17 @@ def grade_submission(job: Job) -> Result:
                     test.calls, prepared.solutions, spec.solution_names, declared))
                 if verdict.shortcut:
                     result.shortcuts[test.grade_id] = verdict.shortcut
+                shown = _shown(test.grade_id, verdict, test.calls, hidden_calls(test.source),
+                               spellings)
+                if shown is not None:
+                    result.shown[test.grade_id] = shown
                 if verdict.in_process:
                     result.in_process.append(test.grade_id)
-                if verdict.review:
-                    result.review[test.grade_id] = verdict.review
+                flags = static_look.review(test.calls, prepared.solutions, spec.solution_names,
+                                           declared)
+                why = "; ".join(filter(None, [verdict.review, flags]))
+                if why:  # a person looks; the score stands
+                    result.review[test.grade_id] = why
             result.scores[test.grade_id] = test.points if verdict.passed else 0.0
             result.verdicts[test.grade_id] = verdict.message
             if cell is not None:  # the autograded notebook shows the restored test and verdict

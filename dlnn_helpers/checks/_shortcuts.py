@@ -11,6 +11,13 @@ After the student's code has run, :meth:`Window.verdict` raises a :class:`Shortc
 ``CheckFailure``) that says plainly what was used, e.g. "ADAMOptimizer uses torch.optim.Adam: the
 exercise is to write the update yourself".
 
+The watch covers the threads the student's code starts while a window is open (the profiling hook
+goes to new threads through ``threading.setprofile``; on Python 3.12+ to every running thread), and
+escaping it is a finding of its own: the profiling hook removed or replaced (:data:`PROFILING_OFF`,
+seen by an audit hook, which nothing can remove), a patched routine put back
+(:data:`WATCH_REMOVED`), a process started (:data:`PROCESS_STARTED`).  Each scores the test 0 with
+a sentence that ends "its work cannot be checked".
+
 The catalogue of watchable routines is :data:`ROUTINES`.  The grader records what a window found
 inside the sandboxed kernel (:data:`REPORTER`) and hands it back to the same window when it replays
 the check in its own process (:func:`replaying`).
@@ -23,6 +30,7 @@ import functools
 import importlib
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,11 +61,31 @@ class Routine:
     """Regular expressions that find the routine in source code (the grader also reads the text)."""
 
 
+CANNOT_CHECK = ": its work cannot be checked"
+"""How every finding about a watch the student's code escaped ends (the test scores 0)."""
+
+WATCH_REMOVED = "the exercise removed the check's watch on {what}" + CANNOT_CHECK
+
+
 def _patch(owner: Any, name: str, wrapper_of: Callable[[Callable], Callable],
-           undo: list[Callable[[], None]]) -> None:
+           undo: list[Callable[[], None]], found: Callable[[str], None] | None = None) -> None:
+    """Replace ``owner.name`` by ``wrapper_of(original)`` until ``undo`` runs.
+
+    With ``found``: the wrapper removed or replaced while the window is open is a finding
+    (:data:`WATCH_REMOVED`).
+    """
     original = owner.__dict__[name] if isinstance(owner, type) else getattr(owner, name)
-    setattr(owner, name, wrapper_of(original))
-    undo.append(lambda: setattr(owner, name, original))
+    wrapper = wrapper_of(original)
+    setattr(owner, name, wrapper)
+
+    def restore() -> None:
+        current = owner.__dict__.get(name) if isinstance(owner, type) else getattr(owner, name,
+                                                                                   None)
+        if found is not None and current is not wrapper:
+            found(WATCH_REMOVED.format(what=f"{getattr(owner, '__name__', owner)}.{name}"))
+        setattr(owner, name, original)
+
+    undo.append(restore)
 
 
 def _calling(found: Callable[[str], None], label: str, only_from_outside_torch: bool = False):
@@ -81,29 +109,84 @@ def _called_from_outside_torch() -> bool:
     return not (module == "torch" or module.startswith("torch."))
 
 
+PROFILING_OFF = "the exercise switched off the interpreter's profiling" + CANNOT_CHECK
+"""What a window found when the profiling that watches the student's code was removed or replaced."""
+
+PROCESS_STARTED = "the exercise started another process ({how})" + CANNOT_CHECK
+"""What a window found when the student's code started a process (its work escapes the watch)."""
+
+PROCESS_EVENTS = ("os.fork", "os.forkpty", "os.posix_spawn", "os.exec", "os.spawn", "os.system",
+                  "subprocess.Popen", "pty.spawn")
+"""Audit events of a process being started (:func:`sys.addaudithook`; they cannot be silenced)."""
+
+_SETPROFILE = sys.setprofile
+_GETPROFILE = sys.getprofile
+_ALL_THREADS = getattr(threading, "setprofile_all_threads", None)
+"""Python 3.12+: the hook goes to the threads already running too (pools started earlier)."""
+_OWN_FILES = {os.path.abspath(__file__), os.path.abspath(threading.__file__)}
+"""Code allowed to set the profiling hook while a window watches: this module and ``threading``
+(a thread that starts installs ``threading``'s hook, ours)."""
+
+_watchers: list[tuple[Callable[[Any, Any], str | None], Callable[[str], None]]] = []
+_before: tuple[Any, Any] = (None, None)
+_chained: Callable | None = None
+
+
+def _dispatch(frame, event, arg):
+    """The profiling hook of every thread while a window watches calls (see :func:`_watch_calls`)."""
+    if event == "call" and _watchers:
+        caller = frame.f_back
+        while caller is not None and caller.f_globals.get("__name__") == __name__:
+            caller = caller.f_back
+        for entered, found in tuple(_watchers):
+            what = entered(frame, caller)
+            if what is not None:
+                found(what)
+    chained = _chained
+    if chained is not None:
+        chained(frame, event, arg)
+
+
+def _hook_every_thread(hook: Callable | None, threads_hook: Callable | None) -> None:
+    if _ALL_THREADS is not None:
+        _ALL_THREADS(hook)
+    else:
+        _SETPROFILE(hook)
+    threading.setprofile(threads_hook)
+
+
 def _watch_calls(entered: Callable[[Any, Any], str | None], found: Callable[[str], None],
                  undo: list[Callable[[], None]]) -> None:
     """Report ``entered(frame, caller)`` for every Python function entered while the window is open.
 
     A routine bound before the window opened (``from torch.nn.init import kaiming_normal_``) runs
-    its original code, which no attribute patch reaches; its code being entered is seen here.  The
-    caller skips this module's own wrappers, so that the student's code is judged, not ours.
+    its original code, which no attribute patch reaches; its code being entered is seen here, in
+    the calling thread and in every thread started while the window is open (``threading``'s
+    hook; on Python 3.12+ in every thread already running too).  The caller skips this module's own
+    wrappers, so that the student's code is judged, not ours.  The hook removed or replaced while
+    the window is open (``sys.setprofile(None)``, ``threading.setprofile``) is itself a finding,
+    :data:`PROFILING_OFF`: the audit hook sees every call of ``sys.setprofile`` however it was
+    reached, and the hooks are checked again when the window closes.
     """
-    previous = sys.getprofile()
+    global _before, _chained
+    entry = (entered, found)
+    if not _watchers:
+        _before = (_GETPROFILE(), threading.getprofile())
+        _chained = _before[0] if _before[0] is not _dispatch else None
+        _hook_every_thread(_dispatch, _dispatch)
+    _watchers.append(entry)
 
-    def profile(frame, event, arg):
-        if event == "call":
-            caller = frame.f_back
-            while caller is not None and caller.f_globals.get("__name__") == __name__:
-                caller = caller.f_back
-            what = entered(frame, caller)
-            if what is not None:
-                found(what)
-        if previous is not None:
-            previous(frame, event, arg)
+    def stop() -> None:
+        global _chained
+        if _GETPROFILE() is not _dispatch or threading.getprofile() is not _dispatch:
+            found(PROFILING_OFF)
+        if entry in _watchers:
+            _watchers.remove(entry)
+        if not _watchers:
+            _chained = None
+            _hook_every_thread(*_before)
 
-    sys.setprofile(profile)
-    undo.append(lambda: sys.setprofile(previous))
+    undo.append(stop)
 
 
 def _install_optim(found: Callable[[str], None]) -> Callable[[], None]:
@@ -116,7 +199,7 @@ def _install_optim(found: Callable[[str], None]) -> Callable[[], None]:
                 return f"torch.optim.{base.__name__}"
         return "torch.optim"
 
-    _patch(torch.optim.Optimizer, "__init__", _calling(found, name_of), undo)
+    _patch(torch.optim.Optimizer, "__init__", _calling(found, name_of), undo, found)
     for module_name in ("adam", "adamw", "sgd", "rmsprop", "adagrad"):
         try:
             module = importlib.import_module(f"torch.optim.{module_name}")
@@ -125,7 +208,7 @@ def _install_optim(found: Callable[[str], None]) -> Callable[[], None]:
         function = getattr(module, module_name, None)
         if callable(function) and not isinstance(function, type):
             _patch(module, module_name, _calling(found, f"torch.optim.{module_name}.{module_name}"),
-                   undo)
+                   undo, found)
     # A function bound before the window (``from torch.optim._functional import adam``) still runs
     # the original code: watch code of torch/optim being entered from outside torch/optim as well.
     folder = os.path.dirname(os.path.abspath(torch.optim.__file__)) + os.sep
@@ -159,15 +242,23 @@ def _install_autograd(found: Callable[[str], None]) -> Callable[[], None]:
     undo: list[Callable[[], None]] = []
     variable = torch.autograd.Variable
     engine = variable._execution_engine
-    variable._execution_engine = _Engine(engine, found)
-    undo.append(lambda: setattr(variable, "_execution_engine", engine))
+    ours = _Engine(engine, found)
+    variable._execution_engine = ours
+
+    def restore() -> None:
+        if variable._execution_engine is not ours:
+            found(WATCH_REMOVED.format(what="autograd's engine"))
+        variable._execution_engine = engine
+
+    undo.append(restore)
     import torch.autograd.forward_ad as forward_ad
 
-    _patch(forward_ad, "make_dual", _calling(found, "forward-mode autograd (torch.func.jvp)"), undo)
+    _patch(forward_ad, "make_dual", _calling(found, "forward-mode autograd (torch.func.jvp)"), undo,
+           found)
     for name in ("grad", "grad_and_value", "vjp", "jvp", "jacrev", "jacfwd", "hessian",
                  "linearize"):
         if hasattr(torch.func, name):
-            _patch(torch.func, name, _calling(found, f"torch.func.{name}"), undo)
+            _patch(torch.func, name, _calling(found, f"torch.func.{name}"), undo, found)
     return lambda: [u() for u in reversed(undo)] and None
 
 
@@ -181,7 +272,12 @@ def _install_init(found: Callable[[str], None]) -> Callable[[], None]:
             if hasattr(value, "__code__"):
                 codes[value.__code__] = f"torch.nn.init.{name}"
             _patch(torch.nn.init, name,
-                   _calling(found, f"torch.nn.init.{name}", only_from_outside_torch=True), undo)
+                   _calling(found, f"torch.nn.init.{name}", only_from_outside_torch=True), undo,
+                   found)
+    for name, value in vars(torch.nn.init).items():  # its private helpers too (_no_grad_normal_)
+        if (name.startswith("_") and not name.startswith("__") and hasattr(value, "__code__")
+                and getattr(value, "__module__", "") == "torch.nn.init"):
+            codes[value.__code__] = f"torch.nn.init.{name}"
     # A name bound before the window (`from torch.nn.init import kaiming_normal_`) still calls the
     # original function: watch the functions' code objects being entered as well.
     def entered(frame, caller) -> str | None:
@@ -209,8 +305,8 @@ class _LstsqMode(torch.overrides.TorchFunctionMode):
 
 def _install_lstsq(found: Callable[[str], None]) -> Callable[[], None]:
     undo: list[Callable[[], None]] = []
-    _patch(torch.linalg, "lstsq", _calling(found, "torch.linalg.lstsq"), undo)
-    _patch(np.linalg, "lstsq", _calling(found, "numpy.linalg.lstsq"), undo)
+    _patch(torch.linalg, "lstsq", _calling(found, "torch.linalg.lstsq"), undo, found)
+    _patch(np.linalg, "lstsq", _calling(found, "numpy.linalg.lstsq"), undo, found)
     # NumPy's lstsq, however it was bound, looks its gufunc up in this module on every call.
     umath = importlib.import_module("numpy.linalg._umath_linalg")
     _patch(umath, "lstsq", lambda original: _Gufunc(original, found), undo)
@@ -274,6 +370,8 @@ class Window:
     exercise: str
     refused: tuple[str, ...]
     used: list[str] = field(default_factory=list)
+    thread: int = field(default_factory=threading.get_ident)
+    """The thread that opened the window (another thread's processes are not the student's)."""
 
     def found(self, what: str) -> None:
         if what not in self.used:
@@ -285,6 +383,9 @@ class Window:
             return None
         # the routine's own name where one was caught, else the code that ran
         what = next((u for u in self.used if "(" not in u), self.used[0])
+        stopped = next((u for u in self.used if u.endswith(CANNOT_CHECK)), None)
+        if stopped is not None:
+            return f"{self.exercise}: {stopped}"
         if what == COURSE_ANSWERS:
             return (f"{self.exercise} reads {COURSE_ANSWERS} (the data the self-check compares "
                     "with): the exercise is to compute them yourself")
@@ -314,7 +415,22 @@ REPORTER: Callable[[Window], None] | None = None
 
 
 def _audit(event: str, args: tuple) -> None:
-    if not _open_windows or event != "open" or not args:
+    if not _open_windows:
+        return
+    if event == "sys.setprofile":
+        if _watchers and sys._getframe(1).f_code.co_filename not in _OWN_FILES:
+            for _, found in tuple(_watchers):
+                found(PROFILING_OFF)
+        return
+    if event.startswith(PROCESS_EVENTS):
+        # the window's own thread, or a thread the student's code started while a window watched
+        ident = threading.get_ident()
+        started = _ALL_THREADS is None and _GETPROFILE() is _dispatch
+        for window in _open_windows:
+            if window.refused and (window.thread == ident or started):
+                window.found(PROCESS_STARTED.format(how=event))
+        return
+    if event != "open" or not args:
         return
     path = args[0]
     if isinstance(path, (str, bytes, os.PathLike)):

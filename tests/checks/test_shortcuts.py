@@ -162,3 +162,127 @@ def test_declarations_name_known_routines():
     with pytest.raises(ValueError, match="unknown refused routines"):
         with student_code("probe", ("torch.magic",)):
             pass
+
+
+# ------------------------------------------------------------------------------------------------
+# Shortcuts that hide from the watch: other threads, profiling switched off, other processes
+# ------------------------------------------------------------------------------------------------
+
+def _in_a_thread(work):
+    import threading
+
+    done = []
+    thread = threading.Thread(target=lambda: done.append(work()))
+    thread.start()
+    thread.join()
+    return done[0]
+
+
+def _functional_adam():
+    param = torch.ones(2)
+    _ADAM([param], [torch.ones(2)], [torch.zeros(2)], [torch.zeros(2)], [], [torch.tensor(0.0)],
+         foreach=False, amsgrad=False, beta1=0.9, beta2=0.999, lr=0.1, weight_decay=0.0, eps=1e-8,
+         maximize=False)
+
+
+KAIMING = torch.nn.init.kaiming_normal_  # bound before any window: no patched attribute is reached
+_ADAM = importlib.import_module("torch.optim.adam").adam
+
+
+@pytest.mark.parametrize("refused, work, named", [
+    (("torch.optim",), _functional_adam, "torch.optim's code"),
+    (("torch.nn.init",), lambda: KAIMING(torch.empty(3, 4)), "torch.nn.init.kaiming_normal_"),
+    (("torch.nn.init",), lambda: torch.nn.init._no_grad_normal_(torch.empty(3), 0.0, 1.0),
+     "torch.nn.init._no_grad_normal_"),
+    (("autograd",), lambda: (torch.ones(2, requires_grad=True) * 2).sum().backward(), "autograd"),
+], ids=["functional adam", "kaiming bound early", "private init helper", "backward"])
+def test_a_refused_routine_run_in_another_thread_is_caught(refused, work, named):
+    window = _run(refused, lambda: _in_a_thread(work))
+    assert window.message().startswith(f"exercise uses {named}"), window.message()
+    assert sys.getprofile() is None
+
+
+def test_honest_work_in_a_thread_is_not_a_finding():
+    import threading
+
+    window = _run(("torch.optim", "torch.nn.init"), lambda: _in_a_thread(lambda: torch.ones(3) * 2))
+    assert window.used == []
+    assert sys.getprofile() is None and threading.getprofile() is None
+
+
+@pytest.mark.parametrize("switch", ["sys", "threading", "sys, then back"])
+def test_switching_the_profiling_off_is_a_finding(switch):
+    import threading
+
+    def work():
+        saved = sys.getprofile()
+        if switch.startswith("sys"):
+            sys.setprofile(None)
+        else:
+            threading.setprofile(None)
+        if switch == "sys, then back":
+            sys.setprofile(saved)  # put back before the window closes: the audit hook saw it
+        _in_a_thread(_functional_adam)
+
+    window = _run(("torch.optim",), work)
+    assert window.message() == ("exercise: the exercise switched off the interpreter's profiling: "
+                                "its work cannot be checked")
+    assert sys.getprofile() is None and threading.getprofile() is None
+
+
+def test_a_process_started_in_the_window_is_a_finding():
+    import os
+
+    def work():
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        os.waitpid(pid, 0)
+
+    window = _run(("torch.nn.init",), work)
+    assert window.message() == ("exercise: the exercise started another process (os.fork): its work "
+                                "cannot be checked")
+    assert _run((), work).used == []  # an exercise that refuses nothing is not watched
+
+
+def test_a_watch_put_back_inside_the_window_is_a_finding():
+    variable = torch.autograd.Variable
+
+    def work():
+        variable._execution_engine = variable._execution_engine._engine
+
+    window = _run(("autograd",), work)
+    assert window.message() == ("exercise: the exercise removed the check's watch on autograd's "
+                                "engine: its work cannot be checked")
+    assert not isinstance(variable._execution_engine, _shortcuts._Engine)  # nothing stays patched
+
+    def put_back():
+        torch.nn.init.normal_ = KAIMING
+
+    window = _run(("torch.nn.init",), put_back)
+    assert "removed the check's watch on torch.nn.init.normal_" in window.message()
+
+
+def test_a_process_started_by_a_thread_the_window_did_not_start_is_not_the_students():
+    import subprocess
+    import threading
+
+    ready, done = threading.Event(), threading.Event()
+
+    def grader_thread():  # e.g. another submission's sandbox, started by the grader's own pool
+        ready.wait()
+        subprocess.run(["true"], check=True)
+        done.set()
+
+    thread = threading.Thread(target=grader_thread)
+    thread.start()
+
+    def work():
+        ready.set()
+        done.wait(30)
+
+    window = _run(("torch.optim",), work)
+    thread.join()
+    assert window.used == []
+    window = _run(("torch.optim",), lambda: _in_a_thread(lambda: subprocess.run(["true"])))
+    assert "started another process (subprocess.Popen)" in window.message()
