@@ -29,6 +29,7 @@ from dlnn_helpers import backprop
 from dlnn_helpers.checks import CheckFailure, ReferenceUnavailable, ShortcutUsed, _expected
 from dlnn_helpers.checks.mlp import check_linear_layer, check_relu_layer, check_squared_error
 from dlnn_reference import mlp as reference
+from dlnn_reference import shipped as shipped_values
 
 from . import references as ref
 
@@ -338,7 +339,8 @@ def test_the_shipped_values_are_those_of_the_reference_and_small():
         for check, args, kwargs in reference.SELF_CHECKS:
             check(*args, **kwargs)
         fresh = {key: json.loads(json.dumps(value)) for key, value in captured["mlp"].items()}
-    assert fresh == json.loads(SHIPPED.read_text(encoding="utf-8"))
+    shipped = json.loads(SHIPPED.read_text(encoding="utf-8"))
+    assert shipped_values.table_difference(fresh, shipped) == ""  # within the cross-machine tolerance
     assert SHIPPED.stat().st_size < 25_000
 
 

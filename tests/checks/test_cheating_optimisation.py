@@ -31,6 +31,7 @@ from dlnn_helpers.checks.optimisation import (
     check_simple_gradient_descent,
 )
 from dlnn_reference import optimisation as reference
+from dlnn_reference import shipped as shipped_values
 
 from . import references as ref
 
@@ -337,7 +338,7 @@ def test_the_shipped_values_are_those_of_the_reference_and_small():
             check(*args, **kwargs)
         fresh = {key: json.loads(json.dumps(value)) for key, value in captured["optimisation"].items()}
     shipped = json.loads(SHIPPED.read_text(encoding="utf-8"))
-    assert fresh == shipped
+    assert shipped_values.table_difference(fresh, shipped) == ""  # within the cross-machine tolerance
     assert SHIPPED.stat().st_size < 100_000
 
 

@@ -38,6 +38,7 @@ from dlnn_helpers.checks.relu_features import (
     check_second_layer_gradients,
 )
 from dlnn_reference import relu_features as reference
+from dlnn_reference import shipped as shipped_values
 
 from . import references as ref
 
@@ -214,7 +215,8 @@ def test_the_shipped_values_are_those_of_the_reference_and_small():
         for check, args, kwargs in reference.SELF_CHECKS:
             check(*args, **kwargs)
         fresh = {key: json.loads(json.dumps(value)) for key, value in captured["relu_features"].items()}
-    assert fresh == json.loads(SHIPPED.read_text(encoding="utf-8"))
+    shipped = json.loads(SHIPPED.read_text(encoding="utf-8"))
+    assert shipped_values.table_difference(fresh, shipped) == ""  # within the cross-machine tolerance
     assert len(fresh) == 4  # the principal features need none
     assert SHIPPED.stat().st_size < 50_000
 
