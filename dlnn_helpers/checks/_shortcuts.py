@@ -298,15 +298,26 @@ class _LstsqMode(torch.overrides.TorchFunctionMode):
         self._found = found
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        if "lstsq" in getattr(func, "__name__", ""):
+        name = getattr(func, "__name__", "")
+        if "lstsq" in name:
             self._found("torch.linalg.lstsq")
+        elif "pinv" in name:
+            self._found("torch.linalg.pinv")
         return func(*args, **(kwargs or {}))
 
 
 def _install_lstsq(found: Callable[[str], None]) -> Callable[[], None]:
+    """Least-squares solvers: ``lstsq`` and the pseudo-inverse ``pinv`` (NumPy's and torch's)."""
     undo: list[Callable[[], None]] = []
+    pinv_code = getattr(getattr(np.linalg.pinv, "__wrapped__", None), "__code__", None)
     _patch(torch.linalg, "lstsq", _calling(found, "torch.linalg.lstsq"), undo, found)
     _patch(np.linalg, "lstsq", _calling(found, "numpy.linalg.lstsq"), undo, found)
+    _patch(torch.linalg, "pinv", _calling(found, "torch.linalg.pinv"), undo, found)
+    _patch(np.linalg, "pinv", _calling(found, "numpy.linalg.pinv"), undo, found)
+    # NumPy's pinv bound before the window (``from numpy.linalg import pinv``) runs its original
+    # Python code: watch that code being entered.
+    _watch_calls(lambda frame, caller: "numpy.linalg.pinv" if frame.f_code is pinv_code else None,
+                 found, undo)
     # NumPy's lstsq, however it was bound, looks its gufunc up in this module on every call.
     umath = importlib.import_module("numpy.linalg._umath_linalg")
     _patch(umath, "lstsq", lambda original: _Gufunc(original, found), undo)
@@ -341,7 +352,7 @@ ROUTINES: dict[str, Routine] = {
                              "draw the weights from the distribution yourself",
                              (r"\bnn\.init\b", r"\binit\.\w+_\s*\(")),
     "lstsq": Routine("torch.linalg.lstsq", _install_lstsq,
-                     "solve the normal equations yourself", (r"\blstsq\b",)),
+                     "solve the normal equations yourself", (r"\blstsq\b", r"\bpinv\b")),
 }
 """The routines an exercise can refuse, by the name it declares."""
 
@@ -402,7 +413,7 @@ def _belongs(what: str, routine: str) -> bool:
     label = ROUTINES[routine].label
     return what.startswith(label) or (routine == "autograd" and (
         "autograd" in what or what.startswith("torch.func"))) or (
-        routine == "lstsq" and "lstsq" in what)
+        routine == "lstsq" and ("lstsq" in what or "pinv" in what))
 
 
 _open_windows: list[Window] = []

@@ -11,7 +11,9 @@ student's code inside a :func:`~._shortcuts.student_code` window, and only then 
 mistake.  ``check_initializer`` needs no expected values (it judges the statistics of the weights),
 and ``check_net_svd`` judges U and V by their defining properties (U diag(S) Vᵀ = W_tot, orthonormal
 columns).  Refused routines: ``linear_regression`` may not call a least-squares solver
-(``np.linalg.lstsq``, ``torch.linalg.lstsq``): the exercise is to solve the normal equations.
+(``np.linalg.lstsq``, ``torch.linalg.lstsq``) or the pseudo-inverse (``np.linalg.pinv``,
+``torch.linalg.pinv``), which solves the same problem: the exercise is to solve the normal
+equations.
 """
 
 from __future__ import annotations
@@ -425,8 +427,9 @@ def check_linear_regression(
 
     The contract (the exercise's docstring): X and Y are float64 NumPy arrays, W is a float64
     ``np.ndarray`` of shape (N, M).  Any exact way of solving the normal equations is accepted
-    (``inv``, ``solve``, ``pinv``); a least-squares solver (``np.linalg.lstsq``,
-    ``torch.linalg.lstsq``) is refused: it is the whole exercise.
+    (``inv``, ``solve``); a least-squares solver (``np.linalg.lstsq``, ``torch.linalg.lstsq``) and
+    the pseudo-inverse (``np.linalg.pinv``, ``torch.linalg.pinv``) are refused, with the same
+    message: either does the whole exercise.
 
     Parameters
     ----------

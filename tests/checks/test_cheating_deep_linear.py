@@ -91,16 +91,35 @@ def lr_torch_alias(X, Y):
     return _TORCH_ALIAS(torch.from_numpy(X.T), torch.from_numpy(Y.T)).solution.T.numpy()
 
 
+def lr_pinv(X, Y):
+    return Y @ np.linalg.pinv(X)
+
+
+def lr_torch_pinv(X, Y):
+    return (torch.from_numpy(Y) @ torch.linalg.pinv(torch.from_numpy(X))).numpy()
+
+
+_PINV_ALIAS = np.linalg.pinv  # bound before the check watches pinv
+
+
+def lr_pinv_alias(X, Y):
+    return Y @ _PINV_ALIAS(X)
+
+
 LSTSQ_CORPUS = [
     (lr_lstsq, "numpy.linalg.lstsq"),
     (lr_lstsq_getattr, "numpy.linalg.lstsq"),
     (lr_torch_lstsq, "torch.linalg.lstsq"),
     (lr_wrapped, "numpy.linalg.lstsq"),
     (_Solver(), "numpy.linalg.lstsq"),
+    (lr_pinv, "numpy.linalg.pinv"),
+    (lr_torch_pinv, "torch.linalg.pinv"),
+    (lr_pinv_alias, "numpy.linalg.pinv"),
 ]
 
 @pytest.mark.parametrize(("answer", "routine"), LSTSQ_CORPUS,
-                         ids=["plain", "getattr", "torch", "wrapper", "callable-object"])
+                         ids=["plain", "getattr", "torch", "wrapper", "callable-object", "pinv",
+                              "torch-pinv", "pinv-alias"])
 def test_a_least_squares_solver_is_refused(answer, routine):
     with pytest.raises(ShortcutUsed) as info:
         check_linear_regression(answer)

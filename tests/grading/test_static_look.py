@@ -89,7 +89,7 @@ note = "eval(x) exec(y) torch._C importlib.import_module('torch')"
 def f(model, x):
     weight = getattr(model, "weight")
     setattr(model, "bias", None)
-    out = model.eval()(x) @ np.linalg.pinv(weight.detach().numpy()).T
+    out = model.eval()(x) @ np.linalg.inv(weight.detach().numpy()).T
     pattern = __import__  # named, not called
     return torch.compile, re.compile, out.__class__.__name__, torch.__version__
 '''
