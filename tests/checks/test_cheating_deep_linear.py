@@ -280,14 +280,19 @@ def test_the_stand_in_initialisation_is_not_an_answer():
         check_initializer(dlnn.default_init_)
 
 
-def test_the_training_loop_gives_singular_values_only_not_the_decomposition():
-    def from_the_training_record(model, in_dim):
-        x = torch.eye(in_dim)
-        out_dim = model(x)[0].shape[1]
-        record = dlnn.train(model, x, torch.zeros(in_dim, out_dim), n_epochs=1, lr=0.0)
-        s = torch.tensor(record.modes[-1], dtype=torch.float32)
-        k = s.shape[0]
-        return torch.eye(out_dim, k), s, torch.eye(in_dim, k)
+def test_the_package_trains_nothing_itself_its_widgets_run_the_notebooks_loop():
+    """No loop of the package computes W_tot or an RSM: the widgets call what the notebook gives."""
+    assert not hasattr(dlnn, "train") and not hasattr(dlnn.linear_nets, "train")
+    calls = []
 
-    with pytest.raises(CheckFailure, match=r"U diag\(S\) Vᵀ does not reconstruct W_tot"):
-        check_net_svd(from_the_training_record)
+    def initializer(model, gamma):
+        calls.append(("initializer", gamma))
+
+    def train(model, inputs, targets, n_epochs, lr, illusory_i=0):
+        calls.append(("train", n_epochs, lr, illusory_i))
+        return dlnn.TrainingRecord.empty(n_epochs, 3, inputs.shape[0])
+
+    record = dlnn.train_deep_linear(torch.eye(3), torch.zeros(3, 5), train=train,
+                                    initializer=initializer, n_epochs=4, lr=2.0, gamma=0.5)
+    assert calls == [("initializer", 0.5), ("train", 4, 2.0, 0)]
+    assert np.isnan(record.modes).all() and np.isnan(record.rsms).all()
