@@ -178,7 +178,8 @@ def test_torch_init_functions_have_the_variances_the_text_gives():
     text = cell_source(TUTORIAL, "2e03e8ae")
     assert ("(Glorot's variance\n$\\mathrm{gain}^2 \\cdot 2 / (n_{in} + n_{out})$)") in text
     assert "(He's, $\\mathrm{gain}^2 / \\mathrm{fan}$; with `nonlinearity=\"linear\"` the gain is 1" in text
-    assert "LeCun's $1/n_{in}$). A gain multiplies the standard deviation, so the variance takes its square." in text
+    assert ("LeCun's $1/n_{in}$). A gain multiplies the standard deviation, so the variance takes its "
+            "square.") in text
     torch.manual_seed(SEED)
     weight = torch.empty(400, 600)  # (n_out, n_in), as nn.Linear stores it
     nn.init.xavier_normal_(weight)
