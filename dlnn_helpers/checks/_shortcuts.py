@@ -388,13 +388,14 @@ ROUTINES: dict[str, Routine] = {
                              "draw the weights from the distribution yourself",
                              (r"\bnn\.init\b", r"\binit\.\w+_\s*\(")),
     "lstsq": Routine("torch.linalg.lstsq", _install_lstsq,
-                     "solve the normal equations yourself", (r"\blstsq\b", r"\bpinv\b")),
+                     "solve the normal equations yourself",
+                     (r"\blstsq\b", r"\blinalg\.pinv\b", r"(?<!\.)\bpinv\s*\(")),
     "multi_dot": Routine("torch.linalg.multi_dot", _install_multi_dot,
                          "multiply the weights into W_tot yourself, one layer at a time",
                          (r"\bmulti_dot\b", r"\bchain_matmul\b")),
     "torch.inner": Routine("torch.inner", _install_inner,
                            "compute the dot products yourself, with one matrix product",
-                           (r"\binner\s*\(",)),
+                           (r"\btorch\.inner\b", r"(?<!torch)\.inner\s*\(")),
 }
 """The routines an exercise can refuse, by the name it declares."""
 

@@ -17,6 +17,7 @@ import json
 import math
 import os
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -296,3 +297,60 @@ def test_the_package_trains_nothing_itself_its_widgets_run_the_notebooks_loop():
                                     initializer=initializer, n_epochs=4, lr=2.0, gamma=0.5)
     assert calls == [("initializer", 0.5), ("train", 4, 2.0, 0)]
     assert np.isnan(record.modes).all() and np.isnan(record.rsms).all()
+
+
+# ------------------------------------- the notebook's stand-ins for ex_net_svd and ex_net_rsm
+
+
+_MULTI_DOT = torch.linalg.multi_dot  # bound before the check watches it
+_NP_MULTI_DOT = np.linalg.multi_dot
+
+
+def _svd_of(product):
+    u, s, vh = torch.linalg.svd(product, full_matrices=False)
+    return u, s, vh.mT
+
+
+def _weights(model):
+    return [weight.detach() for weight in model.parameters()][::-1]
+
+
+SVD_SHORTCUTS = [
+    (lambda model, in_dim: _svd_of(torch.linalg.multi_dot(_weights(model))), "torch.linalg.multi_dot"),
+    (lambda model, in_dim: _svd_of(_MULTI_DOT(_weights(model))), "torch.linalg.multi_dot"),
+    (lambda model, in_dim: _svd_of(getattr(torch, "chain_" + "matmul")(*_weights(model))),
+     "torch.chain_matmul"),
+    (lambda model, in_dim: _svd_of(torch.from_numpy(_NP_MULTI_DOT([w.numpy() for w in _weights(model)]))),
+     "numpy.linalg.multi_dot"),
+]
+
+
+@pytest.mark.parametrize(("answer", "routine"), SVD_SHORTCUTS,
+                         ids=["multi_dot", "alias", "chain_matmul", "numpy-alias"])
+def test_a_product_of_all_weights_in_one_call_is_refused(answer, routine):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.chain_matmul is deprecated
+        with pytest.raises(ShortcutUsed) as info:
+            check_net_svd(answer)
+    assert str(info.value) == (f"ex_net_svd uses {routine}: the exercise is to multiply the weights "
+                               "into W_tot yourself, one layer at a time")
+
+
+@pytest.mark.parametrize("answer", [lambda h: torch.inner(h, h), lambda h: h.inner(h),
+                                    lambda h: getattr(torch, "in" + "ner")(h, h)],
+                         ids=["torch.inner", "method", "getattr"])
+def test_torch_inner_is_refused_however_reached(answer):
+    with pytest.raises(ShortcutUsed, match="ex_net_rsm uses torch.inner: the exercise is to compute "
+                                           "the dot products yourself"):
+        check_net_rsm(answer)
+
+
+def test_the_grader_finds_the_new_refused_routines_in_the_text_and_not_in_ordinary_names():
+    from autograder.grading.shortcuts import find
+
+    assert find("W = Y @ np.linalg.pinv(X)", ("lstsq",)) == [("lstsq", "np.linalg.pinv")]
+    assert find("pinv = np.linalg.inv(X @ X.T)\nW = Y @ X.T @ pinv", ("lstsq",)) == []
+    assert find("w = torch.linalg.multi_dot(ws)", ("multi_dot",)) == [
+        ("multi_dot", "torch.linalg.multi_dot")]
+    assert find("return torch.inner(h, h)", ("torch.inner",)) == [("torch.inner", "torch.inner")]
+    assert find("inner = h @ h.T\nreturn inner", ("torch.inner",)) == []

@@ -24,7 +24,7 @@ from ..tools import ROOT
 from .answers import CORRECT, T2
 from .hidden_shortcuts import FAMILIES, HIDDEN, THREAD_ONLY, WAYS
 
-ALL_REFUSED = ("torch.optim", "autograd", "torch.nn.init", "lstsq")
+ALL_REFUSED = ("torch.optim", "autograd", "torch.nn.init", "lstsq", "multi_dot", "torch.inner")
 
 
 def _solution_cells(path: Path) -> list[tuple[str, str]]:
