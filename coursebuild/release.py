@@ -37,13 +37,16 @@ reports every missing, extra and changed file.
 
 from __future__ import annotations
 
+import io
 import json
+import keyword
 import re
 import shutil
 import string
 import sys
 import tempfile
 import time
+import tokenize
 from fnmatch import fnmatch
 from pathlib import Path
 
@@ -450,6 +453,163 @@ def leaks(files: dict[str, bytes], forbidden: dict[str, str] | None = None) -> l
     return found
 
 
+# ------------------------------------------------------------------------------------------------
+# Answers in the helpers' source: the same code under other names
+# ------------------------------------------------------------------------------------------------
+
+PACKAGE = "dlnn_helpers/"
+"""Where the shipped modules of the release live (their source is what a student can read)."""
+
+MIN_ANSWER_TOKENS = 5
+"""Canonical answers shorter than this (``v0 . T``) are too common to be an exercise's answer."""
+
+ARITHMETIC = frozenset({"+", "-", "*", "/", "@", "**", "//", "%"})
+"""An answer must compute something: lines without arithmetic (``with torch.no_grad():``,
+``loss.backward()``, ``for x in model.parameters():``) are the structure every loop shares."""
+
+KEPT_NAMES = frozenset({"torch", "np", "numpy", "math", "nn", "F", "self", "linalg"})
+"""Names a canonical line keeps (modules): every other free name becomes a numbered variable."""
+
+ATTRIBUTE_ALIASES = {"mT": "T", "H": "T", "mH": "T"}
+"""Attributes that mean the same for the real tensors of the course (transposes)."""
+
+ALLOWED_IN_HELPERS = {
+    ("dlnn_helpers/checks/optimisation.py", "ema_update"):
+        "ema_cases feeds check_ema_update the running EMA* of a short series; the recurrence is "
+        "the formula tutorial 2's text gives, and the exercise's bias correction is not there",
+    ("dlnn_helpers/checks/relu_features.py", "ex_net_rsm"):
+        "the check of tutorial 6 verifies a factorisation F = P Qᵀ by its Gram matrices P Pᵀ",
+}
+"""(module, exercise) -> why that module may hold a line like that exercise's answer (keep this
+short: every entry is a place a person has read)."""
+
+
+def _tokens(line: str) -> list[str]:
+    """The tokens of a line of Python, free names as ``\0name`` (see :func:`canonical`)."""
+    raw: list[tuple[int, str]] = []
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(line).readline):
+            if token.type in (tokenize.NAME, tokenize.OP, tokenize.NUMBER, tokenize.STRING):
+                raw.append((token.type, token.string))
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        pass  # an incomplete line (an open bracket): the tokens up to its end
+    out = []
+    for i, (kind, text) in enumerate(raw):
+        before = raw[i - 1][1] if i else ""
+        after = raw[i + 1][1] if i + 1 < len(raw) else ""
+        if kind == tokenize.STRING:
+            out.append("s")
+        elif kind != tokenize.NAME:
+            out.append(text)
+        elif before == ".":
+            out.append(ATTRIBUTE_ALIASES.get(text, text))
+        elif keyword.iskeyword(text) or text in KEPT_NAMES or after == "(":
+            out.append(text)
+        else:
+            out.append("\0" + text)
+    return out
+
+
+def _numbered(tokens: list[str]) -> tuple[str, ...]:
+    """Free names renamed ``v0, v1, ...`` in order of appearance: equal under any renaming."""
+    names: dict[str, str] = {}
+    return tuple(names.setdefault(t, f"v{len(names)}") if t.startswith("\0") else t
+                 for t in tokens)
+
+
+def canonical(line: str) -> tuple[str, ...]:
+    """A line of Python as a renaming leaves it: its tokens, free names numbered in order.
+
+    Attribute names, called names, keywords, the modules of :data:`KEPT_NAMES` and numbers stay;
+    strings become ``s``; ``.mT`` is ``.T``.  ``W_tot = weight.detach() @ W_tot`` and
+    ``w = layer.detach() @ w`` are the same line; ``h @ h.T`` and ``x @ w.T`` are not.
+    """
+    return _numbered(_tokens(line))
+
+
+def _expression(line: str) -> list[str]:
+    """The tokens of the right-hand side of an assignment (``a = b``, ``a -= b``) or of a
+    ``return``, else the line's."""
+    tokens = _tokens(line)
+    if tokens[:1] == ["return"]:
+        return tokens[1:]
+    depth = 0
+    for i, token in enumerate(tokens):
+        depth += token in ("(", "[", "{")
+        depth -= token in (")", "]", "}")
+        if depth == 0 and token.endswith("=") and token not in ("==", "<=", ">=", "!="):
+            return tokens[i + 1:]
+    return tokens
+
+
+STRUCTURE = frozenset({"for", "while", "if", "elif", "with"})
+"""A line that opens a block (``for _ in range(n - 1):``) is structure, not an answer."""
+
+
+def solution_expressions() -> dict[tuple[str, ...], tuple[str, str]]:
+    """The canonical expression of every solution line of every graded exercise -> (the exercise,
+    where the line comes from).
+
+    All tutorials count, released or not: a helper of the student package must never hold an
+    exercise's answer, whatever the site shows.  Only expressions of at least
+    :data:`MIN_ANSWER_TOKENS` tokens that compute something (:data:`ARITHMETIC`) are searched for.
+    """
+    found: dict[tuple[str, ...], tuple[str, str]] = {}
+    for tutorial in tutorial_ids():
+        for cell in nbformat.read(solution_path(tutorial), as_version=4).cells:
+            grading = cell.metadata.get("nbgrader", {})
+            if cell.cell_type != "code" or not grading.get("solution"):
+                continue
+            for line in _marked(cell.source, "### BEGIN SOLUTION", "### END SOLUTION"):
+                if line in COMMON_LINES:
+                    continue
+                for part in _top_level_parts(_expression(line)):
+                    expression = _numbered(part)
+                    if (len(expression) >= MIN_ANSWER_TOKENS and ARITHMETIC & set(expression)
+                            and expression[0] not in STRUCTURE):
+                        where = f"{tutorial}, solution of {grading.get('grade_id')}: {line}"
+                        found.setdefault(expression, (grading.get("grade_id"), where))
+    return found
+
+
+def _top_level_parts(tokens: list[str]) -> list[list[str]]:
+    """The items of a tuple written without brackets (``s, u * s``); one part otherwise."""
+    parts: list[list[str]] = [[]]
+    depth = 0
+    for token in tokens:
+        depth += token in ("(", "[", "{")
+        depth -= token in (")", "]", "}")
+        if depth == 0 and token == ",":
+            parts.append([])
+        else:
+            parts[-1].append(token)
+    return [part for part in parts if part]
+
+
+def _holds(tokens: list[str], expression: tuple[str, ...]) -> bool:
+    """Whether some run of ``tokens``, renumbered from its start, is ``expression``."""
+    n = len(expression)
+    return any(_numbered(tokens[i:i + n]) == expression for i in range(len(tokens) - n + 1))
+
+
+def helper_leaks(files: dict[str, bytes],
+                 answers: dict[tuple[str, ...], tuple[str, str]] | None = None) -> list[str]:
+    """``path:line: code (origin)`` for every line of a shipped module that holds an exercise's
+    answer under any names (see :func:`canonical`), except :data:`ALLOWED_IN_HELPERS`."""
+    answers = solution_expressions() if answers is None else answers
+    found = []
+    for path, content in files.items():
+        if not (path.startswith(PACKAGE) and path.endswith(".py")):
+            continue
+        searched = {e: where for e, (exercise, where) in answers.items()
+                    if (path, exercise) not in ALLOWED_IN_HELPERS}
+        for number, line in enumerate(content.decode("utf-8", errors="ignore").splitlines(), 1):
+            tokens = _tokens(line)
+            found += [f"{path}:{number}: {line.strip()!r} ({where})"
+                      for expression, where in searched.items() if _holds(tokens, expression)]
+    return found
+
+
 def _git_ignored(parts: tuple[str, ...]) -> bool:
     """Whether git leaves a path of the student repository out: ``.git`` itself, and what its
     ``.gitignore`` names (a local ``.venv``, a site built into ``_build``, caches)."""
@@ -547,7 +707,7 @@ def write(dest: Path, workers: int = 2, tutorials: list[str] | None = None) -> d
     _writable(dest)
     preconditions()
     files = tree(workers=workers, tutorials=tutorials)
-    leaked = leaks(files)
+    leaked = leaks(files) + helper_leaks(files)
     if leaked:
         raise ReleaseError("the release would show solutions:\n" + "\n".join(leaked))
     dest.mkdir(parents=True, exist_ok=True)

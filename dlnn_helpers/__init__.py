@@ -32,7 +32,6 @@ from .linear_nets import (
     LRNet,
     TrainingRecord,
     default_init_,
-    train,
     train_lrnet,
 )
 from .loss_surface import LossFunctionWithPlot, plot_ema
@@ -72,7 +71,6 @@ __all__ = [
     "LRNet",
     "TrainingRecord",
     "default_init_",
-    "train",
     "train_lrnet",
     "plot_ills_sv_twin",
     "plot_loss",

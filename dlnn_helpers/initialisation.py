@@ -2,7 +2,7 @@
 
 A weight matrix here has shape ``(n_in, n_out)`` and a layer computes ``act(x @ W)`` for a batch
 ``x`` of shape ``(batch, n_in)``, so ``n_in`` (the fan-in) is the number of rows.  The initialisers
-themselves (zero, random, Xavier, He) and the ``Supervise`` classes that re-initialise a network
+themselves (zero, random, LeCun, He) and the ``Supervise`` classes that re-initialise a network
 are the tutorial's exercises: this package does not hold them.  :func:`layer_activations` takes any
 initialiser ``init(n_in, n_out)``, the student's or a library routine.
 """

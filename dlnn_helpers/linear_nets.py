@@ -2,10 +2,11 @@
 
 The tutorial's graded exercises (``ex_initializer_``, ``ex_net_svd``, ``ex_net_rsm``,
 ``linear_regression``) have no answer here: their reference implementations live in the
-instructor's repository.  :func:`train` records the singular values of the end-to-end weight and
-the hidden layer's similarity matrix without offering either as a function of a model or of an
-activity; :func:`default_init_` is a stand-in initialisation (PyTorch's own) that the notebook uses
-until the student's ``ex_initializer_`` passes its self-check.
+instructor's repository.  The training loop that records the learning dynamics is written out in
+the notebook, where it calls the student's ``ex_net_svd`` and ``ex_net_rsm`` (or their stand-ins);
+this module only gives it :class:`TrainingRecord` to fill.  :func:`default_init_` is a stand-in
+initialisation (PyTorch's own) that the notebook uses until the student's ``ex_initializer_``
+passes its self-check.
 """
 
 from __future__ import annotations
@@ -82,7 +83,10 @@ def default_init_(model: nn.Module, gamma: float = 1.0) -> None:
 
 
 class TrainingRecord(NamedTuple):
-    """Per-epoch records of :func:`train`; unpacks like the tuple ``(losses, modes, rsms, illusions)``.
+    """Per-epoch records of a training run; unpacks like ``(losses, modes, rsms, illusions)``.
+
+    Tutorial 1's training loop (in the notebook) fills one made by :meth:`empty`; what it does not
+    record stays NaN.
 
     Attributes
     ----------
@@ -101,75 +105,30 @@ class TrainingRecord(NamedTuple):
     rsms: np.ndarray
     illusions: np.ndarray
 
+    @classmethod
+    def empty(cls, n_epochs: int, n_modes: int, n_items: int) -> TrainingRecord:
+        """A record of ``n_epochs`` epochs with every entry NaN (not recorded yet).
+
+        Parameters
+        ----------
+        n_epochs : int
+        n_modes : int
+            Number of singular values kept per epoch, min(in_dim, out_dim).
+        n_items : int
+            Number of items (rows of the inputs), the size of the RSM.
+
+        Returns
+        -------
+        TrainingRecord
+        """
+        return cls(np.full(n_epochs, np.nan), np.full((n_epochs, n_modes), np.nan),
+                   np.full((n_epochs, n_items, n_items), np.nan), np.full(n_epochs, np.nan))
+
     @property
     def diverged_at(self) -> int | None:
-        """First epoch whose loss is not finite (training stopped there), or None."""
+        """First epoch whose loss is NaN or infinite (training stopped there: it diverged), or None."""
         bad = np.flatnonzero(~np.isfinite(self.losses))
         return int(bad[0]) if bad.size else None
-
-
-def train(
-    model: nn.Module,
-    inputs: torch.Tensor,
-    targets: torch.Tensor,
-    n_epochs: int,
-    lr: float,
-    illusory_i: int = 0,
-) -> TrainingRecord:
-    """Full-batch gradient descent on the mean squared error, recording the learning dynamics.
-
-    Parameters
-    ----------
-    model : nn.Module
-        A bias-free linear network whose ``forward`` returns ``(out, hid)`` (e.g. :class:`LNNet`).
-    inputs : torch.Tensor of shape (n_items, in_dim)
-    targets : torch.Tensor of shape (n_items, out_dim)
-    n_epochs : int
-        Number of gradient steps.
-    lr : float
-        Learning rate η.
-    illusory_i : int
-        Item whose prediction on the last feature is recorded.
-
-    Returns
-    -------
-    TrainingRecord
-        ``losses`` (n_epochs,), ``modes`` (n_epochs, k), ``rsms`` (n_epochs, n_items, n_items),
-        ``illusions`` (n_epochs,).  If the loss becomes infinite or NaN (too large a learning
-        rate), training stops and the remaining records are NaN; see ``diverged_at``.
-    """
-    in_dim = inputs.shape[1]
-    n_items = inputs.shape[0]
-    k = min(in_dim, targets.shape[1])
-    losses = np.full(n_epochs, np.nan)
-    modes = np.full((n_epochs, k), np.nan)
-    rsms = np.full((n_epochs, n_items, n_items), np.nan)
-    illusions = np.full(n_epochs, np.nan)
-
-    with torch_threads(1):  # small operations: one thread is fastest (see torch_threads)
-        optimizer = torch.optim.SGD(model.parameters(), lr=lr)
-        criterion = nn.MSELoss()
-        for epoch in range(losses.shape[0]):
-            optimizer.zero_grad()
-            predictions, hidden = model(inputs)
-            loss = criterion(predictions, targets)
-            if not torch.isfinite(loss):
-                break  # diverged: the remaining records stay NaN
-            loss.backward()
-            optimizer.step()
-            w_tot = torch.eye(in_dim)
-            for weight in model.parameters():  # W_tot = W_L ⋯ W_1 (only its singular values are kept)
-                w_tot = weight.detach() @ w_tot
-            if not torch.isfinite(w_tot).all():
-                losses[epoch] = np.inf
-                break
-
-            losses[epoch] = loss.item()
-            modes[epoch] = torch.linalg.svdvals(w_tot)[:k].numpy()
-            hid = hidden.detach()
-            rsms[epoch] = (hid @ hid.mT).numpy()
-            illusions[epoch] = predictions.detach()[illusory_i, -1].item()
-    return TrainingRecord(losses, modes, rsms, illusions)
 
 
 def train_lrnet(

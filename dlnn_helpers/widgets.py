@@ -19,7 +19,6 @@ Tutorial 1's widgets (:func:`loss_widget`, :func:`rsm_widget`) live here;
 from __future__ import annotations
 
 import io
-import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -29,7 +28,7 @@ from matplotlib.figure import Figure
 
 from .course import static_figures
 from .deep_linear_plots import plot_loss, plot_loss_sv_rsm
-from .linear_nets import LNNet, TrainingRecord, train
+from .linear_nets import LNNet, TrainingRecord
 from .tree_data import ITEM_NAMES
 
 DEFAULT_LR = 100.0
@@ -41,9 +40,18 @@ Drawing = Figure | str
 """What a ``draw`` function returns: a figure, or a one-line message shown instead of one."""
 
 
+TrainLoop = Callable[..., TrainingRecord]
+"""The notebook's training loop: ``train(model, inputs, targets, n_epochs=, lr=, illusory_i=)``."""
+Initializer = Callable[[torch.nn.Module, float], None]
+"""The notebook's initialiser: ``initializer_(model, gamma)`` re-draws every weight in place."""
+
+
 def train_deep_linear(
     inputs: torch.Tensor,
     targets: torch.Tensor,
+    *,
+    train: TrainLoop,
+    initializer: Initializer,
     lr: float = DEFAULT_LR,
     gamma: float = DEFAULT_GAMMA,
     n_epochs: int = DEFAULT_EPOCHS,
@@ -51,17 +59,26 @@ def train_deep_linear(
     seed: int = 2021,
     illusory_i: int = 0,
 ) -> TrainingRecord:
-    """Build an :class:`LNNet`, initialise it with scale ``gamma`` and train it.
+    """Build an :class:`LNNet`, initialise it as the notebook does and train it with ``train``.
+
+    The weights are drawn by ``initializer(model, gamma)`` (the student's ``ex_initializer_`` or
+    its stand-in) right after seeding torch's generator with ``seed``, exactly as the notebook's
+    own runs do, so the same ``seed`` gives the same initial weights; the caller's generator state
+    is restored afterwards.
 
     Parameters
     ----------
     inputs : torch.Tensor of shape (n_items, in_dim)
     targets : torch.Tensor of shape (n_items, out_dim)
+    train : callable
+        The notebook's training loop (what it records is what the widgets can show).
+    initializer : callable
+        ``initializer(model, gamma)``, in place.
     lr, gamma : float
         Learning rate η and initialisation scale γ.
     n_epochs, hid_dim : int
     seed : int
-        Seed of the initial weights (a private generator; the global state is untouched).
+        Seed of torch's global generator while the weights are drawn.
     illusory_i : int
         Item whose prediction on the last feature is recorded.
 
@@ -69,11 +86,10 @@ def train_deep_linear(
     -------
     TrainingRecord
     """
-    generator = torch.Generator().manual_seed(seed)
     model = LNNet(inputs.shape[1], hid_dim, targets.shape[1])
-    with torch.no_grad():  # every weight ~ N(0, σ²), σ = γ / sqrt(n_in + n_out)
-        for weight in model.parameters():
-            weight.normal_(0.0, gamma / math.sqrt(sum(weight.shape)), generator=generator)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        initializer(model, gamma)
     return train(model, inputs, targets, n_epochs=n_epochs, lr=lr, illusory_i=illusory_i)
 
 
@@ -234,16 +250,27 @@ def _gamma_slider():
 
 
 def loss_widget(
-    inputs: torch.Tensor, targets: torch.Tensor, *, display: bool = True
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    train: TrainLoop,
+    initializer: Initializer,
+    seed: int = 2021,
+    display: bool = True,
 ) -> LiveFigure | None:
     """Sliders for the learning rate η ∈ [1, 200] and the initialisation scale γ ∈ [1e-15, 10].
 
-    Each change trains a new network and redraws its training loss.
+    Each change trains a new network with the notebook's ``train`` and ``initializer`` (see
+    :func:`train_deep_linear`) and redraws its training loss.
 
     Parameters
     ----------
     inputs : torch.Tensor of shape (n_items, in_dim)
     targets : torch.Tensor of shape (n_items, out_dim)
+    train, initializer : callable
+        The notebook's training loop and initialiser.
+    seed : int
+        Seed of the initial weights (the notebook's ``SEED``).
     display : bool
         Display the widget (default) or return it undisplayed (see :func:`interactive_figure`).
 
@@ -253,7 +280,8 @@ def loss_widget(
     """
 
     def draw(lr: float, gamma: float) -> Figure:
-        record = train_deep_linear(inputs, targets, lr=lr, gamma=gamma)
+        record = train_deep_linear(inputs, targets, train=train, initializer=initializer, lr=lr,
+                                   gamma=gamma, seed=seed)
         title = f"Training loss (η = {lr:g}, γ = {gamma:.0e})"
         if record.diverged_at is not None:
             title += f": diverged at epoch {record.diverged_at}, try a smaller η"
@@ -273,11 +301,16 @@ def rsm_widget(
     item_names: Sequence[str] = ITEM_NAMES,
     default_epoch: int = 130,
     *,
+    train: TrainLoop,
+    initializer: Initializer,
+    seed: int = 2021,
     display: bool = True,
 ) -> LiveFigure | None:
     """Sliders for η, γ and the epoch (10 … 241): learning curves beside the RSM at that epoch.
 
-    A network is trained only when η or γ changes; moving the epoch slider reuses the records.
+    A network is trained (with the notebook's ``train`` and ``initializer``, see
+    :func:`train_deep_linear`) only when η or γ changes; moving the epoch slider reuses the
+    records.  ``train`` must record the singular values and the RSM.
 
     Parameters
     ----------
@@ -285,6 +318,10 @@ def rsm_widget(
     targets : torch.Tensor of shape (n_items, out_dim)
     item_names : sequence of str
     default_epoch : int
+    train, initializer : callable
+        The notebook's training loop and initialiser.
+    seed : int
+        Seed of the initial weights (the notebook's ``SEED``).
     display : bool
         Display the widget (default) or return it undisplayed (see :func:`interactive_figure`).
 
@@ -298,7 +335,8 @@ def rsm_widget(
         key = (lr, gamma)
         if key not in cache:
             cache.clear()
-            cache[key] = train_deep_linear(inputs, targets, lr=lr, gamma=gamma)
+            cache[key] = train_deep_linear(inputs, targets, train=train, initializer=initializer,
+                                           lr=lr, gamma=gamma, seed=seed)
         record = cache[key]
         if record.diverged_at is not None and record.diverged_at <= i_ep:
             return (

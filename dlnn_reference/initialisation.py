@@ -1,6 +1,6 @@
 """Reference answers of tutorial 4 (weight initialisation).
 
-The initialisers (``ex_zero_weights``, ``ex_random_weights``, ``ex_xavier_weights``,
+The initialisers (``ex_zero_weights``, ``ex_random_weights``, ``ex_lecun_weights``,
 ``ex_he_weights``) and the two ``Supervise`` classes that re-initialise a network
 (``Supervise_random_weights``, ``Supervise_Kaiming_weights``).  Their checks judge random draws by
 statistics (standard deviation, mean, shape of the distribution) and the loss by its definition, so
@@ -29,8 +29,8 @@ def random_weights(n_in: int, n_out: int, scale: float = 0.01) -> torch.Tensor:
     return torch.randn(n_in, n_out) * scale
 
 
-def xavier_weights(n_in: int, n_out: int) -> torch.Tensor:
-    """Weights of shape (n_in, n_out) from N(0, 1 / n_in)."""
+def lecun_weights(n_in: int, n_out: int) -> torch.Tensor:
+    """Weights of shape (n_in, n_out) from N(0, 1 / n_in) (LeCun's initialisation)."""
     return torch.randn(n_in, n_out) / math.sqrt(n_in)
 
 
@@ -62,7 +62,7 @@ class SuperviseKaimingWeights(Supervise):
 SELF_CHECKS = [
     (check_init_weights, (zero_weights,), {"method": "zero"}),
     (check_init_weights, (random_weights,), {"method": "random"}),
-    (check_init_weights, (xavier_weights,), {"method": "xavier"}),
+    (check_init_weights, (lecun_weights,), {"method": "lecun"}),
     (check_init_weights, (he_weights,), {"method": "he"}),
     (check_supervise_init, (SuperviseRandomWeights,), {"method": "random"}),
     (check_supervise_init, (SuperviseKaimingWeights,), {"method": "kaiming"}),

@@ -298,15 +298,26 @@ class _LstsqMode(torch.overrides.TorchFunctionMode):
         self._found = found
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        if "lstsq" in getattr(func, "__name__", ""):
+        name = getattr(func, "__name__", "")
+        if "lstsq" in name:
             self._found("torch.linalg.lstsq")
+        elif "pinv" in name:
+            self._found("torch.linalg.pinv")
         return func(*args, **(kwargs or {}))
 
 
 def _install_lstsq(found: Callable[[str], None]) -> Callable[[], None]:
+    """Least-squares solvers: ``lstsq`` and the pseudo-inverse ``pinv`` (NumPy's and torch's)."""
     undo: list[Callable[[], None]] = []
+    pinv_code = getattr(getattr(np.linalg.pinv, "__wrapped__", None), "__code__", None)
     _patch(torch.linalg, "lstsq", _calling(found, "torch.linalg.lstsq"), undo, found)
     _patch(np.linalg, "lstsq", _calling(found, "numpy.linalg.lstsq"), undo, found)
+    _patch(torch.linalg, "pinv", _calling(found, "torch.linalg.pinv"), undo, found)
+    _patch(np.linalg, "pinv", _calling(found, "numpy.linalg.pinv"), undo, found)
+    # NumPy's pinv bound before the window (``from numpy.linalg import pinv``) runs its original
+    # Python code: watch that code being entered.
+    _watch_calls(lambda frame, caller: "numpy.linalg.pinv" if frame.f_code is pinv_code else None,
+                 found, undo)
     # NumPy's lstsq, however it was bound, looks its gufunc up in this module on every call.
     umath = importlib.import_module("numpy.linalg._umath_linalg")
     _patch(umath, "lstsq", lambda original: _Gufunc(original, found), undo)
@@ -330,6 +341,42 @@ class _Gufunc:
         return getattr(self._original, name)
 
 
+class _CallsMode(torch.overrides.TorchFunctionMode):
+    """Sees every torch call, however the function was reached; reports those named in ``names``."""
+
+    def __init__(self, names: dict[str, str], found: Callable[[str], None]) -> None:
+        super().__init__()
+        self._names, self._found = names, found
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = getattr(func, "__name__", "")
+        for part, label in self._names.items():
+            if part == name or name.endswith("_" + part):
+                self._found(label)
+        return func(*args, **(kwargs or {}))
+
+
+def _install_multi_dot(found: Callable[[str], None]) -> Callable[[], None]:
+    """Products of many matrices in one call: torch's ``multi_dot``/``chain_matmul``, NumPy's."""
+    undo: list[Callable[[], None]] = []
+    numpy_code = getattr(getattr(np.linalg.multi_dot, "__wrapped__", None), "__code__", None)
+    _patch(np.linalg, "multi_dot", _calling(found, "numpy.linalg.multi_dot"), undo, found)
+    _watch_calls(lambda frame, caller: ("numpy.linalg.multi_dot" if frame.f_code is numpy_code
+                                        else None), found, undo)
+    mode = _CallsMode({"multi_dot": "torch.linalg.multi_dot", "chain_matmul": "torch.chain_matmul"},
+                      found)
+    mode.__enter__()
+    undo.append(lambda: mode.__exit__(None, None, None))
+    return lambda: [u() for u in reversed(undo)] and None
+
+
+def _install_inner(found: Callable[[str], None]) -> Callable[[], None]:
+    """``torch.inner`` (and ``Tensor.inner``), however reached."""
+    mode = _CallsMode({"inner": "torch.inner"}, found)
+    mode.__enter__()
+    return lambda: mode.__exit__(None, None, None)
+
+
 ROUTINES: dict[str, Routine] = {
     "torch.optim": Routine("torch.optim", _install_optim, "write the update yourself",
                            (r"\boptim\b",)),
@@ -341,7 +388,14 @@ ROUTINES: dict[str, Routine] = {
                              "draw the weights from the distribution yourself",
                              (r"\bnn\.init\b", r"\binit\.\w+_\s*\(")),
     "lstsq": Routine("torch.linalg.lstsq", _install_lstsq,
-                     "solve the normal equations yourself", (r"\blstsq\b",)),
+                     "solve the normal equations yourself",
+                     (r"\blstsq\b", r"\blinalg\.pinv\b", r"(?<!\.)\bpinv\s*\(")),
+    "multi_dot": Routine("torch.linalg.multi_dot", _install_multi_dot,
+                         "multiply the weights into W_tot yourself, one layer at a time",
+                         (r"\bmulti_dot\b", r"\bchain_matmul\b")),
+    "torch.inner": Routine("torch.inner", _install_inner,
+                           "compute the dot products yourself, with one matrix product",
+                           (r"\btorch\.inner\b", r"(?<!torch)\.inner\s*\(")),
 }
 """The routines an exercise can refuse, by the name it declares."""
 
@@ -404,7 +458,8 @@ def _belongs(what: str, routine: str) -> bool:
     label = ROUTINES[routine].label
     return what.startswith(label) or (routine == "autograd" and (
         "autograd" in what or what.startswith("torch.func"))) or (
-        routine == "lstsq" and "lstsq" in what)
+        routine == "lstsq" and ("lstsq" in what or "pinv" in what)) or (
+        routine == "multi_dot" and ("multi_dot" in what or "chain_matmul" in what))
 
 
 _open_windows: list[Window] = []

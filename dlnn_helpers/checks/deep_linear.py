@@ -11,7 +11,11 @@ student's code inside a :func:`~._shortcuts.student_code` window, and only then 
 mistake.  ``check_initializer`` needs no expected values (it judges the statistics of the weights),
 and ``check_net_svd`` judges U and V by their defining properties (U diag(S) Vᵀ = W_tot, orthonormal
 columns).  Refused routines: ``linear_regression`` may not call a least-squares solver
-(``np.linalg.lstsq``, ``torch.linalg.lstsq``): the exercise is to solve the normal equations.
+(``np.linalg.lstsq``, ``torch.linalg.lstsq``) or the pseudo-inverse (``np.linalg.pinv``,
+``torch.linalg.pinv``), which solves the same problem: the exercise is to solve the normal
+equations.  ``ex_net_svd`` may not multiply the weights with ``torch.linalg.multi_dot`` (or
+``torch.chain_matmul``, ``np.linalg.multi_dot``), and ``ex_net_rsm`` may not call ``torch.inner``:
+each does the exercise in one call, and the notebook uses them as the stand-ins.
 """
 
 from __future__ import annotations
@@ -41,8 +45,10 @@ for _check in ("check_net_svd", "check_net_rsm", "check_linear_regression"):
     register_check(_check, "deep_linear")
 
 _INITIALIZER_REFUSED = declare("check_initializer", "ex_initializer_", ())
-_NET_SVD_REFUSED = declare("check_net_svd", "ex_net_svd", ())
-_NET_RSM_REFUSED = declare("check_net_rsm", "ex_net_rsm", ())
+_NET_SVD_REFUSED = declare("check_net_svd", "ex_net_svd", ("multi_dot",))
+"""The product of the weights is the exercise (and torch.linalg.multi_dot the notebook's stand-in)."""
+_NET_RSM_REFUSED = declare("check_net_rsm", "ex_net_rsm", ("torch.inner",))
+"""The dot products are the exercise (and torch.inner the notebook's stand-in)."""
 _LINEAR_REGRESSION_REFUSED = declare("check_linear_regression", "linear_regression", ("lstsq",))
 
 _SENTINEL = 7.0  # every weight is set to this before the student's initialiser runs
@@ -425,8 +431,9 @@ def check_linear_regression(
 
     The contract (the exercise's docstring): X and Y are float64 NumPy arrays, W is a float64
     ``np.ndarray`` of shape (N, M).  Any exact way of solving the normal equations is accepted
-    (``inv``, ``solve``, ``pinv``); a least-squares solver (``np.linalg.lstsq``,
-    ``torch.linalg.lstsq``) is refused: it is the whole exercise.
+    (``inv``, ``solve``); a least-squares solver (``np.linalg.lstsq``, ``torch.linalg.lstsq``) and
+    the pseudo-inverse (``np.linalg.pinv``, ``torch.linalg.pinv``) are refused, with the same
+    message: either does the whole exercise.
 
     Parameters
     ----------

@@ -9,7 +9,7 @@ than six standard errors on the sizes used here, fail with a message naming the 
 defining properties: the checks need no expected values (nothing of this tutorial is shipped in
 ``checks/expected``, and hidden settings are judged the same way everywhere).
 
-Refused shortcuts: ``ex_zero_weights``, ``ex_random_weights``, ``ex_xavier_weights`` and
+Refused shortcuts: ``ex_zero_weights``, ``ex_random_weights``, ``ex_lecun_weights`` and
 ``ex_he_weights`` exist to draw the weights from the distribution by hand, so they refuse
 ``torch.nn.init`` (caught where it runs: through ``getattr``, a wrapper or a helper alike).
 ``Supervise_random_weights`` and ``Supervise_Kaiming_weights`` are about re-initialising a model
@@ -86,11 +86,11 @@ def _judge_normal(
 # Weight matrices for the activation histograms
 # ------------------------------------------------------------------------------------------------
 
-_METHODS = ("zero", "random", "xavier", "he")
+_METHODS = ("zero", "random", "lecun", "he")
 
 
 def _expected_sigma(method: str, n_in: int, scale: float) -> float:
-    return {"zero": 0.0, "random": scale, "xavier": 1.0 / math.sqrt(n_in),
+    return {"zero": 0.0, "random": scale, "lecun": 1.0 / math.sqrt(n_in),
             "he": math.sqrt(2.0 / n_in)}[method]
 
 
@@ -104,21 +104,21 @@ def _init_mistakes(method: str, n_in: int, n_out: int, scale: float) -> list[Mis
             Mistake("you used sqrt(scale) — scale multiplies the standard normal draws",
                     math.sqrt(scale)),
         ]
-    formula = "1 / n_in" if method == "xavier" else "2 / n_in"
+    formula = "1 / n_in" if method == "lecun" else "2 / n_in"
     mistakes = {
         f"you used n_out (the fan-out); the variance is {formula} with n_in = number of rows":
             _expected_sigma(method, n_out, scale),
         f"you used the variance as the standard deviation: the standard deviation is "
         f"sqrt({formula})": _expected_sigma(method, n_in, scale) ** 2,
-        "you used Glorot's average fan 2 / (n_in + n_out); this exercise asks for the fan-in "
-        "only": math.sqrt(2.0 / (n_in + n_out)),
+        "you used Glorot's (Xavier's) average fan 2 / (n_in + n_out); this exercise asks for the "
+        "fan-in only": math.sqrt(2.0 / (n_in + n_out)),
         "you used 1 / (n_in + n_out)": math.sqrt(1.0 / (n_in + n_out)),
         "the draws are not scaled at all (N(0, 1))": 1.0,
     }
-    if method == "xavier":
-        mistakes["you used He's variance 2 / n_in; Xavier's is 1 / n_in"] = math.sqrt(2.0 / n_in)
+    if method == "lecun":
+        mistakes["you used He's variance 2 / n_in; LeCun's is 1 / n_in"] = math.sqrt(2.0 / n_in)
     else:
-        mistakes["you used Xavier's variance 1 / n_in; He's is 2 / n_in (ReLU halves the variance)"
+        mistakes["you used LeCun's variance 1 / n_in; He's is 2 / n_in (ReLU halves the variance)"
                  ] = math.sqrt(1.0 / n_in)
     return [Mistake(why, wrong) for why, wrong in mistakes.items()]
 
@@ -142,8 +142,9 @@ def check_init_weights(
     func : callable
         The student's function; returns a float32 ``torch.Tensor`` of shape (n_in, n_out) (the
         contract stated in the tutorial's text).
-    method : {"zero", "random", "xavier", "he"}
-        What it should draw: all zeros; N(0, 1) · scale; N(0, 1 / n_in); N(0, 2 / n_in).
+    method : {"zero", "random", "lecun", "he"}
+        What it should draw: all zeros; N(0, 1) · scale; N(0, 1 / n_in) (LeCun's);
+        N(0, 2 / n_in) (He's).
     seed : int
         Seed of torch's (and NumPy's legacy) global generator while ``func`` runs; the caller's
         generator states are restored.
@@ -210,7 +211,7 @@ def check_init_weights(
     sigma = _expected_sigma(method, n_in, scale)
     advice = {
         "random": "Use torch.randn(n_in, n_out) * scale.",
-        "xavier": "Draw from N(0, 1 / n_in): torch.randn(n_in, n_out) / math.sqrt(n_in).",
+        "lecun": "Draw from N(0, 1 / n_in): torch.randn(n_in, n_out) / math.sqrt(n_in).",
         "he": "Draw from N(0, 2 / n_in): torch.randn(n_in, n_out) * math.sqrt(2 / n_in).",
     }[method]
     summary = _judge_normal(weights, sigma, f"The result of {name}",
@@ -309,7 +310,7 @@ def check_supervise_init(
                     math.sqrt(2.0 / fan_in),
                 "this is PyTorch's default initialisation: the weights were not changed":
                     1.0 / math.sqrt(3.0 * fan_in),
-                "this is Xavier's initialisation; the exercise asks for N(0, 0.01²)":
+                "this is Glorot's (Xavier's) initialisation; the exercise asks for N(0, 0.01²)":
                     math.sqrt(2.0 / (fan_in + fan_out)),
                 "the standard deviation is 1 (nn.init.normal_ without std)": 1.0,
             }
@@ -319,10 +320,10 @@ def check_supervise_init(
             mistakes = {
                 "you used mode='fan_out'; the default fan_in mode divides by in_features":
                     math.sqrt(2.0 / fan_out),
-                "this is Xavier's initialisation; the exercise asks for Kaiming's": math.sqrt(
-                    2.0 / (fan_in + fan_out)),
-                "this is the linear gain (nonlinearity='linear'); keep the default for ReLU":
-                    math.sqrt(1.0 / fan_in),
+                "this is Glorot's (Xavier's) initialisation; the exercise asks for Kaiming's":
+                    math.sqrt(2.0 / (fan_in + fan_out)),
+                "this is the linear gain (nonlinearity='linear'), LeCun's N(0, 1 / fan_in); keep "
+                "the default ReLU gain": math.sqrt(1.0 / fan_in),
                 "this is N(0, 0.01²) (the random initialisation), not Kaiming's": 0.01,
                 "this is PyTorch's default initialisation: the weights were not changed":
                     1.0 / math.sqrt(3.0 * fan_in),

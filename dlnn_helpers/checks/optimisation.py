@@ -252,8 +252,9 @@ def check_gradient_descent(
         raise CheckFailure(f"Wrong final x: {mistake.why}.")
     raise CheckFailure(
         f"After {n_steps} steps x is ({final[0]:.5g}, {final[1]:.5g}) but gradient descent "
-        f"reaches ({reached[0]:.5g}, {reached[1]:.5g}). Each step: loss = loss_fn(x), "
-        "loss.backward(), x -= learning_rate * x.grad (under torch.no_grad()), then clear x.grad."
+        f"reaches ({reached[0]:.5g}, {reached[1]:.5g}). Each step evaluates the loss once, lets "
+        "backward() fill x.grad, moves x in place against its gradient times the learning rate "
+        "(unrecorded by autograd), and leaves no old gradient for the next step."
     )
 
 
@@ -663,7 +664,7 @@ def check_simple_gradient_descent(
             exp = expected("check_simple_gradient_descent", **settings)
             _judge_runs(name, trajectories, exp, problem, n_steps, _SGD_MISTAKES,
                         [f"lr={lr}, weight_decay={run['weight_decay']}" for run in runs],
-                        " Each step: x -= lr * (x.grad + weight_decay * x).")
+                        " Each step applies the update of Think! 2.A to every parameter, in place.")
         if failure is not None:
             raise failure
     return (

@@ -204,7 +204,7 @@ def random_weights(n_in, n_out, scale=0.01):
     return torch.randn(n_in, n_out) * scale
 
 
-def xavier_weights(n_in, n_out):
+def lecun_weights(n_in, n_out):
     return torch.randn(n_in, n_out) / math.sqrt(n_in)
 
 

@@ -17,6 +17,7 @@ import json
 import math
 import os
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -91,16 +92,35 @@ def lr_torch_alias(X, Y):
     return _TORCH_ALIAS(torch.from_numpy(X.T), torch.from_numpy(Y.T)).solution.T.numpy()
 
 
+def lr_pinv(X, Y):
+    return Y @ np.linalg.pinv(X)
+
+
+def lr_torch_pinv(X, Y):
+    return (torch.from_numpy(Y) @ torch.linalg.pinv(torch.from_numpy(X))).numpy()
+
+
+_PINV_ALIAS = np.linalg.pinv  # bound before the check watches pinv
+
+
+def lr_pinv_alias(X, Y):
+    return Y @ _PINV_ALIAS(X)
+
+
 LSTSQ_CORPUS = [
     (lr_lstsq, "numpy.linalg.lstsq"),
     (lr_lstsq_getattr, "numpy.linalg.lstsq"),
     (lr_torch_lstsq, "torch.linalg.lstsq"),
     (lr_wrapped, "numpy.linalg.lstsq"),
     (_Solver(), "numpy.linalg.lstsq"),
+    (lr_pinv, "numpy.linalg.pinv"),
+    (lr_torch_pinv, "torch.linalg.pinv"),
+    (lr_pinv_alias, "numpy.linalg.pinv"),
 ]
 
 @pytest.mark.parametrize(("answer", "routine"), LSTSQ_CORPUS,
-                         ids=["plain", "getattr", "torch", "wrapper", "callable-object"])
+                         ids=["plain", "getattr", "torch", "wrapper", "callable-object", "pinv",
+                              "torch-pinv", "pinv-alias"])
 def test_a_least_squares_solver_is_refused(answer, routine):
     with pytest.raises(ShortcutUsed) as info:
         check_linear_regression(answer)
@@ -261,14 +281,76 @@ def test_the_stand_in_initialisation_is_not_an_answer():
         check_initializer(dlnn.default_init_)
 
 
-def test_the_training_loop_gives_singular_values_only_not_the_decomposition():
-    def from_the_training_record(model, in_dim):
-        x = torch.eye(in_dim)
-        out_dim = model(x)[0].shape[1]
-        record = dlnn.train(model, x, torch.zeros(in_dim, out_dim), n_epochs=1, lr=0.0)
-        s = torch.tensor(record.modes[-1], dtype=torch.float32)
-        k = s.shape[0]
-        return torch.eye(out_dim, k), s, torch.eye(in_dim, k)
+def test_the_package_trains_nothing_itself_its_widgets_run_the_notebooks_loop():
+    """No loop of the package computes W_tot or an RSM: the widgets call what the notebook gives."""
+    assert not hasattr(dlnn, "train") and not hasattr(dlnn.linear_nets, "train")
+    calls = []
 
-    with pytest.raises(CheckFailure, match=r"U diag\(S\) Vᵀ does not reconstruct W_tot"):
-        check_net_svd(from_the_training_record)
+    def initializer(model, gamma):
+        calls.append(("initializer", gamma))
+
+    def train(model, inputs, targets, n_epochs, lr, illusory_i=0):
+        calls.append(("train", n_epochs, lr, illusory_i))
+        return dlnn.TrainingRecord.empty(n_epochs, 3, inputs.shape[0])
+
+    record = dlnn.train_deep_linear(torch.eye(3), torch.zeros(3, 5), train=train,
+                                    initializer=initializer, n_epochs=4, lr=2.0, gamma=0.5)
+    assert calls == [("initializer", 0.5), ("train", 4, 2.0, 0)]
+    assert np.isnan(record.modes).all() and np.isnan(record.rsms).all()
+
+
+# ------------------------------------- the notebook's stand-ins for ex_net_svd and ex_net_rsm
+
+
+_MULTI_DOT = torch.linalg.multi_dot  # bound before the check watches it
+_NP_MULTI_DOT = np.linalg.multi_dot
+
+
+def _svd_of(product):
+    u, s, vh = torch.linalg.svd(product, full_matrices=False)
+    return u, s, vh.mT
+
+
+def _weights(model):
+    return [weight.detach() for weight in model.parameters()][::-1]
+
+
+SVD_SHORTCUTS = [
+    (lambda model, in_dim: _svd_of(torch.linalg.multi_dot(_weights(model))), "torch.linalg.multi_dot"),
+    (lambda model, in_dim: _svd_of(_MULTI_DOT(_weights(model))), "torch.linalg.multi_dot"),
+    (lambda model, in_dim: _svd_of(getattr(torch, "chain_" + "matmul")(*_weights(model))),
+     "torch.chain_matmul"),
+    (lambda model, in_dim: _svd_of(torch.from_numpy(_NP_MULTI_DOT([w.numpy() for w in _weights(model)]))),
+     "numpy.linalg.multi_dot"),
+]
+
+
+@pytest.mark.parametrize(("answer", "routine"), SVD_SHORTCUTS,
+                         ids=["multi_dot", "alias", "chain_matmul", "numpy-alias"])
+def test_a_product_of_all_weights_in_one_call_is_refused(answer, routine):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.chain_matmul is deprecated
+        with pytest.raises(ShortcutUsed) as info:
+            check_net_svd(answer)
+    assert str(info.value) == (f"ex_net_svd uses {routine}: the exercise is to multiply the weights "
+                               "into W_tot yourself, one layer at a time")
+
+
+@pytest.mark.parametrize("answer", [lambda h: torch.inner(h, h), lambda h: h.inner(h),
+                                    lambda h: getattr(torch, "in" + "ner")(h, h)],
+                         ids=["torch.inner", "method", "getattr"])
+def test_torch_inner_is_refused_however_reached(answer):
+    with pytest.raises(ShortcutUsed, match="ex_net_rsm uses torch.inner: the exercise is to compute "
+                                           "the dot products yourself"):
+        check_net_rsm(answer)
+
+
+def test_the_grader_finds_the_new_refused_routines_in_the_text_and_not_in_ordinary_names():
+    from autograder.grading.shortcuts import find
+
+    assert find("W = Y @ np.linalg.pinv(X)", ("lstsq",)) == [("lstsq", "np.linalg.pinv")]
+    assert find("pinv = np.linalg.inv(X @ X.T)\nW = Y @ X.T @ pinv", ("lstsq",)) == []
+    assert find("w = torch.linalg.multi_dot(ws)", ("multi_dot",)) == [
+        ("multi_dot", "torch.linalg.multi_dot")]
+    assert find("return torch.inner(h, h)", ("torch.inner",)) == [("torch.inner", "torch.inner")]
+    assert find("inner = h @ h.T\nreturn inner", ("torch.inner",)) == []

@@ -1,6 +1,6 @@
 """Cheating answers of tutorial 4's exercises, each refused by its self-check with a plain message.
 
-``ex_zero_weights``, ``ex_random_weights``, ``ex_xavier_weights`` and ``ex_he_weights`` refuse
+``ex_zero_weights``, ``ex_random_weights``, ``ex_lecun_weights`` and ``ex_he_weights`` refuse
 ``torch.nn.init``: it is caught where it runs, however it is reached (an attribute built from
 strings, a name imported before the check, a wrapper, ``functools.partial``, a helper of the student
 package that calls it).  ``Supervise_random_weights`` and ``Supervise_Kaiming_weights`` use
@@ -71,7 +71,7 @@ def he_by_package_helper(n_in, n_out):
     return layer.weight.detach().T.contiguous()
 
 
-def xavier_by_normal(n_in, n_out):
+def lecun_by_normal(n_in, n_out):
     return nn.init.normal_(torch.empty(n_in, n_out), std=1.0 / math.sqrt(n_in))
 
 
@@ -92,12 +92,12 @@ def zero_by_constant(n_in, n_out):
         ("he", he_by_wrapper, "torch.nn.init.kaiming_normal_"),
         ("he", he_by_partial, "torch.nn.init.kaiming_normal_"),
         ("he", he_by_package_helper, "torch.nn.init.xavier_normal_"),
-        ("xavier", xavier_by_normal, "torch.nn.init.normal_"),
+        ("lecun", lecun_by_normal, "torch.nn.init.normal_"),
         ("random", random_by_trunc_normal, "torch.nn.init.trunc_normal_"),
         ("zero", zero_by_constant, "torch.nn.init.constant_"),
     ],
     ids=["getattr", "import_module", "imported-before", "wrapper", "partial", "package-helper",
-         "xavier-normal_", "random-trunc_normal_", "zero-constant_"],
+         "lecun-normal_", "random-trunc_normal_", "zero-constant_"],
 )
 def test_torch_nn_init_is_refused_however_it_is_reached(method, answer, routine):
     with pytest.raises(ShortcutUsed, match=f"^ex_{method}_weights uses {re.escape(routine)}: {TASK}$"):

@@ -92,7 +92,7 @@ CORRECT = {
         lambda n_in, n_out, scale=0.01: torch.empty(n_in, n_out).normal_(0.0, scale),
         lambda n_in, n_out, scale=0.01: torch.randn(n_out, n_in).T.contiguous().mul(scale),
     ],
-    "xavier": [
+    "lecun": [
         lambda n_in, n_out: torch.randn(n_in, n_out) / math.sqrt(n_in),
         lambda n_in, n_out: torch.normal(0.0, (1.0 / n_in) ** 0.5, size=(n_in, n_out)),
         lambda n_in, n_out: torch.from_numpy(
@@ -109,7 +109,7 @@ CORRECT = {
 REFUSED = {  # the right distribution drawn by torch.nn.init: the exercise is to draw it by hand
     "random": (lambda n_in, n_out, scale=0.01: nn.init.normal_(torch.empty(n_in, n_out), 0.0, scale),
                "torch.nn.init.normal_"),
-    "xavier": (lambda n_in, n_out: nn.init.kaiming_normal_(torch.empty(n_out, n_in),
+    "lecun": (lambda n_in, n_out: nn.init.kaiming_normal_(torch.empty(n_out, n_in),
                                                            nonlinearity="linear").T.contiguous(),
                "torch.nn.init.kaiming_normal_"),
     "he": (lambda n_in, n_out: nn.init.kaiming_normal_(torch.empty(n_out, n_in)).T,
@@ -126,7 +126,7 @@ def test_inits_refuse_torch_nn_init_with_a_plain_message(method):
         check_init_weights(func, method)
 
 
-@pytest.mark.parametrize("method", ["random", "xavier", "he"])
+@pytest.mark.parametrize("method", ["random", "lecun", "he"])
 @pytest.mark.parametrize("index", [0, 1, 2])
 def test_random_inits_accept_correct_answers_for_every_seed(method, index):
     func = CORRECT[method][index]
@@ -147,16 +147,16 @@ WRONG = [
      "All rows .* are equal"),
     ("random", lambda n_in, n_out, scale=0.01: torch.manual_seed(0) and torch.randn(n_in, n_out)
      * scale, "exactly the same weights on two calls"),
-    ("xavier", lambda n_in, n_out: torch.randn(n_in, n_out) / math.sqrt(n_out),
+    ("lecun", lambda n_in, n_out: torch.randn(n_in, n_out) / math.sqrt(n_out),
      "you used n_out"),
-    ("xavier", lambda n_in, n_out: torch.randn(n_in, n_out) / n_in,
+    ("lecun", lambda n_in, n_out: torch.randn(n_in, n_out) / n_in,
      "variance as the standard deviation"),
-    ("xavier", lambda n_in, n_out: torch.randn(n_in, n_out) * math.sqrt(2.0 / (n_in + n_out)),
-     "Glorot's average fan"),
-    ("xavier", lambda n_in, n_out: torch.randn(n_in, n_out) * math.sqrt(2.0 / n_in),
+    ("lecun", lambda n_in, n_out: torch.randn(n_in, n_out) * math.sqrt(2.0 / (n_in + n_out)),
+     "Glorot's \\(Xavier's\\) average fan"),
+    ("lecun", lambda n_in, n_out: torch.randn(n_in, n_out) * math.sqrt(2.0 / n_in),
      "He's variance 2 / n_in"),
     ("he", lambda n_in, n_out: torch.randn(n_in, n_out) / math.sqrt(n_in),
-     "Xavier's variance 1 / n_in"),
+     "LeCun's variance 1 / n_in"),
     ("he", lambda n_in, n_out: torch.randn(n_in, n_out) * 2.0 / n_in,
      "variance as the standard deviation"),
     ("he", lambda n_in, n_out: (torch.rand(n_in, n_out) * 2 - 1) * math.sqrt(6.0 / n_in),
@@ -283,7 +283,8 @@ def test_supervise_kaiming_accepts_correct_answers(cls):
         ("random", _variant(lambda w: nn.init.normal_(w, 0.0, 0.01), squeeze=False),
          "raised ValueError"),
         ("kaiming", _variant(nn.init.kaiming_uniform_), "uniform distribution"),
-        ("kaiming", _variant(nn.init.xavier_normal_), "this is Xavier's initialisation"),
+        ("kaiming", _variant(nn.init.xavier_normal_),
+         "this is Glorot's \\(Xavier's\\) initialisation"),
         ("kaiming", _variant(lambda w: nn.init.kaiming_normal_(w, mode="fan_out")),
          "mode='fan_out'"),
         ("kaiming", _variant(lambda w: nn.init.normal_(w, 0.0, 0.01)),

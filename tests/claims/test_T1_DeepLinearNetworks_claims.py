@@ -4,7 +4,8 @@ Each test names the cell it guards: it first asserts that the claim's wording is
 solution notebook (so that text and test cannot drift apart), then asserts the claim.  The runs are
 recomputed with ``dlnn_helpers`` exactly as the notebook makes them: the data from
 ``generate_hsd(random_state=SEED)`` and every network's initial weights from a generator seeded with
-``SEED`` (which is what ``train_deep_linear(..., seed=SEED)`` does), so the epochs are the notebook's.
+``SEED`` (which is what ``train_deep_linear(..., seed=SEED)`` does), and trained by the loop the
+notebook writes out (``tests.t1_loop``), so the epochs are the notebook's.
 One training run takes well under a second.  The tests marked ``slow`` read the printed numbers of
 the executed notebook (the session's ``reference_run``).
 
@@ -32,6 +33,7 @@ from dlnn_helpers.checks import (
     check_linear_regression,
 )
 
+from ..t1_loop import deep_run, notebook_train
 from .claims_tools import cell_outputs, cell_source
 
 T1 = "T1_DeepLinearNetworks"
@@ -63,14 +65,14 @@ def _tensors(features: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Te
 @cache
 def _deep_run() -> dlnn.TrainingRecord:
     """Sections 2 and 3 and the RSM widget: η = 100, γ = 1e-12, 250 epochs, 30 hidden units."""
-    return dlnn.train_deep_linear(*_tensors(), lr=100.0, gamma=1e-12, n_epochs=250, seed=SEED)
+    return deep_run(*_tensors(), lr=100.0, gamma=1e-12, n_epochs=250, seed=SEED)
 
 
 @cache
 def _shark_run() -> dlnn.TrainingRecord:
     labels, features = _data()
     shark = dlnn.add_feature(features, [-1, 1, 1, 1, -1, -1, -1, -1])
-    return dlnn.train_deep_linear(*_tensors(shark), seed=SEED, illusory_i=0)
+    return deep_run(*_tensors(shark), seed=SEED, illusory_i=0)
 
 
 def _half_learned(record: dlnn.TrainingRecord) -> np.ndarray:
@@ -110,7 +112,8 @@ def test_gamma_one_is_half_of_glorots_variance_and_sqrt2_is_glorot():
     _in(
         "9c7271c1",
         "With $\\gamma = 1$ the variance is $\\sigma^2 = 1/(n_{in} + n_{out})$, half of the "
-        "$2/(n_{in} + n_{out})$ of Xavier (Glorot) initialisation, which $\\gamma = \\sqrt{2}$ gives.",
+        "$2/(n_{in} + n_{out})$ of Glorot initialisation (PyTorch's `xavier_normal_`, after Xavier "
+        "Glorot), which $\\gamma = \\sqrt{2}$ gives.",
     )
     n_out, n_in = 400, 600
     model = torch.nn.Sequential(torch.nn.Linear(n_in, n_out, bias=False))
@@ -205,7 +208,7 @@ def _solution_initializer():
 
 
 def test_every_training_run_starts_from_seeded_weights():
-    _in("646c75fb", "The initial weights are drawn right after seeding torch's generator with `SEED`",
+    _in("c5e93a10", "The initial weights are drawn right after seeding torch's generator with `SEED`",
         "every run below starts from the same weights")
     calls = 0
     for cell in nbformat.read(solution_path(T1), as_version=4).cells:
@@ -220,14 +223,25 @@ def test_every_training_run_starts_from_seeded_weights():
     model = dlnn.LNNet(8, 30, y.shape[1])
     torch.manual_seed(SEED)
     _solution_initializer()(model, 1e-12)
-    record = dlnn.train(model, x, y, n_epochs=30, lr=100.0)  # the same weights: the same start
+    initial = [weight.detach().clone() for weight in model.parameters()]
+    record = notebook_train()(model, x, y, n_epochs=30, lr=100.0)  # the same weights: the same start
     assert np.array_equal(record.losses, _deep_run().losses[:30])
-    again = dlnn.train_deep_linear(*_tensors(), seed=SEED)
+    again = deep_run(*_tensors(), seed=SEED)
     assert np.array_equal(again.losses, _deep_run().losses)
+    # the widgets draw the same initial weights: the same initialiser right after seeding with SEED
+    seen = []
+
+    def first_weights(model, inputs, targets, **settings):
+        seen.extend(weight.detach().clone() for weight in model.parameters())
+        return dlnn.TrainingRecord.empty(1, 8, 8)
+
+    torch.manual_seed(0)
+    dlnn.train_deep_linear(x, y, train=first_weights, initializer=_solution_initializer(), seed=SEED)
+    assert len(seen) == 2 and all(torch.equal(a, b) for a, b in zip(seen, initial, strict=True))
 
 
 def test_until_the_exercises_pass_the_notebook_uses_stand_ins_that_are_not_answers():
-    _in("646c75fb", "The weights are initialised by your `ex_initializer_` once it passes its self-check "
+    _in("c5e93a10", "The weights are initialised by your `ex_initializer_` once it passes its self-check "
         "(until then by PyTorch's default initialisation scaled by $\\gamma$, a stand-in).")
     _in("80e8108d", "own_or_fallback(ex_initializer_, check_initializer, dlnn.default_init_")
     model = torch.nn.Linear(50, 20, bias=False)
@@ -238,8 +252,11 @@ def test_until_the_exercises_pass_the_notebook_uses_stand_ins_that_are_not_answe
     assert torch.allclose(model.weight.detach(), default)
     with pytest.raises(CheckFailure):
         check_initializer(dlnn.default_init_)
-    _in("8157eab4", "a least-squares solver (`np.linalg.lstsq`) would do the whole exercise, so the "
-        "check refuses it.")
+    _in("8157eab4", "a least-squares solver (`np.linalg.lstsq`) or the pseudo-inverse (`np.linalg.pinv`, "
+        "which solves the same least-squares problem) would do the whole exercise, so the check refuses "
+        "both.")
+    with pytest.raises(ShortcutUsed, match="uses numpy.linalg.pinv: the exercise is to solve the normal"):
+        check_linear_regression(lambda X, Y: Y @ np.linalg.pinv(X))
     _in("ad830965", "your `linear_regression`; until it passes its self-check, NumPy's least-squares "
         "solver `np.linalg.lstsq`")
     source = _in("bef9d569", "np.linalg.lstsq(X.T, Y.T, rcond=None)[0].T", 'instead="np.linalg.lstsq"')
@@ -250,6 +267,46 @@ def test_until_the_exercises_pass_the_notebook_uses_stand_ins_that_are_not_answe
         check_linear_regression(stand_in)
     labels, features = _data()
     assert np.allclose(stand_in(labels.T, features.T), reference.linear_regression(labels.T, features.T))
+
+
+def _stand_in(cell_id: str, name: str):
+    """The stand-in ``name`` as the cell defines it (its ``def`` block only)."""
+    source = cell_source(T1, cell_id)
+    start = source.index(f"def {name}(")
+    namespace = {"torch": torch}
+    exec(source[start:source.index("\n\n\n", start)], namespace)  # noqa: S102
+    return namespace[name]
+
+
+def test_the_figures_use_the_students_svd_and_rsm_or_stand_ins_that_the_checks_refuse():
+    from dlnn_helpers.checks import check_net_rsm, check_net_svd
+
+    _in("e2665984", "now giving the loop your `ex_net_svd`", "Until your `ex_net_svd` passes its "
+        "self-check, a stand-in records them: `torch.linalg.svdvals` of the weights multiplied by "
+        "`torch.linalg.multi_dot` (it computes only $S$, which is all the loop keeps).")
+    _in("ad04103e", "own_or_fallback(ex_net_svd, check_net_svd, singular_values_only",
+        'instead="torch.linalg.svdvals of torch.linalg.multi_dot (S only)"', "svd=net_svd")
+    _in("c7d765b0", "Refused: `torch.linalg.multi_dot`, `torch.chain_matmul` and `np.linalg.multi_dot`")
+    _in("33ad7220", "Refused: `torch.inner`")
+    _in("0af9ff69", 'own_or_fallback(ex_net_rsm, check_net_rsm, lambda h: torch.inner(h, h)',
+        'instead="torch.inner(h, h)"')
+    for cell in ("6a397f00", "e3a44753"):
+        _in(cell, "svd=net_svd")
+    singular_values_only = _stand_in("ad04103e", "singular_values_only")
+    torch.manual_seed(SEED)
+    model = dlnn.LNNet(8, 30, 50)
+    u, s, v = singular_values_only(model, 8)
+    assert u is None and v is None
+    assert torch.allclose(s, reference.net_svd(model, 8)[1], rtol=1e-5, atol=1e-7)
+    with pytest.raises(ShortcutUsed, match="ex_net_svd uses torch.linalg.multi_dot"):
+        check_net_svd(lambda m, d: (lambda w: tuple(
+            (lambda U, S, Vh: (U, S, Vh.mT))(*torch.linalg.svd(torch.linalg.multi_dot(w[::-1]),
+                                                               full_matrices=False))))(
+            [p.detach() for p in m.parameters()]))
+    h = torch.randn(8, 30, generator=torch.Generator().manual_seed(SEED))
+    assert torch.allclose(torch.inner(h, h), reference.net_rsm(h))
+    with pytest.raises(ShortcutUsed, match="ex_net_rsm uses torch.inner"):
+        check_net_rsm(lambda h: torch.inner(h, h))
 
 
 def test_deep_loss_sits_on_plateaus_with_four_drops():
@@ -373,9 +430,12 @@ def _rsm_stats(epoch: int) -> dict[str, float]:
 
 
 def test_the_widget_trains_the_run_of_section_3():
-    _in("aeb9978f", "The widget trains a network (the same data, $\\eta$, $\\gamma$ and initial weights as "
-        "above)", "(the default, epoch 130, shows this stage)")
-    _in("0af9ff69", "dlnn.rsm_widget(label_tensor, feature_tensor)")
+    _in("aeb9978f", "The widget trains a network with the loop of Section 2 (the same data, $\\eta$ and "
+        "$\\gamma$, and the same initial weights as above: it seeds torch's generator with `SEED` and "
+        "calls the same initialiser)", "(the default, epoch 130, shows this stage)")
+    _in("0af9ff69", "train=functools.partial(train, svd=net_svd, rsm=net_rsm)",
+        "initializer=initializer_, seed=SEED")
+    _in("3b484a59", "train=train, initializer=initializer_, seed=SEED")
     import inspect
 
     from dlnn_helpers import widgets
@@ -478,7 +538,7 @@ def test_three_roads_lead_to_the_same_map():
     dlnn.train_lrnet(shallow, x, y, n_epochs=250, lr=1000.0)
     deep = dlnn.LNNet(8, 30, y.shape[1])
     reference.initializer_(deep, 1e-12, generator=torch.Generator().manual_seed(SEED))
-    dlnn.train(deep, x, y, n_epochs=250, lr=100.0)
+    notebook_train()(deep, x, y, n_epochs=250, lr=100.0)
     assert np.allclose(analytical, shallow.in_out.weight.detach().numpy(), atol=1e-2)
     assert np.allclose(analytical, reference.total_weight(deep, 8).numpy(), atol=1e-2)
     _in("bef9d569", "deep_model.hid_out.weight @ deep_model.in_hid.weight")  # W_tot = W_2 W_1
@@ -541,6 +601,8 @@ CLAIMS = {
     "every run starts from the same seeded weights": test_every_training_run_starts_from_seeded_weights,
     "stand-ins until the exercises pass: PyTorch's init scaled by γ, np.linalg.lstsq (refused)": (
         test_until_the_exercises_pass_the_notebook_uses_stand_ins_that_are_not_answers),
+    "the figures use ex_net_svd / ex_net_rsm, else refused stand-ins (multi_dot, torch.inner)": (
+        test_the_figures_use_the_students_svd_and_rsm_or_stand_ins_that_the_checks_refuse),
     "deep loss: plateaus and four drops": test_deep_loss_sits_on_plateaus_with_four_drops,
     "shallow loss: smooth, same factor every epoch": (
         test_shallow_loss_falls_smoothly_by_the_same_factor_every_epoch),

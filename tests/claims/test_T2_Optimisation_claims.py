@@ -92,6 +92,32 @@ def test_gradient_descent_makes_fast_progress_then_zigzags_across_the_valley():
     assert float(x.grad.norm()) > 0.3
 
 
+def test_the_cone_grows_linearly_along_rays_so_the_directions_differ_in_slope_not_curvature():
+    text = cell_source(TUTORIAL, "914e00fa")
+    assert ("This loss is a cone: along any ray from the origin it\ngrows linearly, so what differs "
+            "between the two directions is the **slope**, not a curvature.") in text
+    assert "Along `x[0]` the slope is steep, the gradient is large" in text
+    assert "Along `x[1]` the slope is gentle" in text
+    assert "Because the slope of a cone does not flatten out" in text
+    loss_fn = LossFunctionWithPlot()
+    rng = np.random.default_rng(0)
+    for direction in rng.standard_normal((5, 2)):
+        d = torch.tensor(direction, dtype=torch.float64)
+        values = [float(loss_fn(t * d)) for t in (0.5, 1.0, 2.0)]
+        assert values[1] == pytest.approx(2 * values[0], rel=1e-5)  # linear along the ray
+        assert values[2] == pytest.approx(2 * values[1], rel=1e-5)
+        hessian = torch.autograd.functional.hessian(lambda x: loss_fn(x), d)
+        assert float(d @ hessian @ d) == pytest.approx(0.0, abs=1e-6)  # no curvature along a ray
+    slopes = []
+    for axis in (0, 1):
+        x = torch.zeros(2, dtype=torch.float64)
+        x[axis] = 1.0
+        x.requires_grad_(True)
+        loss_fn(x).backward()
+        slopes.append(float(x.grad[axis]))
+    assert slopes[0] > 6 * slopes[1] > 0  # steep along x[0], gentle along x[1]
+
+
 def test_per_coordinate_rates_reach_0_04_and_keep_falling_where_one_rate_sticks_at_0_28():
     text = cell_source(TUTORIAL, "831de2ed")
     assert ("With $(0.02, 0.2)$ the loss at the last step is about 0.04 and still\n"

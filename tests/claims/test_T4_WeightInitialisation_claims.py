@@ -36,7 +36,7 @@ def _large(n_in, n_out):
     return ref.random_weights(n_in, n_out, 0.05)
 
 
-INITS = {"zero": ref.zero_weights, "small": _small, "large": _large, "xavier": ref.xavier_weights,
+INITS = {"zero": ref.zero_weights, "small": _small, "large": _large, "lecun": ref.lecun_weights,
          "he": ref.he_weights}
 
 
@@ -139,36 +139,36 @@ def test_the_sample_answer_on_small_and_large_scales_matches_the_test_bed():
     ):
         assert claim in text
     assert round(0.45**6, 3) == 0.008 and 1 - 0.9**2 < 0.2
-    small, large, xavier = (_gradients(init) for init in ("small", "large", "xavier"))
-    assert np.all(small < xavier / 10)
+    small, large, lecun = (_gradients(init) for init in ("small", "large", "lecun"))
+    assert np.all(small < lecun / 10)
     saturated = ini.saturated_fraction(_layers("large"), 0.9)[1:]
     assert np.all(np.abs(saturated - 0.42) < 0.1)
     assert np.all(np.diff(large) < 0)  # larger towards the first layer
-    assert large[0] > 2 * large[-1] and large[-1] >= xavier[-1]
+    assert large[0] > 2 * large[-1] and large[-1] >= lecun[-1]
 
 
-def test_xavier_keeps_a_usable_spread_without_saturating():
+def test_lecun_keeps_a_usable_spread_without_saturating():
     text = cell_source(TUTORIAL, "4054ebce")
     assert ("the standard deviation\nfalls only slowly, to about 0.3 in layer 7, because tanh is a little "
             "flatter than a straight line,\nagainst 0.007 with scale 0.01") in text
     assert "not saturated (almost none beyond |h| > 0.9 after layer 3)" in text
-    xavier = _layers("xavier")
-    stds = ini.activation_stds(xavier)
+    lecun = _layers("lecun")
+    stds = ini.activation_stds(lecun)
     assert round(stds[-1], 1) == 0.3 and np.all(stds[2:] / stds[1:-1] > 0.75)
     assert round(ini.activation_stds(_layers("small"))[-1], 3) == 0.007
-    assert np.all(ini.saturated_fraction(xavier, 0.9)[3:] < 0.01)
+    assert np.all(ini.saturated_fraction(lecun, 0.9)[3:] < 0.01)
 
 
-def test_he_keeps_relu_activations_and_xavier_halves_their_variance_at_every_layer():
+def test_he_keeps_relu_activations_and_lecun_halves_their_variance_at_every_layer():
     text = cell_source(TUTORIAL, "2e03e8ae")
     assert "With He's scale the ReLU activations keep their spread (half of them are exactly zero" in text
-    assert "With Xavier's scale under ReLU the spread halves its variance at every layer" in text
+    assert "With LeCun's scale under ReLU the spread halves its variance at every layer" in text
     he = _layers("he", "relu")
     he_stds = ini.activation_stds(he)
     assert np.allclose(he_stds[2:] / he_stds[1:-1], 1.0, atol=0.03)
     assert all(abs(float((h == 0).double().mean()) - 0.5) < 0.02 for h in he[1:])
-    xavier = ini.activation_stds(_layers("xavier", "relu"))
-    assert np.allclose((xavier[2:] / xavier[1:-1]) ** 2, 0.5, atol=0.02)
+    lecun = ini.activation_stds(_layers("lecun", "relu"))
+    assert np.allclose((lecun[2:] / lecun[1:-1]) ** 2, 0.5, atol=0.02)
 
 
 # ------------------------------------------------------------------------------ Section 2
@@ -176,20 +176,35 @@ def test_he_keeps_relu_activations_and_xavier_halves_their_variance_at_every_lay
 
 def test_torch_init_functions_have_the_variances_the_text_gives():
     text = cell_source(TUTORIAL, "2e03e8ae")
-    assert "(Glorot's variance\n$2 / (n_{in} + n_{out})$, times a gain)" in text
-    assert "(He's,\n$\\mathrm{gain}^2 / \\mathrm{fan}$)" in text
+    assert ("(Glorot's variance\n$\\mathrm{gain}^2 \\cdot 2 / (n_{in} + n_{out})$)") in text
+    assert "(He's, $\\mathrm{gain}^2 / \\mathrm{fan}$; with `nonlinearity=\"linear\"` the gain is 1" in text
+    assert ("LeCun's $1/n_{in}$). A gain multiplies the standard deviation, so the variance takes its "
+            "square.") in text
     torch.manual_seed(SEED)
     weight = torch.empty(400, 600)  # (n_out, n_in), as nn.Linear stores it
     nn.init.xavier_normal_(weight)
     assert float(weight.var()) == pytest.approx(2 / (400 + 600), rel=0.02)
+    nn.init.xavier_normal_(weight, gain=3.0)  # the gain enters the variance squared
+    assert float(weight.var()) == pytest.approx(9 * 2 / (400 + 600), rel=0.02)
     nn.init.kaiming_normal_(weight)  # gain² = 2 for ReLU, fan = fan_in
     assert float(weight.var()) == pytest.approx(2 / 600, rel=0.02)
+    nn.init.kaiming_normal_(weight, nonlinearity="linear")  # gain 1: LeCun's 1 / fan_in
+    assert float(weight.var()) == pytest.approx(1 / 600, rel=0.02)
 
 
-def test_pytorchs_default_linear_init_is_uniform_on_one_over_root_fan_in_with_a_third_of_xaviers_variance():
+def test_lecun_and_glorot_coincide_for_the_square_layers_of_the_test_bed():
+    text = cell_source(TUTORIAL, "942ba0f2")
+    assert "For the square layers of our test bed ($n_{in} = n_{out} = 2048$) the two\ncoincide" in text
+    n_in, n_out = 2048, 2048
+    assert 2 / (n_in + n_out) == pytest.approx(1 / n_in)
+    layers = _layers("lecun")
+    assert all(h.shape[1] == 2048 for h in layers)
+
+
+def test_pytorchs_default_linear_init_is_uniform_on_one_over_root_fan_in_with_a_third_of_lecuns_variance():
     text = cell_source(TUTORIAL, "5b3b27f6")
     assert ("the weights are uniform on $\\pm 1 / \\sqrt{\\mathrm{fan_{in}}}$, a variance of\n"
-            "$1 / (3\\, \\mathrm{fan_{in}})$ — a third of Xavier's.") in text
+            "$1 / (3\\, \\mathrm{fan_{in}})$ — a third of LeCun's $1 / \\mathrm{fan_{in}}$.") in text
     assert "The bias is uniform on the same interval." in text
     assert ini.pytorch_default_bound(300) == pytest.approx(1 / math.sqrt(300))
     torch.manual_seed(SEED)
@@ -198,7 +213,7 @@ def test_pytorchs_default_linear_init_is_uniform_on_one_over_root_fan_in_with_a_
     weight, bias = layer.weight.detach(), layer.bias.detach()
     assert weight.abs().max() <= bound and weight.abs().max() > 0.99 * bound
     assert bias.abs().max() <= bound and bias.abs().max() > 0.95 * bound
-    assert float(weight.var()) == pytest.approx(1 / (3 * 300), rel=0.03)  # Xavier's 1 / fan_in, a third
+    assert float(weight.var()) == pytest.approx(1 / (3 * 300), rel=0.03)  # LeCun's 1 / fan_in, a third
 
 
 # ------------------------------------------------------------------------------ Section 3
@@ -302,6 +317,9 @@ def test_the_pictures_fall_back_to_torch_nn_init_routines_that_draw_from_the_sam
         weights = eval(f"lambda n_in, n_out, scale=0.01: {code}")(n_in, n_out)  # noqa: S307
         assert weights.shape == (n_in, n_out)
         assert float(weights.std()) == pytest.approx(sigma, rel=0.02, abs=1e-12)
+    # each stand-in's one line names what runs
+    assert ('instead=\'nn.init.kaiming_normal_ with nonlinearity="linear" (gain 1, so N(0, 1/n_in))\''
+            in cell_source(TUTORIAL, "28ea37cb"))
 
 
 def test_tutorial_3s_network_is_written_out_as_mlp_builds_it():

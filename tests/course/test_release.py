@@ -170,6 +170,42 @@ def test_no_solution_line_hidden_test_or_sample_answer_is_anywhere_in_the_releas
     guard = release.leaks(release.read_tree(polluted))
     assert any(hit.startswith("dlnn_helpers/utils.py:") for hit in guard)
     assert any(hit.startswith(f"book/{TUTORIALS[0]}.ipynb:") for hit in guard)
+    # An exercise's answer under other names in a shipped module: the release refuses it too.
+    assert release.helper_leaks(release.read_tree(release_tree)) == []
+    with open(polluted / "dlnn_helpers" / "linear_nets.py", "a") as module:
+        module.write("\n\ndef _w(model):\n    total = torch.eye(3)\n    for w in model.parameters():\n"
+                     "        total = w.detach() @ total\n    return total\n")
+    (hit,) = release.helper_leaks(release.read_tree(polluted))
+    assert hit.startswith("dlnn_helpers/linear_nets.py:") and "solution of ex_net_svd" in hit
+
+
+def test_the_helper_search_finds_answers_under_other_names_and_leaves_common_code_alone():
+    """The canonical search of helper source: renamed answers are found, shared structure is not."""
+    answers = release.solution_expressions()
+    assert len(answers) > 15
+    package = {str(p.relative_to(ROOT)): p.read_bytes()
+               for p in (ROOT / "dlnn_helpers").rglob("*.py")}
+    assert release.helper_leaks(package, answers) == []  # the package as it is holds none
+    found = {
+        "rsms[epoch] = (hid @ hid.mT).numpy()": "ex_net_rsm",  # the old linear_nets.train
+        "            w_tot = weight.detach() @ w_tot": "ex_net_svd",
+        "    return inputs @ w.T + b": "ex_linear_layer",
+        "out = torch.randn(rows, cols) / math.sqrt(rows)": "ex_lecun_weights",
+        "p -= self.lr * (p.grad + self.weight_decay * p)": "simple_gradient_descent",
+    }
+    for line, exercise in found.items():
+        hits = release.helper_leaks({"dlnn_helpers/m.py": line.encode()}, answers)
+        assert any(f"solution of {exercise}:" in hit for hit in hits), (line, hits)
+    common = ["with torch.no_grad():", "loss.backward()", "for weight in model.parameters():",
+              "y = x @ w.T", "return nn.Sequential(*layers)", "for _ in range(n_layers - 1):",
+              "gram = h.T @ h", "return s, u * s"]
+    for line in common:
+        assert release.helper_leaks({"dlnn_helpers/m.py": line.encode()}, answers) == [], line
+    # only shipped modules are searched, and a person's reading can allow a module an exercise
+    assert release.helper_leaks({"tests/m.py": b"rsm = h @ h.T"}, answers) == []
+    gram = {"dlnn_helpers/checks/relu_features.py": b"close(got_p @ got_p.T, f @ f.T, 1e-5)"}
+    assert release.helper_leaks(gram, answers) == []
+    assert release.helper_leaks({"dlnn_helpers/checks/mlp.py": gram.popitem()[1]}, answers) != []
 
 
 # ------------------------------------------------------------------------------------------------

@@ -113,7 +113,7 @@ CORRECT: dict[str, dict[str, str]] = {
     return torch.full((n_in, n_out), 0.0)''',
         "ex_random_weights": '''def ex_random_weights(n_in, n_out, scale=0.01):
     return scale * torch.normal(0.0, 1.0, size=(n_in, n_out))''',
-        "ex_xavier_weights": '''def ex_xavier_weights(n_in, n_out):
+        "ex_lecun_weights": '''def ex_lecun_weights(n_in, n_out):
     return torch.empty(n_in, n_out).normal_(0.0, (1.0 / n_in) ** 0.5)''',
         "ex_he_weights": '''def ex_he_weights(n_in, n_out):
     return torch.empty(n_in, n_out).normal_(mean=0.0, std=(2.0 / n_in) ** 0.5)''',

@@ -101,7 +101,7 @@ def _t3() -> Cheat:
 
 def _t4() -> Cheat:
     answers = dict(CORRECT[T4])
-    answers["ex_xavier_weights"] = '''def ex_xavier_weights(n_in, n_out):
+    answers["ex_lecun_weights"] = '''def ex_lecun_weights(n_in, n_out):
     initialisers = getattr(torch.nn, "in" + "it")
     return getattr(initialisers, "normal_")(torch.empty(n_in, n_out), 0.0, (1.0 / n_in) ** 0.5)'''
     answers["ex_he_weights"] = '''def ex_he_weights(n_in, n_out):
@@ -109,11 +109,11 @@ def _t4() -> Cheat:
     torch.nn.init.kaiming_normal_(weights, nonlinearity="relu")
     return weights.T.contiguous()'''
     return Cheat("cheat", T4, answers,
-                 {"test_ex_xavier_weights": "ex_xavier_weights uses torch.nn.init.normal_",
+                 {"test_ex_lecun_weights": "ex_lecun_weights uses torch.nn.init.normal_",
                   "test_ex_he_weights": "ex_he_weights uses torch.nn.init.kaiming_normal_: the "
                                         "exercise is to draw the weights from the distribution "
                                         "yourself"},
-                 {"test_ex_xavier_weights", "test_ex_he_weights"})
+                 {"test_ex_lecun_weights", "test_ex_he_weights"})
 
 
 def _t5() -> Cheat:

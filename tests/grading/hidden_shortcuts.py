@@ -175,7 +175,7 @@ class SimpleGradientDescent:
             p.grad = None''', (1,), "flagged"),
 ]
 
-# -- initialisers (T4: ex_zero_weights, ex_random_weights, ex_xavier_weights, ex_he_weights) -----
+# -- initialisers (T4: ex_zero_weights, ex_random_weights, ex_lecun_weights, ex_he_weights) -----
 
 _KAIMING = '''import importlib
 import sys
@@ -186,8 +186,8 @@ _kaiming = getattr(importlib.import_module("torch.nn.in" + "it"), "kaiming_norma
 '''
 
 INITIALISERS = [
-    Hidden("initialisers", "computed names", "ex_xavier_weights",
-           '''def ex_xavier_weights(n_in, n_out):
+    Hidden("initialisers", "computed names", "ex_lecun_weights",
+           '''def ex_lecun_weights(n_in, n_out):
     initialisers = getattr(torch.nn, "in" + "it")
     return getattr(initialisers, "nor" + "mal_")(torch.empty(n_in, n_out), 0.0,
                                                   (1.0 / n_in) ** 0.5)''', (2, 3), "refused"),
@@ -217,13 +217,13 @@ def ex_he_weights(n_in, n_out):
     weights = torch.empty(n_out, n_in)
     _kaiming(weights, nonlinearity="relu")
     return weights.T.contiguous()''', (5, 9), "refused"),
-    Hidden("initialisers", "private entry point bound at import", "ex_xavier_weights",
+    Hidden("initialisers", "private entry point bound at import", "ex_lecun_weights",
            '''from torch.nn import init as _init
 
 _draw = _init._no_grad_normal_
 
 
-def ex_xavier_weights(n_in, n_out):
+def ex_lecun_weights(n_in, n_out):
     return _draw(torch.empty(n_in, n_out), 0.0, (1.0 / n_in) ** 0.5)''', (3,), "refused"),
 ]
 

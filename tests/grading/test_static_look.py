@@ -24,7 +24,7 @@ from ..tools import ROOT
 from .answers import CORRECT, T2
 from .hidden_shortcuts import FAMILIES, HIDDEN, THREAD_ONLY, WAYS
 
-ALL_REFUSED = ("torch.optim", "autograd", "torch.nn.init", "lstsq")
+ALL_REFUSED = ("torch.optim", "autograd", "torch.nn.init", "lstsq", "multi_dot", "torch.inner")
 
 
 def _solution_cells(path: Path) -> list[tuple[str, str]]:
@@ -89,7 +89,7 @@ note = "eval(x) exec(y) torch._C importlib.import_module('torch')"
 def f(model, x):
     weight = getattr(model, "weight")
     setattr(model, "bias", None)
-    out = model.eval()(x) @ np.linalg.pinv(weight.detach().numpy()).T
+    out = model.eval()(x) @ np.linalg.inv(weight.detach().numpy()).T
     pattern = __import__  # named, not called
     return torch.compile, re.compile, out.__class__.__name__, torch.__version__
 '''

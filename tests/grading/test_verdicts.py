@@ -96,7 +96,7 @@ def test_wrong_classes_and_callbacks_get_the_checks_diagnosis(tmp_path, monkeypa
         "test_adam_optimizer": "does not follow the same trajectory",
         "test_gradient_descent": "the gradient is never cleared",
         "test_ResidualSequence": "skip connection",
-        "test_Supervise_Kaiming_weights": "this is Xavier's initialisation",
+        "test_Supervise_Kaiming_weights": "this is Glorot's (Xavier's) initialisation",
     }
     answers = {**CORRECT[tutorial], **WRONG[tutorial]}
     wrong_cells = {f"test_{k}" for k in WRONG[tutorial]}

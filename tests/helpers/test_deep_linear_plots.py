@@ -14,6 +14,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 import dlnn_helpers as dlnn  # noqa: E402
 from dlnn_helpers.course import STATIC_ENV_VAR  # noqa: E402
+from dlnn_reference.deep_linear import initializer_  # noqa: E402
+
+from ..t1_loop import deep_run, recording_train  # noqa: E402
+
+LOOP = {"train": recording_train(), "initializer": initializer_}
 
 
 @pytest.fixture(autouse=True)
@@ -28,7 +33,7 @@ def _no_warnings_and_close():
 def record():
     labels, features = dlnn.generate_hsd(200, random_state=0)
     x, y = torch.tensor(labels).float(), torch.tensor(features).float()
-    return dlnn.train_deep_linear(x, y, n_epochs=60, lr=50.0, gamma=1e-3)
+    return deep_run(x, y, n_epochs=60, lr=50.0, gamma=1e-3)
 
 
 def test_plot_tree_data_default_and_custom():
@@ -77,9 +82,9 @@ def test_widgets_draw_one_static_figure_on_the_site(monkeypatch):
     monkeypatch.setattr(plt, "show", lambda: None)
     labels, features = dlnn.generate_hsd(random_state=0)
     x, y = torch.tensor(labels).float(), torch.tensor(features).float()
-    dlnn.loss_widget(x, y)
+    dlnn.loss_widget(x, y, **LOOP)
     assert len(plt.get_fignums()) == 1
-    dlnn.rsm_widget(x, y)
+    dlnn.rsm_widget(x, y, **LOOP)
     assert len(plt.get_fignums()) == 2
     assert plt.figure(2).axes[1].get_title() == "RSM at epoch 130"
 
@@ -91,7 +96,7 @@ def test_widgets_build_controls_interactively(monkeypatch):
     monkeypatch.setattr("IPython.display.display", lambda *objs: shown.extend(objs))
     labels, features = dlnn.generate_hsd(200, random_state=0)
     x, y = torch.tensor(labels).float(), torch.tensor(features).float()
-    assert dlnn.rsm_widget(x, y) is None
+    assert dlnn.rsm_widget(x, y, **LOOP) is None
     (box,) = shown
     *controls, image = box.children
     assert [control.description for control in controls] == ["eta", "gamma", "Epoch"]
@@ -106,11 +111,11 @@ def test_moving_a_control_redraws_the_image(monkeypatch):
     monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
     labels, features = dlnn.generate_hsd(200, random_state=0)
     x, y = torch.tensor(labels).float(), torch.tensor(features).float()
-    live = dlnn.rsm_widget(x, y, display=False)
+    live = dlnn.rsm_widget(x, y, **LOOP, display=False)
     first = live.image.value
     live.controls["i_ep"].value = 20
     assert live.renders == 2 and live.image.value[:4] == b"\x89PNG" and live.image.value != first
-    loss = dlnn.loss_widget(x, y, display=False)
+    loss = dlnn.loss_widget(x, y, **LOOP, display=False)
     before = loss.image.value
     loss.controls["gamma"].value = 1e-3
     assert loss.renders == 2 and loss.image.value != before
@@ -141,16 +146,16 @@ def test_a_message_or_an_error_replaces_the_figure(monkeypatch):
 def test_divergence_is_reported_not_raised(monkeypatch, capsys):
     labels, features = dlnn.generate_hsd(100, random_state=0)
     x, y = torch.tensor(labels).float(), torch.tensor(features).float()
-    record = dlnn.train_deep_linear(x, y, lr=200.0, gamma=10.0)
+    record = deep_run(x, y, lr=200.0, gamma=10.0)
     assert record.diverged_at is not None
     assert np.isnan(record.losses[-1]) and np.all(np.isfinite(record.losses[: record.diverged_at]))
     monkeypatch.setenv(STATIC_ENV_VAR, "1")
     monkeypatch.setattr(plt, "show", lambda: None)
     monkeypatch.setattr("dlnn_helpers.widgets.DEFAULT_LR", 200.0)
     monkeypatch.setattr("dlnn_helpers.widgets.DEFAULT_GAMMA", 10.0)
-    dlnn.loss_widget(x, y)
+    dlnn.loss_widget(x, y, **LOOP)
     assert "diverged at epoch" in plt.gcf().axes[0].get_title()
-    dlnn.rsm_widget(x, y)
+    dlnn.rsm_widget(x, y, **LOOP)
     assert "Training diverged" in capsys.readouterr().out
 
 

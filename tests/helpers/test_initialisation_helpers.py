@@ -25,7 +25,7 @@ def test_reference_initialisers_have_the_documented_statistics():
     assert torch.equal(ref.zero_weights(n_in, n_out), torch.zeros(n_in, n_out))
     for weights, sigma in [
         (ref.random_weights(n_in, n_out, 0.05), 0.05),
-        (ref.xavier_weights(n_in, n_out), 1 / math.sqrt(n_in)),
+        (ref.lecun_weights(n_in, n_out), 1 / math.sqrt(n_in)),
         (ref.he_weights(n_in, n_out), math.sqrt(2 / n_in)),
     ]:
         assert weights.shape == (n_in, n_out)
@@ -33,7 +33,7 @@ def test_reference_initialisers_have_the_documented_statistics():
 
 
 def test_the_student_package_holds_no_initialiser():
-    for name in ("zero_weights", "random_weights", "xavier_weights", "he_weights",
+    for name in ("zero_weights", "random_weights", "lecun_weights", "he_weights",
                  "SuperviseRandomWeights", "SuperviseKaimingWeights"):
         assert not hasattr(ini, name)
 

@@ -13,6 +13,8 @@ import dlnn_helpers as dlnn
 import dlnn_reference.deep_linear as reference
 from dlnn_helpers.checks import CheckFailure, check_initializer
 
+from ..t1_loop import deep_run, notebook_train, recording_train
+
 
 @pytest.fixture(scope="module")
 def tree_tensors():
@@ -80,7 +82,7 @@ def test_train_records_have_documented_shapes(tree_tensors):
     _, _, x, y = tree_tensors
     model = dlnn.LNNet(8, 30, y.shape[1])
     reference.initializer_(model, 1e-12, generator=torch.Generator().manual_seed(0))
-    record = dlnn.train(model, x, y, n_epochs=20, lr=100.0)
+    record = recording_train()(model, x, y, n_epochs=20, lr=100.0)
     losses, modes, rsms, illusions = record  # unpacks like the classic tuple
     assert losses.shape == (20,) and modes.shape == (20, 8)
     assert rsms.shape == (20, 8, 8) and illusions.shape == (20,)
@@ -93,14 +95,14 @@ def test_train_records_the_answers_singular_values_and_rsm(tree_tensors):
     reference.initializer_(model, 1.0, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         first_rsm = reference.net_rsm(model(x)[1]).numpy()  # recorded before the first step
-    record = dlnn.train(model, x, y, n_epochs=3, lr=0.01)
+    record = recording_train()(model, x, y, n_epochs=3, lr=0.01)
     assert np.allclose(record.rsms[0], first_rsm, rtol=1e-5, atol=0)
     assert np.allclose(record.modes[-1], reference.net_svd(model, 8)[1].numpy(), rtol=1e-5, atol=0)
 
 
 def test_learning_is_staged_and_ends_near_zero_loss(tree_tensors):
     _, _, x, y = tree_tensors
-    record = dlnn.train_deep_linear(x, y)
+    record = deep_run(x, y)
     assert record.losses[0] > 0.99 and record.losses[-1] < 1e-3
     # the largest mode is learned long before the smallest
     half = record.modes[-1] / 2
@@ -112,7 +114,7 @@ def test_learning_is_staged_and_ends_near_zero_loss(tree_tensors):
 def test_illusory_correlation_rises_then_falls(tree_tensors):
     _, features, x, _ = tree_tensors
     shark = torch.tensor(dlnn.add_feature(features, [-1, 1, 1, 1, -1, -1, -1, -1])).float()
-    record = dlnn.train_deep_linear(x, shark, illusory_i=0)
+    record = deep_run(x, shark, illusory_i=0)
     peak = int(np.argmax(record.illusions))
     assert record.illusions[peak] > 0.2  # the Shark "has bones" for a while
     assert 0 < peak < len(record.illusions) - 1
@@ -128,7 +130,7 @@ def test_analytic_zero_depth_and_deep_agree(tree_tensors):
     assert losses[-1] < losses[0]
     deep = dlnn.LNNet(8, 30, y.shape[1])
     reference.initializer_(deep, 1e-12, generator=torch.Generator().manual_seed(0))
-    dlnn.train(deep, x, y, n_epochs=250, lr=100.0)
+    notebook_train()(deep, x, y, n_epochs=250, lr=100.0)
     assert np.allclose(analytic, lr_model.in_out.weight.detach().numpy(), atol=1e-2)
     assert np.allclose(analytic, reference.total_weight(deep, 8).numpy(), atol=1e-2)
 

@@ -23,8 +23,8 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 # Every function of dlnn_helpers that builds a widget, and the call that builds it on small data.
 WIDGETS = {
-    "loss_widget": "dlnn.loss_widget(x, y{display})",
-    "rsm_widget": "dlnn.rsm_widget(x, y{display})",
+    "loss_widget": "dlnn.loss_widget(x, y, train=train, initializer=initializer_{display})",
+    "rsm_widget": "dlnn.rsm_widget(x, y, train=train, initializer=initializer_{display})",
     "snapshot_slider": "rf.snapshot_slider(histories, data{display})",
 }
 # Which control each drive moves, and to what.
@@ -37,6 +37,10 @@ from IPython.display import display
 import dlnn_helpers as dlnn
 from dlnn_helpers import relu_features as rf
 from dlnn_helpers.course import static_figures
+from dlnn_reference.deep_linear import initializer_
+from tests.t1_loop import recording_train
+
+train = recording_train()  # tutorial 1's loop as its notebook writes it
 
 assert not static_figures(), "the headless test must build interactive widgets"
 labels, features = dlnn.generate_hsd(100, random_state=0)
