@@ -430,6 +430,12 @@ def write_student_sources(folder: Path, tutorials: list[str] | None = None) -> l
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(text)
         written.append(path)
+    for tutorial in tutorials:  # the pages' download links serve the student notebooks
+        path = repository_path(student_path(tutorial))
+        target = folder / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(student_path(tutorial), target)
+        written.append(path)
     return written
 
 
