@@ -228,9 +228,7 @@ class DoubleDescent:
         Number of training points: no model with fewer features can fit the training set exactly.
     rank : np.ndarray of shape (k,)
         Median over repetitions of the rank of the training feature matrix (``n_train`` × size). A
-        model fits its training set exactly once the rank reaches ``n_train``; random ReLU units
-        that are zero at every training point (or nearly copy others) add no rank, so this happens
-        a few units above ``n_train``.
+        model fits its training set exactly once the rank reaches ``n_train``.
     """
 
     n_features: np.ndarray
@@ -263,9 +261,9 @@ def double_descent(
     output weights ``a``, fitted by minimum-norm least squares -- the solution that gradient descent
     from ``a = 0`` converges to. With fewer than ``n_train`` hidden units this is ordinary least
     squares; with more, the network interpolates the training data, and among all interpolating
-    solutions the minimum-norm one is chosen. The test error peaks near the interpolation threshold,
-    where the training feature matrix first reaches rank ``n_train`` (a few units above ``n_train``,
-    since some random ReLU units are zero at every training point), and falls again beyond it.
+    solutions the minimum-norm one is chosen. The curve records, for every size, the median
+    training and test errors and the median rank of the training feature matrix, and the
+    interpolation threshold: the first size from which that rank is ``n_train``.
 
     Parameters
     ----------

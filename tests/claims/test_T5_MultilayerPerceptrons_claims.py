@@ -232,11 +232,16 @@ def test_double_descent_rises_to_the_threshold_and_falls_again_beyond_it():
     intro = _flat("41346d53")
     assert ("the test error rises as the model approaches the *interpolation threshold*, the size at which "
             "it can just fit the training data exactly, peaks there, and falls again beyond it") in intro
-    assert ("This takes a few more than 40 units: a random ReLU unit can be zero at every training point, "
-            "or nearly copy others, and then adds nothing.") in intro
+    assert ("The model can fit the 40 training points exactly once the matrix of its features at those "
+            "points (40 rows, one column per unit) has rank 40.") in intro
+    answer = _flat("6ca63ce2")  # the reason is the sample answer's, not said above Think! 5.1
+    assert ("The size is not exactly 40 because some random ReLU units are zero at every training point, "
+            "or nearly copy others, and add nothing") in answer
     assert ("* Test error against model size can descend twice, with a peak near the interpolation "
             "threshold,") in cell_source(TUTORIAL, "3cdcf29c")
     assert "`mr.double_descent` repeats this for 20 random draws and reports the median errors" in intro
+    for reason in ("has to bend wildly", "minimum-norm one is smooth", "adds nothing"):
+        assert reason not in intro
     assert inspect.signature(mr.double_descent).parameters["n_repeats"].default == 20
     curve = _curve()
     test, sizes = curve.test_mse, curve.n_features

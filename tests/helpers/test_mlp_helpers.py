@@ -62,6 +62,26 @@ def test_a_wrong_layer_shows_in_the_comparison():
     assert differences["2.weight"] < 1e-6 < differences["0.weight"]
 
 
+def test_the_printed_comparison_says_which_layers_are_autograds_stand_ins(capsys):
+    torch.manual_seed(2)
+    model = nn.Sequential(nn.Linear(3, 5), nn.ReLU(), nn.Linear(5, 1))
+    x, target = torch.randn(6, 3), torch.randn(6, 1)
+    fallback = {"linear": bp.AUTOGRAD_LINEAR, "relu": bp.AUTOGRAD_RELU, "loss": bp.AUTOGRAD_LOSS}
+    bp.print_comparison(model, x, target, **fallback)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == ("None of your layers passes its self-check yet: every backward pass below is "
+                      "autograd's, so this compares autograd with itself (the differences are 0 and test "
+                      "nothing yet).")
+    assert len(out) == 1 + 4 and out[1].startswith("0.weight  largest difference from autograd: ")
+    bp.print_comparison(model, x, target, **{**_hand_layers(), "loss": bp.AUTOGRAD_LOSS})
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == ("Autograd's backward pass stands in for your squared error: the differences test "
+                      "your other layers only.")
+    differences = bp.print_comparison(model, x, target, **_hand_layers())
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 4 and out[0].startswith("0.weight") and max(differences.values()) < 1e-6
+
+
 def test_own_or_autograd_takes_the_students_layer_only_once_it_passes(capsys):
     from dlnn_helpers.checks import check_linear_layer
 
