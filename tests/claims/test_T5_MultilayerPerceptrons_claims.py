@@ -70,6 +70,23 @@ def test_activation_derivatives_as_the_text_describes_them():
 # ------------------------------------------------------------------------------ Section 2
 
 
+def test_the_product_of_jacobians_is_autograds_gradient_and_the_relus_jacobian_is_diagonal(capsys):
+    text = _flat("5a7d2c91")
+    assert "the derivative of the composition is the product of the Jacobians" in text
+    assert "Each step is a **vector–Jacobian product** (VJP), and that is all a backward pass does" in text
+    assert "compares the result with autograd's gradient with respect to the input" in text
+    state = torch.random.get_rng_state()
+    exec(cell_source(TUTORIAL, "6b8e3da2"), {"torch": torch, "SEED": SEED})  # noqa: S102 - the cell
+    assert torch.equal(torch.random.get_rng_state(), state)  # the global random state is untouched
+    out = capsys.readouterr().out
+    assert re.findall(r"shape \((\d+), (\d+)\)", out) == [("5", "3"), ("5", "5"), ("2", "5")]
+    assert "the ReLU's Jacobian is diagonal: True" in out
+    assert float(re.search(r"largest difference: ([\d.e+-]+)", out)[1]) < 1e-6
+    rows = re.findall(r"∂L/∂x, [^:]+: +\[([^\]]+)\]", out)
+    assert len(rows) == 2 and rows[0].split() == rows[1].split()
+    assert float(np.abs(np.array(rows[0].split(), dtype=float)).max()) > 1e-3  # not a trivial zero
+
+
 def test_the_exercises_refuse_autograd_as_their_text_says():
     from dlnn_helpers.checks import ShortcutUsed, check_linear_layer, check_relu_layer
 
