@@ -19,14 +19,10 @@ import torch
 from torch import nn
 
 from dlnn_helpers import deep_training as dt
-from dlnn_helpers.classification_data import (
-    hard_classification,
-    hard_rule,
-    tiny_classification,
-    tiny_rule,
-)
+from dlnn_helpers.classification_data import hard_classification, tiny_classification
 from dlnn_helpers.utils import torch_threads
 from dlnn_reference import deep_training as ref
+from dlnn_reference.classification_rules import hard_rule, tiny_rule
 
 from ..checks import references as t2
 from .claims_tools import Run, cell_outputs, cell_source, training_runs
@@ -364,13 +360,11 @@ def test_fine_tuning_learns_the_hard_task_where_training_from_scratch_only_memor
     assert tuned.val_acc == 1.0 and tuned.epochs < scratch.epochs
 
 
-def _sample_rule():
-    """The function of the sample answer of Think! 9.2, run from its text."""
-    text = cell_source(TUTORIAL, "e41c7b2a")
-    (code,) = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+def _reference_rule():
+    """``ex_tiny_rule`` of the solution notebook, run from its cell."""
     namespace: dict = {}
-    exec(code, namespace)  # noqa: S102 - the course's own sample answer
-    return namespace["decompiled_rule"]
+    exec(cell_source(TUTORIAL, "a1e5c3d7"), namespace)  # noqa: S102 - the course's own reference
+    return namespace["ex_tiny_rule"]
 
 
 @pytest.mark.slow
@@ -379,6 +373,7 @@ def test_seven_pixels_matter_four_always_and_three_corners_a_quarter_of_the_time
     for claim in (
         "Seven pixels matter.",
         "The four in the centre change the answer **every** time they\nflip",
+        "a\ncorner's flip matters on the quarter of the grids where both others are on",
         "Three corners — top left, top right and bottom\nright — change it about a **quarter** of the time",
     ):
         assert claim in text
@@ -392,20 +387,24 @@ def test_seven_pixels_matter_four_always_and_three_corners_a_quarter_of_the_time
     assert rest and float(rest[1]) <= 1.0
 
 
-def test_the_sample_rule_agrees_with_the_labels_and_the_network_on_every_validation_grid():
-    text = cell_source(TUTORIAL, "e41c7b2a")
-    assert ("It agrees with the labels and with the network on 100 % of the validation grids: it is the "
-            "rule the\ntiny task's labels were generated with.") in text
-    assert "tiny_rule" not in cell_source(TUTORIAL, "9a743b33")  # the rule is not handed over above
-    rule = _sample_rule()
+def test_the_rule_agrees_with_the_labels_and_the_network_on_every_validation_grid():
+    text = " ".join(cell_source(TUTORIAL, "e41c7b2a").split())
+    assert ("This rule agrees with the labels and with the network on 100 % of the validation grids: it "
+            "is the rule the tiny task's labels were generated with.") in text
+    assert ("The label is 1 when the number of centre pixels that are on, plus one if all three corners "
+            "are on, is odd.") in text
+    assert not re.search(r"\btiny_rule\b", cell_source(TUTORIAL, "9a743b33"))  # not handed over above
+    rule = _reference_rule()
     data = tiny_classification()
-    grids = data.val_data.reshape(-1, 6, 6).numpy().astype(np.int64)
-    decompiled = np.array([rule(grid) for grid in grids])
+    grids = data.val_data.reshape(-1, 6, 6)
+    decompiled = rule(grids).numpy().astype(np.int64)
     assert np.array_equal(decompiled, data.val_labels.numpy().astype(np.int64))
-    assert np.array_equal(decompiled, tiny_rule(grids))
+    assert np.array_equal(decompiled, tiny_rule(grids.numpy().astype(np.int64)))
     net = dt.precomputed("ex_residual_net")(36, 16, 32, 2, batchnorm=True)
     net.record = dt.load_precomputed("BatchNorm + 2 residual blocks, Adam + weight decay")
     assert np.array_equal(dt.predict(net, data.val_data).numpy().astype(np.int64), decompiled)
+    corners = grids[:, 0, 0] * grids[:, 0, 5] * grids[:, 5, 5]
+    assert 0.1 < float(corners.mean()) < 0.15  # all three corners on: an eighth of the grids
 
 
 def test_a_corner_matters_exactly_when_the_other_two_are_on_and_the_hard_rule_adds_the_fourth():
