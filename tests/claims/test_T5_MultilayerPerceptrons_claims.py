@@ -280,6 +280,35 @@ def test_double_descent_rises_to_the_threshold_and_falls_again_beyond_it():
     assert dead.sum() >= 1
 
 
+@cache
+def _by_size() -> mr.SampleWiseDoubleDescent:
+    return mr.sample_wise_double_descent(random_state=SEED)
+
+
+def test_sample_wise_more_data_first_hurts_then_helps():
+    assert "mr.sample_wise_double_descent(random_state=SEED)" in cell_source(TUTORIAL, "a2b3c4d5")
+    intro = _flat("f1a2b3c4")
+    assert "Keep the network fixed at 40 random hidden units" in intro
+    assert "again the median of 20 draws" in intro
+    question = _flat("b3c4d5e6")
+    assert ("With 40 units, 10 training points give a test error below that of predicting the mean, but "
+            "about 38 points give one hundreds of times larger; from 80 points on the error is lower than "
+            "with 10.") in question
+    answer = _flat("c4d5e6f7")
+    assert "The 40 random units give only about 37 or 38 independent features (the rank printed" in answer
+    for reason in ("interpolation threshold", "nearly singular", "averages the noise"):
+        assert reason not in intro and reason not in question
+    curve = _by_size()
+    mse = dict(zip(curve.n_train.tolist(), curve.test_mse, strict=True))
+    rank = dict(zip(curve.n_train.tolist(), curve.rank, strict=True))
+    assert curve.n_features == 40 and mse[10] < 1
+    peak = int(curve.n_train[curve.test_mse.argmax()])
+    assert peak == 38 and mse[38] > 100 * mse[10]
+    assert all(mse[n] < mse[10] for n in curve.n_train.tolist() if n >= 80)
+    assert {rank[n] for n in curve.n_train.tolist() if n >= 40} <= {37.0, 38.0}
+    assert rank[38] < 38  # the features of 38 points are not independent either
+
+
 @pytest.mark.slow
 def test_the_notebook_prints_the_same_double_descent_numbers(reference_run):
     out = _output(reference_run, "bdd47542")
@@ -287,6 +316,10 @@ def test_the_notebook_prints_the_same_double_descent_numbers(reference_run):
     peak = int(curve.n_features[curve.test_mse.argmax()])
     assert f"{curve.n_train} training points; the test MSE peaks at {peak} hidden units" in out
     assert f"the training MSE reaches 0 (rank {curve.n_train}) from {curve.threshold} units on" in out
+    by_size = _by_size()
+    out = _output(reference_run, "a2b3c4d5")
+    assert "40 hidden units: the test MSE peaks at 38 training points" in out
+    assert f"  10 training points: test MSE {by_size.test_mse[1]:8.3f}" in out
 
 
 # ------------------------------------------------------------------------------ set-up

@@ -82,6 +82,17 @@ def test_the_printed_comparison_says_which_layers_are_autograds_stand_ins(capsys
     assert len(out) == 4 and out[0].startswith("0.weight") and max(differences.values()) < 1e-6
 
 
+def test_sample_wise_double_descent_is_reproducible_and_refuses_a_single_point():
+    from dlnn_helpers import mlp_regression as mr
+
+    curve = mr.sample_wise_double_descent((3, 12, 30), n_features=8, n_test=50, n_repeats=3)
+    again = mr.sample_wise_double_descent((3, 12, 30), n_features=8, n_test=50, n_repeats=3)
+    assert np.array_equal(curve.test_mse, again.test_mse) and curve.test_mse.shape == (3,)
+    assert curve.rank[0] <= 3 and curve.rank[-1] <= 8 and curve.n_features == 8
+    with pytest.raises(ValueError, match="at least 2 points"):
+        mr.sample_wise_double_descent((1, 5))
+
+
 def test_own_or_autograd_takes_the_students_layer_only_once_it_passes(capsys):
     from dlnn_helpers.checks import check_linear_layer
 
