@@ -228,9 +228,7 @@ class DoubleDescent:
         Number of training points: no model with fewer features can fit the training set exactly.
     rank : np.ndarray of shape (k,)
         Median over repetitions of the rank of the training feature matrix (``n_train`` × size). A
-        model fits its training set exactly once the rank reaches ``n_train``; random ReLU units
-        that are zero at every training point (or nearly copy others) add no rank, so this happens
-        a few units above ``n_train``.
+        model fits its training set exactly once the rank reaches ``n_train``.
     """
 
     n_features: np.ndarray
@@ -263,9 +261,9 @@ def double_descent(
     output weights ``a``, fitted by minimum-norm least squares -- the solution that gradient descent
     from ``a = 0`` converges to. With fewer than ``n_train`` hidden units this is ordinary least
     squares; with more, the network interpolates the training data, and among all interpolating
-    solutions the minimum-norm one is chosen. The test error peaks near the interpolation threshold,
-    where the training feature matrix first reaches rank ``n_train`` (a few units above ``n_train``,
-    since some random ReLU units are zero at every training point), and falls again beyond it.
+    solutions the minimum-norm one is chosen. The curve records, for every size, the median
+    training and test errors and the median rank of the training feature matrix, and the
+    interpolation threshold: the first size from which that rank is ``n_train``.
 
     Parameters
     ----------
@@ -307,6 +305,101 @@ def double_descent(
                 test[r, k] = float(((phi_test[:, :p] @ a - y_test) ** 2).mean())
                 rank[r, k] = int(torch.linalg.matrix_rank(phi_train[:, :p]))
     return DoubleDescent(sizes, np.median(train, 0), np.median(test, 0), n_train, np.median(rank, 0))
+
+
+@dataclass
+class SampleWiseDoubleDescent:
+    """Result of :func:`sample_wise_double_descent`.
+
+    Attributes
+    ----------
+    n_train : np.ndarray of shape (k,)
+        Numbers of training points.
+    test_mse : np.ndarray of shape (k,)
+        Median over repetitions of the test MSE, in units of the variance of the test prices (1 is
+        the error of predicting their mean).
+    rank : np.ndarray of shape (k,)
+        Median over repetitions of the rank of the training feature matrix (``n_train`` × units).
+    n_features : int
+        The number of hidden units, the same for every training-set size.
+    """
+
+    n_train: np.ndarray
+    test_mse: np.ndarray
+    rank: np.ndarray
+    n_features: int
+
+
+def sample_wise_double_descent(
+    n_train: Sequence[int] = (5, 10, 15, 20, 25, 30, 34, 38, 40, 42, 46, 50, 60, 80, 120, 200, 400),
+    *,
+    n_features: int = 40,
+    n_test: int = 500,
+    n_repeats: int = 20,
+    random_state: int = 0,
+) -> SampleWiseDoubleDescent:
+    """Sample-wise double descent: the model of :func:`double_descent` with a fixed number of
+    hidden units, trained on more and more data.
+
+    For every repetition one random first layer of ``n_features`` units and one stream of districts
+    of the synthetic housing data are drawn; the first ``n`` districts train (inputs and prices
+    standardised with their statistics, output weights by minimum-norm least squares) and the same
+    ``n_test`` further districts test, for every ``n`` of ``n_train``.
+
+    Parameters
+    ----------
+    n_train : sequence of int
+        Training-set sizes (each at least 2).
+    n_features : int
+        Hidden units.
+    n_test : int
+        Test districts.
+    n_repeats : int
+        Independent draws of data and features; the median over draws is reported.
+    random_state : int
+
+    Returns
+    -------
+    SampleWiseDoubleDescent
+    """
+    from .regression_data import make_housing_raw
+
+    sizes = np.asarray(n_train)
+    if sizes.min() < 2:
+        raise ValueError("every training set needs at least 2 points (to standardise them)")
+    n_max = int(sizes.max())
+    generator = torch.Generator().manual_seed(random_state)
+    test = np.empty((n_repeats, len(sizes)))
+    rank = np.empty((n_repeats, len(sizes)))
+    with torch_threads(1):
+        for r in range(n_repeats):
+            x_np, y_np = make_housing_raw(n_max + n_test, random_state=random_state * 1000 + r)
+            x, y = torch.tensor(x_np), torch.tensor(y_np)[:, None]
+            w = torch.randn(x.shape[1], n_features, generator=generator, dtype=torch.float64)
+            b = torch.randn(n_features, generator=generator, dtype=torch.float64)
+            y_test = y[n_max:]
+            for k, n in enumerate(sizes):
+                x_mean, x_std = x[:n].mean(0), x[:n].std(0)
+                y_mean, y_std = y[:n].mean(), y[:n].std()
+                phi = torch.relu((x - x_mean) / x_std @ w + b)
+                a = torch.linalg.lstsq(phi[:n], (y[:n] - y_mean) / y_std, driver="gelsd").solution
+                prediction = phi[n_max:] @ a * y_std + y_mean
+                test[r, k] = float(((prediction - y_test) ** 2).mean() / y_test.var())
+                rank[r, k] = int(torch.linalg.matrix_rank(phi[:n]))
+    return SampleWiseDoubleDescent(sizes, np.median(test, 0), np.median(rank, 0), n_features)
+
+
+def plot_sample_wise_double_descent(result: SampleWiseDoubleDescent) -> None:
+    """Test MSE against the number of training points (log-log), the number of units marked."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(result.n_train, result.test_mse, "o-", ms=3, label="test MSE")
+    ax.axvline(result.n_features, ls=":", c="grey", label=f"hidden units ({result.n_features})")
+    ax.axhline(1.0, ls="--", c="grey", lw=0.8, label="predicting the mean")
+    ax.set(xscale="log", yscale="log", xlabel="number of training points",
+           ylabel="test MSE / variance (median over draws)", title="Sample-wise double descent")
+    ax.legend()
+    fig.tight_layout()
+    plt.show()
 
 
 def plot_double_descent(result: DoubleDescent) -> None:

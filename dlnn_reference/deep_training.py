@@ -15,6 +15,7 @@ import os
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -23,11 +24,14 @@ from dlnn_helpers.checks.deep_training import (
     check_mlp,
     check_residual_net,
     check_residual_sequence,
+    check_tiny_rule,
     describe,
+    rule_grids,
 )
 from dlnn_helpers.deep_training import PRECOMPUTED_RUNS, RECORD_ENV_VAR
 
 from . import expects
+from .classification_rules import tiny_rule
 
 # ------------------------------------------------------------------------------------------------
 # Reference answers
@@ -121,11 +125,26 @@ def residual_net_expected(input_size: int, hidden_dims: int, fan_out_dims: int, 
                                   batchnorm)}
 
 
+def tiny_rule_answer(grids: torch.Tensor) -> torch.Tensor:
+    """The reference of ``ex_tiny_rule``: float32 grids (n, 6, 6) of 0/1 -> float32 labels (n,)."""
+    centre = grids[:, 2:4, 2:4].sum(dim=(1, 2))
+    corners = grids[:, 0, 0] * grids[:, 0, 5] * grids[:, 5, 5]
+    return torch.remainder(centre + corners, 2.0)
+
+
+@expects("check_tiny_rule")
+def tiny_rule_expected(seed: int, n_grids: int) -> dict:
+    """The tiny task's labels of the check's random grids (the rule of the data generator)."""
+    grids = rule_grids(seed, n_grids).numpy().astype(np.int64)
+    return {"correct": tiny_rule(grids).astype(np.float64).tolist()}
+
+
 SELF_CHECKS = [
     (check_mlp, (mlp,), {}),
     (check_batchnorm_mlp, (batchnorm_mlp,), {}),
     (check_residual_sequence, (ResidualSequence,), {}),
     (check_residual_net, (residual_net,), {}),
+    (check_tiny_rule, (tiny_rule_answer,), {}),
 ]
 """The self-check calls of tutorial 3's notebook, with the reference answers."""
 

@@ -17,6 +17,7 @@ from .deep_training import (
     check_mlp,
     check_residual_net,
     check_residual_sequence,
+    check_tiny_rule,
 )
 from .initialisation import check_init_weights, check_supervise_init
 from .mlp import check_linear_layer, check_relu_layer, check_squared_error
@@ -61,6 +62,7 @@ __all__ = [
     "check_batchnorm_mlp",
     "check_residual_net",
     "check_residual_sequence",
+    "check_tiny_rule",
     "check_init_weights",
     "check_supervise_init",
 ]

@@ -2,6 +2,10 @@
 
 * :func:`check_residual_sequence` — a ``ResidualSequence`` class computing y = f(x) + x, judged by
   that defining property on layers and inputs the check makes itself (no expected data);
+* :func:`check_tiny_rule` — the rule of the tiny task, recovered from the trained network and
+  written as a program: its labels of random grids the check draws itself, against the labels the
+  instructor's rule gives them (:func:`~._expected.expected`; the rule is not in this package, and
+  the messages show a grid on which the answer is wrong, never the rule);
 * :func:`check_mlp`, :func:`check_batchnorm_mlp`, :func:`check_residual_net` — functions that build
   the tutorial's networks, checked by structure (layer types, sizes and order), never by weights.
   The expected structure of each setting (:func:`describe` of the reference network, plain nested
@@ -30,13 +34,14 @@ from ._diagnosis import Mistake, judge
 from ._expected import expected, register_check
 from ._shortcuts import declare, student_code
 
-for _check in ("check_mlp", "check_batchnorm_mlp", "check_residual_net"):
+for _check in ("check_mlp", "check_batchnorm_mlp", "check_residual_net", "check_tiny_rule"):
     register_check(_check, "deep_training")
 
 _MLP_REFUSED = declare("check_mlp", "ex_mlp", ())
 _BATCHNORM_MLP_REFUSED = declare("check_batchnorm_mlp", "ex_batchnorm_mlp", ())
 _RESIDUAL_NET_REFUSED = declare("check_residual_net", "ex_residual_net", ())
 _RESIDUAL_SEQUENCE_REFUSED = declare("check_residual_sequence", "ResidualSequence", ())
+_TINY_RULE_REFUSED = declare("check_tiny_rule", "ex_tiny_rule", ())
 
 _LEAVES: dict[type, str] = {
     nn.Linear: "Linear",
@@ -455,3 +460,79 @@ def check_residual_sequence(
         raise CheckFailure(f"No gradient reaches the input or the layers through {name}.")
     return (f"{name} is correct: y = f(x) + x for a block {width} → {fan_out} → {width}, "
             "gradients flow to the input and the layers' weights." + warning_note(caught))
+
+
+# ------------------------------------------------------------------------------------------------
+# The rule of the tiny task
+# ------------------------------------------------------------------------------------------------
+
+
+def rule_grids(seed: int, n_grids: int) -> torch.Tensor:
+    """The grids :func:`check_tiny_rule` labels: ``n_grids`` uniform random 6 × 6 grids of 0.0 and
+    1.0, shape (n_grids, 6, 6), float32, drawn from ``seed`` (the global random state is untouched)."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 2, (n_grids, 6, 6), generator=generator).to(torch.float32)
+
+
+def _grid_text(grid: np.ndarray) -> str:
+    return "\n".join("    " + " ".join(str(int(v)) for v in row) for row in grid)
+
+
+def check_tiny_rule(
+    func: Callable[..., Any],
+    *,
+    seed: int = 9,
+    n_grids: int = 512,
+    name: str = "ex_tiny_rule",
+) -> str:
+    """Check ``func(grids) -> labels``, the rule of the tiny task written as a program.
+
+    The contract (the exercise's docstring): ``grids`` is a float32 tensor of shape (n, 6, 6) with
+    values 0.0 and 1.0; the answer is a float32 tensor of shape (n,) with values 0.0 and 1.0, the
+    label of each grid.  The check labels ``n_grids`` random grids of its own (:func:`rule_grids`)
+    and compares with the labels of the tiny task's rule; when they differ it shows the first grid
+    on which they do (the rule itself is not in this package).
+
+    Parameters
+    ----------
+    func : callable
+        The student's function.
+    seed, n_grids : int
+        Seed and number of the random grids.
+    name : str
+        Name of the exercise, for messages.
+
+    Returns
+    -------
+    str
+        Summary of what was verified.
+    """
+    grids = rule_grids(seed, n_grids)
+    with student_code(name, _TINY_RULE_REFUSED) as window, captured_warnings() as caught:
+        returned = call_student(name, func, grids.clone())
+    window.verdict()
+    got = expect_tensor(returned, f"The labels returned by {name}", shape=(n_grids,),
+                        meaning="(n,): one label per grid")
+    values = set(np.unique(got).tolist())
+    if not values <= {0.0, 1.0}:
+        odd = sorted(values - {0.0, 1.0})[:3]
+        raise CheckFailure(f"{name} should return labels 0.0 or 1.0 only; it also returned "
+                           f"{', '.join(f'{v:g}' for v in odd)}. If you count pixels, the label is "
+                           "the count modulo 2 or a comparison, not the count itself.")
+    exp = expected("check_tiny_rule", seed=seed, n_grids=n_grids)
+    labels = np.asarray(exp["correct"], dtype=np.float64)
+    if np.array_equal(got, 1.0 - labels):
+        raise CheckFailure(f"{name} gives every grid the other label (1 where the label is 0 and "
+                           "the other way round): the pixels are right, the final test is inverted.")
+    wrong = np.flatnonzero(got != labels)
+    if len(wrong):
+        k = int(wrong[0])
+        raise CheckFailure(
+            f"{name} gives {len(wrong)} of {n_grids} random grids the wrong label. The first is "
+            f"grid {k} (rows 0 to 5, top to bottom):\n{_grid_text(grids[k].numpy())}\n"
+            f"Its label is {labels[k]:g}; {name} says {got[k]:g}. Which pixels of this grid does "
+            "your rule read, and would flipping one of them change the network's answer?"
+        )
+    return (f"{name} is correct: it labels {n_grids} random grids exactly as the tiny task's rule "
+            "does." + warning_note(caught))
+

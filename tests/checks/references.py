@@ -193,6 +193,13 @@ def residual_net(input_size, hidden_dims, fan_out_dims, n_blocks, batchnorm=Fals
     return nn.Sequential(*layers, nn.Linear(hidden_dims, 1), nn.Sigmoid())
 
 
+def tiny_rule(grids):
+    """The tiny task's rule: the parity of the four centre pixels plus the AND of three corners."""
+    total = grids[:, 2, 2] + grids[:, 2, 3] + grids[:, 3, 2] + grids[:, 3, 3]
+    total = total + grids[:, 0, 0] * grids[:, 0, 5] * grids[:, 5, 5]
+    return total % 2
+
+
 # ------------------------------------------------------------------------------------------- T4
 
 

@@ -132,6 +132,7 @@ CASES: dict[str, Case] = {
     ),
     "check_residual_sequence": Case(checks.check_residual_sequence, ref.ResidualSequence,
                                     "forward"),
+    "check_tiny_rule": Case(checks.check_tiny_rule, ref.tiny_rule),
     "check_init_weights": Case(lambda f: checks.check_init_weights(f, "he"), ref.he_weights),
     "check_supervise_init": Case(lambda cls: checks.check_supervise_init(cls, "kaiming"),
                                  ref.SuperviseKaimingWeights, "forward"),

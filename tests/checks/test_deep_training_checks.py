@@ -20,6 +20,7 @@ from dlnn_helpers.checks.deep_training import (
     check_mlp,
     check_residual_net,
     check_residual_sequence,
+    check_tiny_rule,
 )
 
 from . import references as dt
@@ -361,6 +362,82 @@ def test_residual_net_rejects_wrong_answers(func, message):
         check_residual_net(func)
 
 
+# ------------------------------------------------------------------------------------- the tiny rule
+
+
+def rule_bitwise(grids):
+    """XOR of the centre pixels and the corners' AND, with integer bit operations."""
+    g = grids.to(torch.int64)
+    label = g[:, 2, 2] ^ g[:, 2, 3] ^ g[:, 3, 2] ^ g[:, 3, 3] ^ (g[:, 0, 0] & g[:, 0, 5] & g[:, 5, 5])
+    return label.to(torch.float32)
+
+
+def rule_loop(grids):
+    """One grid at a time, in plain Python, through a flat list of 36 pixels."""
+    labels = []
+    for grid in grids.tolist():
+        flat = [v for row in grid for v in row]
+        count = sum(flat[i] for i in (14, 15, 20, 21)) + (flat[0] and flat[5] and flat[35])
+        labels.append(float(int(count) % 2))
+    return torch.tensor(labels)
+
+
+def rule_centre_only(grids):
+    return grids[:, 2:4, 2:4].sum(dim=(1, 2)) % 2
+
+
+def rule_every_pixel_counts(grids):  # the corners counted one by one
+    return (grids[:, 2:4, 2:4].sum(dim=(1, 2)) + grids[:, 0, 0] + grids[:, 0, 5] + grids[:, 5, 5]) % 2
+
+
+def rule_inverted(grids):
+    return 1.0 - dt.tiny_rule(grids)
+
+
+def rule_count_not_parity(grids):
+    return grids[:, 2:4, 2:4].sum(dim=(1, 2)) + grids[:, 0, 0] * grids[:, 0, 5] * grids[:, 5, 5]
+
+
+def rule_boolean(grids):
+    return dt.tiny_rule(grids) == 1
+
+
+def rule_hard(grids):  # the hard task's rule: one corner too many
+    return (dt.tiny_rule(grids) + grids[:, 5, 0]) % 2
+
+
+@pytest.mark.parametrize("func", [dt.tiny_rule, rule_bitwise, rule_loop])
+def test_tiny_rule_accepts_correct_answers(func):
+    assert "is correct" in check_tiny_rule(func)
+    assert "is correct" in check_tiny_rule(func, seed=31, n_grids=97)
+
+
+@pytest.mark.parametrize(
+    ("func", "message"),
+    [
+        (rule_centre_only, "gives \\d+ of 512 random grids the wrong label. The first is grid \\d+"),
+        (rule_every_pixel_counts, "(?s)the wrong label.*Its label is [01]; ex_tiny_rule says [01]"),
+        (rule_hard, "the wrong label"),
+        (rule_inverted, "gives every grid the other label"),
+        (rule_count_not_parity, "should return labels 0.0 or 1.0 only; it also returned 2"),
+        (rule_boolean, "has dtype torch.bool; it should be torch.float32"),
+    ],
+)
+def test_tiny_rule_rejects_wrong_answers(func, message):
+    with pytest.raises(CheckFailure, match=message):
+        check_tiny_rule(func)
+
+
+def test_tiny_rule_shows_a_grid_it_gets_wrong_and_not_the_rule():
+    with pytest.raises(CheckFailure) as info:
+        check_tiny_rule(rule_centre_only)
+    text = str(info.value)
+    grid_lines = [line for line in text.splitlines() if line.startswith("    ")]
+    assert len(grid_lines) == 6 and all(len(line.split()) == 6 for line in grid_lines)
+    for word in ("centre", "corner", "parity", "odd"):
+        assert word not in text
+
+
 # ------------------------------------------------------------------------------------- self_check
 
 
@@ -368,7 +445,7 @@ def test_not_implemented_and_self_check_output():
     def todo(*args, **kwargs):
         raise NotImplementedError()
 
-    for check in (check_mlp, check_batchnorm_mlp, check_residual_net):
+    for check in (check_mlp, check_batchnorm_mlp, check_residual_net, check_tiny_rule):
         with pytest.raises(NotImplementedYet, match="not implemented yet"):
             check(todo)
     out, err = io.StringIO(), io.StringIO()
@@ -376,6 +453,8 @@ def test_not_implemented_and_self_check_output():
         assert self_check(check_mlp, dt.mlp)
         assert not self_check(check_mlp, todo)
         assert not self_check(check_mlp, mlp_no_sigmoid)
+        assert self_check(check_tiny_rule, rule_bitwise)
+        assert not self_check(check_tiny_rule, rule_centre_only)
     assert err.getvalue() == ""
     assert "✅" in out.getvalue() and "⏳" in out.getvalue() and "❌" in out.getvalue()
 

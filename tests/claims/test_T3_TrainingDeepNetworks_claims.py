@@ -19,14 +19,10 @@ import torch
 from torch import nn
 
 from dlnn_helpers import deep_training as dt
-from dlnn_helpers.classification_data import (
-    hard_classification,
-    hard_rule,
-    tiny_classification,
-    tiny_rule,
-)
+from dlnn_helpers.classification_data import hard_classification, tiny_classification
 from dlnn_helpers.utils import torch_threads
 from dlnn_reference import deep_training as ref
+from dlnn_reference.classification_rules import hard_rule, tiny_rule
 
 from ..checks import references as t2
 from .claims_tools import Run, cell_outputs, cell_source, training_runs
@@ -242,6 +238,61 @@ def test_the_32_wide_runs_loss_jumps_by_orders_of_magnitude():
     assert dt._unpack(record["val_accs"], "<f4").max() > 0.95
 
 
+def test_the_32_wide_run_ends_at_exactly_50_a_saturated_sigmoid_that_bceloss_clamps():
+    """The loss of exactly 50.0: BCELoss's log clamped at -100 on the half of the grids of the other
+    class, a sigmoid output saturated at 1 for every grid, and no gradient through it."""
+    import json
+
+    text = " ".join(cell_source(TUTORIAL, "3b5e0c4d").split())
+    for claim in (
+        "the loss grows from 0.03 to 50 within ten epochs and stays at **exactly 50.0** until the run is "
+        "stopped",
+        "In float32 the sigmoid of a logit above about 17 is exactly 1.0",
+        "which `BCELoss` clamps to 100. This network answers 1, with complete certainty, for every grid",
+        "the sigmoid's derivative $p (1 - p)$ is exactly 0 at $p = 1$",
+        "Its gradient with respect to the logit is $p - y$",
+    ):
+        assert claim in text
+    answer = " ".join(cell_source(TUTORIAL, "7c8135eb").split())
+    assert "within ten epochs its output saturated on one class for every grid" in answer
+    assert "one large Adam step" not in answer
+    record = json.loads(dt.PRECOMPUTED_RUNS.read_text(encoding="utf-8"))[
+        "3 layers × 32, ReLU, BCE, Adam + weight decay"]
+    losses = dt._unpack(record["losses"], "<f4")
+    at_50 = int(np.argmax(losses == 50.0))  # the first epoch at exactly 50
+    assert at_50 > 0 and np.all(losses[at_50:] == 50.0)
+    start = int(np.flatnonzero(losses[:at_50] < 0.04)[-1])  # the last epoch at 0.03 and some
+    assert 900 < start < 1100 and losses[start] >= 0.03 and at_50 - start <= 10
+    predictions = np.unpackbits(dt._unpack(record["val_predictions"], "u1"))[:1000]
+    assert predictions.all()  # answers 1 for every grid
+    assert record["stop_reason"] == "no progress"
+    # the mechanism: sigmoid(z) rounds to 1.0 from about 17 on; BCELoss clamps log 0 to -100 and
+    # passes no gradient back; BCEWithLogitsLoss gives p - y
+    assert torch.sigmoid(torch.tensor(17.0)) == 1.0 and torch.sigmoid(torch.tensor(16.0)) < 1.0
+    labels = tiny_classification().train_labels
+    saturated = torch.full_like(labels, 30.0, requires_grad=True)
+    loss = nn.BCELoss()(torch.sigmoid(saturated), labels)
+    loss.backward()
+    assert loss.item() == 50.0 and torch.all(saturated.grad == 0)
+    saturated.grad = None
+    nn.BCEWithLogitsLoss()(saturated, labels).backward()
+    expected = (torch.sigmoid(saturated.detach()) - labels) / len(labels)
+    assert torch.allclose(saturated.grad, expected)
+
+
+def test_the_demonstration_prints_both_losses_of_one_confidently_wrong_output():
+    source = cell_source(TUTORIAL, "9c2f7a16")
+    assert "torch.tensor([30.0], requires_grad=True)" in source and "torch.tensor([0.0])" in source
+    logit, label = torch.tensor([30.0], requires_grad=True), torch.tensor([0.0])
+    loss = nn.BCELoss()(torch.sigmoid(logit), label)
+    loss.backward()
+    assert loss.item() == 100.0 and logit.grad.item() == 0.0
+    logit.grad = None
+    loss = nn.BCEWithLogitsLoss()(logit, label)
+    loss.backward()
+    assert loss.item() == 30.0 and logit.grad.item() == 1.0
+
+
 @pytest.mark.slow
 def test_the_plain_6_layer_network_never_moves_while_batchnorm_and_residual_networks_learn(runs):
     text = cell_source(TUTORIAL, "5bd51463")
@@ -309,14 +360,21 @@ def test_fine_tuning_learns_the_hard_task_where_training_from_scratch_only_memor
     assert tuned.val_acc == 1.0 and tuned.epochs < scratch.epochs
 
 
+def _reference_rule():
+    """``ex_tiny_rule`` of the solution notebook, run from its cell."""
+    namespace: dict = {}
+    exec(cell_source(TUTORIAL, "a1e5c3d7"), namespace)  # noqa: S102 - the course's own reference
+    return namespace["ex_tiny_rule"]
+
+
 @pytest.mark.slow
 def test_seven_pixels_matter_four_always_and_three_corners_a_quarter_of_the_time(reference_run):
-    text = cell_source(TUTORIAL, "85985194")
+    text = cell_source(TUTORIAL, "e41c7b2a")
     for claim in (
-        "Only seven pixels matter.",
-        "The four in the centre change the answer **every** time they flip",
-        "Three corners — top left, top right and\nbottom right — change it about a **quarter** of the time",
-        "this is exactly `tiny_rule`",
+        "Seven pixels matter.",
+        "The four in the centre change the answer **every** time they\nflip",
+        "a\ncorner's flip matters on the quarter of the grids where both others are on",
+        "Three corners — top left, top right and bottom\nright — change it about a **quarter** of the time",
     ):
         assert claim in text
     out = cell_outputs(reference_run(TUTORIAL), "facb8cf8")
@@ -327,13 +385,31 @@ def test_seven_pixels_matter_four_always_and_three_corners_a_quarter_of_the_time
     assert all(0.2 <= changed[p] <= 0.33 for p in [(0, 0), (0, 5), (5, 5)])
     rest = re.search(r"every other pixel changes it for at most ([\d.]+)%", out)
     assert rest and float(rest[1]) <= 1.0
-    agreement = cell_outputs(reference_run(TUTORIAL), "52766797")
-    assert re.findall(r"([\d.]+)%", agreement) == ["100.0", "100.0", "100.0"]
+
+
+def test_the_rule_agrees_with_the_labels_and_the_network_on_every_validation_grid():
+    text = " ".join(cell_source(TUTORIAL, "e41c7b2a").split())
+    assert ("This rule agrees with the labels and with the network on 100 % of the validation grids: it "
+            "is the rule the tiny task's labels were generated with.") in text
+    assert ("The label is 1 when the number of centre pixels that are on, plus one if all three corners "
+            "are on, is odd.") in text
+    assert not re.search(r"\btiny_rule\b", cell_source(TUTORIAL, "9a743b33"))  # not handed over above
+    rule = _reference_rule()
+    data = tiny_classification()
+    grids = data.val_data.reshape(-1, 6, 6)
+    decompiled = rule(grids).numpy().astype(np.int64)
+    assert np.array_equal(decompiled, data.val_labels.numpy().astype(np.int64))
+    assert np.array_equal(decompiled, tiny_rule(grids.numpy().astype(np.int64)))
+    net = dt.precomputed("ex_residual_net")(36, 16, 32, 2, batchnorm=True)
+    net.record = dt.load_precomputed("BatchNorm + 2 residual blocks, Adam + weight decay")
+    assert np.array_equal(dt.predict(net, data.val_data).numpy().astype(np.int64), decompiled)
+    corners = grids[:, 0, 0] * grids[:, 0, 5] * grids[:, 5, 5]
+    assert 0.1 < float(corners.mean()) < 0.15  # all three corners on: an eighth of the grids
 
 
 def test_a_corner_matters_exactly_when_the_other_two_are_on_and_the_hard_rule_adds_the_fourth():
-    text = cell_source(TUTORIAL, "85985194")
-    assert "a\ncorner matters exactly when the other two are on" in text
+    text = cell_source(TUTORIAL, "e41c7b2a")
+    assert "a corner matters exactly\nwhen the other two are on" in text
     hard_text = cell_source(TUTORIAL, "35dbc285")
     assert "The hard rule adds the fourth corner, bottom left, to the count." in hard_text
     grids = tiny_classification().val_data.reshape(-1, 6, 6).numpy().astype(np.int64)

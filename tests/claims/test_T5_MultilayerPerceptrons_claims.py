@@ -70,6 +70,23 @@ def test_activation_derivatives_as_the_text_describes_them():
 # ------------------------------------------------------------------------------ Section 2
 
 
+def test_the_product_of_jacobians_is_autograds_gradient_and_the_relus_jacobian_is_diagonal(capsys):
+    text = _flat("5a7d2c91")
+    assert "the derivative of the composition is the product of the Jacobians" in text
+    assert "Each step is a **vector–Jacobian product** (VJP), and that is all a backward pass does" in text
+    assert "compares the result with autograd's gradient with respect to the input" in text
+    state = torch.random.get_rng_state()
+    exec(cell_source(TUTORIAL, "6b8e3da2"), {"torch": torch, "SEED": SEED})  # noqa: S102 - the cell
+    assert torch.equal(torch.random.get_rng_state(), state)  # the global random state is untouched
+    out = capsys.readouterr().out
+    assert re.findall(r"shape \((\d+), (\d+)\)", out) == [("5", "3"), ("5", "5"), ("2", "5")]
+    assert "the ReLU's Jacobian is diagonal: True" in out
+    assert float(re.search(r"largest difference: ([\d.e+-]+)", out)[1]) < 1e-6
+    rows = re.findall(r"∂L/∂x, [^:]+: +\[([^\]]+)\]", out)
+    assert len(rows) == 2 and rows[0].split() == rows[1].split()
+    assert float(np.abs(np.array(rows[0].split(), dtype=float)).max()) > 1e-3  # not a trivial zero
+
+
 def test_the_exercises_refuse_autograd_as_their_text_says():
     from dlnn_helpers.checks import ShortcutUsed, check_linear_layer, check_relu_layer
 
@@ -232,11 +249,16 @@ def test_double_descent_rises_to_the_threshold_and_falls_again_beyond_it():
     intro = _flat("41346d53")
     assert ("the test error rises as the model approaches the *interpolation threshold*, the size at which "
             "it can just fit the training data exactly, peaks there, and falls again beyond it") in intro
-    assert ("This takes a few more than 40 units: a random ReLU unit can be zero at every training point, "
-            "or nearly copy others, and then adds nothing.") in intro
+    assert ("The model can fit the 40 training points exactly once the matrix of its features at those "
+            "points (40 rows, one column per unit) has rank 40.") in intro
+    answer = _flat("6ca63ce2")  # the reason is the sample answer's, not said above Think! 5.1
+    assert ("The size is not exactly 40 because some random ReLU units are zero at every training point, "
+            "or nearly copy others, and add nothing") in answer
     assert ("* Test error against model size can descend twice, with a peak near the interpolation "
             "threshold,") in cell_source(TUTORIAL, "3cdcf29c")
     assert "`mr.double_descent` repeats this for 20 random draws and reports the median errors" in intro
+    for reason in ("has to bend wildly", "minimum-norm one is smooth", "adds nothing"):
+        assert reason not in intro
     assert inspect.signature(mr.double_descent).parameters["n_repeats"].default == 20
     curve = _curve()
     test, sizes = curve.test_mse, curve.n_features
@@ -258,6 +280,35 @@ def test_double_descent_rises_to_the_threshold_and_falls_again_beyond_it():
     assert dead.sum() >= 1
 
 
+@cache
+def _by_size() -> mr.SampleWiseDoubleDescent:
+    return mr.sample_wise_double_descent(random_state=SEED)
+
+
+def test_sample_wise_more_data_first_hurts_then_helps():
+    assert "mr.sample_wise_double_descent(random_state=SEED)" in cell_source(TUTORIAL, "a2b3c4d5")
+    intro = _flat("f1a2b3c4")
+    assert "Keep the network fixed at 40 random hidden units" in intro
+    assert "again the median of 20 draws" in intro
+    question = _flat("b3c4d5e6")
+    assert ("With 40 units, 10 training points give a test error below that of predicting the mean, but "
+            "about 38 points give one hundreds of times larger; from 80 points on the error is lower than "
+            "with 10.") in question
+    answer = _flat("c4d5e6f7")
+    assert "The 40 random units give only about 37 or 38 independent features (the rank printed" in answer
+    for reason in ("interpolation threshold", "nearly singular", "averages the noise"):
+        assert reason not in intro and reason not in question
+    curve = _by_size()
+    mse = dict(zip(curve.n_train.tolist(), curve.test_mse, strict=True))
+    rank = dict(zip(curve.n_train.tolist(), curve.rank, strict=True))
+    assert curve.n_features == 40 and mse[10] < 1
+    peak = int(curve.n_train[curve.test_mse.argmax()])
+    assert peak == 38 and mse[38] > 100 * mse[10]
+    assert all(mse[n] < mse[10] for n in curve.n_train.tolist() if n >= 80)
+    assert {rank[n] for n in curve.n_train.tolist() if n >= 40} <= {37.0, 38.0}
+    assert rank[38] < 38  # the features of 38 points are not independent either
+
+
 @pytest.mark.slow
 def test_the_notebook_prints_the_same_double_descent_numbers(reference_run):
     out = _output(reference_run, "bdd47542")
@@ -265,6 +316,10 @@ def test_the_notebook_prints_the_same_double_descent_numbers(reference_run):
     peak = int(curve.n_features[curve.test_mse.argmax()])
     assert f"{curve.n_train} training points; the test MSE peaks at {peak} hidden units" in out
     assert f"the training MSE reaches 0 (rank {curve.n_train}) from {curve.threshold} units on" in out
+    by_size = _by_size()
+    out = _output(reference_run, "a2b3c4d5")
+    assert "40 hidden units: the test MSE peaks at 38 training points" in out
+    assert f"  10 training points: test MSE {by_size.test_mse[1]:8.3f}" in out
 
 
 # ------------------------------------------------------------------------------ set-up

@@ -9,6 +9,7 @@ Each test first asserts that the wording of its claim is in the cell it guards.
 
 from __future__ import annotations
 
+import copy
 import math
 import re
 from functools import cache
@@ -132,8 +133,9 @@ def test_at_learning_rate_0_2_training_all_layers_ends_worse_at_every_width():
 
 
 def test_training_the_output_layer_only_leaves_the_elbows_where_they_started():
-    text = cell_source(TUTORIAL, "141ec942")
-    assert "when only the output layer is trained they stay put" in text
+    assert "the first layer's weights and biases are frozen at their initial values" in _flat("31abbde1")
+    answer = _flat("a4e92f33")  # said in the sample answer of Think! 3.1 (a), not above it
+    assert "the function is a fixed combination of hinges whose elbows never move" in answer
     nets = _first_nets()
     runs = rf.train_relu_nets(nets, _data(), lrs=0.2, output_only=True, n_steps=500, snapshot_every=100)
     for net, run in zip(nets, runs, strict=True):
@@ -265,8 +267,7 @@ def test_think_4_1_output_weights_grow_and_elbows_move_to_the_kinks(reference_ru
     assert "largest $|v_i|$ is between 0.15 and 0.31) and the steps sit at random places" in answer
     assert "(the largest $|v_i|$ is now between 3 and 5)" in answer
     assert "at width 20 the share of elbows within 0.02 of a kink doubles, from 30 % to 60 %" in answer
-    slider = _flat("141ec942")
-    assert "When all layers are trained the elbows move towards the kinks of the target" in slider
+    assert "the steps (the elbows) have moved towards the kinks of the target" in answer
     lines = _feature_lines(reference_run)
     before = [lines[w][0] for w in WIDTHS]
     after = [lines[w][1] for w in WIDTHS]
@@ -275,6 +276,40 @@ def test_think_4_1_output_weights_grow_and_elbows_move_to_the_kinks(reference_ru
     assert np.allclose(before, expected, atol=0.006)
     assert tuple(lines[20][2:]) == (30, 60)
     assert lines[40][3] >= lines[40][2]  # width 40: near the kinks already, and no fewer after
+
+
+def test_the_weight_feature_is_a_step_of_height_v_e_at_the_elbow_plus_a_ramp_of_slope_v():
+    text = _flat("ea71693a")
+    assert ("The weight feature is $v_i x = v_i e_i + v_i (x - e_i)$ there: a step of height $v_i e_i$ at "
+            "the elbow **plus** a ramp of slope $v_i$ that starts at the elbow.") in text
+    assert "So a small change $\\delta$ of $w_i$ does not tilt the hinge about its elbow" in text
+    assert "which turns the active line about the point $x = 0$" in text
+    assert ("$\\partial y / \\partial w_i - e_i\\, \\partial y / \\partial b_i = v_i (x - e_i)$ on the "
+            "active side") in text
+    net = _first_nets()[0].double()
+    e = rf.elbows(net).double()
+    v = net[2].weight.detach()[0]
+    w = net[0].weight.detach()[:, 0]
+    for i in range(len(e)):
+        side = 1.0 if w[i] > 0 else -1.0  # the active side of unit i
+        just_in, just_out = e[i] + side * 1e-9, e[i] - side * 1e-9
+        beyond = e[i] + side * 0.3
+        points = torch.stack([just_out, just_in, beyond])[:, None]
+        g_w, g_b = reference.first_layer_gradients(net, points)
+        assert g_w[0, i] == 0 and g_b[0, i] == 0  # zero on the inactive side
+        assert math.isclose(float(g_w[1, i]), float(v[i] * e[i]), rel_tol=1e-6)  # the step v_i e_i
+        slope = (g_w[2, i] - g_w[1, i]) / (beyond - just_in)
+        assert math.isclose(float(slope), float(v[i]), rel_tol=1e-6)  # then a ramp of slope v_i
+        tilt = g_w[:, i] - e[i] * g_b[:, i]  # the combination that tilts the hinge about its elbow
+        assert abs(float(tilt[1])) < 1e-8 and math.isclose(float(tilt[2]), float(v[i]) * 0.3 * side,
+                                                           rel_tol=1e-6)
+        # a change of w_i alone turns the active line about x = 0 and moves the elbow
+        moved = copy.deepcopy(net)
+        with torch.no_grad():
+            moved[0].weight[i, 0] += 0.01
+        assert not math.isclose(float(rf.elbows(moved)[i]), float(e[i]), rel_tol=1e-6)
+        at_zero = [m(torch.zeros(1, 1, dtype=torch.float64)) for m in (moved[:1], net[:1])]
+        assert torch.equal(*at_zero)  # the line w_i x + b_i keeps its value at x = 0
 
 
 # ------------------------------------------------------------------------------ Section 5

@@ -107,6 +107,11 @@ CORRECT: dict[str, dict[str, str]] = {
     tail = [nn.BatchNorm1d(hidden_dims)] if batchnorm else []
     return nn.Sequential(nn.Linear(input_size, hidden_dims), *[block() for _ in range(n_blocks)],
                          *tail, nn.Linear(hidden_dims, 1), nn.Sigmoid())''',
+        "ex_tiny_rule": '''def ex_tiny_rule(grids):
+    bits = grids.to(torch.int64)
+    centre = bits[:, 2:4, 2:4].reshape(len(bits), -1).sum(dim=1)
+    corners = torch.stack([bits[:, 0, 0], bits[:, 0, 5], bits[:, 5, 5]], dim=1).prod(dim=1)
+    return ((centre + corners) % 2).to(torch.float32)''',
     },
     T4: {
         "ex_zero_weights": '''def ex_zero_weights(n_in, n_out):

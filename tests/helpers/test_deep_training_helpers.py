@@ -19,6 +19,7 @@ from torch import nn
 
 from dlnn_helpers import classification_data as cd
 from dlnn_helpers import deep_training as dt
+from dlnn_reference import classification_rules as cr
 from dlnn_reference import deep_training as ref
 
 matplotlib.use("Agg")
@@ -48,7 +49,7 @@ def test_sets_have_the_specified_sizes_values_and_balance(name, request):
     assert ((pixels_on > 0.45) & (pixels_on < 0.55)).all()  # every pixel is a fair coin
 
 
-@pytest.mark.parametrize(("name", "rule"), [("tiny", cd.tiny_rule), ("hard", cd.hard_rule)])
+@pytest.mark.parametrize(("name", "rule"), [("tiny", cr.tiny_rule), ("hard", cr.hard_rule)])
 def test_labels_follow_the_documented_rule(name, rule, request):
     data = request.getfixturevalue(name)
     for x, y in ((data.train_data, data.train_labels), (data.val_data, data.val_labels)):
@@ -57,18 +58,18 @@ def test_labels_follow_the_documented_rule(name, rule, request):
 
 def test_rules_by_hand_on_examples():
     grid = np.zeros((6, 6), dtype=int)
-    assert cd.tiny_rule(grid) == 0 and cd.hard_rule(grid) == 0
+    assert cr.tiny_rule(grid) == 0 and cr.hard_rule(grid) == 0
     grid[2, 3] = 1  # one centre pixel: odd
-    assert cd.tiny_rule(grid) == 1 and cd.hard_rule(grid) == 1
+    assert cr.tiny_rule(grid) == 1 and cr.hard_rule(grid) == 1
     grid[0, 0] = grid[5, 5] = 1  # two of the three corners do not count
-    assert cd.tiny_rule(grid) == 1
+    assert cr.tiny_rule(grid) == 1
     grid[0, 5] = 1  # all three corners on: +1
-    assert cd.tiny_rule(grid) == 0 and cd.hard_rule(grid) == 0
+    assert cr.tiny_rule(grid) == 0 and cr.hard_rule(grid) == 0
     grid[5, 0] = 1  # the hard rule also counts the bottom-left corner
-    assert cd.tiny_rule(grid) == 0 and cd.hard_rule(grid) == 1
+    assert cr.tiny_rule(grid) == 0 and cr.hard_rule(grid) == 1
     grid[4, 4] = 1  # an ignored pixel
-    assert cd.tiny_rule(grid) == 0 and cd.hard_rule(grid) == 1
-    assert cd.tiny_rule(grid.reshape(36)) == 0  # flat input works too
+    assert cr.tiny_rule(grid) == 0 and cr.hard_rule(grid) == 1
+    assert cr.tiny_rule(grid.reshape(36)) == 0  # flat input works too
 
 
 def test_hard_is_tiny_xor_the_bottom_left_corner():
@@ -77,9 +78,9 @@ def test_hard_is_tiny_xor_the_bottom_left_corner():
     cells = [(2, 2), (2, 3), (3, 2), (3, 3), (0, 0), (0, 5), (5, 5), (5, 0), (1, 1)]
     for i, (r, c) in enumerate(cells):
         full[:, r, c] = grids[:, i]
-    assert np.array_equal(cd.hard_rule(full), cd.tiny_rule(full) ^ full[:, 5, 0])
+    assert np.array_equal(cr.hard_rule(full), cr.tiny_rule(full) ^ full[:, 5, 0])
     # the tiny label is uncorrelated with every single pixel (a parity): no linear signal
-    labels = cd.tiny_rule(full)
+    labels = cr.tiny_rule(full)
     for r, c in cells:
         assert labels[full[:, r, c] == 1].mean() == pytest.approx(labels.mean())
 
@@ -95,19 +96,34 @@ def test_generation_is_deterministic_distinct_and_leaves_the_global_rng_alone(ti
     assert np.array_equal(np.random.rand(2), expected[1])  # noqa: NPY002
     for a, b in zip(again, tiny, strict=True):
         assert torch.equal(a, b)
-    other = cd.tiny_classification(random_state=1)
+    other = cr.tiny_data(random_state=1)
     assert not torch.equal(other.train_data, tiny.train_data)
     rows = {tuple(r) for r in torch.cat([tiny.train_data, tiny.val_data]).int().tolist()}
     assert len(rows) == 9000  # no grid twice, so validation grids are never in training
 
 
+@pytest.mark.parametrize(("name", "generate"), [("tiny", cr.tiny_data), ("hard", cr.hard_data)])
+def test_the_shipped_grids_are_what_the_reference_generates(name, generate, request):
+    for shipped, fresh in zip(request.getfixturevalue(name), generate(), strict=True):
+        assert torch.equal(shipped, fresh)
+
+
+def test_the_student_package_holds_the_data_but_not_the_rules():
+    import inspect
+
+    source = inspect.getsource(cd)
+    assert not {"tiny_rule", "hard_rule", "make_classification", "CORNERS"} & set(vars(cd))
+    for detail in ("(0, 5)", "(5, 5)", "odd", "parity", "corner"):
+        assert detail not in source
+
+
 def test_make_classification_rejects_bad_sizes_and_grids():
     with pytest.raises(ValueError, match="even"):
-        cd.make_classification(cd.tiny_rule, n_train=7)
+        cr.make_classification(cr.tiny_rule, n_train=7)
     with pytest.raises(ValueError, match="too unbalanced"):
-        cd.make_classification(lambda g: np.zeros(len(g), dtype=int), n_train=10, n_val=2)
+        cr.make_classification(lambda g: np.zeros(len(g), dtype=int), n_train=10, n_val=2)
     with pytest.raises(ValueError, match="6, 6"):
-        cd.tiny_rule(np.zeros((3, 5)))
+        cr.tiny_rule(np.zeros((3, 5)))
 
 
 def test_plot_grids_draws_one_panel_per_sample(tiny):

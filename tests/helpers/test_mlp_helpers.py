@@ -62,6 +62,37 @@ def test_a_wrong_layer_shows_in_the_comparison():
     assert differences["2.weight"] < 1e-6 < differences["0.weight"]
 
 
+def test_the_printed_comparison_says_which_layers_are_autograds_stand_ins(capsys):
+    torch.manual_seed(2)
+    model = nn.Sequential(nn.Linear(3, 5), nn.ReLU(), nn.Linear(5, 1))
+    x, target = torch.randn(6, 3), torch.randn(6, 1)
+    fallback = {"linear": bp.AUTOGRAD_LINEAR, "relu": bp.AUTOGRAD_RELU, "loss": bp.AUTOGRAD_LOSS}
+    bp.print_comparison(model, x, target, **fallback)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == ("None of your layers passes its self-check yet: every backward pass below is "
+                      "autograd's, so this compares autograd with itself (the differences are 0 and test "
+                      "nothing yet).")
+    assert len(out) == 1 + 4 and out[1].startswith("0.weight  largest difference from autograd: ")
+    bp.print_comparison(model, x, target, **{**_hand_layers(), "loss": bp.AUTOGRAD_LOSS})
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == ("Autograd's backward pass stands in for your squared error: the differences test "
+                      "your other layers only.")
+    differences = bp.print_comparison(model, x, target, **_hand_layers())
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 4 and out[0].startswith("0.weight") and max(differences.values()) < 1e-6
+
+
+def test_sample_wise_double_descent_is_reproducible_and_refuses_a_single_point():
+    from dlnn_helpers import mlp_regression as mr
+
+    curve = mr.sample_wise_double_descent((3, 12, 30), n_features=8, n_test=50, n_repeats=3)
+    again = mr.sample_wise_double_descent((3, 12, 30), n_features=8, n_test=50, n_repeats=3)
+    assert np.array_equal(curve.test_mse, again.test_mse) and curve.test_mse.shape == (3,)
+    assert curve.rank[0] <= 3 and curve.rank[-1] <= 8 and curve.n_features == 8
+    with pytest.raises(ValueError, match="at least 2 points"):
+        mr.sample_wise_double_descent((1, 5))
+
+
 def test_own_or_autograd_takes_the_students_layer_only_once_it_passes(capsys):
     from dlnn_helpers.checks import check_linear_layer
 
