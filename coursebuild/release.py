@@ -457,7 +457,7 @@ def leaks(files: dict[str, bytes], forbidden: dict[str, str] | None = None) -> l
 # Answers in the helpers' source: the same code under other names
 # ------------------------------------------------------------------------------------------------
 
-PACKAGE = "dlnn_helpers/"
+MODULES = PACKAGE + "/"
 """Where the shipped modules of the release live (their source is what a student can read)."""
 
 MIN_ANSWER_TOKENS = 5
@@ -599,7 +599,7 @@ def helper_leaks(files: dict[str, bytes],
     answers = solution_expressions() if answers is None else answers
     found = []
     for path, content in files.items():
-        if not (path.startswith(PACKAGE) and path.endswith(".py")):
+        if not (path.startswith(MODULES) and path.endswith(".py")):
             continue
         searched = {e: where for e, (exercise, where) in answers.items()
                     if (path, exercise) not in ALLOWED_IN_HELPERS}

@@ -384,7 +384,7 @@ def sample_wise_double_descent(
                 phi = torch.relu((x - x_mean) / x_std @ w + b)
                 a = torch.linalg.lstsq(phi[:n], (y[:n] - y_mean) / y_std, driver="gelsd").solution
                 prediction = phi[n_max:] @ a * y_std + y_mean
-                test[r, k] = float(((prediction - y_test) ** 2).mean() / y_test.var())
+                test[r, k] = float(nn.functional.mse_loss(prediction, y_test) / y_test.var())
                 rank[r, k] = int(torch.linalg.matrix_rank(phi[:n]))
     return SampleWiseDoubleDescent(sizes, np.median(test, 0), np.median(rank, 0), n_features)
 
