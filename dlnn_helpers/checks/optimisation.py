@@ -162,7 +162,7 @@ _DESCENT_MISTAKES = {
     "ascent": "x moves up the gradient (gradient ascent): subtract learning_rate * x.grad",
     "one_fewer": "one step too few; run exactly n_steps = {n_steps} updates",
     "one_more": "one step too many; run exactly n_steps = {n_steps} updates",
-    "no_learning_rate": "the learning rate is missing (x -= learning_rate * x.grad)",
+    "no_learning_rate": "the learning rate is missing: each step is the gradient times the learning rate",
 }
 """The known mistakes of gradient_descent, keyed as in the expected values, tried in this order."""
 
@@ -231,7 +231,7 @@ def check_gradient_descent(
                            "shape (2,)); update its values in place.")
     final = to_array(x, "x after gradient descent")
     if len(loss_fn.track) == 0:
-        raise CheckFailure(f"{name} never evaluated loss_fn: compute `loss = loss_fn(x)` each step.")
+        raise CheckFailure(f"{name} never evaluated loss_fn: every step needs the loss at the current x.")
     exp = expected("check_gradient_descent", **settings)
     reached = exp["correct"]
     if close(final, reached, rtol=_RTOL):
