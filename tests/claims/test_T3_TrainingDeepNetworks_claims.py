@@ -6,6 +6,17 @@ its parameter count, a progress line every 500 epochs and a final ``stopped afte
 :func:`training_runs` parses.  Claims about the data, the rules and the networks at initialisation
 are recomputed (cheap).  Each test first asserts that the wording of its claim is in the cell it
 guards, so that the text cannot change without the test.
+
+The runs are chaotic: full-batch training with large steps amplifies the last-bit differences
+between processors, so the same code on another CPU can take another path after a few dozen epochs
+(the 32-wide run of the course's CPU and one on another CPU differ from epoch 42 on). The text
+therefore says two kinds of things, and each is checked where it holds on any CPU:
+
+* outcomes of *the course's runs* (the recorded runs the student notebook replays,
+  ``dlnn_helpers/data/precomputed_runs.json``) are checked against that record (fixture
+  ``recorded``), the same on every machine;
+* what it says without that qualification is checked against the reference run made here (fixture
+  ``runs``), with checks that held on both CPUs the course was run on.
 """
 
 from __future__ import annotations
@@ -66,6 +77,62 @@ def runs(reference_run) -> dict[str, Run]:
         assert len(cell_runs) == len(names[cell]), f"cell {cell} printed {len(cell_runs)} runs"
         out.update(zip(names[cell], cell_runs, strict=True))
     return out
+
+
+RUN_LABELS = {  # the runs of tutorial 3, by a short name (the labels of the recorded runs)
+    "sigmoid": "3 layers × 128, sigmoid, MSE loss, SGD lr 1",
+    "tanh": "3 layers × 128, tanh, MSE loss, SGD lr 1",
+    "relu": "3 layers × 128, relu, MSE loss, SGD lr 1",
+    "bce": "3 layers × 128, ReLU, BCE loss, SGD lr 1",
+    "torch_sgd": "3 layers × 128, ReLU, BCE, torch.optim.SGD lr 0.5",
+    "adam": "3 layers × 128, ReLU, BCE, Adam lr 0.01",
+    "adam_wd": "3 layers × 128, ReLU, BCE, Adam lr 0.01, weight decay 1e-3",
+    "width_64": "3 layers × 64, ReLU, BCE, Adam + weight decay",
+    "width_32": "3 layers × 32, ReLU, BCE, Adam + weight decay",
+    "width_16": "3 layers × 16, ReLU, BCE, Adam + weight decay",
+    "deep_4x64": "4 layers × 64, ReLU, BCE, Adam + weight decay",
+    "deep_6x32": "6 layers × 32, ReLU, BCE, Adam + weight decay",
+    "deep_6x32_bn": "6 layers × 32 with two BatchNorm layers, Adam + weight decay",
+    "res_4": "4 residual blocks (16 → 32 → 16), Adam + weight decay",
+    "res_2": "2 residual blocks (16 → 32 → 16), Adam + weight decay",
+    "bn_res_2": "BatchNorm + 2 residual blocks, Adam + weight decay",
+    "bn_res_6": "BatchNorm + 6 residual blocks, Adam + weight decay",
+    "hard_scratch": "hard task from scratch: BatchNorm + 2 residual blocks",
+    "hard_fine_tuned": "hard task fine-tuned from the tiny network",
+}
+
+
+def _recorded_run(record: dict) -> Run:
+    """A recorded run as :class:`Run`, with what ``run_test`` prints when it replays it (a progress
+    line every 500 epochs, the last accuracies), at full float32 precision."""
+    losses = dt._unpack(record["losses"], "<f4").astype(np.float64)
+    evals = zip(dt._unpack(record["eval_epochs"], "<u2"), dt._unpack(record["train_accs"], "<f4"),
+                dt._unpack(record["val_accs"], "<f4"), strict=True)
+    run = Run(record["label"], int(record["n_parameters"]), epochs=len(losses),
+              stop_reason=record["stop_reason"])
+    for epoch, train, val in evals:
+        if epoch % 500 == 0:
+            run.progress.append((int(epoch), float(losses[epoch - 1]), float(train), float(val)))
+        run.train_acc, run.val_acc = float(train), float(val)
+    return run
+
+
+@pytest.fixture(scope="module")
+def recorded() -> dict[str, Run]:
+    """The course's recorded runs of tutorial 3 (what the student notebook replays), by short name."""
+    import json
+
+    records = json.loads(dt.PRECOMPUTED_RUNS.read_text(encoding="utf-8"))
+    return {name: _recorded_run(records[label]) for name, label in RUN_LABELS.items()}
+
+
+def test_the_text_says_the_runs_are_sensitive_to_rounding_and_whose_outcomes_it_gives():
+    text = " ".join(cell_source(TUTORIAL, "c59238c6").split())
+    assert "These runs are sensitive to rounding." in text
+    assert ("after a few dozen epochs a run on another computer (or your own run) can take another path "
+            "and end differently") in text
+    assert ("Where the sample answers below give a run's outcome, it is the outcome of the course's "
+            "recorded run, the one replayed here") in text
 
 
 # ------------------------------------------------------------------------------ run_test and setup
@@ -143,40 +210,48 @@ def test_a_3_layer_network_has_two_hidden_layers_of_128_units():
 
 
 @pytest.mark.slow
-def test_sigmoid_and_tanh_stall_at_chance_while_relu_ends_near_100_percent(runs):
-    text = cell_source(TUTORIAL, "4d94898a")
+def test_sigmoid_and_tanh_stall_at_chance_while_relu_ends_near_100_percent(runs, recorded):
+    text = " ".join(cell_source(TUTORIAL, "4d94898a").split())
     for claim in (
         "With sigmoid units the loss never leaves 0.25",
-        "both accuracies stay at chance until `run_test` stops the run for lack of\nprogress",
-        "its loss also stalled near 0.25, and its run was\nstopped for lack of progress too",
-        "With ReLU the loss first sits on a long plateau near 0.25 (for\nabout a thousand epochs), then "
-        "falls steeply, and the network ends close to 100 % on both sets\nafter 2,000 epochs",
-        "on our data it was as\nstuck as sigmoid",
+        "both accuracies stay at chance until `run_test` stops the run for lack of progress",
+        "its loss also stalled near 0.25 and its validation accuracy stayed at chance (in the course's run "
+        "it was stopped for lack of progress too)",
+        "With ReLU the loss first sits on a long plateau near 0.25 (for about a thousand epochs), then "
+        "falls steeply, and the network ends far above chance after 2,000 epochs (close to 100 % on both "
+        "sets in the course's run)",
+        "on our data it was as stuck as sigmoid",
     ):
         assert claim in text
-    for name in ("sigmoid", "tanh"):
-        run = runs[name]
-        assert run.stop_reason == "no progress"
-        assert all(abs(loss - 0.25) < 0.005 for loss in run.losses) and run.losses
-        assert abs(run.val_acc - 0.5) < 0.05 and abs(run.train_acc - 0.5) < 0.05
-        assert all(abs(val - 0.5) < 0.05 for _, _, _, val in run.progress)
-    relu = runs["relu"]
-    progress = {epoch: loss for epoch, loss, _, _ in relu.progress}
-    assert progress[500] > 0.2 and progress[1000] > 0.2  # the plateau near 0.25
-    assert progress[2000] < 0.05 * progress[1000]  # then a steep fall
-    assert relu.epochs == 2000 and relu.val_acc >= 0.98 and relu.train_acc >= 0.98
+    for name in ("sigmoid", "tanh"):  # here and in the course's run
+        for run in (runs[name], recorded[name]):
+            assert all(abs(loss - 0.25) < 0.01 for loss in run.losses) and run.losses
+            assert abs(run.val_acc - 0.5) < 0.05 and all(abs(val - 0.5) < 0.05 for *_, val in run.progress)
+    for run in (runs["sigmoid"], recorded["sigmoid"]):  # both accuracies, until stopped
+        assert run.stop_reason == "no progress" and abs(run.train_acc - 0.5) < 0.05
+        assert all(abs(loss - 0.25) < 0.005 for loss in run.losses)
+    assert recorded["tanh"].stop_reason == "no progress"
+    for run, fall in ((runs["relu"], 0.3), (recorded["relu"], 0.05)):
+        progress = {epoch: loss for epoch, loss, _, _ in run.progress}
+        assert progress[500] > 0.2 and progress[1000] > 0.2  # the plateau near 0.25
+        assert progress[2000] < fall * progress[1000]  # then a steep fall
+        assert run.epochs == 2000 and run.val_acc >= 0.9 and run.train_acc >= 0.9  # far above chance
+    assert recorded["relu"].val_acc >= 0.98 and recorded["relu"].train_acc >= 0.98  # close to 100 %
 
 
-@pytest.mark.slow
-def test_cross_entropy_with_learning_rate_1_is_unsteady_and_0_5_does_better(runs):
-    text = cell_source(TUTORIAL, "dbba1572")
-    assert "its loss and accuracies jump up and down, and it ends far below the squared\nerror's 0.99, " \
+def test_cross_entropy_with_learning_rate_1_is_unsteady_and_0_5_does_better(recorded):
+    """Said of the course's runs only: at learning rate 1 the cross-entropy run's path is set by
+    rounding (on another CPU it reached 0.999 and the run at 0.5 stayed at chance)."""
+    text = " ".join(cell_source(TUTORIAL, "dbba1572").split())
+    assert "In the course's runs the cross-entropy run is less steady than the squared-error one" in text
+    assert "its loss and accuracies jump up and down, and it ends far below the squared error's 0.99, " \
            "stopped for lack of progress" in text
-    assert "A smaller\nlearning rate is the usual cure, as the next run shows." in text
-    summary = cell_source(TUTORIAL, "74fc4fca")
-    assert ("trained better with learning rate 0.5 than with 1, and neither run beat the squared error's"
-            in summary)
-    bce, mse, half = runs["bce"], runs["relu"], runs["torch_sgd"]
+    assert "on another computer it can go much better, or much worse" in text
+    assert "A smaller learning rate is the usual cure, as the course's next run shows." in text
+    summary = " ".join(cell_source(TUTORIAL, "74fc4fca").split())
+    assert ("but in the course's runs on our task it trained better with learning rate 0.5 than with 1, and "
+            "neither run beat the squared error's" in summary)
+    bce, mse, half = recorded["bce"], recorded["relu"], recorded["torch_sgd"]
     losses = bce.losses
     assert any(later > earlier for earlier, later in zip(losses, losses[1:], strict=False))  # up and down
     vals = [val for _, _, _, val in bce.progress]
@@ -190,36 +265,39 @@ def test_cross_entropy_with_learning_rate_1_is_unsteady_and_0_5_does_better(runs
 
 
 @pytest.mark.slow
-def test_adam_fits_the_training_set_within_a_few_hundred_epochs_but_not_the_rule(runs):
-    text = cell_source(TUTORIAL, "ecaf378d")
+def test_adam_fits_the_training_set_within_a_few_hundred_epochs_but_not_the_rule(runs, recorded):
+    text = " ".join(cell_source(TUTORIAL, "ecaf378d").split())
     assert "the training loss falls by orders of magnitude" in text
-    assert ("the training accuracy reaches 1.0 within a few hundred epochs, something SGD never "
-            "achieved") in text
-    assert "the\nvalidation accuracy stays well below 1.0" in text
-    adam = runs["adam"]
-    first = adam.progress[0]
-    assert first[0] == 500 and first[2] == 1.0 and first[1] < 1e-2  # 0.693 at the start
-    assert adam.train_acc == 1.0 and adam.val_acc <= 0.95
-    assert adam.stop_reason == "training set fitted, validation accuracy flat"
-    for name in ("sigmoid", "tanh", "relu", "bce", "torch_sgd"):
-        run = runs[name]
+    assert ("the training accuracy reaches 1.0 within a few hundred epochs, something none of the "
+            "course's SGD runs achieved") in text
+    assert "the validation accuracy stays well below 1.0" in text
+    for adam in (runs["adam"], recorded["adam"]):
+        first = adam.progress[0]
+        assert first[0] == 500 and first[2] == 1.0 and first[1] < 1e-2  # 0.693 at the start
+        assert adam.train_acc == 1.0 and adam.val_acc <= 0.95
+        assert adam.stop_reason == "training set fitted, validation accuracy flat"
+    for name in ("sigmoid", "tanh", "relu", "bce", "torch_sgd"):  # on another CPU one SGD run did
+        run = recorded[name]
         assert run.train_acc < 1.0 and all(train < 1.0 for _, _, train, _ in run.progress)
 
 
 @pytest.mark.slow
-def test_weight_decay_alone_removes_the_overfitting_and_the_32_wide_network_is_thrown_back(runs):
-    text = cell_source(TUTORIAL, "7c8135eb")
-    assert "weight decay alone\nalready removed the over-fitting of the 128-wide network" in text
-    assert ("the 64- and 16-wide networks reached\n100 % validation accuracy too, the 16-wide one after more "
+def test_weight_decay_alone_removes_the_overfitting_and_the_32_wide_network_is_thrown_back(runs, recorded):
+    text = " ".join(cell_source(TUTORIAL, "7c8135eb").split())
+    assert "weight decay alone already removed the over-fitting of the 128-wide network" in text
+    assert ("the 64- and 16-wide networks reached 100 % validation accuracy too, the 16-wide one after more "
             "epochs than the wider ones.") in text
-    assert ("The 32-wide\nnetwork climbed above 0.95 and then, after about a thousand epochs, its loss "
-            "jumped and it fell back\nto chance") in text
+    assert ("In the course's run the 32-wide network climbed above 0.95 and then, after about a thousand "
+            "epochs, its loss jumped and it fell back to chance") in text
+    assert ("On another computer the 32-wide network may as well reach 100 % like the others: training "
+            "this close to the edge is sensitive to rounding.") in text
     assert "with it, the 128-wide network reached 100 %" in cell_source(TUTORIAL, "74fc4fca")
-    widths = {128: runs["adam_wd"], 64: runs["width_64"], 16: runs["width_16"]}
-    for run in widths.values():
-        assert run.stop_reason == "100% validation accuracy" and run.val_acc == 1.0
-    assert widths[16].epochs > max(widths[128].epochs, widths[64].epochs)
-    thrown = runs["width_32"]
+    for source in (runs, recorded):  # here and in the course's run
+        widths = {128: source["adam_wd"], 64: source["width_64"], 16: source["width_16"]}
+        for run in widths.values():
+            assert run.stop_reason == "100% validation accuracy" and run.val_acc == 1.0
+        assert widths[16].epochs > max(widths[128].epochs, widths[64].epochs)
+    thrown = recorded["width_32"]  # the course's run only (here it reached 100 % on another CPU)
     assert thrown.val_acc == 0.5 and thrown.train_acc == 0.5 and thrown.stop_reason == "no progress"
     assert 1000 <= thrown.epochs <= 1200
     (progress,) = [p for p in thrown.progress if p[0] == 1000]
@@ -294,36 +372,44 @@ def test_the_demonstration_prints_both_losses_of_one_confidently_wrong_output():
 
 
 @pytest.mark.slow
-def test_the_plain_6_layer_network_never_moves_while_batchnorm_and_residual_networks_learn(runs):
-    text = cell_source(TUTORIAL, "5bd51463")
+def test_the_plain_6_layer_network_never_moves_while_batchnorm_and_residual_networks_learn(runs, recorded):
+    text = " ".join(cell_source(TUTORIAL, "5bd51463").split())
     for claim in (
         "The plain 6-layer network never moved: its loss stayed at ln 2 ≈ 0.693",
-        "both accuracies stayed at 0.5 until the run was stopped\nfor lack of progress",
-        "the same 6-layer network with two BatchNorm layers reached 100 %",
-        "our residual networks\nlearned the rule even without BatchNorm",
-        "with both BatchNorm and skip connections they were the\nfastest of all (within 300 epochs)",
+        "both accuracies stayed at 0.5 until the run was stopped for lack of progress",
+        "the same 6-layer network with two BatchNorm layers reached close to 100 % (exactly 100 % in the "
+        "course's run)",
+        "in the course's runs the residual networks learned the rule even without BatchNorm (without it "
+        "they are less reliable: on another computer one of them can stay stuck)",
+        "with both BatchNorm and skip connections they learned it within 300 epochs, the fastest of the "
+        "course's runs",
     ):
         assert claim in text
-    summary = cell_source(TUTORIAL, "74fc4fca")
-    assert "BatchNorm and residual connections make deep networks\n  train reliably, and together they " \
-           "solved this task fastest" in summary
-    plain = runs["deep_6x32"]
-    assert plain.stop_reason == "no progress"
-    assert all(abs(loss - 0.6931) < 1e-3 for loss in plain.losses) and plain.losses
-    assert plain.val_acc == 0.5 and plain.train_acc == 0.5
-    assert runs["deep_6x32_bn"].val_acc == 1.0
+    summary = " ".join(cell_source(TUTORIAL, "74fc4fca").split())
+    assert ("BatchNorm makes deep networks train reliably, residual connections help, and together they "
+            "solved this task fastest") in summary
+    for source in (runs, recorded):  # here and in the course's run
+        plain = source["deep_6x32"]
+        assert plain.stop_reason == "no progress"
+        assert all(abs(loss - 0.6931) < 1e-3 for loss in plain.losses) and plain.losses
+        assert plain.val_acc == 0.5 and plain.train_acc == 0.5
+        assert source["deep_6x32_bn"].val_acc >= 0.99
+        assert all(source[name].val_acc == 1.0 and source[name].epochs <= 300
+                   for name in ("bn_res_2", "bn_res_6"))
+        tiny = [run for name, run in source.items() if not name.startswith("hard") and run.val_acc == 1.0]
+        assert min(tiny, key=lambda r: r.epochs).label in {source["bn_res_2"].label, source["bn_res_6"].label}
+    assert recorded["deep_6x32_bn"].val_acc == 1.0
     for name in ("res_4", "res_2"):
-        assert runs[name].val_acc == 1.0
-    fastest = sorted(runs.values(), key=lambda r: r.epochs if r.val_acc == 1.0 else 10**6)
+        assert recorded[name].val_acc == 1.0
+    fastest = sorted(recorded.values(), key=lambda r: r.epochs if r.val_acc == 1.0 else 10**6)
     tiny_runs = [r for r in fastest if not r.label.startswith("hard")]
-    assert {r.label for r in tiny_runs[:2]} == {runs["bn_res_2"].label, runs["bn_res_6"].label}
-    assert all(runs[name].epochs <= 300 for name in ("bn_res_2", "bn_res_6"))
+    assert {r.label for r in tiny_runs[:2]} == {recorded["bn_res_2"].label, recorded["bn_res_6"].label}
 
 
 def test_with_default_initialisation_the_grid_dependent_signal_shrinks_through_the_relu_layers():
-    text = cell_source(TUTORIAL, "5bd51463")
-    assert ("the part of the signal that\ndepends on the grid shrinks by a factor of two to three at each of "
-            "the five ReLU layers (about forty\nin all)") in text
+    text = " ".join(cell_source(TUTORIAL, "5bd51463").split())
+    assert ("the part of the signal that depends on the grid shrinks by a factor of two to three at each of "
+            "the five ReLU layers (about forty in all)") in text
     assert "while the biases keep the activations at their usual size" in text
     assert "torch.manual_seed(SEED)" in cell_source(TUTORIAL, "4f8ae264")
     torch.manual_seed(SEED)
@@ -451,19 +537,50 @@ def test_until_ex_mlp_works_the_notebook_replays_the_courses_runs():
 
 
 @pytest.mark.slow
-def test_the_precomputed_runs_are_the_runs_of_the_reference_notebooks(runs, reference_run):
-    """The data the student notebooks replay is what the solution notebooks compute now."""
+def test_the_precomputed_runs_are_the_runs_of_the_reference_notebooks(runs, recorded, reference_run):
+    """The data the student notebooks replay is of the runs the solution notebooks make now.
+
+    What is compared, and why: the runs are chaotic (see the module's docstring), so a run made here
+    and the recorded one, made on the course's CPU, can part after a few dozen epochs and stop at
+    other epochs for other reasons; demanding equal losses or stop reasons would fail on every other
+    CPU. They must be the same experiments: the same labels, one record per run shown, the same number
+    of parameters (the same architecture) and the same epoch budget. Their outcomes are compared only
+    for the runs whose outcome did not depend on the CPU on the two CPUs the course was run on:
+    a run that stays at chance here stays at chance in the record, one that reaches 100 % here reaches
+    at least 99 % there, and the other way round. The claims about single runs are checked against
+    the record, or against the run here, in the tests above.
+    """
     import json
 
     records = json.loads(dt.PRECOMPUTED_RUNS.read_text(encoding="utf-8"))
     t4 = list(training_runs(reference_run("T4_WeightInitialisation"), "f0190a68").values())
     shown = [*runs.values(), *t4]
     assert sorted(r.label for r in shown) == sorted(records)
+    assert [run.label for run in runs.values()] == [run.label for run in recorded.values()]
     for run in shown:
         record = records[run.label]
-        losses = dt._unpack(record["losses"], "<f4")
-        assert record["stop_reason"] == run.stop_reason and len(losses) == run.epochs
-        assert record["n_parameters"] == run.n_parameters
-        assert f"{dt._unpack(record['val_accs'], '<f4')[-1]:.3f}" == f"{run.val_acc:.3f}"
-        assert [f"{losses[epoch - 1]:.4g}" for epoch, *_ in run.progress] == [
-            f"{loss:.4g}" for loss in run.losses]
+        assert record["n_parameters"] == run.n_parameters and record["max_epochs"] == 2000
+        assert run.epochs <= 2000 and len(dt._unpack(record["losses"], "<f4")) <= 2000
+    stable = [*(name for name in RUN_LABELS if name not in UNSTABLE_OUTCOMES), "t4_small", "t4_kaiming"]
+    here = {**runs, "t4_small": t4[0], "t4_kaiming": t4[1]}
+    there = {**recorded, **{name: _recorded_run(records[run.label])
+                            for name, run in (("t4_small", t4[0]), ("t4_kaiming", t4[1]))}}
+    for name in stable:
+        assert _outcome(here[name]) == _outcome(there[name]), name
+
+
+UNSTABLE_OUTCOMES = {
+    # runs whose outcome differed between the two CPUs the course was run on
+    "relu": "0.99 on one CPU, 0.95 on another",
+    "bce": "0.71 (stopped for lack of progress) on one, 0.999 on another",
+    "torch_sgd": "0.86 on one, at chance on another",
+    "width_32": "thrown back to chance on one, 100 % on another",
+    "res_4": "100 % on one, at chance on another",
+}
+
+
+def _outcome(run: Run) -> str:
+    """Where a run ended, coarsely: at chance, learned (99 % or more), or in between."""
+    if abs(run.val_acc - 0.5) < 0.05:
+        return "chance"
+    return "learned" if run.val_acc >= 0.99 else "in between"

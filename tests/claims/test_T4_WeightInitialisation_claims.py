@@ -282,15 +282,18 @@ def test_small_initialisation_stays_at_chance_and_kaiming_learns(reference_run):
 def test_batchnorm_and_residual_networks_of_tutorial_3_trained_where_the_plain_one_stayed_at_chance(
     reference_run,
 ):
+    """Checked on the run made here: the networks with BatchNorm trained on both CPUs the course was
+    run on, while a residual network without it stayed at chance on one of them (tutorial 3's runs are
+    chaotic), so the text claims BatchNorm's runs only."""
     text = cell_source(TUTORIAL, "ea889b59")
-    assert ("with which tutorial 3's deep networks trained, where the plain\n6-layer network with the same "
-            "defaults stayed at chance") in text
+    assert ("(with BatchNorm, tutorial 3's deep networks trained, where the\nplain 6-layer network with the "
+            "same defaults stayed at chance)") in text
     t3 = reference_run("T3_TrainingDeepNetworks")
     (plain,) = [r for r in training_runs(t3, "4f8ae264").values() if r.label.startswith("6 layers")]
     assert plain.val_acc == 0.5 and plain.stop_reason == "no progress"
-    others = [*training_runs(t3, "0e7f8666").values(), *training_runs(t3, "1e5d3797").values(),
-              *training_runs(t3, "8e58efc7").values()]
-    assert len(others) == 5 and all(r.val_acc == 1.0 for r in others)
+    with_batchnorm = [*training_runs(t3, "0e7f8666").values(), *training_runs(t3, "8e58efc7").values()]
+    assert len(with_batchnorm) == 3 and all("BatchNorm" in r.label for r in with_batchnorm)
+    assert all(r.val_acc >= 0.99 for r in with_batchnorm)
 
 
 @pytest.mark.slow

@@ -70,6 +70,14 @@ def _flat(cell_id: str) -> str:
     return " ".join(cell_source(TUTORIAL, cell_id).split())
 
 
+def _about(value: float, quoted: str) -> bool:
+    """Whether a number of the run is what the text quotes, to within one unit of the quoted number's
+    last digit: the runs' last digits differ between CPUs (float rounding), so the text quotes only
+    the digits that are stable, and the run is checked against them with that tolerance."""
+    decimals = len(quoted.partition(".")[2])
+    return abs(value - float(quoted)) <= 10.0 ** -decimals * 1.001
+
+
 def _numbers(line: str) -> np.ndarray:
     return np.array([float(v) for v in re.findall(r"-?\d+\.\d+", line)])
 
@@ -174,13 +182,15 @@ def test_think_3_1_training_all_layers_wins_clearly_at_10_and_20_and_the_gap_shr
     assert ratio[10] > 3 and ratio[20] > 5
     assert 1 < ratio[40] < 1.5 and ratio[40] < ratio[10] / 2 and ratio[40] < ratio[20] / 2
     answer = _flat("a4e92f33")
-    assert (f"the median test MSE stays at {m[10, 'output layer only']:.2f} for width 10 and "
-            f"{m[20, 'output layer only']:.2f} for width 20") in answer
-    assert (f"the median falls to {m[10, 'all layers']:.3f} for width 10 and to "
-            f"{m[20, 'all layers']:.3f} for width 20, ten times lower") in answer
-    assert round(ratio[20]) == 10
-    assert (f"the medians are {m[40, 'all layers']:.4f} (all layers) and "
-            f"{m[40, 'output layer only']:.4f} (output layer only)") in answer
+    assert "the median test MSE stays at 0.22 for width 10 and 0.11 for width 20" in answer
+    assert _about(m[10, "output layer only"], "0.22") and _about(m[20, "output layer only"], "0.11")
+    assert ("the median falls to 0.060 for width 10 and to 0.011 for width 20, about ten times "
+            "lower") in answer
+    assert _about(m[10, "all layers"], "0.060") and _about(m[20, "all layers"], "0.011")
+    assert 8 < ratio[20] < 12
+    assert ("the medians are close (about 0.008 with all layers trained and 0.010 with the output "
+            "layer only)") in answer
+    assert _about(m[40, "all layers"], "0.008") and _about(m[40, "output layer only"], "0.010")
 
 
 def test_think_3_1_random_elbows_reach_most_kinks_only_at_width_40():
@@ -212,8 +222,9 @@ def test_think_3_1_the_best_output_only_network_of_width_40_is_as_good_as_the_be
     answer = _flat("a4e92f33")
     table = _table(reference_run)
     best_out, best_all = table[40, "output layer only"].min(), table[40, "all layers"].min()
-    assert (f"the best output-only network ({best_out:.4f}) is as good as the best network trained on "
-            f"all layers ({best_all:.4f})") in answer
+    assert ("the best output-only network is as good as the best network trained on all layers (both "
+            "reach a test MSE of about 0.007)") in answer
+    assert 0.0065 <= best_out < 0.0075 and 0.0065 <= best_all < 0.0075  # both round to 0.007
     assert best_out <= best_all * 1.05
 
 
@@ -383,16 +394,20 @@ def test_think_6_1_two_hidden_layers_have_more_large_singular_values_and_lower_e
                        r"singular values above 1 % of the largest (\d+) / (\d+)",
                        _output(reference_run, "94c2a964"), flags=re.M)
     assert [int(line[0]) for line in lines] == list(WIDTHS)
-    one_large = [line[5] for line in lines]
-    two_large = [line[6] for line in lines]
-    assert (f"(above 1 % of the largest: {two_large[0]}, {two_large[1]} and {two_large[2]} against "
-            f"{one_large[0]}, {one_large[1]} and {one_large[2]} with one hidden layer)") in answer
-    assert all(int(b) > int(a) for a, b in zip(one_large, two_large, strict=True))
+    one_large = [int(line[5]) for line in lines]
+    two_large = [int(line[6]) for line in lines]
+    # the counts differ by one or two between CPUs (15, 22, 25 against 8, 15, 13 on one, 15, 22, 23
+    # against 8, 14, 14 on another): the text gives their ranges
+    assert ("(above 1 % of the largest: between 15 and 25 at the three widths, against between 8 and 15 "
+            "with one hidden layer)") in answer
+    assert all(15 <= n <= 25 for n in two_large) and all(8 <= n <= 15 for n in one_large)
+    assert all(b > a for a, b in zip(one_large, two_large, strict=True))
     assert "in this run they reach lower training and test errors at every width" in answer
     for _, train_1, train_2, test_1, test_2, *_ in lines:
         assert float(train_2) < float(train_1) and float(test_2) < float(test_1)
     width_20 = lines[1]
-    assert f"(width 20: test MSE {width_20[4]} against {width_20[3]})" in answer
+    assert "(width 20: test MSE about 0.002 against 0.011)" in answer
+    assert _about(float(width_20[4]), "0.002") and _about(float(width_20[3]), "0.011")
     # the one-hidden-layer numbers are those of the runs of Section 3
     table = _table(reference_run)
     assert [float(line[3]) for line in lines] == [round(table[w, "all layers"][0], 4) for w in WIDTHS]
