@@ -8,7 +8,9 @@ The reference implementations of the graded exercises (instructor side only):
 * :func:`gradient_mean_rms` — per-coordinate mean and root-mean-square of a gradient history;
 * :func:`ema_update` — one step of a bias-corrected exponential moving average;
 * :class:`ADAMOptimizer` — Adam built from two EMAs, step for step ``torch.optim.Adam``;
-* :func:`ema_history` — :func:`ema_update` run along a series.
+* :func:`ema_history` — :func:`ema_update` run along a series;
+* :class:`MomentumSGD` — tutorial 3's heavy-ball momentum, step for step
+  ``torch.optim.SGD(params, lr, momentum=..., weight_decay=...)``.
 
 For every check of :mod:`dlnn_helpers.checks.optimisation`, a function of the check's settings
 (registered with :func:`~dlnn_reference.expects`) regenerates the check's inputs with the check
@@ -38,6 +40,7 @@ from dlnn_helpers.checks import (
     check_ema_update,
     check_gradient_descent,
     check_gradient_mean_rms,
+    check_momentum_sgd,
     check_simple_gradient_descent,
 )
 from dlnn_helpers.checks.optimisation import (
@@ -187,6 +190,46 @@ class ADAMOptimizer:
             m, m_star[...] = ema_update(g, self.beta_1, self.t, m_star)
             v, v_star[...] = ema_update(g * g, self.beta_2, self.t, v_star)
             x -= self.lr * m / (v.sqrt() + self.eps)
+
+    def zero_grad(self) -> None:
+        """Forget the gradients (set them to ``None``)."""
+        for x in self.parameters:
+            x.grad = None
+
+
+class MomentumSGD:
+    """Gradient descent with heavy-ball momentum and weight decay (``torch.optim.SGD`` with momentum).
+
+    Per step, for every parameter x with a gradient: g = ∇L + λ x, v ← μ v + g, x ← x − η v.
+
+    Parameters
+    ----------
+    parameters : iterable of torch.Tensor
+        The tensors to optimise; stored in a list.
+    lr : float
+        Learning rate η.
+    momentum : float
+        Momentum μ, 0 ≤ μ < 1.
+    weight_decay : float
+        Weight-decay coefficient λ (added to the gradient).
+    """
+
+    def __init__(self, parameters: Iterable[torch.Tensor], lr: float = 0.01, momentum: float = 0.9,
+                 weight_decay: float = 0.0) -> None:
+        self.lr = lr
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+        self.parameters = list(parameters)
+        self.velocities = [torch.zeros_like(x) for x in self.parameters]
+
+    @torch.no_grad()
+    def step(self) -> None:
+        """Update every parameter that has a gradient, and its velocity, in place."""
+        for x, v in zip(self.parameters, self.velocities, strict=True):
+            if x.grad is None:
+                continue
+            v.mul_(self.momentum).add_(x.grad + self.weight_decay * x)
+            x -= self.lr * v
 
     def zero_grad(self) -> None:
         """Forget the gradients (set them to ``None``)."""
@@ -462,14 +505,71 @@ def adam_optimizer_expected(seed, shapes, lr, betas, eps, weight_decay, n_steps)
     return table
 
 
+def _momentum_variant(problem: Problem, settings: dict[str, Any], n_steps: int,
+                      mistake: str) -> np.ndarray:
+    lr, mu, wd = settings["lr"], settings["momentum"], settings["weight_decay"]
+    params = problem.fresh()
+    velocities = [torch.zeros_like(p) for p in params]
+    steps = mistake_steps(n_steps)
+    history = []
+    for _ in range(steps[-1] + 1):  # a mistake is compared at these steps only
+        problem.loss(params).backward()
+        with torch.no_grad():
+            for x, v in zip(params, velocities, strict=True):
+                grad = x.grad
+                g = grad if mistake in ("wd_after_momentum", "wd_ignored", "wd_unscaled") else \
+                    grad + wd * x
+                if mistake == "no_memory":
+                    v.copy_(g)
+                elif mistake == "dampened":
+                    v.mul_(mu).add_((1 - mu) * g)
+                else:
+                    v.mul_(mu).add_(g)
+                if mistake == "nesterov":
+                    x -= lr * (g + mu * v)
+                elif mistake == "wd_after_momentum":
+                    x -= lr * (v + wd * x)
+                elif mistake == "wd_unscaled":
+                    x -= lr * v + wd * x
+                elif mistake == "ascent":
+                    x += lr * v
+                else:
+                    x -= lr * v
+                x.grad = None
+        history.append(_flat(params))
+    return _trajectory(history, steps)
+
+
+MOMENTUM_MISTAKES = ("no_memory", "dampened", "nesterov", "wd_after_momentum", "wd_ignored",
+                     "wd_unscaled", "ascent")
+"""The known mistakes of MomentumSGD (the check says what each means)."""
+
+
+@expects("check_momentum_sgd")
+def momentum_sgd_expected(seed, shapes, lr, momentum, weight_decay, n_steps) -> dict[str, Any]:
+    """Trajectories with weight decay 0 and ``weight_decay``: torch.optim.SGD with momentum and
+    each mistake (a mistake about weight decay is None at weight decay 0)."""
+    problem = Problem(seed, shapes)
+    runs = [{"lr": lr, "momentum": momentum, "weight_decay": wd} for wd in (0.0, weight_decay)]
+    table: dict[str, list] = {"correct": [
+        _torch_run(problem, lambda p, s=s: torch.optim.SGD(p, foreach=False, **s), n_steps)
+        for s in runs]}
+    for kind in MOMENTUM_MISTAKES:
+        table[kind] = [None if not s["weight_decay"] and kind.startswith("wd") else
+                       _momentum_variant(problem, s, n_steps, kind) for s in runs]
+    return table
+
+
 SELF_CHECKS = [
     (check_gradient_descent, (gradient_descent,), {}),
     (check_gradient_mean_rms, (gradient_mean_rms,), {}),
     (check_simple_gradient_descent, (SimpleGradientDescent,), {}),
     (check_ema_update, (ema_update,), {}),
     (check_adam_optimizer, (ADAMOptimizer,), {}),
+    (check_momentum_sgd, (MomentumSGD,), {}),
 ]
-"""The self-check calls of the T2 notebook, with the reference answers."""
+"""The self-check calls of the T2 notebook and of T3's MomentumSGD (its check lives with the other
+optimisers'), with the reference answers."""
 
 
 # ============================================================== data of the notebook's stand-ins

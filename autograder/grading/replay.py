@@ -483,6 +483,7 @@ class _AdamRoutine(_SGDRoutine):
 LIBRARY_ROUTINES = {
     "check_simple_gradient_descent": ("torch.optim.SGD", _SGDRoutine),
     "check_adam_optimizer": ("torch.optim.Adam", _AdamRoutine),
+    "check_momentum_sgd": ("torch.optim.SGD", _SGDRoutine),
 }
 """Checks of exercises that re-implement a library routine: the routine, as a class."""
 

@@ -26,6 +26,7 @@ from .optimisation import (
     check_ema_update,
     check_gradient_descent,
     check_gradient_mean_rms,
+    check_momentum_sgd,
     check_simple_gradient_descent,
 )
 from .relu_features import (
@@ -51,6 +52,7 @@ __all__ = [
     "check_gradient_mean_rms",
     "check_ema_update",
     "check_adam_optimizer",
+    "check_momentum_sgd",
     "check_linear_layer",
     "check_relu_layer",
     "check_squared_error",

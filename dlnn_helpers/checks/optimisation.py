@@ -5,7 +5,9 @@
 * :func:`check_simple_gradient_descent` — the class ``SimpleGradientDescent`` against
   ``torch.optim.SGD``;
 * :func:`check_ema_update` — ``ema_update(x_t, beta, t, ema_star_old) -> (ema, ema_star)``;
-* :func:`check_adam_optimizer` — the class ``ADAMOptimizer`` against ``torch.optim.Adam``.
+* :func:`check_adam_optimizer` — the class ``ADAMOptimizer`` against ``torch.optim.Adam``;
+* :func:`check_momentum_sgd` — tutorial 3's class ``MomentumSGD`` (heavy-ball momentum) against
+  ``torch.optim.SGD(..., momentum=...)``.
 
 The optimiser checks run the student's class the way a PyTorch training loop does — built from a
 generator of parameters, ``loss.backward()``, ``step()`` outside ``torch.no_grad()``, then
@@ -17,7 +19,7 @@ decay not scaled by the learning rate, no bias correction, ``t`` advanced per pa
 buffers rebound instead of updated in place, …) whose trajectory the student's reproduces.
 
 Refused shortcuts (declared next to each check, :mod:`._shortcuts`): ``gradient_descent``,
-``SimpleGradientDescent`` and ``ADAMOptimizer`` refuse ``torch.optim`` (the exercise is to write the
+``SimpleGradientDescent``, ``ADAMOptimizer`` and ``MomentumSGD`` refuse ``torch.optim`` (the exercise is to write the
 update; a subclass of any ``torch.optim`` optimiser, or a wrapper of one, is refused too);
 ``gradient_mean_rms`` and ``ema_update`` refuse nothing.  Every call of the student's code (the
 function, the constructor, every ``step()`` and ``zero_grad()``) runs inside a
@@ -63,7 +65,7 @@ _RTOL = 1e-4
 _MODULE = "optimisation"
 
 for _check in ("check_gradient_descent", "check_gradient_mean_rms", "check_simple_gradient_descent",
-               "check_ema_update", "check_adam_optimizer"):
+               "check_ema_update", "check_adam_optimizer", "check_momentum_sgd"):
     register_check(_check, _MODULE)
 
 _REFUSED_DESCENT = declare("check_gradient_descent", "gradient_descent", ("torch.optim",))
@@ -71,6 +73,7 @@ _REFUSED_MEAN_RMS = declare("check_gradient_mean_rms", "gradient_mean_rms", ())
 _REFUSED_SGD = declare("check_simple_gradient_descent", "SimpleGradientDescent", ("torch.optim",))
 _REFUSED_EMA = declare("check_ema_update", "ema_update", ())
 _REFUSED_ADAM = declare("check_adam_optimizer", "ADAMOptimizer", ("torch.optim",))
+_REFUSED_MOMENTUM = declare("check_momentum_sgd", "MomentumSGD", ("torch.optim",))
 
 _NO_GRAD_HINT = (
     "A tensor that requires grad can only be changed in place without autograd watching: wrap the "
@@ -938,4 +941,103 @@ def check_adam_optimizer(
         f"weight decay 0 and {weight_decay}); the moment state persists across steps; zero_grad "
         "clears; parameters without a gradient are skipped"
         + (" (your ema_update is correct too)." if uses else ".") + warning_note(caught)
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# MomentumSGD (tutorial 3)
+# ----------------------------------------------------------------------------------------------
+
+_MOMENTUM_MISTAKES = {
+    "no_memory": "the steps are those of plain gradient descent, without momentum: the velocity "
+    "is not remembered between steps (`buffer = ...` only rebinds a local name, so the stored "
+    "buffer stays 0), or momentum is not used. Update the stored buffer in place "
+    "(`buffer.mul_(momentum).add_(g)` or `buffer[...] = ...`)",
+    "dampened": "the velocity is an average, v = momentum * v + (1 − momentum) * g: torch.optim.SGD "
+    "adds the whole gradient, v = momentum * v + g (its dampening is 0 by default)",
+    "nesterov": "this is Nesterov's momentum (the step uses g + momentum * v): this exercise is "
+    "the heavy-ball form of torch.optim.SGD's default, x -= lr * v with v = momentum * v + g",
+    "wd_after_momentum": "weight decay is added after the velocity (x -= lr * (v + weight_decay * "
+    "x)): torch.optim.SGD adds weight_decay * x to the gradient g before it enters the velocity",
+    "wd_ignored": "weight_decay is ignored: add weight_decay * x to the gradient g",
+    "wd_unscaled": "weight decay is not multiplied by the learning rate: add weight_decay * x to "
+    "the gradient g before it enters the velocity",
+    "ascent": "the parameters move up the gradient: subtract lr * v",
+}
+"""The known mistakes of MomentumSGD, keyed as in the expected values, tried in this order."""
+
+_MOMENTUM_SHAPES: tuple[tuple[int, ...], ...] = ((2, 3), (4,), (1,))
+"""Fewer values than the T2 checks' shapes: the shipped trajectories stay small."""
+
+
+def check_momentum_sgd(
+    cls: Callable[..., Any],
+    *,
+    seed: int = 7150,
+    shapes: Sequence[tuple[int, ...]] = _MOMENTUM_SHAPES,
+    lr: float = 0.05,
+    momentum: float = 0.9,
+    weight_decay: float = 0.05,
+    n_steps: int = 50,
+    name: str = "MomentumSGD",
+) -> str:
+    """Check a heavy-ball momentum optimiser class against ``torch.optim.SGD(..., momentum=...)``.
+
+    The contract (the exercise's docstring): ``cls(parameters, lr=..., momentum=...,
+    weight_decay=...)`` takes an iterable of float32 leaf tensors (any shapes); ``step()`` updates
+    every parameter that has a gradient in place (float32, same shape) with g = grad +
+    weight_decay * x, v ← momentum * v + g, x ← x − lr * v, one velocity per parameter kept between
+    steps; ``zero_grad()`` clears the gradients.  Runs ``n_steps`` steps with weight decay 0 and
+    with ``weight_decay`` on parameter tensors of the given shapes, then a run in which one
+    parameter never receives a gradient, and compares the trajectories with torch.optim.SGD's to a
+    relative 1e-4.  Refuses ``torch.optim`` (its optimisers, subclasses and wrappers of them): the
+    exercise is to write the update.
+
+    Parameters
+    ----------
+    cls : callable
+        The student's class.
+    seed : int
+        Seed of the test problem (initial values and constants of the loss).
+    shapes : sequence of tuples
+        Shapes of the parameter tensors.
+    lr, momentum : float
+        Hyper-parameters passed to the optimiser.
+    weight_decay : float
+        The non-zero weight decay tried after weight decay 0.
+    n_steps : int
+        Number of steps compared.
+    name : str
+        Name of the class, for messages.
+
+    Returns
+    -------
+    str
+        Summary of what was verified.
+    """
+    settings = {"seed": int(seed), "shapes": _shapes(shapes), "lr": float(lr),
+                "momentum": float(momentum), "weight_decay": float(weight_decay),
+                "n_steps": int(n_steps)}
+    problem = Problem(settings["seed"], settings["shapes"])
+    runs = [{"lr": settings["lr"], "momentum": settings["momentum"], "weight_decay": wd}
+            for wd in (0.0, settings["weight_decay"])]
+    with captured_warnings() as caught:
+        trajectories, failure = _run_optimiser(cls, runs, problem, n_steps, name, _REFUSED_MOMENTUM)
+        if trajectories:
+            exp = expected("check_momentum_sgd", **settings)
+            _judge_runs(
+                name, trajectories, exp, problem, n_steps, _MOMENTUM_MISTAKES,
+                [f"lr={lr}, momentum={momentum}, weight_decay={run['weight_decay']}"
+                 for run in runs],
+                " Per step, for each parameter with a gradient: g = grad + weight_decay * x, the "
+                "stored velocity updated in place to momentum * v + g, x -= lr * v.",
+            )
+        if failure is not None:
+            raise failure
+    return (
+        f"{name} matches torch.optim.SGD with momentum for {n_steps} steps on "
+        f"{len(problem.shapes)} tensors of shapes {', '.join(str(s) for s in problem.shapes)} "
+        f"(lr={lr}, momentum={momentum}, weight decay 0 and {weight_decay}); the velocity persists "
+        "across steps; zero_grad clears; parameters without a gradient are skipped."
+        + warning_note(caught)
     )

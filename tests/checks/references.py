@@ -200,6 +200,25 @@ def tiny_rule(grids):
     return total % 2
 
 
+class MomentumSGD:
+    def __init__(self, parameters, lr=0.01, momentum=0.9, weight_decay=0.0):
+        self.lr, self.momentum, self.weight_decay = lr, momentum, weight_decay
+        self.parameters = list(parameters)
+        self.velocities = [torch.zeros_like(x) for x in self.parameters]
+
+    def step(self):
+        with torch.no_grad():
+            for x, v in zip(self.parameters, self.velocities, strict=True):
+                if x.grad is None:
+                    continue
+                v[...] = self.momentum * v + x.grad + self.weight_decay * x
+                x -= self.lr * v
+
+    def zero_grad(self):
+        for x in self.parameters:
+            x.grad = None
+
+
 # ------------------------------------------------------------------------------------------- T4
 
 

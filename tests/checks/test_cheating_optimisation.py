@@ -28,6 +28,7 @@ from dlnn_helpers.checks.optimisation import (
     check_ema_update,
     check_gradient_descent,
     check_gradient_mean_rms,
+    check_momentum_sgd,
     check_simple_gradient_descent,
 )
 from dlnn_reference import optimisation as reference
@@ -125,6 +126,39 @@ class AdamFunctional(ref.ADAMOptimizer):
         )
 
 
+class MomentumByBuiltName:
+    """torch.optim.SGD with momentum, found through getattr and a string built at run time."""
+
+    def __init__(self, parameters, lr=0.01, momentum=0.9, weight_decay=0.0):
+        self.inner = getattr(torch.optim, "S" + "GD")(parameters, lr=lr, momentum=momentum,
+                                                     weight_decay=weight_decay)
+
+    def step(self):
+        self.inner.step()
+
+    def zero_grad(self):
+        self.inner.zero_grad()
+
+
+class MomentumFunctional(ref.MomentumSGD):
+    """The velocities kept by hand, the update done by torch.optim's functional sgd."""
+
+    @torch.no_grad()
+    def step(self):
+        from torch.optim._functional import sgd
+
+        with_grad = [i for i, x in enumerate(self.parameters) if x.grad is not None]
+        sgd([self.parameters[i] for i in with_grad], [self.parameters[i].grad for i in with_grad],
+            [None for _ in with_grad], foreach=False, weight_decay=self.weight_decay,
+            momentum=self.momentum, lr=self.lr, dampening=0.0, nesterov=False, maximize=False)
+
+
+class MomentumReadsTheFile(ref.MomentumSGD):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        SHIPPED.read_bytes()
+
+
 class SGDWrapper:
     """Holds a torch.optim.SGD and forwards to it."""
 
@@ -175,6 +209,8 @@ class SGDOnOptimizerBase(torch.optim.Optimizer):
         (check_adam_optimizer, torch.optim.Adam, f"ADAMOptimizer uses torch.optim.Adam: {OPTIM}"),
         (check_adam_optimizer, AdamSubclassBadSignature, f"ADAMOptimizer uses torch.optim.Adam: {OPTIM}"),
         (check_adam_optimizer, AdamCreatedLazily, f"ADAMOptimizer uses torch.optim.Adam: {OPTIM}"),
+        (check_momentum_sgd, MomentumByBuiltName, f"MomentumSGD uses torch.optim.SGD: {OPTIM}"),
+        (check_momentum_sgd, torch.optim.SGD, f"MomentumSGD uses torch.optim.SGD: {OPTIM}"),
     ],
     ids=lambda v: getattr(v, "__name__", None) if callable(v) else None,
 )
@@ -188,6 +224,12 @@ def test_the_functional_api_of_torch_optim_is_refused():
     with pytest.raises(ShortcutUsed) as info:
         check_adam_optimizer(AdamFunctional)
     assert str(info.value).startswith("ADAMOptimizer uses torch.optim")
+
+
+def test_the_functional_api_of_torch_optim_is_refused_for_momentum_too():
+    with pytest.raises(ShortcutUsed) as info:
+        check_momentum_sgd(MomentumFunctional)
+    assert str(info.value).startswith("MomentumSGD uses torch.optim")
 
 
 def test_torch_optim_is_refused_on_the_hidden_settings_too():
@@ -250,6 +292,7 @@ class AdamReadsTheFile(ref.ADAMOptimizer):
         (check_ema_update, ema_from_the_shipped_file, "ema_update"),
         (check_gradient_descent, gd_from_expected, "gradient_descent"),
         (check_adam_optimizer, AdamReadsTheFile, "ADAMOptimizer"),
+        (check_momentum_sgd, MomentumReadsTheFile, "MomentumSGD"),
     ],
     ids=lambda v: getattr(v, "__name__", None) if callable(v) else None,
 )
@@ -288,7 +331,7 @@ def _candidates():
 
 
 CHECKS = [check_gradient_descent, check_gradient_mean_rms, check_simple_gradient_descent,
-          check_ema_update, check_adam_optimizer]
+          check_ema_update, check_adam_optimizer, check_momentum_sgd]
 
 
 @pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)
@@ -323,6 +366,7 @@ SELF_CHECKS = [
     (check_simple_gradient_descent, reference.SimpleGradientDescent),
     (check_ema_update, reference.ema_update),
     (check_adam_optimizer, reference.ADAMOptimizer),
+    (check_momentum_sgd, reference.MomentumSGD),
 ]
 
 
@@ -362,6 +406,8 @@ HIDDEN = [
      {"seed": 9, "beta": 0.99, "shape": (5,), "large_t": 3000}, 12),
     (check_adam_optimizer, ref.ADAMOptimizer, {"seed": 12, "shapes": ((7,), (1, 3)), "lr": 0.1,
                                                 "weight_decay": 0.5}, 3),
+    (check_momentum_sgd, ref.MomentumSGD, {"seed": 3, "shapes": ((4, 3), (5,)), "lr": 0.02,
+                                           "momentum": 0.5, "weight_decay": 0.2}, 3),
 ]
 
 
@@ -401,5 +447,6 @@ def test_the_refusals_are_declared_next_to_the_checks():
     assert DECLARED["check_gradient_descent"] == ("gradient_descent", ("torch.optim",))
     assert DECLARED["check_simple_gradient_descent"] == ("SimpleGradientDescent", ("torch.optim",))
     assert DECLARED["check_adam_optimizer"] == ("ADAMOptimizer", ("torch.optim",))
+    assert DECLARED["check_momentum_sgd"] == ("MomentumSGD", ("torch.optim",))
     assert DECLARED["check_gradient_mean_rms"] == ("gradient_mean_rms", ())
     assert DECLARED["check_ema_update"] == ("ema_update", ())

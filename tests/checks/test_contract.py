@@ -82,6 +82,13 @@ class _AdamFloat64(ref.ADAMOptimizer):
             x.data = x.data.double()
 
 
+class _MomentumFloat64(ref.MomentumSGD):
+    def step(self):
+        super().step()
+        for x in self.parameters:
+            x.data = x.data.double()
+
+
 def _layers_list(builder):
     return lambda *args, **kwargs: list(builder(*args, **kwargs))
 
@@ -113,6 +120,10 @@ CASES: dict[str, Case] = {
     "check_adam_optimizer": Case(
         lambda cls: checks.check_adam_optimizer(cls, n_steps=5), ref.ADAMOptimizer, "none",
         [(_AdamFloat64, "changed the type or dtype of a parameter")],
+    ),
+    "check_momentum_sgd": Case(
+        lambda cls: checks.check_momentum_sgd(cls, n_steps=5), ref.MomentumSGD, "none",
+        [(_MomentumFloat64, "changed the type or dtype of a parameter")],
     ),
     "check_mlp": Case(
         checks.check_mlp, ref.mlp, "none",
@@ -213,7 +224,8 @@ def test_an_unimplemented_answer_waits(name, capsys):
             raise NotImplementedError()
 
     stub = Todo if name in ("check_residual_sequence", "check_supervise_init",
-                            "check_simple_gradient_descent", "check_adam_optimizer") else todo
+                            "check_simple_gradient_descent", "check_adam_optimizer",
+                            "check_momentum_sgd") else todo
     with pytest.raises(NotImplementedYet):
         _run(case, stub, "forward_fn")
     assert not self_check(lambda answer: _run(case, answer, "forward_fn"), stub)

@@ -20,6 +20,7 @@ from dlnn_helpers.checks.optimisation import (
     check_ema_update,
     check_gradient_descent,
     check_gradient_mean_rms,
+    check_momentum_sgd,
     check_simple_gradient_descent,
 )
 
@@ -732,6 +733,162 @@ def test_adam_mistakes_are_also_caught_without_weight_decay():
         check_adam_optimizer(AdamTPerParameter)
 
 
+# ============================================================================ MomentumSGD (T3)
+
+
+class MomentumLrInVelocity:
+    """The other common form: v ← μ v + η g, x ← x − v (the same steps while η is constant)."""
+
+    def __init__(self, parameters, lr=0.01, momentum=0.9, weight_decay=0.0):
+        self.params = [p for p in parameters]
+        self.settings = (lr, momentum, weight_decay)
+        self.state = {}
+
+    def step(self):
+        lr, mu, wd = self.settings
+        for i, p in enumerate(self.params):
+            if p.grad is None:
+                continue
+            g = p.grad.detach() + wd * p.detach()
+            self.state[i] = mu * self.state[i] + lr * g if i in self.state else lr * g
+            p.data.sub_(self.state[i])
+
+    def zero_grad(self):
+        for p in self.params:
+            p.grad = None
+
+
+class MomentumNegativeVelocity(ref.MomentumSGD):
+    """v holds the step itself, with its sign: v ← μ v − g, x ← x + η v."""
+
+    @torch.no_grad()
+    def step(self):
+        for x, v in zip(self.parameters, self.velocities, strict=True):
+            if x.grad is not None:
+                v.mul_(self.momentum).sub_(x.grad + self.weight_decay * x)
+                x.add_(self.lr * v)
+
+
+class MomentumRebinds(ref.MomentumSGD):
+    @torch.no_grad()
+    def step(self):
+        for x, v in zip(self.parameters, self.velocities, strict=True):
+            if x.grad is not None:
+                v = self.momentum * v + x.grad + self.weight_decay * x
+                x -= self.lr * v
+
+
+class MomentumDampened(ref.MomentumSGD):
+    @torch.no_grad()
+    def step(self):
+        for x, v in zip(self.parameters, self.velocities, strict=True):
+            if x.grad is not None:
+                v[...] = self.momentum * v + (1 - self.momentum) * (x.grad + self.weight_decay * x)
+                x -= self.lr * v
+
+
+class MomentumNesterov(ref.MomentumSGD):
+    @torch.no_grad()
+    def step(self):
+        for x, v in zip(self.parameters, self.velocities, strict=True):
+            if x.grad is not None:
+                g = x.grad + self.weight_decay * x
+                v[...] = self.momentum * v + g
+                x -= self.lr * (g + self.momentum * v)
+
+
+class MomentumDecayAfter(ref.MomentumSGD):
+    @torch.no_grad()
+    def step(self):
+        for x, v in zip(self.parameters, self.velocities, strict=True):
+            if x.grad is not None:
+                v[...] = self.momentum * v + x.grad
+                x -= self.lr * (v + self.weight_decay * x)
+
+
+class MomentumIgnoresDecay(ref.MomentumSGD):
+    @torch.no_grad()
+    def step(self):
+        for x, v in zip(self.parameters, self.velocities, strict=True):
+            if x.grad is not None:
+                v[...] = self.momentum * v + x.grad
+                x -= self.lr * v
+
+
+class MomentumUphill(ref.MomentumSGD):
+    @torch.no_grad()
+    def step(self):
+        for x, v in zip(self.parameters, self.velocities, strict=True):
+            if x.grad is not None:
+                v[...] = self.momentum * v + x.grad + self.weight_decay * x
+                x += self.lr * v
+
+
+class MomentumSharedVelocityShape(ref.MomentumSGD):
+    """One velocity for all parameters: a crash on the first parameter of another shape."""
+
+    def __init__(self, parameters, lr=0.01, momentum=0.9, weight_decay=0.0):
+        super().__init__(parameters, lr, momentum, weight_decay)
+        self.velocity = torch.zeros_like(self.parameters[0])
+
+    @torch.no_grad()
+    def step(self):
+        for x in self.parameters:
+            if x.grad is not None:
+                self.velocity = self.momentum * self.velocity + x.grad + self.weight_decay * x
+                x -= self.lr * self.velocity
+
+
+class MomentumSubclassOfSGD(torch.optim.SGD):
+    pass
+
+
+MOMENTUM_SETTINGS = [{}, {"seed": 3, "shapes": ((4, 3), (5,)), "lr": 0.02, "momentum": 0.5,
+                          "weight_decay": 0.2}]
+
+
+@pytest.mark.parametrize("answer", [ref.MomentumSGD, MomentumLrInVelocity, MomentumNegativeVelocity],
+                         ids=lambda c: c.__name__)
+@pytest.mark.parametrize("settings", MOMENTUM_SETTINGS)
+def test_momentum_accepts_correct_answers(answer, settings):
+    assert "matches torch.optim.SGD with momentum" in check_momentum_sgd(answer, **settings)
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (MomentumRebinds, "the steps are those of plain gradient descent, without momentum"),
+        (MomentumDampened, "the velocity is an average"),
+        (MomentumNesterov, "this is Nesterov's momentum"),
+        (MomentumDecayAfter, "weight decay is added after the velocity"),
+        (MomentumIgnoresDecay, "weight_decay is ignored"),
+        (MomentumUphill, "the parameters move up the gradient"),
+        (MomentumSharedVelocityShape, "MomentumSGD.step() raised RuntimeError"),
+    ],
+)
+def test_momentum_rejects_wrong_answers(answer, message):
+    with pytest.raises(CheckFailure) as info:
+        check_momentum_sgd(answer)
+    assert message in str(info.value)
+
+
+def test_momentum_mistakes_are_named_without_weight_decay_too():
+    with pytest.raises(CheckFailure, match="weight_decay=0.0.*without momentum"):
+        check_momentum_sgd(MomentumRebinds)
+
+
+def test_momentum_refuses_torch_optim():
+    with pytest.raises(CheckFailure, match="MomentumSGD uses torch.optim.SGD: the exercise is to "
+                                           "write the update yourself"):
+        check_momentum_sgd(MomentumSubclassOfSGD)
+
+    def wraps_sgd(parameters, **settings):
+        return torch.optim.SGD(parameters, **settings)
+
+    with pytest.raises(CheckFailure, match="uses torch.optim.SGD"):
+        check_momentum_sgd(wraps_sgd)
+
+
 # ========================================================================= shared check behaviour
 
 
@@ -752,6 +909,7 @@ def not_done(*args):
         (check_simple_gradient_descent, NotDone),
         (check_ema_update, not_done),
         (check_adam_optimizer, NotDone),
+        (check_momentum_sgd, NotDone),
     ],
 )
 def test_not_implemented_is_reported_as_such(check, answer, capsys):
@@ -769,6 +927,7 @@ def test_not_implemented_is_reported_as_such(check, answer, capsys):
         (check_simple_gradient_descent, ref.SimpleGradientDescent),
         (check_ema_update, ref.ema_update),
         (check_adam_optimizer, ref.ADAMOptimizer),
+        (check_momentum_sgd, ref.MomentumSGD),
     ],
 )
 def test_correct_answers_pass_silently_on_stderr(check, answer, capsys):

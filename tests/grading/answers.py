@@ -112,6 +112,24 @@ CORRECT: dict[str, dict[str, str]] = {
     centre = bits[:, 2:4, 2:4].reshape(len(bits), -1).sum(dim=1)
     corners = torch.stack([bits[:, 0, 0], bits[:, 0, 5], bits[:, 5, 5]], dim=1).prod(dim=1)
     return ((centre + corners) % 2).to(torch.float32)''',
+        "momentum_sgd": '''class MomentumSGD:
+    def __init__(self, parameters, lr=0.01, momentum=0.9, weight_decay=0.0):
+        self.params = [p for p in parameters]
+        self.lr, self.mu, self.decay = lr, momentum, weight_decay
+        self.steps = {}
+
+    def step(self):
+        for i, p in enumerate(self.params):
+            if p.grad is None:
+                continue
+            g = p.grad.detach() + self.decay * p.detach()
+            self.steps[i] = self.mu * self.steps[i] - self.lr * g if i in self.steps else -self.lr * g
+            p.data.add_(self.steps[i])
+
+    def zero_grad(self):
+        for p in self.params:
+            if p.grad is not None:
+                p.grad.zero_()''',
     },
     T4: {
         "ex_zero_weights": '''def ex_zero_weights(n_in, n_out):
