@@ -81,8 +81,8 @@ def same_start_runs(
 
 
 def plot_same_start_runs(runs: dict[str, SameStartRun], title: str = "", *, show: bool = True):
-    """Draw the loss curves of :func:`same_start_runs` (the later runs dashed, so that a curve
-    lying on an earlier one stays visible).
+    """Draw the loss curves of :func:`same_start_runs` (the last one dashed, so that it stays
+    visible where it lies on an earlier one).
 
     Parameters
     ----------
@@ -99,8 +99,9 @@ def plot_same_start_runs(runs: dict[str, SameStartRun], title: str = "", *, show
 
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     for i, (label, run) in enumerate(runs.items()):
+        last = i == len(runs) - 1 and i > 0
         ax.plot(range(1, len(run.losses) + 1), run.losses, label=label,
-                linestyle="-" if i < 2 else "--", linewidth=1.5 if i < 2 else 2.0)
+                linestyle="--" if last else "-", linewidth=2.0 if last else 1.5)
     ax.set_xlabel("step")
     ax.set_ylabel("training loss (BCE)")
     ax.set_title(title)

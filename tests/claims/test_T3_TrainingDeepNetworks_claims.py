@@ -584,3 +584,68 @@ def _outcome(run: Run) -> str:
     if abs(run.val_acc - 0.5) < 0.05:
         return "chance"
     return "learned" if run.val_acc >= 0.99 else "in between"
+
+
+# ------------------------------------------------------------------------ momentum (Section 5)
+
+
+def _momentum_runs():
+    """The demonstration of cell f1b96d5c, recomputed (about a second), with the tests' MomentumSGD."""
+    from dlnn_helpers.optimisers_compared import same_start_runs
+
+    data = tiny_classification()
+
+    def small_net():
+        first = nn.Sequential(nn.Linear(36, 32), nn.ReLU())
+        second = nn.Sequential(nn.Linear(32, 32), nn.ReLU())
+        return dt.Supervise(nn.BCELoss(), nn.Sequential(first, second, nn.Linear(32, 1), nn.Sigmoid()))
+
+    makers = {
+        "plain 0.05": lambda p: torch.optim.SGD(p, lr=0.05),
+        "plain 0.5": lambda p: torch.optim.SGD(p, lr=0.5),
+        "momentum": lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9),
+        "ours": lambda p: t2.MomentumSGD(p, lr=0.05, momentum=0.9),
+    }
+    return same_start_runs(small_net, makers, data.train_data[:2000], data.train_labels[:2000],
+                           n_steps=100, seed=SEED)
+
+
+def test_the_momentum_demonstration_is_the_one_described():
+    text = " ".join(cell_source(TUTORIAL, "e9a85c4b").split())
+    assert "learns from the first 2,000 training grids for 100 full-batch steps, four times" in text
+    code = cell_source(TUTORIAL, "f1b96d5c")
+    for setting in ("torch.optim.SGD(p, lr=0.05)", "torch.optim.SGD(p, lr=0.5)",
+                    "torch.optim.SGD(p, lr=0.05, momentum=0.9)", "Momentum(p, lr=0.05, momentum=0.9)",
+                    "train_data[:2000], train_labels[:2000], n_steps=100, seed=SEED",
+                    "first = nn.Sequential(nn.Linear(input_size, 32), nn.ReLU())",
+                    "second = nn.Sequential(nn.Linear(32, 32), nn.ReLU())",
+                    "nn.Sequential(first, second, nn.Linear(32, 1), nn.Sigmoid())"):
+        assert setting in code
+
+
+def test_momentum_goes_as_fast_as_a_ten_times_larger_step_after_a_lag():
+    think = " ".join(cell_source(TUTORIAL, "0a2c7e6d").split())
+    assert ("With momentum 0.9, learning rate 0.05 went much faster than plain gradient descent at the "
+            "same learning rate, and about as fast as plain gradient descent at a ten times larger one, "
+            "0.5, except during the first few steps, when it lagged behind.") in think
+    runs = _momentum_runs()
+    slow, fast, momentum = (np.array(runs[k].losses) for k in ("plain 0.05", "plain 0.5", "momentum"))
+    assert np.all(momentum[1:10] > fast[1:10])  # the lag during the first steps
+    assert (momentum[1:10] - fast[1:10]).max() > 2 * np.abs(momentum[30:] - fast[30:]).max()
+    assert np.all(np.abs(momentum[30:] - fast[30:]) < 0.5 * (slow[30:] - fast[30:]))  # as fast as 0.5
+    assert np.all(momentum[10:] < slow[10:])  # much faster than plain SGD at 0.05
+    # the student's optimiser (here the tests' answer) and torch.optim.SGD: the same trajectory
+    ours = runs["ours"]
+    assert np.abs(np.array(ours.losses) - momentum).max() < 1e-5
+    assert float((ours.weights - runs["momentum"].weights).abs().max()) < 1e-5
+
+
+def test_the_numbers_of_the_momentum_sample_answer():
+    answer = " ".join(cell_source(TUTORIAL, "1b3d8f7e").split())
+    mu, lr = 0.9, 0.05
+    assert "(65 % after 10 steps, 88 % after 20)" in answer
+    assert round(100 * (1 - mu**10)) == 65 and round(100 * (1 - mu**20)) == 88
+    assert "\\approx \\pm 0.53\\, g$: the step is about $0.026\\, g$, some twenty times smaller" in answer
+    assert round(1 / (1 + mu), 2) == 0.53 and round(lr / (1 + mu), 3) == 0.026
+    assert 18 < 0.5 / (lr / (1 + mu)) < 22
+    assert "$0.05 \\times 10\\, g = 0.5\\, g$" in answer and abs(lr / (1 - mu) - 0.5) < 1e-12
