@@ -21,8 +21,8 @@ buffers rebound instead of updated in place, …) whose trajectory the student's
 Refused shortcuts (declared next to each check, :mod:`._shortcuts`): ``gradient_descent``,
 ``SimpleGradientDescent``, ``ADAMOptimizer`` and ``MomentumSGD`` refuse ``torch.optim`` (the
 exercise is to write the update; a subclass of any ``torch.optim`` optimiser, or a wrapper of one,
-is refused too); ``gradient_mean_rms`` and ``ema_update`` refuse nothing.  Every call of the student's code (the
-function, the constructor, every ``step()`` and ``zero_grad()``) runs inside a
+is refused too); ``gradient_mean_rms`` and ``ema_update`` refuse nothing.  Every call of the
+student's code (the function, the constructor, every ``step()`` and ``zero_grad()``) runs inside a
 :func:`~._shortcuts.student_code` window.
 
 Expected values (:mod:`._expected`): each check first runs the student's code for all its
