@@ -169,6 +169,9 @@ def compare_initialisations(
 ) -> dict[str, np.ndarray]:
     """Test MSE of the MLP with PyTorch's default initialisation and with :func:`xavier_init_`.
 
+    One network per seed and initialisation, trained as :func:`train_regression_mlp` trains it, all
+    at once (:func:`train_side_by_side`).
+
     Returns
     -------
     dict

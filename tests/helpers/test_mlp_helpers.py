@@ -145,6 +145,33 @@ def test_training_is_reproducible_from_its_seed():
     assert np.array_equal(a.epoch_losses, b.epoch_losses)
 
 
+def test_the_loader_draws_the_batches_of_a_shuffling_dataloader():
+    """train_regression_mlp hands its DataLoader whole batches of indices: the same batches, in the
+    same order, as DataLoader(dataset, batch_size, shuffle=True, generator=...) gives."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    data = make_housing_data(random_state=0)
+    dataset = TensorDataset(data.x_train, data.y_train)
+    plain = DataLoader(dataset, batch_size=128, shuffle=True, generator=torch.Generator().manual_seed(7))
+    ours = mr._index_batches(len(dataset), 128, 7)
+    for _ in range(3):  # epochs: the generator is shared across them
+        pairs = list(zip(plain, ours, strict=True))
+        assert len(pairs) == 4
+        for (xb, yb), (idx,) in pairs:
+            assert torch.equal(xb, data.x_train[idx]) and torch.equal(yb, data.y_train[idx])
+
+
+def test_side_by_side_training_is_the_one_by_one_training_up_to_rounding():
+    data = make_housing_data(random_state=0)
+    starts = [(0, None), (3, mr.xavier_init_), (5, None)]
+    test_mse, curves = mr.train_side_by_side(data, starts, n_epochs=40)
+    for k, (seed, init) in enumerate(starts):
+        run = mr.train_regression_mlp(data, n_epochs=40, seed=seed, init=init)
+        assert np.allclose(curves[k], run.epoch_losses, rtol=1e-5)
+        assert np.isclose(test_mse[k], run.test_mse, rtol=1e-5)
+    assert curves.shape == (3, 40) and test_mse.shape == (3,)
+
+
 def test_double_descent_peaks_at_the_interpolation_threshold():
     result = mr.double_descent(n_repeats=8, random_state=1)
     peak = result.n_features[np.argmax(result.test_mse)]
