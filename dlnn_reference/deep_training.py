@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from courselayout import AUTOGRADE_ENV_VAR
 from dlnn_helpers.checks.deep_training import (
     check_batchnorm_mlp,
     check_mlp,
@@ -166,17 +167,17 @@ def record_runs(tutorials: tuple[str, ...] = RUN_TUTORIALS) -> dict[str, dict]:
     import nbclient
     import nbformat
 
-    from coursebuild.layout import solution_path
+    from courselayout import course_layout
 
     records: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "runs.jsonl"
-        saved = {name: os.environ.get(name) for name in (RECORD_ENV_VAR, "NBGRADER_EXECUTION")}
+        saved = {name: os.environ.get(name) for name in (RECORD_ENV_VAR, AUTOGRADE_ENV_VAR)}
         os.environ[RECORD_ENV_VAR] = str(log)
-        os.environ.pop("NBGRADER_EXECUTION", None)
+        os.environ.pop(AUTOGRADE_ENV_VAR, None)
         try:
             for tutorial in tutorials:
-                path = solution_path(tutorial)
+                path = course_layout().solution_path(tutorial)
                 nb = nbformat.read(path, as_version=4)
                 nbclient.NotebookClient(nb, timeout=1800, kernel_name="python3",
                                         resources={"metadata": {"path": str(path.parent)}}).execute()

@@ -386,10 +386,20 @@ def simple_gradient_descent_expected(seed, shapes, lr, weight_decay, n_steps) ->
     return table
 
 
-def _adam_variant(problem: Problem, settings: dict[str, Any], n_steps: int, *,
-                  bias_correction: bool = True, t_per_parameter: bool = False, keep_m: bool = True,
-                  keep_v: bool = True, weight_decay_mode: str = "coupled",
-                  swap_betas: bool = False) -> np.ndarray:
+ADAM_FLAGS = {"bias_correction": True, "t_per_parameter": False, "keep_m": True, "keep_v": True,
+              "weight_decay_mode": "coupled", "swap_betas": False}
+"""Adam as it is: a mistake of :func:`_adam_variant` changes some of these."""
+
+
+def _adam_variant(problem: Problem, settings: dict[str, Any], n_steps: int,
+                  mistake: dict[str, Any] | None = None) -> np.ndarray:
+    unknown = sorted(set(mistake or {}) - set(ADAM_FLAGS))
+    if unknown:
+        raise TypeError(f"not a flag of Adam's mistakes: {', '.join(unknown)}")
+    flags = {**ADAM_FLAGS, **(mistake or {})}
+    bias_correction, t_per_parameter = flags["bias_correction"], flags["t_per_parameter"]
+    keep_m, keep_v, swap_betas = flags["keep_m"], flags["keep_v"], flags["swap_betas"]
+    weight_decay_mode = flags["weight_decay_mode"]
     lr, eps, wd = settings["lr"], settings["eps"], settings["weight_decay"]
     b1, b2 = settings["betas"]
     if swap_betas:
@@ -458,7 +468,7 @@ def adam_optimizer_expected(seed, shapes, lr, betas, eps, weight_decay, n_steps)
         for s in runs]}
     for kind, options in ADAM_MISTAKES.items():
         table[kind] = [None if not s["weight_decay"] and kind.startswith("wd") else
-                       _adam_variant(problem, s, n_steps, **options) for s in runs]
+                       _adam_variant(problem, s, n_steps, options) for s in runs]
     return table
 
 

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from coursebuild import build  # noqa: E402
-from coursebuild.layout import solution_path, student_path  # noqa: E402
+from courselayout import solution_path, student_path  # noqa: E402
 
 DEFAULT_TUTORIALS = ("T1_DeepLinearNetworks", "T6_ReLUFeatures")
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"

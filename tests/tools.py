@@ -10,7 +10,7 @@ from pathlib import Path
 import nbformat
 
 from coursebuild import build as course
-from coursebuild.layout import ROOT, tutorial_ids
+from courselayout import ROOT, tutorial_ids
 
 TUTORIALS = tutorial_ids()
 

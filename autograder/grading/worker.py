@@ -21,6 +21,8 @@ from pathlib import Path
 
 import nbformat
 
+from courselayout import AUTOGRADE_ENV_VAR, STATIC_ENV_VAR
+
 from . import feedback, shortcuts, static_look
 from .notebook import Rejected, prepare
 from .replay import Verdict, judge, load_records
@@ -28,9 +30,9 @@ from .sandbox import SandboxSettings, die_with_parent, execute, scratch_base
 from .spec import HIDDEN_BEGIN, HIDDEN_END, TutorialSpec
 
 KERNEL_ENV = {
-    "NBGRADER_EXECUTION": "autograde",
+    AUTOGRADE_ENV_VAR: "autograde",
     "MPLBACKEND": "Agg",
-    "DLNN_STATIC_WIDGETS": "1",
+    STATIC_ENV_VAR: "1",
     "OMP_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
     "PYTHONHASHSEED": "0",
