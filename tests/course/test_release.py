@@ -32,7 +32,7 @@ TOP_LEVEL = {
     "requirements-site.txt", "running.md", "tutorials",
 }
 INSTRUCTOR_ONLY = {
-    "solutions", "autograder", "coursebuild", "dlnn_reference", "tests", "scripts",
+    "solutions", "autograder", "coursebuild", "courselayout", "dlnn_reference", "tests", "scripts",
     "nbgrader_config.py", "gradebook.db", "_build", "__pycache__",
 }
 
