@@ -73,6 +73,8 @@ RECORDER = Path(__file__).with_name("recorder.py")
 RECORDER_MODULE = "_dlnn_grading_recorder"
 RECORDS = RECORDER.with_name("records.py")  # the record model the recorder imports
 RECORDS_MODULE = "_dlnn_grading_records"
+ZYGOTE = RECORDER.with_name("zygote.py")  # the warm interpreter of a slot (warm.py starts it)
+ZYGOTE_MODULE = "_dlnn_grading_zygote"
 FIRST_UID = 200_000
 """Sandboxed kernels run as uid ``FIRST_UID + slot`` (no account is needed)."""
 UID_RANGE = 50_000
@@ -131,6 +133,9 @@ class SandboxSettings:
     hide : list of str
         Folders that must never be visible (the grader adds the course, the input and the
         output): the sandbox refuses to expose any folder that contains one.
+    warm : bool
+        Fork each kernel from a warm interpreter of the worker's slot, whose imports are done
+        (:mod:`warm`); False starts a fresh interpreter per notebook (slower, same sandbox).
     """
 
     cell_timeout: int = 120
@@ -145,6 +150,7 @@ class SandboxSettings:
     max_output_bytes: int = 2 * 2**20
     isolate: bool = True
     hide: list[str] = field(default_factory=list)
+    warm: bool = True
 
 
 def _size(count: int) -> str:
@@ -395,7 +401,7 @@ def stage_library(base: Path) -> Path:
     if spec is None or spec.origin is None:
         raise RuntimeError("the dlnn_helpers package is not installed in the grading environment")
     package = Path(spec.origin).parent
-    digest = hashlib.sha256(RECORDER.read_bytes() + RECORDS.read_bytes())
+    digest = hashlib.sha256(RECORDER.read_bytes() + RECORDS.read_bytes() + ZYGOTE.read_bytes())
     for path in sorted(package.rglob("*.py")):
         digest.update(str(path.relative_to(package)).encode())
         digest.update(path.read_bytes())
@@ -408,6 +414,7 @@ def stage_library(base: Path) -> Path:
     shutil.copytree(package, staging / "dlnn_helpers", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(RECORDER, staging / f"{RECORDER_MODULE}.py")
     shutil.copy(RECORDS, staging / f"{RECORDS_MODULE}.py")
+    shutil.copy(ZYGOTE, staging / f"{ZYGOTE_MODULE}.py")
     for path in [staging, *staging.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
     try:
@@ -921,31 +928,26 @@ class Box:
 
     def finish(self) -> list[str]:
         """Kill everything of the job; the problems the limits caught (sentences)."""
-        problems = []
         if self.group is not None:
             self.group.kill()
-            if self.group.oom_kills():
-                problems.append(
-                    f"the notebook's processes together needed more than "
-                    f"{_size(self.settings.memory_bytes)} of memory: "
-                    f"{self.group.oom_kills()} of them were stopped"
-                )
-            if self.group.process_limit_hits():
-                problems.append(f"the notebook tried to run more than {self.settings.processes} "
-                                "processes and threads at once")
+        problems = limit_problems(self.group, self.settings)
         if self.uid is not None:
             kill_user(self.uid)
-        if self.mounted:
-            try:
-                usage = os.statvfs(self.scratch)
-                room = usage.f_bavail * usage.f_frsize
-                if room < max(2**20, self.settings.scratch_bytes // 100) or usage.f_favail < 10:
-                    problems.append(f"the notebook filled its scratch folder "
-                                    f"({_size(self.settings.scratch_bytes)}, "
-                                    f"{self.settings.scratch_files} files)")
-            except OSError:
-                pass
-        return problems
+        return problems + scratch_problems(self.scratch, self.settings, self.mounted)
+
+    def kernel_manager(self, env: dict[str, str]) -> _JailedKernelManager:
+        """A kernel manager that starts a fresh kernel in this box (through ``jail.py``)."""
+        jail = self.write_jail(stage_library(self.base), env)
+        km = _JailedKernelManager(
+            kernel_name="python3", transport="ipc", ip=str(self.scratch / "kernel"),
+            connection_file=str(self.scratch / "kernel.json"),
+        )
+        km.jail_settings = str(jail)
+        return km
+
+    def memory_peak(self) -> int | None:
+        """Most memory the job's processes used together (bytes), where control groups tell."""
+        return self.group.memory_peak() if self.group is not None else None
 
     def close(self, release: bool = True) -> None:
         """Remove the scratch folder and the group; release the slot (unless ``release`` is
@@ -965,6 +967,38 @@ class Box:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def limit_problems(group: cgroups.JobGroup | None, settings: SandboxSettings) -> list[str]:
+    """What the job's control group caught (sentences): memory or processes over the limits."""
+    problems = []
+    if group is None:
+        return problems
+    if group.oom_kills():
+        problems.append(
+            f"the notebook's processes together needed more than "
+            f"{_size(settings.memory_bytes)} of memory: "
+            f"{group.oom_kills()} of them were stopped"
+        )
+    if group.process_limit_hits():
+        problems.append(f"the notebook tried to run more than {settings.processes} "
+                        "processes and threads at once")
+    return problems
+
+
+def scratch_problems(scratch: Path, settings: SandboxSettings, mounted: bool) -> list[str]:
+    """Whether the job filled its scratch folder (a sentence), where it is a size-limited tmpfs."""
+    if not mounted:
+        return []
+    try:
+        usage = os.statvfs(scratch)
+    except OSError:
+        return []
+    room = usage.f_bavail * usage.f_frsize
+    if room < max(2**20, settings.scratch_bytes // 100) or usage.f_favail < 10:
+        return [f"the notebook filled its scratch folder ({_size(settings.scratch_bytes)}, "
+                f"{settings.scratch_files} files)"]
+    return []
 
 
 def execute(nb: nbformat.NotebookNode, job_number: int, settings: SandboxSettings,
@@ -996,14 +1030,14 @@ def execute(nb: nbformat.NotebookNode, job_number: int, settings: SandboxSetting
     problems: list[str] = []
     expired = False
     peak = uid = None
-    with Box(settings) as box:
+    warm = None
+    if settings.warm:
+        from . import warm as warm_slots  # it builds on this module
+
+        warm = warm_slots.job(settings, env)
+    with warm or Box(settings) as box:
         uid = box.uid
-        jail = box.write_jail(stage_library(box.base), env)
-        km = _JailedKernelManager(
-            kernel_name="python3", transport="ipc", ip=str(box.scratch / "kernel"),
-            connection_file=str(box.scratch / "kernel.json"),
-        )
-        km.jail_settings = str(jail)
+        km = box.kernel_manager(env)
         # A signal to the kernel's process group would end bubblewrap itself: interrupt by
         # message (ipykernel then interrupts its own main thread).
         km.kernel_spec.interrupt_mode = "message"
@@ -1029,13 +1063,12 @@ def execute(nb: nbformat.NotebookNode, job_number: int, settings: SandboxSetting
         except (TimeoutError, asyncio.TimeoutError):
             expired = True
         except RuntimeError as exc:  # e.g. the kernel never started
-            log = _read_tail(box.scratch / ".sandbox.log", 600).strip().splitlines()
+            log = box.log()[-600:].strip().splitlines()
             why = f" ({log[-1][:300]})" if log and log[-1].startswith(("bwrap", "jail")) else ""
             problems.append(f"the kernel failed: {exc}{why}")
         finally:
             problems.extend(box.finish())
-            if box.group is not None:
-                peak = box.group.memory_peak()
+            peak = box.memory_peak()
             _copy_out(box.scratch / "records", workdir / "records", settings.scratch_bytes)
     if expired:
         problems.append(

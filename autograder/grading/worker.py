@@ -82,6 +82,9 @@ class Result:
     """``host:pid`` of the process that graded it."""
     feedback_html: str = ""
     autograded: str = ""
+    memory_peak: int | None = None
+    """Most memory the submission's grading slot used (bytes: its kernel's processes and the
+    slot's warm interpreter together), where control groups measure it."""
 
     @property
     def score(self) -> float:
@@ -186,6 +189,7 @@ def grade_submission(job: Job) -> Result:
     try:
         execution = execute(prepared.notebook, job.number, job.settings, KERNEL_ENV, workdir)
         result.notes.extend(execution.problems)
+        result.memory_peak = execution.memory_peak
         executed = {
             c.metadata.get("nbgrader", {}).get("grade_id"): c
             for c in execution.notebook.cells if c.cell_type == "code"
