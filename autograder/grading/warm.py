@@ -42,6 +42,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from . import cgroups
+from . import sandbox as _sandbox
 from .sandbox import (
     JAIL,
     SCRATCH,
@@ -382,7 +383,8 @@ def job(settings: SandboxSettings, env: dict[str, str]) -> WarmJob | None:
 
     None when no warm interpreter can run here: the caller starts a fresh kernel instead.
     """
-    key = json.dumps([asdict(settings), env], sort_keys=True, default=str)
+    key = json.dumps([asdict(settings), env, repr(_sandbox.controls(settings.isolate))],
+                     sort_keys=True, default=str)
     slot = _SLOTS.get(key)
     if slot is not None and not slot.alive():
         _drop(slot)
