@@ -37,6 +37,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -359,19 +360,24 @@ class _ForkedKernelManager(_JailedKernelManager):
         self._reconcile_connection_info(self.provisioner.connection_info)
 
 
-_SLOTS: dict[str, WarmSlot] = {}
+_SLOTS: dict[tuple[int, str], WarmSlot] = {}
+"""The warm slot of each thread that grades (a Dask worker grades in several threads)."""
+_LOCK = threading.Lock()
 
 
 def _drop(slot: WarmSlot) -> None:
-    for key in [k for k, s in _SLOTS.items() if s is slot]:
-        del _SLOTS[key]
+    with _LOCK:
+        for key in [k for k, s in _SLOTS.items() if s is slot]:
+            del _SLOTS[key]
     with contextlib.suppress(Exception):
         slot.close()
 
 
-def close_all() -> None:
-    """Close this process's warm slots (at exit)."""
-    for slot in list(_SLOTS.values()):
+def close_all(thread: int | None = None) -> None:
+    """Close this process's warm slots (at exit), or those of one thread."""
+    with _LOCK:
+        slots = [s for k, s in _SLOTS.items() if thread is None or k[0] == thread]
+    for slot in slots:
         _drop(slot)
 
 
@@ -383,17 +389,19 @@ def job(settings: SandboxSettings, env: dict[str, str]) -> WarmJob | None:
 
     None when no warm interpreter can run here: the caller starts a fresh kernel instead.
     """
-    key = json.dumps([asdict(settings), env, repr(_sandbox.controls(settings.isolate))],
-                     sort_keys=True, default=str)
+    thread = threading.get_ident()
+    key = (thread, json.dumps([asdict(settings), env, repr(_sandbox.controls(settings.isolate))],
+                              sort_keys=True, default=str))
     slot = _SLOTS.get(key)
     if slot is not None and not slot.alive():
         _drop(slot)
         slot = None
     if slot is None:
-        close_all()  # one slot per worker
+        close_all(thread)  # one slot per worker thread
         try:
             slot = WarmSlot(settings, env)
         except (SlotLost, OSError, RuntimeError):
             return None
-        _SLOTS[key] = slot
+        with _LOCK:
+            _SLOTS[key] = slot
     return WarmJob(slot)
