@@ -162,6 +162,11 @@ class ClassGrades:
     seconds: float = 0.0
 
     @property
+    def memory_peak(self) -> int | None:
+        """Most memory one grading slot used in this run (bytes; None where unmeasured)."""
+        return max((r.memory_peak for r in self.graded_now if r.memory_peak), default=None)
+
+    @property
     def grades_csv(self) -> Path:
         return self.output / "grades.csv"
 
@@ -671,14 +676,16 @@ def _grade_locked(submissions: list[Submission], output: Path, selected: list[st
     report.atomic_write(state_file, json.dumps(state, indent=1), durable=True)
     rows = handgrades.apply(output, list(state.values()), db_url)  # grades.csv, hand marks
     seconds = time.perf_counter() - start
+    peaks = [r.memory_peak for r in done if getattr(r, "memory_peak", None)]
     report.write_report(
         output / "report.html", rows,
         {t: {c.grade_id: c.points for c in s.tests} for t, s in specs.items()}, replaced,
         {"sandbox": sandbox_description(settings), "executor": description,
-         "seconds": seconds, "graded_now": len(jobs),
+         "seconds": seconds, "graded_now": len(jobs), "memory_peak": max(peaks, default=None),
          "reference_problems": {t: s.reference_problems for t, s in specs.items()
                                 if s.reference_problems}},
     )
-    say(f"done in {seconds:.0f} s: {output / 'grades.csv'}, {output / 'report.html'}, "
+    memory = f", peak memory per slot {max(peaks) / 2**20:.0f} MiB" if peaks else ""
+    say(f"done in {seconds:.0f} s{memory}: {output / 'grades.csv'}, {output / 'report.html'}, "
         f"{output / 'feedback'}")
     return ClassGrades(output, rows, done, replaced, seconds)
