@@ -31,7 +31,7 @@ from dlnn_helpers.checks.mlp import check_linear_layer, check_relu_layer, check_
 from dlnn_reference import mlp as reference
 from dlnn_reference import shipped as shipped_values
 
-from . import references as ref
+from dlnn_reference import mlp as ref
 
 matplotlib.use("Agg")
 

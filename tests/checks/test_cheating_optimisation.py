@@ -33,7 +33,7 @@ from dlnn_helpers.checks.optimisation import (
 from dlnn_reference import optimisation as reference
 from dlnn_reference import shipped as shipped_values
 
-from . import references as ref
+from dlnn_reference import optimisation as ref
 
 SHIPPED = Path(_expected.SHIPPED) / "optimisation.json"
 OPTIM = "the exercise is to write the update yourself"

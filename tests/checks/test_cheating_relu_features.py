@@ -40,7 +40,7 @@ from dlnn_helpers.checks.relu_features import (
 from dlnn_reference import relu_features as reference
 from dlnn_reference import shipped as shipped_values
 
-from . import references as ref
+from dlnn_reference import relu_features as ref
 
 matplotlib.use("Agg")
 

@@ -23,7 +23,7 @@ from dlnn_helpers.checks.optimisation import (
     check_simple_gradient_descent,
 )
 
-from . import references as ref
+from dlnn_reference import optimisation as ref
 
 # ================================================================================ gradient descent
 
