@@ -22,7 +22,6 @@ from dlnn_helpers.checks.optimisation import (
     check_gradient_mean_rms,
     check_simple_gradient_descent,
 )
-
 from dlnn_reference import optimisation as ref
 
 # ================================================================================ gradient descent
