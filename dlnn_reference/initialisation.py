@@ -4,8 +4,8 @@ The initialisers (``ex_zero_weights``, ``ex_random_weights``, ``ex_lecun_weights
 ``ex_he_weights``) and the two ``Supervise`` classes that re-initialise a network
 (``Supervise_random_weights``, ``Supervise_Kaiming_weights``).  Their checks judge random draws by
 statistics (standard deviation, mean, shape of the distribution) and the loss by its definition, so
-they need no expected values: this module registers none, and ``SELF_CHECKS`` only lists the
-notebook's self-check calls (so that ``dlnn_reference.shipped`` runs them with the references).
+they need no expected values: this module registers none (no ``@expects``), only the reference
+answers of the notebook's self-check calls (``@answers``).
 """
 
 from __future__ import annotations
