@@ -22,8 +22,7 @@ from dlnn_helpers.checks.deep_training import (
     check_residual_sequence,
     check_tiny_rule,
 )
-
-from . import references as dt
+from dlnn_reference import deep_training as dt
 
 # ------------------------------------------------------------------------------ ResidualSequence
 
@@ -391,7 +390,7 @@ def rule_every_pixel_counts(grids):  # the corners counted one by one
 
 
 def rule_inverted(grids):
-    return 1.0 - dt.tiny_rule(grids)
+    return 1.0 - dt.tiny_rule_answer(grids)
 
 
 def rule_count_not_parity(grids):
@@ -399,14 +398,14 @@ def rule_count_not_parity(grids):
 
 
 def rule_boolean(grids):
-    return dt.tiny_rule(grids) == 1
+    return dt.tiny_rule_answer(grids) == 1
 
 
 def rule_hard(grids):  # the hard task's rule: one corner too many
-    return (dt.tiny_rule(grids) + grids[:, 5, 0]) % 2
+    return (dt.tiny_rule_answer(grids) + grids[:, 5, 0]) % 2
 
 
-@pytest.mark.parametrize("func", [dt.tiny_rule, rule_bitwise, rule_loop])
+@pytest.mark.parametrize("func", [dt.tiny_rule_answer, rule_bitwise, rule_loop])
 def test_tiny_rule_accepts_correct_answers(func):
     assert "is correct" in check_tiny_rule(func)
     assert "is correct" in check_tiny_rule(func, seed=31, n_grids=97)

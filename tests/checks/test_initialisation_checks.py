@@ -19,8 +19,7 @@ from torch import nn
 
 from dlnn_helpers.checks import CheckFailure, NotImplementedYet, ShortcutUsed, self_check
 from dlnn_helpers.checks.initialisation import check_init_weights, check_supervise_init
-
-from . import references as ini
+from dlnn_reference import initialisation as ini
 
 SEEDS = (0, 1, 2048, 99)
 

@@ -14,8 +14,7 @@ import torch
 
 from dlnn_helpers.checks._core import CheckFailure, NotImplementedYet, self_check
 from dlnn_helpers.checks.mlp import check_linear_layer, check_relu_layer, check_squared_error
-
-from . import references as bp
+from dlnn_reference import mlp as bp
 
 
 def pattern(message: str) -> str:

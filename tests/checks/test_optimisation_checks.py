@@ -7,13 +7,13 @@ message it must produce.
 
 from __future__ import annotations
 
-import inspect
 import math
 
 import numpy as np
 import pytest
 import torch
 
+from autograder.grading.synthetic import solution_sources
 from dlnn_helpers.checks._core import CheckFailure, NotImplementedYet, self_check
 from dlnn_helpers.checks.optimisation import (
     check_adam_optimizer,
@@ -811,8 +811,8 @@ def test_a_subclass_of_tensor_is_not_trusted():
 
 # ============================================================== dependencies: ADAMOptimizer → ema_update
 
-# The reference ADAMOptimizer as a notebook cell: it calls whatever ``ema_update`` the notebook defines.
-ADAM_CELL = inspect.getsource(ref.ADAMOptimizer).replace("ema_update(", "{ema}(")
+# The solution notebook's ADAMOptimizer cell: it calls whatever ``ema_update`` the notebook defines.
+ADAM_CELL = solution_sources("T2_Optimisation")["adam_optimizer"].replace("ema_update(", "{ema}(")
 
 
 def notebook_adam(ema_function, name="ema_update"):

@@ -15,8 +15,7 @@ from dlnn_helpers.checks.relu_features import (
     check_principal_features,
     check_second_layer_gradients,
 )
-
-from . import references as rf
+from dlnn_reference import relu_features as rf
 
 # ------------------------------------------------------------------------- first-layer gradients
 
