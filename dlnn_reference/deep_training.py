@@ -21,17 +21,12 @@ from torch import nn
 
 from courselayout import AUTOGRADE_ENV_VAR
 from dlnn_helpers.checks.deep_training import (
-    check_batchnorm_mlp,
-    check_mlp,
-    check_residual_net,
-    check_residual_sequence,
-    check_tiny_rule,
     describe,
     rule_grids,
 )
 from dlnn_helpers.deep_training import PRECOMPUTED_RUNS, RECORD_ENV_VAR
 
-from . import expects
+from . import answers, expects
 from .classification_rules import tiny_rule
 
 # ------------------------------------------------------------------------------------------------
@@ -39,6 +34,7 @@ from .classification_rules import tiny_rule
 # ------------------------------------------------------------------------------------------------
 
 
+@answers("check_mlp")
 def mlp(
     input_size: int,
     hidden_dims: int,
@@ -55,6 +51,7 @@ def mlp(
     return nn.Sequential(*layers)
 
 
+@answers("check_batchnorm_mlp")
 def batchnorm_mlp(input_size: int, hidden_dims: int, n_layers: int = 6) -> nn.Sequential:
     """The ReLU perceptron with BatchNorm after the first and last hidden ReLU
     (``ex_batchnorm_mlp``)."""
@@ -69,6 +66,7 @@ def batchnorm_mlp(input_size: int, hidden_dims: int, n_layers: int = 6) -> nn.Se
     return nn.Sequential(*layers)
 
 
+@answers("check_residual_sequence")
 class ResidualSequence(nn.Sequential):
     """Layers applied in order, with a skip connection around them: y = f(x) + x."""
 
@@ -77,6 +75,7 @@ class ResidualSequence(nn.Sequential):
         return super().forward(x) + x
 
 
+@answers("check_residual_net")
 def residual_net(
     input_size: int,
     hidden_dims: int,
@@ -126,6 +125,7 @@ def residual_net_expected(input_size: int, hidden_dims: int, fan_out_dims: int, 
                                   batchnorm)}
 
 
+@answers("check_tiny_rule")
 def tiny_rule_answer(grids: torch.Tensor) -> torch.Tensor:
     """The reference of ``ex_tiny_rule``: float32 grids (n, 6, 6) of 0/1 -> float32 labels (n,)."""
     centre = grids[:, 2:4, 2:4].sum(dim=(1, 2))
@@ -138,16 +138,6 @@ def tiny_rule_expected(seed: int, n_grids: int) -> dict:
     """The tiny task's labels of the check's random grids (the rule of the data generator)."""
     grids = rule_grids(seed, n_grids).numpy().astype(np.int64)
     return {"correct": tiny_rule(grids).astype(np.float64).tolist()}
-
-
-SELF_CHECKS = [
-    (check_mlp, (mlp,), {}),
-    (check_batchnorm_mlp, (batchnorm_mlp,), {}),
-    (check_residual_sequence, (ResidualSequence,), {}),
-    (check_residual_net, (residual_net,), {}),
-    (check_tiny_rule, (tiny_rule_answer,), {}),
-]
-"""The self-check calls of tutorial 3's notebook, with the reference answers."""
 
 
 # ------------------------------------------------------------------------------------------------

@@ -33,13 +33,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from dlnn_helpers.checks import (
-    check_adam_optimizer,
-    check_ema_update,
-    check_gradient_descent,
-    check_gradient_mean_rms,
-    check_simple_gradient_descent,
-)
 from dlnn_helpers.checks.optimisation import (
     Problem,
     ema_cases,
@@ -50,11 +43,12 @@ from dlnn_helpers.checks.optimisation import (
 from dlnn_helpers.loss_surface import START, LossFunctionWithPlot
 from dlnn_helpers.optimisers import make_jump_series, record_gradients
 
-from . import expects
+from . import answers, expects
 
 # ================================================================================ reference answers
 
 
+@answers("check_gradient_descent")
 def gradient_descent(
     loss_fn: Callable[[torch.Tensor], torch.Tensor],
     x: torch.Tensor,
@@ -82,6 +76,7 @@ def gradient_descent(
         x.grad = None
 
 
+@answers("check_simple_gradient_descent")
 class SimpleGradientDescent:
     """Gradient descent with weight decay, θ ← θ − η (g + λ θ): ``torch.optim.SGD`` with weight decay.
 
@@ -116,6 +111,7 @@ class SimpleGradientDescent:
             x.grad = None
 
 
+@answers("check_ema_update")
 def ema_update(x_t: Any, beta: float, t: int, ema_star_old: Any) -> tuple[Any, Any]:
     """One step of an exponential moving average with bias correction.
 
@@ -142,6 +138,7 @@ def ema_update(x_t: Any, beta: float, t: int, ema_star_old: Any) -> tuple[Any, A
     return ema, ema_star
 
 
+@answers("check_adam_optimizer")
 class ADAMOptimizer:
     """Adam as a PyTorch-style optimiser, written with :func:`ema_update` (``torch.optim.Adam``).
 
@@ -194,6 +191,7 @@ class ADAMOptimizer:
             x.grad = None
 
 
+@answers("check_gradient_mean_rms")
 def gradient_mean_rms(grads: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-coordinate mean and root-mean-square of a gradient history of shape (N, n_coordinates)."""
     return grads.mean(dim=0), grads.square().mean(dim=0).sqrt()
@@ -470,16 +468,6 @@ def adam_optimizer_expected(seed, shapes, lr, betas, eps, weight_decay, n_steps)
         table[kind] = [None if not s["weight_decay"] and kind.startswith("wd") else
                        _adam_variant(problem, s, n_steps, options) for s in runs]
     return table
-
-
-SELF_CHECKS = [
-    (check_gradient_descent, (gradient_descent,), {}),
-    (check_gradient_mean_rms, (gradient_mean_rms,), {}),
-    (check_simple_gradient_descent, (SimpleGradientDescent,), {}),
-    (check_ema_update, (ema_update,), {}),
-    (check_adam_optimizer, (ADAMOptimizer,), {}),
-]
-"""The self-check calls of the T2 notebook, with the reference answers."""
 
 
 # ============================================================== data of the notebook's stand-ins
