@@ -1,7 +1,7 @@
-"""``python -m coursebuild`` = ``python scripts/course.py``."""
+"""``python -m coursebuild`` = ``dlnn-course`` = ``python scripts/course.py``."""
 
 import sys
 
-from .build import main
+from .cli import main
 
 sys.exit(main())

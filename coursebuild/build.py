@@ -1,16 +1,14 @@
 """Build the course: student notebooks, executed notebooks and the static site.
 
-Usage (from the repository root)::
+The steps of the instructor's command line (``dlnn-course``, or ``python scripts/course.py``:
+``coursebuild.cli``)::
 
-    python scripts/course.py all        # sync + generate + execute + both site editions (README)
-    python scripts/course.py sync       # write the Colab badge / install cells from dlnn_helpers.course
-    python scripts/course.py generate   # nbgrader generate_assignment: solutions/ -> tutorials/
-    python scripts/course.py execute    # run every student notebook top to bottom (must not fail)
-    python scripts/course.py site --edition student     # the published site -> _build/html
-    python scripts/course.py site --edition instructor  # with solutions -> _build/instructor/html
-    python scripts/course.py expected   # the self-checks' expected values shipped with dlnn_helpers
-    python scripts/course.py release DEST   # the student repository (coursebuild.release)
-    python scripts/course.py release DEST --tutorials T1_DeepLinearNetworks T2_Optimisation
+    dlnn-course all        # expected + sync + generate + execute + both site editions (README)
+    dlnn-course sync       # write the Colab badge / install cells from dlnn_helpers.course
+    dlnn-course generate   # nbgrader generate_assignment: solutions/ -> tutorials/
+    dlnn-course execute    # run every student notebook top to bottom (must not fail)
+    dlnn-course site --edition student     # the published site -> _build/html
+    dlnn-course site --edition instructor  # with solutions -> _build/instructor/html
 
 The solution notebooks in ``solutions/`` are the single source.  The site build executes each of
 them once (the *reference run*, cached in ``_build/reference`` until the notebook or
@@ -27,7 +25,6 @@ This repository is the instructor's; students use the repository that ``release 
 
 from __future__ import annotations
 
-import argparse
 import copy
 import hashlib
 import os
@@ -40,11 +37,12 @@ from pathlib import Path
 
 import nbformat
 
+from courselayout import ROOT, course_layout, repository_path, solution_path, student_path, tutorial_ids
 from dlnn_helpers.course import STATIC_ENV_VAR, colab_url, pip_requirement
 
-from .layout import ROOT, repository_path, solution_path, student_path, tutorial_ids
+from . import student_site
 
-SITE_PAGES = ROOT / "book"  # generated site pages (git-ignored), listed in _toc.yml
+SITE_PAGES = course_layout().site_pages  # generated site pages (git-ignored), listed in _toc.yml
 
 HEADER_TAG = "course-header"
 BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
@@ -125,7 +123,7 @@ def tool_env(**extra: str) -> dict[str, str]:
 
 def generate(root: Path = ROOT, tutorials: list[str] | None = None) -> None:
     """Run ``nbgrader generate_assignment`` for every tutorial of the course at ``root``."""
-    (root / "autograder").mkdir(exist_ok=True)
+    course_layout(root).work.mkdir(exist_ok=True)
     for tutorial in tutorials or tutorial_ids():
         subprocess.run(
             [sys.executable, "-m", "nbgrader", "generate_assignment", tutorial, "--force",
@@ -172,7 +170,7 @@ def cmd_execute() -> int:
 # Reference run: the solution notebooks executed once, the figures of both site editions
 # ------------------------------------------------------------------------------------------------
 
-BUILD = ROOT / "_build"
+BUILD = course_layout().build
 REFERENCE = BUILD / "reference"
 REFERENCE_KEY = "dlnn_reference_key"
 
@@ -186,7 +184,8 @@ def reference_key(tutorial: str) -> str:
     data files) and the instructor's reference package."""
     digest = hashlib.sha256()
     packages = [
-        p for name in ("dlnn_helpers", "dlnn_reference") for p in (ROOT / name).rglob("*")
+        p for folder in (course_layout().student_package, course_layout().reference_package)
+        for p in folder.rglob("*")
         if p.is_file() and p.suffix in (".py", ".json") and "__pycache__" not in p.parts
     ]
     sources = [solution_path(tutorial), *sorted(packages)]
@@ -284,11 +283,8 @@ def released_solutions(path: Path = RELEASED_SOLUTIONS) -> list[str]:
 
 
 def _strip_markers(source: str) -> str:
-    keep = [
-        line for line in source.splitlines()
-        if line.strip() not in ("### BEGIN SOLUTION", "### END SOLUTION")
-    ]
-    return "\n".join(keep)
+    markers = course_layout().markers
+    return "\n".join(line for line in source.splitlines() if not markers.is_solution_marker(line))
 
 
 def site_header(tutorial: str, edition: str) -> str:
@@ -417,13 +413,10 @@ def write_site_pages(
 def write_student_sources(folder: Path, tutorials: list[str] | None = None) -> list[str]:
     """Write the student edition's site sources (without pages) into ``folder``; return their paths
     inside it.  ``tutorials`` (default: all) are the tutorials the edition lists."""
-    from .release import site_files
-    from .student_site import source
-
     tutorials = tutorial_ids() if tutorials is None else tutorials
     written = []
-    for path, content in site_files().items():
-        text = source(path, content, tutorials)
+    for path, content in student_site.site_files().items():
+        text = student_site.source(path, content, tutorials)
         if text is None:
             continue
         target = folder / path
@@ -488,90 +481,3 @@ def cmd_site(edition: str = "student", workers: int = 2) -> int:
         f"{_size(target) / 2**20:.1f} MiB"
     )
     return 0
-
-
-def cmd_expected(check: bool = False) -> int:
-    """Write the expected values that ship with the student package (``--check``: report stale ones).
-
-    They are the values of every self-check on its default data, computed by the instructor's
-    reference (``dlnn_reference.shipped``) into ``dlnn_helpers/checks/expected/*.json``.  Fresh or
-    stale is judged with a tolerance (another CPU or BLAS changes the last bits): a file whose
-    values are equal within it is left as it is, so another machine leaves ``git status`` clean.
-    """
-    from dlnn_helpers.checks._expected import SHIPPED
-    from dlnn_reference import shipped
-
-    if check:
-        stale = shipped.compare()
-        if stale:
-            print("shipped expected values out of date: "
-                  + "; ".join(f"{name} ({why[:300]})" for name, why in stale.items())
-                  + " (run `python scripts/course.py expected`)", file=sys.stderr)
-            return 1
-        return 0
-    written = shipped.write()
-    files = sorted(SHIPPED.glob("*.json"))
-    size = sum(p.stat().st_size for p in files)
-    print(f"expected: {len(files)} files, {size / 1024:.0f} KiB in {repository_path(SHIPPED)}; "
-          f"{len(written)} rewritten ({', '.join(p.name for p in written) or 'none'}), the others "
-          f"equal within the tolerance (relative {shipped.RTOL:g}: dlnn_reference/shipped.py)")
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "command", choices=["all", "sync", "generate", "execute", "site", "expected", "release"]
-    )
-    parser.add_argument(
-        "dest", nargs="?", type=Path,
-        help="release: the folder of the student repository (a clone of it, or a new folder)",
-    )
-    parser.add_argument(
-        "--check", action="store_true",
-        help="sync, expected: only report stale files; release: report every file of DEST that "
-        "differs from the release (exit status 1 on any difference)",
-    )
-    parser.add_argument(
-        "--edition", choices=EDITIONS, default="student",
-        help="site: the student edition (_build/html, solutions only for the tutorials listed in "
-        "released_solutions.txt) or the instructor edition (_build/instructor/html, all solutions)",
-    )
-    parser.add_argument(
-        "--workers", type=int, default=2, help="site: notebooks executed at once (default 2)"
-    )
-    parser.add_argument(
-        "--tutorials", nargs="+", metavar="ID",
-        help="release: the tutorials the student repository holds, e.g. --tutorials "
-        "T1_DeepLinearNetworks T2_Optimisation (default: all; week by week, name the ones released "
-        "so far; solutions stay per tutorial in released_solutions.txt)",
-    )
-    args = parser.parse_intermixed_args(argv)  # `release --check DEST` as well as `release DEST --check`
-    if args.command == "sync":
-        return cmd_sync(check=args.check)
-    if args.command == "generate":
-        generate()
-        return 0
-    if args.command == "execute":
-        return cmd_execute()
-    if args.command == "site":
-        return cmd_site(args.edition, workers=args.workers)
-    if args.command == "expected":
-        return cmd_expected(check=args.check)
-    if args.command == "release":
-        if args.dest is None:
-            parser.error("release needs the folder of the student repository: release DEST")
-        from .release import cmd_release
-
-        return cmd_release(args.dest, check=args.check, workers=args.workers,
-                           tutorials=args.tutorials)
-    if cmd_expected() != 0:
-        return 1
-    cmd_sync()
-    generate()
-    cmd_execute()
-    return max(cmd_site(edition, workers=args.workers) for edition in EDITIONS)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -21,7 +21,7 @@ This repository is the instructor's: it holds the solutions, the hidden tests, t
   ``.github/workflows/pages.yml``, which builds and publishes it on GitHub Pages;
 * a ``README.md`` for students, the ``LICENSE``, a ``.gitignore`` and a ``RELEASE`` note.
 
-Nothing else: never ``solutions/``, ``autograder/``, ``coursebuild/``, ``dlnn_reference/``,
+Nothing else: never ``solutions/``, ``autograder/``, ``coursebuild/``, ``courselayout/``, ``dlnn_reference/``,
 ``tests/``, ``scripts/``, ``nbgrader_config.py``, a gradebook or ``_build/``.  Before writing, the
 release refuses to run when the shipped expected values are stale (``python scripts/course.py
 expected``), when a notebook's header cells are stale (``sync``), or when any solution line, hidden
@@ -51,35 +51,35 @@ from fnmatch import fnmatch
 from pathlib import Path
 
 import nbformat
-import yaml
 
-from dlnn_helpers.course import STUDENT_REPOSITORY, colab_url, pip_requirement
-
-from . import build, student_site
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10: pip's copy of the same parser
-    from pip._vendor import tomli as tomllib
-
-from .layout import (
+from courselayout import (
     REPOSITORY,
     ROOT,
+    course_layout,
     release_folder,
     repository_path,
     solution_path,
     student_path,
     tutorial_ids,
 )
+from dlnn_helpers.course import STUDENT_REPOSITORY, colab_url, pip_requirement
+
+from . import build, generated, student_site
+from .student_site import copy_files, listed_files, site_files
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: pip's copy of the same parser
+    from pip._vendor import tomli as tomllib
 
 TEMPLATES = Path(__file__).resolve().parent / "student"
 """Templates of the files written for the student repository only (README, workflow, .gitignore)."""
 
-PACKAGE = "dlnn_helpers"
+PACKAGE = course_layout().student_package.name
 """The student package: the only package of the release."""
 
 FORBIDDEN = (
-    "solutions", "autograder", "coursebuild", "dlnn_reference", "tests", "scripts",
+    "solutions", "autograder", "coursebuild", "courselayout", "dlnn_reference", "tests", "scripts",
     "nbgrader_config.py", "gradebook.db", "_build",
 )
 """Top-level names that never appear in a release (and no file of that name anywhere in it)."""
@@ -93,9 +93,6 @@ SITE_BUILD = "jupyter-book build . --all --warningiserror --keep-going --nitpick
 MARKER = "RELEASE"
 """The note at the root of every release; a folder holding it may be overwritten by a new release."""
 
-IGNORED = {"__pycache__", ".ipynb_checkpoints", ".DS_Store"}
-
-
 class ReleaseError(RuntimeError):
     """The release cannot be made (stale data, a solution in the tree, a folder that is not a release)."""
 
@@ -103,20 +100,6 @@ class ReleaseError(RuntimeError):
 # ------------------------------------------------------------------------------------------------
 # The files of the tree
 # ------------------------------------------------------------------------------------------------
-
-
-def _files(folder: Path) -> list[Path]:
-    """Every file under ``folder``, sorted, without caches, checkpoints and hidden files."""
-    return sorted(
-        p for p in folder.rglob("*")
-        if p.is_file() and not p.name.endswith(".pyc")
-        and not any(part in IGNORED or part.startswith(".") for part in p.relative_to(folder).parts)
-    )
-
-
-def _copy(tree: dict[str, bytes], folder: Path) -> None:
-    for path in _files(folder):
-        tree[repository_path(path)] = path.read_bytes()
 
 
 def _pyproject() -> dict:
@@ -185,9 +168,9 @@ def student_pyproject() -> str:
 
 def _package(tree: dict[str, bytes]) -> None:
     """The student package: every module and every data file that its package data installs."""
-    folder = ROOT / PACKAGE
+    folder = course_layout().student_package
     patterns = package_data_patterns()
-    for path in _files(folder):
+    for path in listed_files(folder):
         inside = path.relative_to(folder).as_posix()
         if path.suffix != ".py" and not any(fnmatch(inside, pattern) for pattern in patterns):
             raise ReleaseError(
@@ -195,32 +178,6 @@ def _package(tree: dict[str, bytes]) -> None:
                 f"[tool.setuptools.package-data] in pyproject.toml, or remove it"
             )
         tree[repository_path(path)] = path.read_bytes()
-
-
-def site_sources() -> list[str]:
-    """The site's own sources: ``_config.yml``, ``_toc.yml``, every page it lists outside ``book/``,
-    ``_static/`` and the local Sphinx extensions of ``_config.yml``."""
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    config = yaml.safe_load((ROOT / "_config.yml").read_text())
-    pages = [toc["root"]]
-
-    def walk(node) -> None:
-        if isinstance(node, dict):
-            if "file" in node:
-                pages.append(node["file"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(toc.get("parts", toc.get("chapters", [])))
-    sources = ["_config.yml", "_toc.yml", "_static"]
-    for page in pages:
-        if not page.startswith(build.SITE_PAGES.name + "/"):
-            sources.append(next(f"{page}{s}" for s in (".md", ".ipynb") if (ROOT / f"{page}{s}").is_file()))
-    sources += sorted(set(config.get("sphinx", {}).get("local_extensions", {}).values()))
-    return [s.rstrip("/") for s in sources]
 
 
 def release_page(page: nbformat.NotebookNode) -> nbformat.NotebookNode:
@@ -231,19 +188,6 @@ def release_page(page: nbformat.NotebookNode) -> nbformat.NotebookNode:
     for cell in page.cells:
         cell.metadata.pop("execution", None)
     return page
-
-
-def site_files() -> dict[str, bytes]:
-    """Path -> content of every file of the site's own sources (:func:`site_sources`), as the
-    instructor edition has them."""
-    files: dict[str, bytes] = {}
-    for source in site_sources():
-        path = ROOT / source
-        if path.is_dir():
-            _copy(files, path)
-        else:
-            files[source] = path.read_bytes()
-    return files
 
 
 def _pages(tree: dict[str, bytes], workers: int, tutorials: list[str]) -> None:
@@ -317,7 +261,7 @@ def tree(workers: int = 2, tutorials: list[str] | None = None) -> dict[str, byte
     tutorials = selected(tutorials)
     files: dict[str, bytes] = {}
     for tutorial in tutorials:
-        _copy(files, release_folder() / tutorial)
+        copy_files(files, release_folder() / tutorial)
     _package(files)
     files["pyproject.toml"] = student_pyproject().encode()
     files["requirements-site.txt"] = ("\n".join(site_requirements()) + "\n").encode()
@@ -373,19 +317,6 @@ def trivial(line: str) -> bool:
     )
 
 
-def _marked(source: str, begin: str, end: str) -> list[str]:
-    lines, inside = [], False
-    for line in source.splitlines():
-        text = line.strip()
-        if text == begin:
-            inside = True
-        elif text == end:
-            inside = False
-        elif inside:
-            lines.append(text)
-    return lines
-
-
 def secrets() -> dict[str, str]:
     """Every line that must not appear in the release -> where it comes from.
 
@@ -394,6 +325,7 @@ def secrets() -> dict[str, str]:
     student notebook holds itself.
     """
     released = set(build.released_solutions())
+    markers = course_layout().markers
     public = "\n".join(
         cell.source for tutorial in tutorial_ids()
         for cell in nbformat.read(student_path(tutorial), as_version=4).cells
@@ -402,11 +334,11 @@ def secrets() -> dict[str, str]:
     for tutorial in tutorial_ids():
         for cell in nbformat.read(solution_path(tutorial), as_version=4).cells:
             grading = cell.metadata.get("nbgrader", {})
-            lines = _marked(cell.source, "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
+            lines = markers.between(cell.source, *markers.hidden_tests)
             what = "hidden test"
             if tutorial not in released and grading.get("solution"):
                 if cell.cell_type == "code":
-                    lines += _marked(cell.source, "### BEGIN SOLUTION", "### END SOLUTION")
+                    lines += markers.between(cell.source, *markers.solution)
                     what = "solution"
                 else:
                     lines += [line.strip() for line in cell.source.splitlines()]
@@ -555,12 +487,13 @@ def solution_expressions() -> dict[tuple[str, ...], tuple[str, str]]:
     :data:`MIN_ANSWER_TOKENS` tokens that compute something (:data:`ARITHMETIC`) are searched for.
     """
     found: dict[tuple[str, ...], tuple[str, str]] = {}
+    markers = course_layout().markers
     for tutorial in tutorial_ids():
         for cell in nbformat.read(solution_path(tutorial), as_version=4).cells:
             grading = cell.metadata.get("nbgrader", {})
             if cell.cell_type != "code" or not grading.get("solution"):
                 continue
-            for line in _marked(cell.source, "### BEGIN SOLUTION", "### END SOLUTION"):
+            for line in markers.between(cell.source, *markers.solution):
                 if line in COMMON_LINES:
                     continue
                 for part in _top_level_parts(_expression(line)):
@@ -632,13 +565,15 @@ def read_tree(folder: Path) -> dict[str, bytes]:
 
 
 def preconditions() -> None:
-    """Refuse to release from stale sources: shipped expected values or header cells out of date."""
-    from dlnn_reference.shipped import RTOL, compare
+    """Refuse to release from stale sources: generated files of the student package (shipped
+    expected values, precomputed data; :mod:`coursebuild.generated`, training runs aside) or header
+    cells out of date."""
+    from dlnn_reference.shipped import RTOL
 
-    old = compare()  # with a tolerance: another CPU or BLAS changes only the last bits
+    old = generated.stale()  # with a tolerance: another CPU or BLAS changes only the last bits
     if old:
         raise ReleaseError(
-            "the shipped expected values are stale ("
+            "the shipped data or expected values are stale ("
             + "; ".join(f"{name}: {why[:200]}" for name, why in old.items())
             + f"; beyond a relative tolerance of {RTOL:g}): "
             "run `python scripts/course.py expected` and commit them"

@@ -17,8 +17,11 @@ So the student site never links a page it does not have (Sphinx would fail on it
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import yaml
+
+from courselayout import ROOT, course_layout, repository_path
 
 INSTRUCTOR_PAGES = ("instructors",)
 """Pages of the instructor edition only (``_toc.yml`` file entries, without suffix)."""
@@ -90,3 +93,63 @@ def source(path: str, content: bytes, tutorials: list[str]) -> bytes | None:
     if path.endswith(".md") and "/" not in path:
         return markdown(content.decode(), tutorials).encode()
     return content
+
+
+# ------------------------------------------------------------------------------------------------
+# The site's own sources, as the instructor edition has them
+# ------------------------------------------------------------------------------------------------
+
+IGNORED = {"__pycache__", ".ipynb_checkpoints", ".DS_Store"}
+
+
+def listed_files(folder: Path) -> list[Path]:
+    """Every file under ``folder``, sorted, without caches, checkpoints and hidden files."""
+    return sorted(
+        p for p in folder.rglob("*")
+        if p.is_file() and not p.name.endswith(".pyc")
+        and not any(part in IGNORED or part.startswith(".") for part in p.relative_to(folder).parts)
+    )
+
+
+def copy_files(tree: dict[str, bytes], folder: Path) -> None:
+    for path in listed_files(folder):
+        tree[repository_path(path)] = path.read_bytes()
+
+
+def site_sources() -> list[str]:
+    """The site's own sources: ``_config.yml``, ``_toc.yml``, every page it lists outside ``book/``,
+    ``_static/`` and the local Sphinx extensions of ``_config.yml``."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    pages = [toc["root"]]
+
+    def walk(node) -> None:
+        if isinstance(node, dict):
+            if "file" in node:
+                pages.append(node["file"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(toc.get("parts", toc.get("chapters", [])))
+    sources = ["_config.yml", "_toc.yml", "_static"]
+    for page in pages:
+        if not page.startswith(course_layout().site_pages.name + "/"):
+            sources.append(next(f"{page}{s}" for s in (".md", ".ipynb") if (ROOT / f"{page}{s}").is_file()))
+    sources += sorted(set(config.get("sphinx", {}).get("local_extensions", {}).values()))
+    return [s.rstrip("/") for s in sources]
+
+
+def site_files() -> dict[str, bytes]:
+    """Path -> content of every file of the site's own sources (:func:`site_sources`), as the
+    instructor edition has them."""
+    files: dict[str, bytes] = {}
+    for source in site_sources():
+        path = ROOT / source
+        if path.is_dir():
+            copy_files(files, path)
+        else:
+            files[source] = path.read_bytes()
+    return files

@@ -25,10 +25,8 @@ import torch
 from torch import nn
 
 from .classification_data import ClassificationData, tiny_classification
+from .course import AUTOGRADE_ENV_VAR  # nbgrader sets it while it autogrades: run_test trains less
 from .utils import torch_threads
-
-AUTOGRADE_ENV_VAR = "NBGRADER_EXECUTION"
-"""nbgrader sets this while it autogrades; :func:`run_test` then trains only a few epochs."""
 
 AUTOGRADE_EPOCHS = 20
 """Epoch budget of :func:`run_test` while autograding (the graded results never depend on it)."""

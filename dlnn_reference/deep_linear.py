@@ -16,19 +16,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from dlnn_helpers.checks import (
-    check_initializer,
-    check_linear_regression,
-    check_net_rsm,
-    check_net_svd,
-)
 from dlnn_helpers.checks.deep_linear import _activity, _random_lnnet, _regression_problem
 
-from . import expects
+from . import answers, expects
 
 # ------------------------------------------------------------------------------------ the answers
 
 
+@answers("check_initializer")
 def initializer_(
     model: nn.Module, gamma: float = 1e-12, generator: torch.Generator | None = None
 ) -> None:
@@ -70,6 +65,7 @@ def total_weight(model: nn.Module, in_dim: int) -> torch.Tensor:
     return w_tot
 
 
+@answers("check_net_svd")
 def net_svd(model: nn.Module, in_dim: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Singular value decomposition of the network's end-to-end weight W_tot = U diag(S) Vᵀ.
 
@@ -93,6 +89,7 @@ def net_svd(model: nn.Module, in_dim: int) -> tuple[torch.Tensor, torch.Tensor, 
     return u, s, vh.mT
 
 
+@answers("check_net_rsm")
 def net_rsm(h: torch.Tensor) -> torch.Tensor:
     """Representational similarity matrix H Hᵀ of hidden activity.
 
@@ -109,6 +106,7 @@ def net_rsm(h: torch.Tensor) -> torch.Tensor:
     return h @ h.mT
 
 
+@answers("check_linear_regression")
 def linear_regression(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
     """Least-squares weights W minimising ‖Y − W X‖², i.e. W = Y Xᵀ (X Xᵀ)⁻¹.
 
@@ -198,10 +196,3 @@ def linear_regression_expected(seed: int, shapes: tuple[int, int, int]) -> dict[
     }
 
 
-SELF_CHECKS = [
-    (check_initializer, (initializer_,), {}),
-    (check_net_svd, (net_svd,), {}),
-    (check_net_rsm, (net_rsm,), {}),
-    (check_linear_regression, (linear_regression,), {}),
-]
-"""The notebook's self-check calls (default settings), with this module's reference answers."""

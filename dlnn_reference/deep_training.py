@@ -19,18 +19,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from courselayout import AUTOGRADE_ENV_VAR
 from dlnn_helpers.checks.deep_training import (
-    check_batchnorm_mlp,
-    check_mlp,
-    check_residual_net,
-    check_residual_sequence,
-    check_tiny_rule,
     describe,
     rule_grids,
 )
 from dlnn_helpers.deep_training import PRECOMPUTED_RUNS, RECORD_ENV_VAR
 
-from . import expects
+from . import answers, expects
 from .classification_rules import tiny_rule
 
 # ------------------------------------------------------------------------------------------------
@@ -38,6 +34,7 @@ from .classification_rules import tiny_rule
 # ------------------------------------------------------------------------------------------------
 
 
+@answers("check_mlp")
 def mlp(
     input_size: int,
     hidden_dims: int,
@@ -54,6 +51,7 @@ def mlp(
     return nn.Sequential(*layers)
 
 
+@answers("check_batchnorm_mlp")
 def batchnorm_mlp(input_size: int, hidden_dims: int, n_layers: int = 6) -> nn.Sequential:
     """The ReLU perceptron with BatchNorm after the first and last hidden ReLU
     (``ex_batchnorm_mlp``)."""
@@ -68,6 +66,7 @@ def batchnorm_mlp(input_size: int, hidden_dims: int, n_layers: int = 6) -> nn.Se
     return nn.Sequential(*layers)
 
 
+@answers("check_residual_sequence")
 class ResidualSequence(nn.Sequential):
     """Layers applied in order, with a skip connection around them: y = f(x) + x."""
 
@@ -76,6 +75,7 @@ class ResidualSequence(nn.Sequential):
         return super().forward(x) + x
 
 
+@answers("check_residual_net")
 def residual_net(
     input_size: int,
     hidden_dims: int,
@@ -125,6 +125,7 @@ def residual_net_expected(input_size: int, hidden_dims: int, fan_out_dims: int, 
                                   batchnorm)}
 
 
+@answers("check_tiny_rule")
 def tiny_rule_answer(grids: torch.Tensor) -> torch.Tensor:
     """The reference of ``ex_tiny_rule``: float32 grids (n, 6, 6) of 0/1 -> float32 labels (n,)."""
     centre = grids[:, 2:4, 2:4].sum(dim=(1, 2))
@@ -137,16 +138,6 @@ def tiny_rule_expected(seed: int, n_grids: int) -> dict:
     """The tiny task's labels of the check's random grids (the rule of the data generator)."""
     grids = rule_grids(seed, n_grids).numpy().astype(np.int64)
     return {"correct": tiny_rule(grids).astype(np.float64).tolist()}
-
-
-SELF_CHECKS = [
-    (check_mlp, (mlp,), {}),
-    (check_batchnorm_mlp, (batchnorm_mlp,), {}),
-    (check_residual_sequence, (ResidualSequence,), {}),
-    (check_residual_net, (residual_net,), {}),
-    (check_tiny_rule, (tiny_rule_answer,), {}),
-]
-"""The self-check calls of tutorial 3's notebook, with the reference answers."""
 
 
 # ------------------------------------------------------------------------------------------------
@@ -166,17 +157,17 @@ def record_runs(tutorials: tuple[str, ...] = RUN_TUTORIALS) -> dict[str, dict]:
     import nbclient
     import nbformat
 
-    from coursebuild.layout import solution_path
+    from courselayout import course_layout
 
     records: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "runs.jsonl"
-        saved = {name: os.environ.get(name) for name in (RECORD_ENV_VAR, "NBGRADER_EXECUTION")}
+        saved = {name: os.environ.get(name) for name in (RECORD_ENV_VAR, AUTOGRADE_ENV_VAR)}
         os.environ[RECORD_ENV_VAR] = str(log)
-        os.environ.pop("NBGRADER_EXECUTION", None)
+        os.environ.pop(AUTOGRADE_ENV_VAR, None)
         try:
             for tutorial in tutorials:
-                path = solution_path(tutorial)
+                path = course_layout().solution_path(tutorial)
                 nb = nbformat.read(path, as_version=4)
                 nbclient.NotebookClient(nb, timeout=1800, kernel_name="python3",
                                         resources={"metadata": {"path": str(path.parent)}}).execute()

@@ -4,8 +4,8 @@ The initialisers (``ex_zero_weights``, ``ex_random_weights``, ``ex_lecun_weights
 ``ex_he_weights``) and the two ``Supervise`` classes that re-initialise a network
 (``Supervise_random_weights``, ``Supervise_Kaiming_weights``).  Their checks judge random draws by
 statistics (standard deviation, mean, shape of the distribution) and the loss by its definition, so
-they need no expected values: this module registers none, and ``SELF_CHECKS`` only lists the
-notebook's self-check calls (so that ``dlnn_reference.shipped`` runs them with the references).
+they need no expected values: this module registers none (no ``@expects``), only the reference
+answers of the notebook's self-check calls (``@answers``).
 """
 
 from __future__ import annotations
@@ -15,30 +15,36 @@ import math
 import torch
 from torch import nn
 
-from dlnn_helpers.checks.initialisation import check_init_weights, check_supervise_init
 from dlnn_helpers.deep_training import Supervise
 
+from . import answers
 
+
+@answers("check_init_weights", method="zero")
 def zero_weights(n_in: int, n_out: int) -> torch.Tensor:
     """All-zero weights of shape (n_in, n_out)."""
     return torch.zeros(n_in, n_out)
 
 
+@answers("check_init_weights", method="random")
 def random_weights(n_in: int, n_out: int, scale: float = 0.01) -> torch.Tensor:
     """Weights of shape (n_in, n_out) drawn from N(0, 1) and multiplied by ``scale``."""
     return torch.randn(n_in, n_out) * scale
 
 
+@answers("check_init_weights", method="lecun")
 def lecun_weights(n_in: int, n_out: int) -> torch.Tensor:
     """Weights of shape (n_in, n_out) from N(0, 1 / n_in) (LeCun's initialisation)."""
     return torch.randn(n_in, n_out) / math.sqrt(n_in)
 
 
+@answers("check_init_weights", method="he")
 def he_weights(n_in: int, n_out: int) -> torch.Tensor:
     """Weights of shape (n_in, n_out) from N(0, 2 / n_in)."""
     return torch.randn(n_in, n_out) * math.sqrt(2.0 / n_in)
 
 
+@answers("check_supervise_init", method="random")
 class SuperviseRandomWeights(Supervise):
     """``Supervise`` that re-draws every Linear weight of ``net`` from N(0, 0.01²)."""
 
@@ -49,6 +55,7 @@ class SuperviseRandomWeights(Supervise):
                 nn.init.normal_(module.weight, mean=0.0, std=0.01)
 
 
+@answers("check_supervise_init", method="kaiming")
 class SuperviseKaimingWeights(Supervise):
     """``Supervise`` that re-draws every Linear weight of ``net`` with ``kaiming_normal_``."""
 
@@ -59,12 +66,3 @@ class SuperviseKaimingWeights(Supervise):
                 nn.init.kaiming_normal_(module.weight)
 
 
-SELF_CHECKS = [
-    (check_init_weights, (zero_weights,), {"method": "zero"}),
-    (check_init_weights, (random_weights,), {"method": "random"}),
-    (check_init_weights, (lecun_weights,), {"method": "lecun"}),
-    (check_init_weights, (he_weights,), {"method": "he"}),
-    (check_supervise_init, (SuperviseRandomWeights,), {"method": "random"}),
-    (check_supervise_init, (SuperviseKaimingWeights,), {"method": "kaiming"}),
-]
-"""The self-check calls of tutorial 4's notebook, with the reference answers."""

@@ -18,15 +18,12 @@ import torch
 from torch import nn
 
 from dlnn_helpers.checks.mlp import (
-    check_linear_layer,
-    check_relu_layer,
-    check_squared_error,
     linear_cases,
     relu_cases,
     squared_error_cases,
 )
 
-from . import expects
+from . import answers, expects
 
 # ------------------------------------------------------------------------------------------------
 # Reference answers
@@ -101,6 +98,11 @@ def mlp_gradients_by_hand(
 # ------------------------------------------------------------------------------------------------
 
 
+answers("check_linear_layer", backward=linear_backward)(linear_forward)
+answers("check_relu_layer", backward=relu_backward)(relu_forward)
+answers("check_squared_error", backward=mse_backward)(mse_forward)
+
+
 def _np(t: torch.Tensor) -> np.ndarray:
     """A float64 array rounded to 10 significant digits (short in the shipped file, far inside the
     checks' tolerance of 1e-5)."""
@@ -164,9 +166,3 @@ def squared_error_expected(seed: int, n_cases: int) -> dict:
     return values
 
 
-SELF_CHECKS = [
-    (check_linear_layer, (linear_forward,), {"backward": linear_backward}),
-    (check_relu_layer, (relu_forward,), {"backward": relu_backward}),
-    (check_squared_error, (mse_forward,), {"backward": mse_backward}),
-]
-"""The self-check calls of the T5 notebook, with the reference answers."""

@@ -35,14 +35,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from dlnn_helpers.checks import (
-    check_adam_optimizer,
-    check_ema_update,
-    check_gradient_descent,
-    check_gradient_mean_rms,
-    check_momentum_sgd,
-    check_simple_gradient_descent,
-)
 from dlnn_helpers.checks.optimisation import (
     Problem,
     ema_cases,
@@ -53,11 +45,12 @@ from dlnn_helpers.checks.optimisation import (
 from dlnn_helpers.loss_surface import START, LossFunctionWithPlot
 from dlnn_helpers.optimisers import make_jump_series, record_gradients
 
-from . import expects
+from . import answers, expects
 
 # ================================================================================ reference answers
 
 
+@answers("check_gradient_descent")
 def gradient_descent(
     loss_fn: Callable[[torch.Tensor], torch.Tensor],
     x: torch.Tensor,
@@ -85,6 +78,7 @@ def gradient_descent(
         x.grad = None
 
 
+@answers("check_simple_gradient_descent")
 class SimpleGradientDescent:
     """Gradient descent with weight decay, θ ← θ − η (g + λ θ): ``torch.optim.SGD`` with weight decay.
 
@@ -119,6 +113,7 @@ class SimpleGradientDescent:
             x.grad = None
 
 
+@answers("check_ema_update")
 def ema_update(x_t: Any, beta: float, t: int, ema_star_old: Any) -> tuple[Any, Any]:
     """One step of an exponential moving average with bias correction.
 
@@ -145,6 +140,7 @@ def ema_update(x_t: Any, beta: float, t: int, ema_star_old: Any) -> tuple[Any, A
     return ema, ema_star
 
 
+@answers("check_adam_optimizer")
 class ADAMOptimizer:
     """Adam as a PyTorch-style optimiser, written with :func:`ema_update` (``torch.optim.Adam``).
 
@@ -197,6 +193,7 @@ class ADAMOptimizer:
             x.grad = None
 
 
+@answers("check_momentum_sgd")
 class MomentumSGD:
     """Gradient descent with heavy-ball momentum and weight decay (``torch.optim.SGD`` with momentum).
 
@@ -237,6 +234,7 @@ class MomentumSGD:
             x.grad = None
 
 
+@answers("check_gradient_mean_rms")
 def gradient_mean_rms(grads: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-coordinate mean and root-mean-square of a gradient history of shape (N, n_coordinates)."""
     return grads.mean(dim=0), grads.square().mean(dim=0).sqrt()
@@ -429,10 +427,20 @@ def simple_gradient_descent_expected(seed, shapes, lr, weight_decay, n_steps) ->
     return table
 
 
-def _adam_variant(problem: Problem, settings: dict[str, Any], n_steps: int, *,
-                  bias_correction: bool = True, t_per_parameter: bool = False, keep_m: bool = True,
-                  keep_v: bool = True, weight_decay_mode: str = "coupled",
-                  swap_betas: bool = False) -> np.ndarray:
+ADAM_FLAGS = {"bias_correction": True, "t_per_parameter": False, "keep_m": True, "keep_v": True,
+              "weight_decay_mode": "coupled", "swap_betas": False}
+"""Adam as it is: a mistake of :func:`_adam_variant` changes some of these."""
+
+
+def _adam_variant(problem: Problem, settings: dict[str, Any], n_steps: int,
+                  mistake: dict[str, Any] | None = None) -> np.ndarray:
+    unknown = sorted(set(mistake or {}) - set(ADAM_FLAGS))
+    if unknown:
+        raise TypeError(f"not a flag of Adam's mistakes: {', '.join(unknown)}")
+    flags = {**ADAM_FLAGS, **(mistake or {})}
+    bias_correction, t_per_parameter = flags["bias_correction"], flags["t_per_parameter"]
+    keep_m, keep_v, swap_betas = flags["keep_m"], flags["keep_v"], flags["swap_betas"]
+    weight_decay_mode = flags["weight_decay_mode"]
     lr, eps, wd = settings["lr"], settings["eps"], settings["weight_decay"]
     b1, b2 = settings["betas"]
     if swap_betas:
@@ -501,7 +509,7 @@ def adam_optimizer_expected(seed, shapes, lr, betas, eps, weight_decay, n_steps)
         for s in runs]}
     for kind, options in ADAM_MISTAKES.items():
         table[kind] = [None if not s["weight_decay"] and kind.startswith("wd") else
-                       _adam_variant(problem, s, n_steps, **options) for s in runs]
+                       _adam_variant(problem, s, n_steps, options) for s in runs]
     return table
 
 
@@ -558,18 +566,6 @@ def momentum_sgd_expected(seed, shapes, lr, momentum, weight_decay, n_steps) -> 
         table[kind] = [None if not s["weight_decay"] and kind.startswith("wd") else
                        _momentum_variant(problem, s, n_steps, kind) for s in runs]
     return table
-
-
-SELF_CHECKS = [
-    (check_gradient_descent, (gradient_descent,), {}),
-    (check_gradient_mean_rms, (gradient_mean_rms,), {}),
-    (check_simple_gradient_descent, (SimpleGradientDescent,), {}),
-    (check_ema_update, (ema_update,), {}),
-    (check_adam_optimizer, (ADAMOptimizer,), {}),
-    (check_momentum_sgd, (MomentumSGD,), {}),
-]
-"""The self-check calls of the T2 notebook and of T3's MomentumSGD (its check lives with the other
-optimisers'), with the reference answers."""
 
 
 # ============================================================== data of the notebook's stand-ins

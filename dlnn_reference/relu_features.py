@@ -23,14 +23,10 @@ from torch import nn
 
 from dlnn_helpers import relu_features as rf
 from dlnn_helpers.checks.relu_features import (
-    check_feature_matrix,
-    check_first_layer_gradients,
-    check_principal_features,
-    check_second_layer_gradients,
     seeded_network,
 )
 
-from . import expects
+from . import answers, expects
 
 # ------------------------------------------------------------------------------------------------
 # Reference answers
@@ -61,12 +57,15 @@ def gradient_features(net: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor
     return vmap(grad(output), in_dims=(None, 0))(params, x.detach())
 
 
+@answers("check_first_layer_gradients")
 def first_layer_gradients(net: nn.Sequential, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-point ∂y/∂w₁ and ∂y/∂b₁, each of shape (n, width) (``ex_first_layer_gradients``)."""
     grads = list(gradient_features(net, x).values())
     return grads[0].reshape(x.shape[0], -1), grads[1]
 
 
+@answers("check_feature_matrix")
+@answers("check_feature_matrix", depth=2, seed=23)
 def feature_matrix(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """The (n, d) feature matrix, columns in ``net.parameters()`` order, each parameter flattened
     row by row (``ex_feature_matrix``)."""
@@ -74,6 +73,7 @@ def feature_matrix(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return torch.cat([g.reshape(x.shape[0], -1) for g in grads.values()], dim=1)
 
 
+@answers("check_principal_features")
 def principal_features(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Singular values ``s`` (r,) and principal features ``U diag(s)`` (n, r) of a feature matrix
     (``ex_principal_features``)."""
@@ -81,6 +81,7 @@ def principal_features(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
     return s, u * s
 
 
+@answers("check_second_layer_gradients")
 def second_layer_gradients(net: nn.Sequential, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-point ∂y/∂W₂ (n, m, m) and ∂y/∂b₂ (n, m) of a two-hidden-layer network
     (``ex_second_layer_gradients``)."""
@@ -132,17 +133,6 @@ def second_layer_gradients_expected(seed: int, width: int, n_points: int) -> dic
     return {"correct": (_np(grads[2]), _np(grads[3])), "v": _np(v),
             "no second mask": _np(v[None, :, None] * h1[:, None, :]), "mask": _np(mask2),
             "first layer bias": _np(grads[1])}
-
-
-SELF_CHECKS = [
-    (check_first_layer_gradients, (first_layer_gradients,), {}),
-    (check_feature_matrix, (feature_matrix,), {}),
-    (check_feature_matrix, (feature_matrix,), {"depth": 2, "seed": 23}),
-    (check_principal_features, (principal_features,), {}),
-    (check_second_layer_gradients, (second_layer_gradients,), {}),
-]
-"""The self-check calls of the T6 notebook (and of its ``own_or_fallback`` lines), with the
-reference answers."""
 
 
 # ------------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Write the expected values that ship with the student package (``dlnn_helpers/checks/expected``).
 
-Every self-check call listed in a reference module's ``SELF_CHECKS`` is run once with the reference
+Every self-check call (:func:`dlnn_reference.self_checks`, derived from the check registry and the
+reference answers registered with :func:`dlnn_reference.answers`) is run once with the reference
 answer, under :func:`dlnn_helpers.checks._expected.capture`: each expected value the check asks for
 is computed live and collected, then written as one JSON file per check module (sorted keys, so the
 same values always give the same bytes).  ``python scripts/course.py expected`` runs this, and
@@ -23,7 +24,6 @@ use :func:`stale`, the same rule.
 from __future__ import annotations
 
 import base64
-import importlib
 import json
 import math
 from pathlib import Path
@@ -33,7 +33,7 @@ import numpy as np
 
 from dlnn_helpers.checks import _expected
 
-from . import MODULES
+from . import self_checks
 
 RTOL = 5e-5
 """Relative tolerance of shipped floats: of the largest magnitude of their array (or number)."""
@@ -43,15 +43,10 @@ ATOL = 1e-7
 
 
 def capture_all() -> dict[str, dict]:
-    """Run every module's ``SELF_CHECKS`` with the reference answers; return what they asked for."""
+    """Run every self-check call with the reference answers; return what they asked for."""
     with _expected.capture() as captured:
-        for name in MODULES:
-            try:
-                module = importlib.import_module(f"dlnn_reference.{name}")
-            except ModuleNotFoundError:
-                continue
-            for check, args, kwargs in getattr(module, "SELF_CHECKS", []):
-                check(*args, **kwargs)
+        for check, args, kwargs in self_checks():
+            check(*args, **kwargs)
         return {module: dict(table) for module, table in captured.items()}
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from coursebuild.build import execute_notebook  # noqa: E402
-from coursebuild.layout import solution_path, student_path, tutorial_ids  # noqa: E402
+from courselayout import solution_path, student_path, tutorial_ids  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

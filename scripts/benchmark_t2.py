@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT))
 
 from coursebuild.build import execute_notebook  # noqa: E402
-from coursebuild.layout import solution_path, student_path  # noqa: E402
+from courselayout import solution_path, student_path  # noqa: E402
 
 TUTORIAL = "T2_Optimisation"
 BUDGET_S = 30.0

@@ -1,11 +1,17 @@
-"""Build the course (see ``coursebuild.build``): ``python scripts/course.py all``."""
+"""The instructor's command line without the install: ``python scripts/course.py STEP``.
+
+The same command as ``dlnn-course STEP``.
+
+The command is ``coursebuild.cli`` (``pyproject.toml``'s ``[project.scripts]``); this file only finds
+the repository from any folder.
+"""
 
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from coursebuild.build import main  # noqa: E402
+from coursebuild.cli import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

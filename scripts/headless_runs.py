@@ -12,6 +12,7 @@ Usage::
     python scripts/headless_runs.py --runs 5 --student   # the student notebooks
     python scripts/headless_runs.py T1_DeepLinearNetworks --cell-timeout 60
     python scripts/headless_runs.py --t6-steps 2000,200   # T6 on a short schedule (see below)
+    python scripts/headless_runs.py --notebook my.ipynb --runs 3   # any notebook
 
 ``--t6-steps N,EVERY`` appends ``N_STEPS, SNAPSHOT_EVERY = N, EVERY`` to the cell of T6 that sets its
 schedule (in memory only), so that T6 trains briefly but still builds its interactive widgets; the
@@ -33,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from coursebuild import build  # noqa: E402
-from coursebuild.layout import solution_path, student_path  # noqa: E402
+from courselayout import AUTOGRADE_ENV_VAR, STATIC_ENV_VAR, solution_path, student_path  # noqa: E402
 
 DEFAULT_TUTORIALS = ("T1_DeepLinearNetworks", "T6_ReLUFeatures")
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -42,8 +43,8 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 def headless_env() -> dict[str, str]:
     """The kernel's environment: this interpreter's tools on PATH, no static-widget switches."""
     env = build.tool_env()
-    env.pop(build.STATIC_ENV_VAR, None)
-    env.pop("NBGRADER_EXECUTION", None)
+    env.pop(STATIC_ENV_VAR, None)
+    env.pop(AUTOGRADE_ENV_VAR, None)
     return env
 
 
@@ -89,17 +90,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--student", action="store_true", help="the student notebooks, not solutions")
     parser.add_argument("--t6-steps", default=None, metavar="N,EVERY",
                         help="short training schedule for T6, e.g. 2000,200")
+    parser.add_argument("--notebook", type=Path, action="append", default=[], metavar="PATH",
+                        help="execute this notebook instead of tutorials (repeatable)")
     args = parser.parse_args(argv)
 
     schedule = tuple(int(v) for v in args.t6_steps.split(",")) if args.t6_steps else None
     failures = 0
-    for tutorial in args.tutorials:
-        path = (student_path if args.student else solution_path)(tutorial)
+    chosen = [(p.stem, p.resolve()) for p in args.notebook] or [
+        (t, (student_path if args.student else solution_path)(t)) for t in args.tutorials]
+    for tutorial, path in chosen:
         this_schedule = schedule if tutorial.startswith("T6") else None
         counts = {"ok": 0, "hang": 0, "error": 0}
         times = []
-        what = f"{path.relative_to(ROOT)}" + (f" (N_STEPS, SNAPSHOT_EVERY = {this_schedule})"
-                                               if this_schedule else "")
+        what = str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
+        what += f" (N_STEPS, SNAPSHOT_EVERY = {this_schedule})" if this_schedule else ""
         print(f"{what}: {args.runs} headless runs, {args.cell_timeout} s per cell", flush=True)
         for i in range(args.runs):
             outcome, seconds, detail = run_once(path, args.cell_timeout, this_schedule)

@@ -17,7 +17,7 @@ from torch import nn
 
 import dlnn_helpers as dlnn
 import dlnn_reference.deep_linear as reference
-from coursebuild.layout import solution_path
+from courselayout import solution_path
 
 T1 = "T1_DeepLinearNetworks"
 TRAIN_CELL = "b7d41c2e"

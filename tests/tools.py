@@ -10,17 +10,18 @@ from pathlib import Path
 import nbformat
 
 from coursebuild import build as course
-from coursebuild.layout import ROOT, tutorial_ids
+from courselayout import CONFIG_NAME, ROOT, course_layout, tutorial_ids
 
 TUTORIALS = tutorial_ids()
 
 
 def copy_course(target: Path) -> Path:
     """Copy what nbgrader needs (config, solutions, tutorials) into ``target``; return it."""
-    shutil.copy(ROOT / "nbgrader_config.py", target / "nbgrader_config.py")
-    shutil.copytree(ROOT / "solutions", target / "solutions")
-    shutil.copytree(ROOT / "tutorials", target / "tutorials")
-    (target / "autograder").mkdir()
+    layout = course_layout()
+    shutil.copy(ROOT / CONFIG_NAME, target / CONFIG_NAME)
+    for folder in (layout.source, layout.release):
+        shutil.copytree(folder, target / folder.relative_to(ROOT))
+    (target / layout.work.relative_to(ROOT)).mkdir()
     return target
 
 

@@ -26,6 +26,7 @@ from .runner import (
     DEFAULT_OUTPUT,
     STATE_NAME,
     CalibrationFailed,
+    GradingOptions,
     OutputLocked,
     _load_state,
     grade_class,
@@ -192,12 +193,12 @@ def main(argv: list[str] | None = None) -> int:
         executor = client.get_executor()
     try:
         roster = Roster.load(args.roster) if args.roster else None
-        grade_class(
-            args.submissions, args.output, course=args.course, tutorials=args.tutorials,
-            workers=args.workers, executor=executor, db_url=args.db_url, settings=settings,
-            force=args.force, run_demos=args.run_demos, lock_wait=args.wait, roster=roster,
+        grade_class(args.submissions, args.output, GradingOptions(
+            course=args.course, tutorials=args.tutorials, workers=args.workers, executor=executor,
+            db_url=args.db_url, settings=settings, force=args.force, run_demos=args.run_demos,
+            lock_wait=args.wait, roster=roster,
             progress=None if args.quiet else lambda line: print(line, flush=True),
-        )
+        ))
     except OutputLocked as exc:
         print(f"error: {terminal_safe(str(exc))}", file=sys.stderr)
         return 3

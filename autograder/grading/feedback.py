@@ -22,12 +22,13 @@ import re
 import socket
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
+
+from courselayout import ROOT
 
 if TYPE_CHECKING:  # pragma: no cover
     from .notebook import Prepared
     from .spec import TutorialSpec
-    from .worker import Result
 
 REDACTED = "[hidden test]"
 HOST = "[grader]"
@@ -114,7 +115,7 @@ def host_secrets(extra: list[str] = ()) -> list[str]:
     The host name, the Python environment, the course and the home folder, and ``extra`` (the
     parent adds the input, output and gradebook URL, and its own command line).
     """
-    course = Path(__file__).resolve().parents[2]
+    course = ROOT
     candidates = [socket.gethostname(), sys.prefix, sys.base_prefix, sys.exec_prefix,
                   str(Path(sys.executable).parent), str(course), str(Path.home()), *extra]
     found = set()
@@ -142,12 +143,32 @@ def scrub(text: str, secrets: list[str]) -> str:
     return text
 
 
-def render(result: Result, spec: TutorialSpec, prepared: Prepared | None) -> str:
+class GradedFile(Protocol):
+    """What a feedback page shows of a graded file (:class:`autograder.grading.worker.Result`)."""
+
+    student: str
+    tutorial: str
+    file: str
+    status: str
+    message: str
+    notes: list[str]
+    scores: dict[str, float]
+    verdicts: dict[str, str]
+    manual: dict[str, float]
+
+    @property
+    def score(self) -> float: ...
+
+    @property
+    def max_score(self) -> float: ...
+
+
+def render(result: GradedFile, spec: TutorialSpec, prepared: Prepared | None) -> str:
     """The feedback page of one submission.
 
     Parameters
     ----------
-    result : Result
+    result : GradedFile
         The graded (or rejected) submission.
     spec : TutorialSpec
         Its tutorial.

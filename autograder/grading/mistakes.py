@@ -20,7 +20,9 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-CHECKS = Path(__file__).resolve().parents[2] / "dlnn_helpers" / "checks"
+from courselayout import course_layout
+
+CHECKS = course_layout().student_package / "checks"
 _NUMBER = re.compile(r"(?:(?<![A-Za-z_])|(?<=\dx))[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 MAX_ROWS = 8
 """Mistakes shown per exercise (the most frequent)."""

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from dlnn_helpers.checks import _shortcuts
+from dlnn_helpers.checks import CHECKS, _shortcuts
 
 from . import records
 from .records import CheckCall, find_check
@@ -462,11 +462,13 @@ def _unwatched() -> Iterator[None]:
         _shortcuts.Window.found = found
 
 
-class _SGDRoutine:
-    """torch.optim.SGD as an exercise's class would be written (for the review flag)."""
+class _LibraryRoutine:
+    """A ``torch.optim`` class as an exercise's class would be written (for the review flag)."""
+
+    library: type = torch.optim.SGD
 
     def __init__(self, parameters, **settings):
-        self.optimiser = torch.optim.SGD(list(parameters), foreach=False, **settings)
+        self.optimiser = self.library(list(parameters), foreach=False, **settings)
 
     def step(self):
         self.optimiser.step()
@@ -475,16 +477,16 @@ class _SGDRoutine:
         self.optimiser.zero_grad()
 
 
-class _AdamRoutine(_SGDRoutine):
-    def __init__(self, parameters, **settings):
-        self.optimiser = torch.optim.Adam(list(parameters), foreach=False, **settings)
+def _library_routine(path: str) -> type:
+    """:class:`_LibraryRoutine` of the ``torch.optim`` class at ``path`` (``torch.optim.Adam``)."""
+    module, _, name = path.rpartition(".")
+    if module != "torch.optim":
+        raise ValueError(f"a check's library routine is a torch.optim class, not {path!r}")
+    return type(f"_{name}Routine", (_LibraryRoutine,), {"library": getattr(torch.optim, name)})
 
 
-LIBRARY_ROUTINES = {
-    "check_simple_gradient_descent": ("torch.optim.SGD", _SGDRoutine),
-    "check_adam_optimizer": ("torch.optim.Adam", _AdamRoutine),
-    "check_momentum_sgd": ("torch.optim.SGD", _SGDRoutine),
-}
+LIBRARY_ROUTINES = {name: (entry.library, _library_routine(entry.library))
+                    for name, entry in CHECKS.items() if entry.library}
 """Checks of exercises that re-implement a library routine: the routine, as a class."""
 
 

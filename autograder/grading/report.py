@@ -277,6 +277,10 @@ def write_report(path: Path, rows: list[dict], maxima: dict[str, dict[str, float
         f"{run.get('seconds', 0):.0f} s; the others were unchanged since the last run.</p>",
         f"<p>Sandbox: {esc(run.get('sandbox', ''))}.</p>",
     ]
+    if run.get("memory_peak"):
+        out.append(f"<p>Peak memory of a grading slot: {run['memory_peak'] / 2**20:.0f} MiB "
+                   "(the most any submission of this run used, its kernel's processes and the "
+                   "slot's warm interpreter together, as the control groups measured it).</p>")
     for tutorial, problems in sorted(run.get("reference_problems", {}).items()):
         out.append(f"<p><strong>Warning: the reference solution of {esc(tutorial)} does not pass "
                    f"every test</strong> (fix the tutorial): {esc('; '.join(problems))}</p>")

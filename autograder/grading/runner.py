@@ -35,21 +35,24 @@ import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from nbgrader.api import Gradebook, MissingEntry
 from sqlalchemy.exc import SAWarning
 
+from courselayout import ROOT, course_layout
+
 from . import feedback, handgrades, report
 from .roster import Roster
 from .sandbox import SandboxSettings, controls, sandbox_description, sandbox_warnings
-from .spec import TutorialSpec, prepare, save, tutorial_ids
+from .spec import TutorialSpec, prepare, save
 from .submissions import UNKNOWN, Limits, Submission, collect
 from .worker import Job, Result, grade_submission
 
-COURSE_ROOT = Path(__file__).resolve().parents[2]
+COURSE_ROOT = ROOT
 DEFAULT_OUTPUT = COURSE_ROOT / "autograder" / "output"
 LOCK_NAME = ".grading.lock"
 STATE_NAME = "state.json"
@@ -157,6 +160,11 @@ class ClassGrades:
     graded_now: list[Result] = field(default_factory=list)
     replaced: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
+
+    @property
+    def memory_peak(self) -> int | None:
+        """Most memory one grading slot used in this run (bytes; None where unmeasured)."""
+        return max((r.memory_peak for r in self.graded_now if r.memory_peak), default=None)
 
     @property
     def grades_csv(self) -> Path:
@@ -333,7 +341,7 @@ def _calibrate(specs: dict[str, TutorialSpec], course: Path, executor: Executor,
     say("checking the grader on the reference solutions of " + ", ".join(s.name for s in todo))
     futures = {}
     for number, spec in enumerate(todo):
-        data = (course / "solutions" / spec.name / f"{spec.name}.ipynb").read_bytes()
+        data = course_layout(course).solution_path(spec.name).read_bytes()
         job = Job(-1 - number, "reference", spec.name, "reference", data, spec, settings, run_demos)
         futures[executor.submit(grade_submission, job)] = spec
     refused = []
@@ -424,35 +432,16 @@ def _secrets(db_url: str, paths: list[Path]) -> list[str]:
     return feedback.host_secrets(extra)
 
 
-def grade_class(
-    source: Path,
-    output: Path = DEFAULT_OUTPUT,
-    *,
-    course: Path = COURSE_ROOT,
-    tutorials: list[str] | None = None,
-    workers: int | None = None,
-    executor: Executor | None = None,
-    db_url: str | None = None,
-    settings: SandboxSettings | None = None,
-    force: bool = False,
-    run_demos: bool = False,
-    progress: Callable[[str], None] | None = print,
-    lock_wait: float = 0.0,
-    limits: Limits | None = None,
-    roster: Roster | None = None,
-) -> ClassGrades:
-    """Grade every submission in ``source``; write the gradebook, grades, feedback and report.
+@dataclass
+class GradingOptions:
+    """How :func:`grade_class` grades: every option but the input and the output folder.
 
-    Parameters
+    Attributes
     ----------
-    source : Path
-        Folder or zip file of submissions (see :mod:`autograder.grading.submissions`).
-    output : Path
-        Output folder (created, private to the grader).
     course : Path
-        Course root: ``nbgrader_config.py`` and ``solutions/``.
+        Course root: ``nbgrader_config.py`` and its source folder (``solutions/``).
     tutorials : list of str, optional
-        Tutorials to grade; default: every tutorial of ``course/solutions``.
+        Tutorials to grade; default: every tutorial of the course.
     workers : int, optional
         Worker processes of the default executor (default: one per core).
     executor : concurrent.futures.Executor, optional
@@ -475,6 +464,37 @@ def grade_class(
         What reading the input may cost (see :class:`~autograder.grading.submissions.Limits`).
     roster : Roster, optional
         The class: file names are matched to its students (:mod:`~autograder.grading.roster`).
+    """
+
+    course: Path = COURSE_ROOT
+    tutorials: list[str] | None = None
+    workers: int | None = None
+    executor: Executor | None = None
+    db_url: str | None = None
+    settings: SandboxSettings | None = None
+    force: bool = False
+    run_demos: bool = False
+    progress: Callable[[str], None] | None = print
+    lock_wait: float = 0.0
+    limits: Limits | None = None
+    roster: Roster | None = None
+
+
+def grade_class(source: Path, output: Path = DEFAULT_OUTPUT, options: GradingOptions | None = None,
+                **changes: Any) -> ClassGrades:
+    """Grade every submission in ``source``; write the gradebook, grades, feedback and report.
+
+    Parameters
+    ----------
+    source : Path
+        Folder or zip file of submissions (see :mod:`autograder.grading.submissions`).
+    output : Path
+        Output folder (created, private to the grader).
+    options : GradingOptions, optional
+        Everything else (default: :class:`GradingOptions`' defaults).
+    **changes
+        Fields of :class:`GradingOptions` to change (``grade_class(src, out, workers=2)``); an
+        unknown name raises :class:`TypeError`.
 
     Returns
     -------
@@ -492,6 +512,8 @@ def grade_class(
         When the input or the tutorials cannot be found.
     """
     start = time.perf_counter()
+    options = replace(options or GradingOptions(), **changes)
+    course, tutorials, progress = options.course, options.tutorials, options.progress
 
     def say(line: str) -> None:
         if progress is not None:
@@ -501,19 +523,21 @@ def grade_class(
     if scripts not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = scripts + os.pathsep + os.environ.get("PATH", "")
     source, output, course = Path(source).resolve(), Path(output).resolve(), Path(course).resolve()
-    available = tutorial_ids(course / "solutions")
+    source_folder = course_layout(course).source
+    available = course_layout(course).tutorial_ids()
     if tutorials:
         unknown = sorted(set(tutorials) - set(available))
         if unknown:
-            raise ValueError(f"no such tutorial in {course / 'solutions'}: {', '.join(unknown)}")
+            raise ValueError(f"no such tutorial in {source_folder}: {', '.join(unknown)}")
     selected = sorted(tutorials or available)
     if not selected:
-        raise ValueError(f"no tutorial found in {course / 'solutions'}")
-    submissions = collect(source, available, limits, roster)  # raises for a missing or unreadable input
+        raise ValueError(f"no tutorial found in {source_folder}")
+    # raises for a missing or unreadable input
+    submissions = collect(source, available, options.limits, options.roster)
     output.mkdir(parents=True, exist_ok=True)
     output.chmod(0o700)
-    db_url = db_url or f"sqlite:///{output / 'gradebook.db'}"
-    settings = settings or SandboxSettings()
+    db_url = options.db_url or f"sqlite:///{output / 'gradebook.db'}"
+    settings = options.settings or SandboxSettings()
     settings.hide = sorted({*settings.hide, str(course), str(output),
                             str(source if source.is_dir() else source.parent)})
     for line in sandbox_warnings(settings):  # a missing protection is never silent
@@ -522,16 +546,18 @@ def grade_class(
         else:
             say(line)
     secrets = _secrets(db_url, [output, source, course])
-    with output_lock(output, lock_wait, say):
-        return _grade_locked(submissions, output, course, selected, workers, executor, db_url,
-                             settings, force, run_demos, say, secrets, start)
+    options = replace(options, course=course, db_url=db_url, settings=settings)
+    with output_lock(output, options.lock_wait, say):
+        return _grade_locked(submissions, output, selected, options, say, secrets, start)
 
 
-def _grade_locked(submissions: list[Submission], output: Path, course: Path, selected: list[str],
-                  workers: int | None, executor: Executor | None, db_url: str,
-                  settings: SandboxSettings, force: bool, run_demos: bool,
-                  say: Callable[[str], None], secrets: list[str], start: float) -> ClassGrades:
-    """:func:`grade_class` once it holds the output folder's lock."""
+def _grade_locked(submissions: list[Submission], output: Path, selected: list[str],
+                  options: GradingOptions, say: Callable[[str], None], secrets: list[str],
+                  start: float) -> ClassGrades:
+    """:func:`grade_class` once it holds the output folder's lock (``options`` resolved: its
+    course, gradebook and sandbox settings are set)."""
+    course, workers, executor, db_url = options.course, options.workers, options.executor, options.db_url
+    settings, force, run_demos = options.settings, options.force, options.run_demos
     own = executor is None
     workers = workers or os.cpu_count() or 1
     if own:
@@ -650,14 +676,16 @@ def _grade_locked(submissions: list[Submission], output: Path, course: Path, sel
     report.atomic_write(state_file, json.dumps(state, indent=1), durable=True)
     rows = handgrades.apply(output, list(state.values()), db_url)  # grades.csv, hand marks
     seconds = time.perf_counter() - start
+    peaks = [r.memory_peak for r in done if getattr(r, "memory_peak", None)]
     report.write_report(
         output / "report.html", rows,
         {t: {c.grade_id: c.points for c in s.tests} for t, s in specs.items()}, replaced,
         {"sandbox": sandbox_description(settings), "executor": description,
-         "seconds": seconds, "graded_now": len(jobs),
+         "seconds": seconds, "graded_now": len(jobs), "memory_peak": max(peaks, default=None),
          "reference_problems": {t: s.reference_problems for t, s in specs.items()
                                 if s.reference_problems}},
     )
-    say(f"done in {seconds:.0f} s: {output / 'grades.csv'}, {output / 'report.html'}, "
+    memory = f", peak memory per slot {max(peaks) / 2**20:.0f} MiB" if peaks else ""
+    say(f"done in {seconds:.0f} s{memory}: {output / 'grades.csv'}, {output / 'report.html'}, "
         f"{output / 'feedback'}")
     return ClassGrades(output, rows, done, replaced, seconds)

@@ -39,7 +39,6 @@ processes are limited per process only and the scratch folder is on the host's d
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ctypes
 import ctypes.util
@@ -61,10 +60,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import nbformat
 from jupyter_client.manager import AsyncKernelManager
-from nbclient import NotebookClient
-from nbclient.exceptions import DeadKernelError
 
 from . import cgroups
 
@@ -73,6 +69,8 @@ RECORDER = Path(__file__).with_name("recorder.py")
 RECORDER_MODULE = "_dlnn_grading_recorder"
 RECORDS = RECORDER.with_name("records.py")  # the record model the recorder imports
 RECORDS_MODULE = "_dlnn_grading_records"
+ZYGOTE = RECORDER.with_name("zygote.py")  # the warm interpreter of a slot (warm.py starts it)
+ZYGOTE_MODULE = "_dlnn_grading_zygote"
 FIRST_UID = 200_000
 """Sandboxed kernels run as uid ``FIRST_UID + slot`` (no account is needed)."""
 UID_RANGE = 50_000
@@ -131,6 +129,9 @@ class SandboxSettings:
     hide : list of str
         Folders that must never be visible (the grader adds the course, the input and the
         output): the sandbox refuses to expose any folder that contains one.
+    warm : bool
+        Fork each kernel from a warm interpreter of the worker's slot, whose imports are done
+        (:mod:`warm`); False starts a fresh interpreter per notebook (slower, same sandbox).
     """
 
     cell_timeout: int = 120
@@ -145,6 +146,7 @@ class SandboxSettings:
     max_output_bytes: int = 2 * 2**20
     isolate: bool = True
     hide: list[str] = field(default_factory=list)
+    warm: bool = True
 
 
 def _size(count: int) -> str:
@@ -395,7 +397,7 @@ def stage_library(base: Path) -> Path:
     if spec is None or spec.origin is None:
         raise RuntimeError("the dlnn_helpers package is not installed in the grading environment")
     package = Path(spec.origin).parent
-    digest = hashlib.sha256(RECORDER.read_bytes() + RECORDS.read_bytes())
+    digest = hashlib.sha256(RECORDER.read_bytes() + RECORDS.read_bytes() + ZYGOTE.read_bytes())
     for path in sorted(package.rglob("*.py")):
         digest.update(str(path.relative_to(package)).encode())
         digest.update(path.read_bytes())
@@ -408,6 +410,7 @@ def stage_library(base: Path) -> Path:
     shutil.copytree(package, staging / "dlnn_helpers", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(RECORDER, staging / f"{RECORDER_MODULE}.py")
     shutil.copy(RECORDS, staging / f"{RECORDS_MODULE}.py")
+    shutil.copy(ZYGOTE, staging / f"{ZYGOTE_MODULE}.py")
     for path in [staging, *staging.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
     try:
@@ -708,103 +711,6 @@ class _JailedKernelManager(AsyncKernelManager):
         return [sys.executable, str(JAIL), self.jail_settings, "--", *command]
 
 
-class _LimitedClient(NotebookClient):
-    """A notebook client that keeps a bounded amount of what the kernel sends.
-
-    Every message counts (outputs, display updates, widget state and buffers, comm messages);
-    beyond ``max_output_bytes`` only what a verdict may depend on is kept, in a few bytes: that a
-    cell raised (its error's name and the start of its message) and that it wrote to stderr.
-    Filling the output first cannot hide a failing test.
-    """
-
-    max_output_bytes: int = 2**21
-    output_bytes: int = 0
-    truncated: bool = False
-
-    def process_message(self, msg, cell, cell_index):  # noqa: D401 - nbclient's hook
-        msg_type = msg.get("msg_type", "")
-        if msg_type in ("status", "execute_input"):
-            return super().process_message(msg, cell, cell_index)
-        size = len(json.dumps(msg.get("content", {}), default=str))
-        size += sum(len(b) for b in msg.get("buffers") or [])
-        self.output_bytes += size
-        if self.output_bytes > self.max_output_bytes:
-            if not self.truncated:
-                self.truncated = True
-                cell.setdefault("outputs", []).append(nbformat.v4.new_output(
-                    "stream", name="stdout",
-                    text=f"\n[output truncated by the grader after {self.max_output_bytes} "
-                    "bytes]\n",
-                ))
-            content = msg.get("content", {})
-            if "execution_count" in content:
-                cell["execution_count"] = content["execution_count"]
-            outputs = cell.setdefault("outputs", [])
-            if msg_type == "error":
-                outputs.append(nbformat.v4.new_output(
-                    "error", ename=str(content.get("ename", ""))[:200],
-                    evalue=str(content.get("evalue", ""))[:500], traceback=[]))
-            elif (msg_type == "stream" and content.get("name") == "stderr"
-                  and not any(o.get("name") == "stderr" for o in outputs)):
-                outputs.append(nbformat.v4.new_output(
-                    "stream", name="stderr", text="[stderr output dropped by the grader]\n"))
-            return None
-        return super().process_message(msg, cell, cell_index)
-
-
-async def _run(client: NotebookClient, km: AsyncKernelManager, settings: SandboxSettings) -> None:
-    """Start the kernel, run the code cells one by one, always shut the kernel down."""
-    try:
-        await km.start_kernel()
-        await client.async_start_new_kernel_client()
-        for index, cell in enumerate(client.nb.cells):
-            if cell.cell_type != "code":
-                continue
-            if not await km.is_alive():
-                raise DeadKernelError("the kernel died")
-            # nbclient's own timeout interrupts a long cell; this one catches a kernel that
-            # died or hangs without answering.
-            await asyncio.wait_for(
-                client.async_execute_cell(cell, index,
-                                          execution_count=client.code_cells_executed + 1),
-                settings.cell_timeout + 30,
-            )
-        if not await km.is_alive():
-            raise DeadKernelError("the kernel died")
-    except (TimeoutError, asyncio.TimeoutError):
-        if not await km.is_alive():
-            raise DeadKernelError("the kernel died") from None
-        raise
-    finally:
-        process = getattr(km.provisioner, "process", None)
-        if client.kc is not None:
-            client.kc.stop_channels()
-        try:
-            if km.has_kernel:
-                await km.shutdown_kernel(now=True)
-        except Exception:  # noqa: BLE001 - the sandbox's processes are killed anyway
-            pass
-        if process is not None:  # what the kernel forked stays in its session: end it too
-            try:
-                os.killpg(process.pid, signal.SIGKILL)
-            except OSError:
-                pass
-
-
-@dataclass
-class Execution:
-    """What happened when a notebook ran."""
-
-    notebook: nbformat.NotebookNode
-    records: Path
-    problems: list[str]
-    seconds: float
-    memory_peak: int | None = None
-    """Most memory the kernel's processes used together (bytes), where control groups tell."""
-    uid: int | None = None
-    """The user the kernel ran as (None: the grader's own)."""
-
-
 class Box:
     """One job's sandbox: slot, user, scratch folder, control group (a context manager).
 
@@ -921,31 +827,26 @@ class Box:
 
     def finish(self) -> list[str]:
         """Kill everything of the job; the problems the limits caught (sentences)."""
-        problems = []
         if self.group is not None:
             self.group.kill()
-            if self.group.oom_kills():
-                problems.append(
-                    f"the notebook's processes together needed more than "
-                    f"{_size(self.settings.memory_bytes)} of memory: "
-                    f"{self.group.oom_kills()} of them were stopped"
-                )
-            if self.group.process_limit_hits():
-                problems.append(f"the notebook tried to run more than {self.settings.processes} "
-                                "processes and threads at once")
+        problems = limit_problems(self.group, self.settings)
         if self.uid is not None:
             kill_user(self.uid)
-        if self.mounted:
-            try:
-                usage = os.statvfs(self.scratch)
-                room = usage.f_bavail * usage.f_frsize
-                if room < max(2**20, self.settings.scratch_bytes // 100) or usage.f_favail < 10:
-                    problems.append(f"the notebook filled its scratch folder "
-                                    f"({_size(self.settings.scratch_bytes)}, "
-                                    f"{self.settings.scratch_files} files)")
-            except OSError:
-                pass
-        return problems
+        return problems + scratch_problems(self.scratch, self.settings, self.mounted)
+
+    def kernel_manager(self, env: dict[str, str]) -> _JailedKernelManager:
+        """A kernel manager that starts a fresh kernel in this box (through ``jail.py``)."""
+        jail = self.write_jail(stage_library(self.base), env)
+        km = _JailedKernelManager(
+            kernel_name="python3", transport="ipc", ip=str(self.scratch / "kernel"),
+            connection_file=str(self.scratch / "kernel.json"),
+        )
+        km.jail_settings = str(jail)
+        return km
+
+    def memory_peak(self) -> int | None:
+        """Most memory the job's processes used together (bytes), where control groups tell."""
+        return self.group.memory_peak() if self.group is not None else None
 
     def close(self, release: bool = True) -> None:
         """Remove the scratch folder and the group; release the slot (unless ``release`` is
@@ -967,84 +868,33 @@ class Box:
         self.close()
 
 
-def execute(nb: nbformat.NotebookNode, job_number: int, settings: SandboxSettings,
-            env: dict[str, str], workdir: Path) -> Execution:
-    """Run ``nb`` cell by cell in a sandboxed kernel; never raises for what the notebook does.
-
-    Parameters
-    ----------
-    nb : NotebookNode
-        The notebook to run (modified in place: outputs are added).
-    job_number : int
-        The job's number (for messages; the sandbox's user comes from a machine-wide slot).
-    settings : SandboxSettings
-        Limits and isolation.
-    env : dict
-        Extra environment variables of the kernel.
-    workdir : Path
-        A folder of the grader (created): the kernel's records are copied to
-        ``workdir/records`` (regular files only, at most ``scratch_bytes``) once the kernel and
-        everything it started are dead.
-
-    Returns
-    -------
-    Execution
-    """
-    start = time.perf_counter()
-    shutil.rmtree(workdir, ignore_errors=True)
-    workdir.mkdir(parents=True, mode=0o700)
-    problems: list[str] = []
-    expired = False
-    peak = uid = None
-    with Box(settings) as box:
-        uid = box.uid
-        jail = box.write_jail(stage_library(box.base), env)
-        km = _JailedKernelManager(
-            kernel_name="python3", transport="ipc", ip=str(box.scratch / "kernel"),
-            connection_file=str(box.scratch / "kernel.json"),
-        )
-        km.jail_settings = str(jail)
-        # A signal to the kernel's process group would end bubblewrap itself: interrupt by
-        # message (ipykernel then interrupts its own main thread).
-        km.kernel_spec.interrupt_mode = "message"
-        client = _LimitedClient(
-            nb, km=km, timeout=settings.cell_timeout, allow_errors=True,
-            interrupt_on_timeout=True, record_timing=False, startup_timeout=120,
-            kernel_name="python3",
-            error_on_timeout={
-                "ename": "CellTimeoutError",
-                "evalue": f"the cell ran longer than {settings.cell_timeout} s and was stopped",
-                "traceback": [],
-            },
-            resources={"metadata": {"path": str(box.scratch)}},
-        )
-        client.max_output_bytes = settings.max_output_bytes
-        try:
-            asyncio.run(asyncio.wait_for(_run(client, km, settings), settings.notebook_timeout))
-        except DeadKernelError:
-            problems.append(
-                "the kernel died while running the notebook (os._exit, a crash or a resource "
-                "limit); the cells after that point did not run"
-            )
-        except (TimeoutError, asyncio.TimeoutError):
-            expired = True
-        except RuntimeError as exc:  # e.g. the kernel never started
-            log = _read_tail(box.scratch / ".sandbox.log", 600).strip().splitlines()
-            why = f" ({log[-1][:300]})" if log and log[-1].startswith(("bwrap", "jail")) else ""
-            problems.append(f"the kernel failed: {exc}{why}")
-        finally:
-            problems.extend(box.finish())
-            if box.group is not None:
-                peak = box.group.memory_peak()
-            _copy_out(box.scratch / "records", workdir / "records", settings.scratch_bytes)
-    if expired:
+def limit_problems(group: cgroups.JobGroup | None, settings: SandboxSettings) -> list[str]:
+    """What the job's control group caught (sentences): memory or processes over the limits."""
+    problems = []
+    if group is None:
+        return problems
+    if group.oom_kills():
         problems.append(
-            f"the notebook was stopped: it ran longer than {settings.notebook_timeout} s in all, "
-            "or a cell stopped answering"
+            f"the notebook's processes together needed more than "
+            f"{_size(settings.memory_bytes)} of memory: "
+            f"{group.oom_kills()} of them were stopped"
         )
-    if client.truncated:
-        problems.append(
-            f"the notebook printed more than {settings.max_output_bytes} bytes (output, display "
-            "updates and widget messages together); the rest of its output was dropped"
-        )
-    return Execution(nb, workdir / "records", problems, time.perf_counter() - start, peak, uid)
+    if group.process_limit_hits():
+        problems.append(f"the notebook tried to run more than {settings.processes} "
+                        "processes and threads at once")
+    return problems
+
+
+def scratch_problems(scratch: Path, settings: SandboxSettings, mounted: bool) -> list[str]:
+    """Whether the job filled its scratch folder (a sentence), where it is a size-limited tmpfs."""
+    if not mounted:
+        return []
+    try:
+        usage = os.statvfs(scratch)
+    except OSError:
+        return []
+    room = usage.f_bavail * usage.f_frsize
+    if room < max(2**20, settings.scratch_bytes // 100) or usage.f_favail < 10:
+        return [f"the notebook filled its scratch folder ({_size(settings.scratch_bytes)}, "
+                f"{settings.scratch_files} files)"]
+    return []

@@ -26,11 +26,12 @@ from pathlib import Path
 import nbformat
 from nbgrader.api import Gradebook
 
+from courselayout import course_layout
+
 from .records import find_check
 from .replay import TestCall, parse_test_cell
 
-HIDDEN_BEGIN = "### BEGIN HIDDEN TESTS"
-HIDDEN_END = "### END HIDDEN TESTS"
+HIDDEN_BEGIN, HIDDEN_END = course_layout().markers.hidden_tests
 
 
 @dataclass
@@ -74,11 +75,6 @@ class TutorialSpec:
     @property
     def auto_points(self) -> float:
         return sum(t.points for t in self.tests)
-
-
-def tutorial_ids(source: Path) -> list[str]:
-    """Tutorials of the course: folders of ``source`` that hold a notebook of the same name."""
-    return sorted(p.parent.name for p in source.glob("*/*.ipynb") if p.stem == p.parent.name)
 
 
 def defined_names(source: str) -> list[str]:
@@ -137,7 +133,7 @@ def _fingerprint(course: Path, tutorial: str) -> str:
     import torch
 
     digest = hashlib.sha256()
-    for path in sorted((course / "solutions" / tutorial).rglob("*")):
+    for path in sorted((course_layout(course).source / tutorial).rglob("*")):
         if path.is_file():
             digest.update(path.name.encode())
             digest.update(path.read_bytes())
@@ -154,7 +150,8 @@ def _generate(course: Path, tutorial: str, db_url: str, release: Path) -> None:
     with tempfile.TemporaryDirectory(prefix="dlnn-generate-") as tmp:
         copy = Path(tmp)
         shutil.copy(course / "nbgrader_config.py", copy / "nbgrader_config.py")
-        shutil.copytree(course / "solutions" / tutorial, copy / "solutions" / tutorial)
+        source = course_layout(course).source
+        shutil.copytree(source / tutorial, copy / source.relative_to(course) / tutorial)
         (copy / "autograder").mkdir()
         scripts = str(Path(sys.executable).parent)
         env = dict(os.environ, PATH=scripts + os.pathsep + os.environ.get("PATH", ""))

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import nbformat
 
-ROOT = Path(__file__).resolve().parents[2]
+from courselayout import CONFIG_NAME, ROOT, course_layout
+
 T1 = "T1_DeepLinearNetworks"
 T1_TESTS = {"test_ex_initializer": 2, "test_ex_net_svd": 3, "test_ex_net_rsm": 2,
             "test_linear_regression": 2}
@@ -25,30 +26,32 @@ STUB = "raise NotImplementedError()"
 
 def copy_course(target: Path, root: Path = ROOT) -> Path:
     """Copy what grading needs (nbgrader config, solutions, tutorials) into ``target``."""
+    layout = course_layout(root)
     target.mkdir(parents=True, exist_ok=True)
-    shutil.copy(root / "nbgrader_config.py", target / "nbgrader_config.py")
-    shutil.copytree(root / "solutions", target / "solutions")
-    shutil.copytree(root / "tutorials", target / "tutorials")
-    (target / "autograder").mkdir(exist_ok=True)
+    shutil.copy(root / CONFIG_NAME, target / CONFIG_NAME)
+    for folder in (layout.source, layout.release):
+        shutil.copytree(folder, target / folder.relative_to(root))
+    (target / layout.work.relative_to(root)).mkdir(exist_ok=True)
     return target
 
 
 def solution_sources(tutorial: str = T1) -> dict[str, str]:
     """The reference answer of every solution cell (markers removed), by grade id."""
-    nb = nbformat.read(ROOT / "solutions" / tutorial / f"{tutorial}.ipynb", as_version=4)
+    layout = course_layout()
+    nb = nbformat.read(layout.solution_path(tutorial), as_version=4)
     sources = {}
     for cell in nb.cells:
         meta = cell.metadata.get("nbgrader", {})
         if meta.get("solution") and cell.cell_type == "code":
             lines = [line for line in cell.source.splitlines()
-                     if line.strip() not in ("### BEGIN SOLUTION", "### END SOLUTION")]
+                     if not layout.markers.is_solution_marker(line)]
             sources[meta["grade_id"]] = "\n".join(lines)
     return sources
 
 
 def student_notebook(tutorial: str = T1) -> nbformat.NotebookNode:
     """The released (student) notebook of ``tutorial``."""
-    return nbformat.read(ROOT / "tutorials" / tutorial / f"{tutorial}.ipynb", as_version=4)
+    return nbformat.read(course_layout().student_path(tutorial), as_version=4)
 
 
 def filled(answers: dict[str, str], tutorial: str = T1) -> nbformat.NotebookNode:
@@ -61,7 +64,7 @@ def filled(answers: dict[str, str], tutorial: str = T1) -> nbformat.NotebookNode
     return nb
 
 
-CORRECT = solution_sources() if (ROOT / "solutions" / T1).is_dir() else {}
+CORRECT = solution_sources() if course_layout().solution_path(T1).is_file() else {}
 
 ALTERNATIVE = {
     "ex_initializer": '''def ex_initializer_(model, gamma=1e-12):

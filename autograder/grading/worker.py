@@ -21,16 +21,19 @@ from pathlib import Path
 
 import nbformat
 
+from courselayout import AUTOGRADE_ENV_VAR, STATIC_ENV_VAR
+
 from . import feedback, shortcuts, static_look
+from .execution import execute
 from .notebook import Rejected, prepare
 from .replay import Verdict, judge, load_records
-from .sandbox import SandboxSettings, die_with_parent, execute, scratch_base
+from .sandbox import SandboxSettings, die_with_parent, scratch_base
 from .spec import HIDDEN_BEGIN, HIDDEN_END, TutorialSpec
 
 KERNEL_ENV = {
-    "NBGRADER_EXECUTION": "autograde",
+    AUTOGRADE_ENV_VAR: "autograde",
     "MPLBACKEND": "Agg",
-    "DLNN_STATIC_WIDGETS": "1",
+    STATIC_ENV_VAR: "1",
     "OMP_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
     "PYTHONHASHSEED": "0",
@@ -82,6 +85,9 @@ class Result:
     """``host:pid`` of the process that graded it."""
     feedback_html: str = ""
     autograded: str = ""
+    memory_peak: int | None = None
+    """Most memory the submission's grading slot used (bytes: its kernel's processes and the
+    slot's warm interpreter together), where control groups measure it."""
 
     @property
     def score(self) -> float:
@@ -186,6 +192,7 @@ def grade_submission(job: Job) -> Result:
     try:
         execution = execute(prepared.notebook, job.number, job.settings, KERNEL_ENV, workdir)
         result.notes.extend(execution.problems)
+        result.memory_peak = execution.memory_peak
         executed = {
             c.metadata.get("nbgrader", {}).get("grade_id"): c
             for c in execution.notebook.cells if c.cell_type == "code"

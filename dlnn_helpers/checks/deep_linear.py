@@ -38,18 +38,16 @@ from ._core import (
     warning_note,
 )
 from ._diagnosis import Mistake, find_mistake, judge
-from ._expected import expected, register_check
-from ._shortcuts import declare, student_code
+from ._expected import expected
+from ._registry import registered
+from ._shortcuts import student_code
 
-for _check in ("check_net_svd", "check_net_rsm", "check_linear_regression"):
-    register_check(_check, "deep_linear")
-
-_INITIALIZER_REFUSED = declare("check_initializer", "ex_initializer_", ())
-_NET_SVD_REFUSED = declare("check_net_svd", "ex_net_svd", ("multi_dot",))
+_INITIALIZER_REFUSED = ()
+_NET_SVD_REFUSED = ("multi_dot",)
 """The product of the weights is the exercise (and torch.linalg.multi_dot the notebook's stand-in)."""
-_NET_RSM_REFUSED = declare("check_net_rsm", "ex_net_rsm", ("torch.inner",))
+_NET_RSM_REFUSED = ("torch.inner",)
 """The dot products are the exercise (and torch.inner the notebook's stand-in)."""
-_LINEAR_REGRESSION_REFUSED = declare("check_linear_regression", "linear_regression", ("lstsq",))
+_LINEAR_REGRESSION_REFUSED = ("lstsq",)
 
 _SENTINEL = 7.0  # every weight is set to this before the student's initialiser runs
 
@@ -84,6 +82,7 @@ def _sigma_mistakes(gamma: float, n_in: int, n_out: int) -> dict[str, float]:
     }
 
 
+@registered("ex_initializer_", refuses=_INITIALIZER_REFUSED)
 def check_initializer(
     func: Callable[..., object],
     *,
@@ -204,6 +203,7 @@ def _random_lnnet(dims: tuple[int, int, int], seed: int) -> LNNet:
     return model
 
 
+@registered("ex_net_svd", refuses=_NET_SVD_REFUSED)
 def check_net_svd(
     func: Callable[..., object],
     *,
@@ -341,6 +341,7 @@ def _activity(seed: int, shape: tuple[int, int]) -> torch.Tensor:
     return torch.randn(tuple(shape), generator=generator) + 0.5
 
 
+@registered("ex_net_rsm", refuses=_NET_RSM_REFUSED)
 def check_net_rsm(
     func: Callable[..., object],
     *,
@@ -420,6 +421,7 @@ def _regression_problem(seed: int, shapes: tuple[int, int, int]) -> tuple[np.nda
     return x, y
 
 
+@registered("linear_regression", refuses=_LINEAR_REGRESSION_REFUSED)
 def check_linear_regression(
     func: Callable[..., object],
     *,

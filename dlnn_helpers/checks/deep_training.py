@@ -31,17 +31,15 @@ from torch import nn
 from ._contract import expect_tensor
 from ._core import CheckFailure, call_student, captured_warnings, warning_note
 from ._diagnosis import Mistake, judge
-from ._expected import expected, register_check
-from ._shortcuts import declare, student_code
+from ._expected import expected
+from ._registry import registered
+from ._shortcuts import student_code
 
-for _check in ("check_mlp", "check_batchnorm_mlp", "check_residual_net", "check_tiny_rule"):
-    register_check(_check, "deep_training")
-
-_MLP_REFUSED = declare("check_mlp", "ex_mlp", ())
-_BATCHNORM_MLP_REFUSED = declare("check_batchnorm_mlp", "ex_batchnorm_mlp", ())
-_RESIDUAL_NET_REFUSED = declare("check_residual_net", "ex_residual_net", ())
-_RESIDUAL_SEQUENCE_REFUSED = declare("check_residual_sequence", "ResidualSequence", ())
-_TINY_RULE_REFUSED = declare("check_tiny_rule", "ex_tiny_rule", ())
+_MLP_REFUSED = ()
+_BATCHNORM_MLP_REFUSED = ()
+_RESIDUAL_NET_REFUSED = ()
+_RESIDUAL_SEQUENCE_REFUSED = ()
+_TINY_RULE_REFUSED = ()
 
 _LEAVES: dict[type, str] = {
     nn.Linear: "Linear",
@@ -227,6 +225,7 @@ def _diagnose_residual(got: tuple, expected: tuple) -> str:
 # ------------------------------------------------------------------------------------------------
 
 
+@registered("ex_mlp", refuses=_MLP_REFUSED)
 def check_mlp(
     func: Callable[..., Any],
     *,
@@ -267,6 +266,7 @@ def check_mlp(
             + notes)
 
 
+@registered("ex_batchnorm_mlp", refuses=_BATCHNORM_MLP_REFUSED)
 def check_batchnorm_mlp(
     func: Callable[..., Any],
     *,
@@ -314,6 +314,7 @@ def check_batchnorm_mlp(
             + notes)
 
 
+@registered("ex_residual_net", refuses=_RESIDUAL_NET_REFUSED)
 def check_residual_net(
     func: Callable[..., Any],
     *,
@@ -376,6 +377,7 @@ def _block_layers(width: int, fan_out: int, generator: torch.Generator) -> list[
     return layers
 
 
+@registered("ResidualSequence", refuses=_RESIDUAL_SEQUENCE_REFUSED)
 def check_residual_sequence(
     cls: Any,
     *,
@@ -478,6 +480,7 @@ def _grid_text(grid: np.ndarray) -> str:
     return "\n".join("    " + " ".join(str(int(v)) for v in row) for row in grid)
 
 
+@registered("ex_tiny_rule", refuses=_TINY_RULE_REFUSED)
 def check_tiny_rule(
     func: Callable[..., Any],
     *,

@@ -29,11 +29,12 @@ from torch import nn
 from ._contract import expect_tensor
 from ._core import CheckFailure, call_student, captured_warnings, warning_note
 from ._diagnosis import Mistake, find_mistake
-from ._shortcuts import declare, student_code
+from ._registry import registered
+from ._shortcuts import student_code
 
-_INIT_REFUSED = declare("check_init_weights", "ex_*_weights", ("torch.nn.init",))
+_INIT_REFUSED = ("torch.nn.init",)
 """The initialisers draw from the distribution themselves: torch.nn.init is what they replace."""
-_SUPERVISE_REFUSED = declare("check_supervise_init", "Supervise_*_weights", ())
+_SUPERVISE_REFUSED = ()
 """Supervise_random_weights and Supervise_Kaiming_weights use torch.nn.init on purpose."""
 
 _SENTINEL = 7.0
@@ -123,6 +124,7 @@ def _init_mistakes(method: str, n_in: int, n_out: int, scale: float) -> list[Mis
     return [Mistake(why, wrong) for why, wrong in mistakes.items()]
 
 
+@registered("ex_*_weights", refuses=_INIT_REFUSED)
 def check_init_weights(
     func: Callable[..., Any],
     method: str,
@@ -242,6 +244,7 @@ def _check_net(sizes: tuple[int, int, int]) -> nn.Sequential:
     return net
 
 
+@registered("Supervise_*_weights", refuses=_SUPERVISE_REFUSED)
 def check_supervise_init(
     cls: Any,
     method: str,

@@ -29,18 +29,16 @@ import torch
 from ._contract import expect_number, expect_tensor
 from ._core import CheckFailure, call_student, captured_warnings, unpack, warning_note
 from ._diagnosis import Mistake, judge
-from ._expected import expected, register_check
-from ._shortcuts import declare, student_code
+from ._expected import expected
+from ._registry import registered
+from ._shortcuts import student_code
 
 _RTOL = 1e-5
 
-register_check("check_linear_layer", "mlp")
-register_check("check_relu_layer", "mlp")
-register_check("check_squared_error", "mlp")
 
-_REFUSED_LINEAR = declare("check_linear_layer", "ex_linear_backward", ("autograd",))
-_REFUSED_RELU = declare("check_relu_layer", "ex_relu_backward", ("autograd",))
-_REFUSED_MSE = declare("check_squared_error", "ex_mse_backward", ("autograd",))
+_REFUSED_LINEAR = ("autograd",)
+_REFUSED_RELU = ("autograd",)
+_REFUSED_MSE = ("autograd",)
 
 
 def _shapes(seed: int, n_cases: int, batch_one: bool = True) -> list[tuple[int, int, int]]:
@@ -143,6 +141,7 @@ def _value(results: list, index: int) -> Any:
 # ----------------------------------------------------------------------------------------------
 
 
+@registered("ex_linear_backward", refuses=_REFUSED_LINEAR)
 def check_linear_layer(
     forward: Callable[..., object],
     *,
@@ -207,6 +206,7 @@ def check_linear_layer(
 # ----------------------------------------------------------------------------------------------
 
 
+@registered("ex_relu_backward", refuses=_REFUSED_RELU)
 def check_relu_layer(
     forward: Callable[..., object],
     *,
@@ -258,6 +258,7 @@ def check_relu_layer(
 # ----------------------------------------------------------------------------------------------
 
 
+@registered("ex_mse_backward", refuses=_REFUSED_MSE)
 def check_squared_error(
     forward: Callable[..., object],
     *,

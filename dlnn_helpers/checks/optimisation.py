@@ -58,22 +58,19 @@ from ._core import (
     warning_note,
 )
 from ._diagnosis import Mistake, find_mistake, judge, matches
-from ._expected import expected, register_check
-from ._shortcuts import ShortcutUsed, declare, student_code
+from ._expected import expected
+from ._registry import registered
+from ._shortcuts import ShortcutUsed, student_code
 
 _RTOL = 1e-4
-_MODULE = "optimisation"
 
-for _check in ("check_gradient_descent", "check_gradient_mean_rms", "check_simple_gradient_descent",
-               "check_ema_update", "check_adam_optimizer", "check_momentum_sgd"):
-    register_check(_check, _MODULE)
 
-_REFUSED_DESCENT = declare("check_gradient_descent", "gradient_descent", ("torch.optim",))
-_REFUSED_MEAN_RMS = declare("check_gradient_mean_rms", "gradient_mean_rms", ())
-_REFUSED_SGD = declare("check_simple_gradient_descent", "SimpleGradientDescent", ("torch.optim",))
-_REFUSED_EMA = declare("check_ema_update", "ema_update", ())
-_REFUSED_ADAM = declare("check_adam_optimizer", "ADAMOptimizer", ("torch.optim",))
-_REFUSED_MOMENTUM = declare("check_momentum_sgd", "MomentumSGD", ("torch.optim",))
+_REFUSED_DESCENT = ("torch.optim",)
+_REFUSED_MEAN_RMS = ()
+_REFUSED_SGD = ("torch.optim",)
+_REFUSED_EMA = ()
+_REFUSED_ADAM = ("torch.optim",)
+_REFUSED_MOMENTUM = ("torch.optim",)
 
 _NO_GRAD_HINT = (
     "A tensor that requires grad can only be changed in place without autograd watching: wrap the "
@@ -183,6 +180,7 @@ def descent_settings(start: Sequence[float], learning_rate: float | Sequence[flo
     }
 
 
+@registered("gradient_descent", refuses=_REFUSED_DESCENT)
 def check_gradient_descent(
     func: Callable[..., object],
     *,
@@ -289,6 +287,7 @@ _RMS_MISTAKES = {
 }
 
 
+@registered("gradient_mean_rms", refuses=_REFUSED_MEAN_RMS)
 def check_gradient_mean_rms(
     func: Callable[..., object],
     *,
@@ -619,6 +618,7 @@ _SGD_MISTAKES = {
 """The known mistakes of SimpleGradientDescent, keyed as in the expected values, in this order."""
 
 
+@registered("SimpleGradientDescent", refuses=_REFUSED_SGD, library="torch.optim.SGD")
 def check_simple_gradient_descent(
     cls: Callable[..., Any],
     *,
@@ -780,6 +780,7 @@ def _ema_judge(got: tuple[np.ndarray, np.ndarray], exp: dict[str, Any], index: i
     judge(f"ema ({label})", ema, ref_ema, rtol=1e-5, advice="ema = ema_star / (1 − β^t).")
 
 
+@registered("ema_update", refuses=_REFUSED_EMA)
 def check_ema_update(
     func: Callable[..., object],
     *,
@@ -870,6 +871,7 @@ _ADAM_MISTAKES = {
 """The known mistakes of ADAMOptimizer, keyed as in the expected values, tried in this order."""
 
 
+@registered("ADAMOptimizer", refuses=_REFUSED_ADAM, library="torch.optim.Adam")
 def check_adam_optimizer(
     cls: Callable[..., Any],
     *,
@@ -970,6 +972,7 @@ _MOMENTUM_SHAPES: tuple[tuple[int, ...], ...] = ((2, 3), (4,), (1,))
 """Fewer values than the T2 checks' shapes: the shipped trajectories stay small."""
 
 
+@registered("MomentumSGD", refuses=_REFUSED_MOMENTUM, library="torch.optim.SGD")
 def check_momentum_sgd(
     cls: Callable[..., Any],
     *,

@@ -27,17 +27,14 @@ from ..relu_features import make_relu_net
 from ._contract import expect_tensor
 from ._core import CheckFailure, call_student, captured_warnings, close, unpack, warning_note
 from ._diagnosis import Mistake, judge, matches
-from ._expected import expected, register_check
-from ._shortcuts import declare, student_code
+from ._expected import expected
+from ._registry import registered
+from ._shortcuts import student_code
 
-register_check("check_first_layer_gradients", "relu_features")
-register_check("check_feature_matrix", "relu_features")
-register_check("check_second_layer_gradients", "relu_features")
-
-_REFUSED_FIRST = declare("check_first_layer_gradients", "ex_first_layer_gradients", ())
-_REFUSED_MATRIX = declare("check_feature_matrix", "ex_feature_matrix", ())
-_REFUSED_PRINCIPAL = declare("check_principal_features", "ex_principal_features", ())
-_REFUSED_SECOND = declare("check_second_layer_gradients", "ex_second_layer_gradients", ())
+_REFUSED_FIRST = ()
+_REFUSED_MATRIX = ()
+_REFUSED_PRINCIPAL = ()
+_REFUSED_SECOND = ()
 
 
 def seeded_network(
@@ -105,6 +102,7 @@ def _array(value: object) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------
 
 
+@registered("ex_first_layer_gradients", refuses=_REFUSED_FIRST)
 def check_first_layer_gradients(
     func: Callable[..., object],
     *,
@@ -165,6 +163,7 @@ def check_first_layer_gradients(
 # ----------------------------------------------------------------------------------------------
 
 
+@registered("ex_feature_matrix", refuses=_REFUSED_MATRIX)
 def check_feature_matrix(
     func: Callable[..., object],
     *,
@@ -227,6 +226,7 @@ def check_feature_matrix(
 # ----------------------------------------------------------------------------------------------
 
 
+@registered("ex_principal_features", refuses=_REFUSED_PRINCIPAL)
 def check_principal_features(
     func: Callable[..., object],
     *,
@@ -290,6 +290,7 @@ def check_principal_features(
 # ----------------------------------------------------------------------------------------------
 
 
+@registered("ex_second_layer_gradients", refuses=_REFUSED_SECOND)
 def check_second_layer_gradients(
     func: Callable[..., object],
     *,

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import dlnn_reference
-from dlnn_helpers.checks import _expected
+from dlnn_helpers.checks import CHECKS, _expected
 
 
 @pytest.fixture
@@ -87,6 +87,34 @@ def test_every_shipped_file_is_up_to_date_with_the_references():
     from dlnn_reference import shipped
 
     assert shipped.stale() == [], "run: python scripts/course.py expected"
+
+
+SHIPPED_BYTES = {"mlp": 25_000, "relu_features": 50_000}
+"""Largest shipped file of a topic (the package stays small); 100 kB for the others."""
+
+
+def test_every_shipped_file_is_small():
+    sizes = {path.stem: path.stat().st_size for path in _expected.SHIPPED.glob("*.json")}
+    assert set(sizes) == {e.topic for e in CHECKS.values()
+                          if e.name in dlnn_reference.EXPECTED}, sizes
+    assert all(size < SHIPPED_BYTES.get(topic, 100_000) for topic, size in sizes.items()), sizes
+
+
+def test_every_registered_check_has_its_reference():
+    """The answer key holds a self-check answer for every check, and the expected values of every
+    check that asks for some (a check asks :func:`expected` by its own name only)."""
+    assert set(dlnn_reference.ANSWERS) == set(CHECKS)
+    assert set(dlnn_reference.EXPECTED) <= set(CHECKS)
+
+
+@pytest.mark.parametrize("mode", ["shipped_only", "live_only"])
+@pytest.mark.parametrize(("check", "args", "settings"), dlnn_reference.self_checks(),
+                         ids=lambda v: getattr(v, "__name__", None) if callable(v) else None)
+def test_every_self_check_passes_with_the_reference_answer(check, args, settings, mode):
+    """On the shipped values alone (what a student has: no dlnn_reference), and live."""
+    with getattr(_expected, mode)():
+        summary = check(*args, **settings)
+    assert isinstance(summary, str) and summary  # a check that passes returns its summary
 
 
 # ------------------------------------------------------------------------------------------------

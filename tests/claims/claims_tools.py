@@ -8,7 +8,7 @@ from functools import cache
 
 import nbformat
 
-from coursebuild.layout import solution_path
+from courselayout import solution_path
 
 
 @cache

@@ -25,7 +25,7 @@ import torch
 
 import dlnn_helpers as dlnn
 import dlnn_reference.deep_linear as reference
-from coursebuild.layout import solution_path
+from courselayout import solution_path
 from dlnn_helpers.checks import (
     CheckFailure,
     ShortcutUsed,

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from coursebuild.layout import solution_path
+from courselayout import solution_path
 from dlnn_helpers.loss_surface import START, LossFunctionWithPlot
 from dlnn_helpers.optimisers import make_jump_series, record_gradients
 from dlnn_helpers.utils import torch_threads

@@ -33,9 +33,9 @@ from dlnn_helpers import deep_training as dt
 from dlnn_helpers.classification_data import hard_classification, tiny_classification
 from dlnn_helpers.utils import torch_threads
 from dlnn_reference import deep_training as ref
+from dlnn_reference import optimisation as t2
 from dlnn_reference.classification_rules import hard_rule, tiny_rule
 
-from ..checks import references as t2
 from .claims_tools import Run, cell_outputs, cell_source, training_runs
 
 TUTORIAL = "T3_TrainingDeepNetworks"

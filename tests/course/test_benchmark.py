@@ -1,11 +1,14 @@
-"""``scripts/benchmark_notebooks.py`` runs (on a one-cell notebook: the tiny setting)."""
+"""``scripts/benchmark_notebooks.py`` and ``scripts/benchmark.py`` run (tiny settings)."""
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 
 import nbformat
+import pytest
 
 from ..tools import ROOT, course
 
@@ -32,3 +35,28 @@ def test_the_notebook_benchmark_refuses_an_unknown_tutorial():
         capture_output=True, text=True, timeout=120, env=course.tool_env(),
     )
     assert done.returncode == 2 and "no such tutorial: T9_Nothing" in done.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.grading
+def test_the_benchmark_command_measures_everything_with_tiny_settings(tmp_path):
+    notebook = tmp_path / "tiny.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(6 * 7)")]),
+                   notebook)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "benchmark.py"), "--quick", "--notebook",
+         str(notebook), "--json", str(tmp_path / "numbers.json")],
+        capture_output=True, text=True, timeout=1200, env=course.tool_env(), cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stderr == ""
+    found = json.loads((tmp_path / "numbers.json").read_text())
+    assert found["machine"]["cores"] == os.cpu_count() and len(found["machine"]["load"]) == 3
+    assert found["startup"]["fresh_s"] > 0 and found["startup"]["warm_s"] > 0
+    (run,) = found["grading"]["runs"]
+    assert (run["workers"], run["kernels"], run["students"]) == (1, "warm", 2)
+    assert run["scores"] == {"student000": 9.0, "student001": 9.0}  # correct, alternative answers
+    assert set(found["reference"]) == set(found["student"]) == {"tiny"}
+    for line in ("start-up per submission, fresh kernel", "grading 2 T1 submissions, 1 worker(s)",
+                 "untouched student notebook: tiny", "load average before:"):
+        assert line in done.stdout, done.stdout

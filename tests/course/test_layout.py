@@ -1,4 +1,5 @@
-"""The course layout is read from nbgrader_config.py, the one place that names the folders."""
+"""The course layout (``courselayout``) is read from nbgrader_config.py, the one place that names the
+folders and nbgrader's markers; it maps every tutorial to its topic and modules."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import shutil
 
 import pytest
 
-from coursebuild import layout
+import courselayout as layout
+from dlnn_helpers import course
 
 from ..tools import ROOT
 
@@ -52,3 +54,55 @@ def test_the_build_script_runs_the_package_from_any_folder(tmp_path):
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stderr == ""
+
+
+def test_markers_are_nbgraders_and_follow_the_configuration(tmp_path):
+    from nbgrader.preprocessors import ClearHiddenTests, ClearSolutions
+
+    classes = {"ClearSolutions": ClearSolutions, "ClearHiddenTests": ClearHiddenTests}
+    for field, (section, trait, default) in layout.Markers.NBGRADER_DEFAULTS.items():
+        assert classes[section].class_traits()[trait].default_value == default, field
+    markers = layout.course_layout().markers
+    assert markers.solution == ("### BEGIN SOLUTION", "### END SOLUTION")
+    assert markers.hidden_tests == ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
+    config = (ROOT / "nbgrader_config.py").read_text()
+    config += '\nc.ClearSolutions.begin_solution_delimeter = "START ANSWER"\n'
+    (tmp_path / "nbgrader_config.py").write_text(config)
+    renamed = layout.CourseLayout.from_config(tmp_path).markers
+    assert renamed.begin_solution == "### START ANSWER" and renamed.end_solution == "### END SOLUTION"
+    source = "a = 1\n    ### START ANSWER\nb = 2\n### END SOLUTION\nc = 3"
+    assert renamed.between(source, *renamed.solution) == ["b = 2"]
+
+
+def test_every_tutorial_has_a_topic_and_its_modules_exist():
+    here = layout.course_layout()
+    assert [t.id for t in here.tutorials] == here.tutorial_ids()
+    for tutorial in here.tutorials:
+        assert here.tutorial(tutorial.topic) is here.tutorial(tutorial.id) is tutorial
+        assert (here.student_package / "checks" / f"{tutorial.topic}.py").is_file()
+        assert (here.reference_package / f"{tutorial.topic}.py").is_file()
+        for module in tutorial.helpers:
+            assert (here.student_package / f"{module}.py").is_file(), (tutorial.id, module)
+        for module in tutorial.references:
+            assert (here.reference_package / f"{module}.py").is_file(), (tutorial.id, module)
+        assert (ROOT / "tests" / "checks" / f"test_{tutorial.topic}_checks.py").is_file()
+        assert (ROOT / "tests" / "claims" / f"test_{tutorial.id}_claims.py").is_file()
+    with pytest.raises(KeyError, match="neither a tutorial nor a topic"):
+        here.tutorial("T9_Extra")
+
+
+def test_the_environment_variables_are_the_student_packages():
+    assert layout.STATIC_ENV_VAR == course.STATIC_ENV_VAR == "DLNN_STATIC_WIDGETS"
+    assert layout.AUTOGRADE_ENV_VAR == course.AUTOGRADE_ENV_VAR == "NBGRADER_EXECUTION"
+    from dlnn_helpers import deep_training
+
+    assert deep_training.AUTOGRADE_ENV_VAR is course.AUTOGRADE_ENV_VAR
+
+
+def test_contributing_maps_every_tutorial_to_its_modules():
+    guide = (ROOT / "CONTRIBUTING.md").read_text()
+    for tutorial in layout.TUTORIALS:
+        row = next((line for line in guide.splitlines() if line.startswith(f"| {tutorial.id} ")), "")
+        assert row, f"CONTRIBUTING.md has no row for {tutorial.id}"
+        for name in (tutorial.topic, *tutorial.helpers, *tutorial.references):
+            assert f"`{name}" in row, (tutorial.id, name)

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import nbformat
 import pytest
 
-from coursebuild.layout import solution_path, student_path
+from courselayout import solution_path, student_path
 
 from ..tools import TUTORIALS
 

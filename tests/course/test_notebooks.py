@@ -18,7 +18,7 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
-from coursebuild.layout import REPOSITORY
+from courselayout import REPOSITORY
 from dlnn_helpers.course import STUDENT_REPOSITORY, colab_url, pip_requirement
 
 from ..tools import ROOT, TUTORIALS, course, outputs_text, stderr_outputs
@@ -93,7 +93,7 @@ def _address(url: str) -> re.Pattern:
     return re.compile(re.escape(url.removeprefix("https://")) + r"(?![\w.-])")
 
 
-@pytest.mark.parametrize(("address", "holder"), [(REPOSITORY, "coursebuild/layout.py"),
+@pytest.mark.parametrize(("address", "holder"), [(REPOSITORY, "courselayout/__init__.py"),
                                                   (STUDENT_REPOSITORY, "dlnn_helpers/course.py")])
 def test_repository_addresses_are_written_in_one_place(address, holder):
     """The private address lives outside the student package; the public one in it."""

@@ -21,7 +21,7 @@ import nbformat
 import pytest
 import yaml
 
-from coursebuild import release
+from coursebuild import cli, release
 from dlnn_helpers.course import STUDENT_REPOSITORY, colab_url, pip_requirement
 
 from ..tools import ROOT, TUTORIALS, course, stderr_outputs
@@ -32,7 +32,7 @@ TOP_LEVEL = {
     "requirements-site.txt", "running.md", "tutorials",
 }
 INSTRUCTOR_ONLY = {
-    "solutions", "autograder", "coursebuild", "dlnn_reference", "tests", "scripts",
+    "solutions", "autograder", "coursebuild", "courselayout", "dlnn_reference", "tests", "scripts",
     "nbgrader_config.py", "gradebook.db", "_build", "__pycache__",
 }
 
@@ -222,7 +222,7 @@ def test_the_same_source_gives_a_byte_identical_release(release_tree, tmp_path):
 
 def test_release_check_reports_every_missing_extra_and_changed_file(release_tree, tmp_path, capsys):
     copy = shutil.copytree(release_tree, tmp_path / "student-repo")
-    assert course.main(["release", "--check", str(copy)]) == 0
+    assert cli.main(["release", "--check", str(copy)]) == 0
     (copy / "README.md").write_text("edited by hand\n")
     (copy / "tutorials" / TUTORIALS[0] / f"{TUTORIALS[0]}.ipynb").unlink()
     (copy / "notes.txt").write_text("not part of the release\n")
@@ -230,7 +230,7 @@ def test_release_check_reports_every_missing_extra_and_changed_file(release_tree
         (copy / ignored).parent.mkdir(parents=True)
         (copy / ignored).write_text("not compared\n")
     capsys.readouterr()
-    assert course.main(["release", "--check", str(copy)]) == 1
+    assert cli.main(["release", "--check", str(copy)]) == 1
     report = capsys.readouterr().err.splitlines()
     assert report[:3] == [
         "changed: README.md",
@@ -242,10 +242,10 @@ def test_release_check_reports_every_missing_extra_and_changed_file(release_tree
 
 def test_release_refuses_a_folder_that_is_not_a_release(tmp_path, capsys):
     (tmp_path / "thesis.tex").write_text("mine\n")
-    assert course.main(["release", str(tmp_path)]) == 1
+    assert cli.main(["release", str(tmp_path)]) == 1
     assert "holds no earlier release" in capsys.readouterr().err
     assert (tmp_path / "thesis.tex").read_text() == "mine\n"
-    assert course.main(["release", str(ROOT)]) == 1
+    assert cli.main(["release", str(ROOT)]) == 1
     assert "instructor's repository" in capsys.readouterr().err
 
 
@@ -398,7 +398,7 @@ def test_a_week_by_week_release_holds_the_chosen_tutorials_only(monkeypatch):
 
 
 def test_no_instructor_page_and_no_private_address_in_the_release(monkeypatch):
-    from coursebuild.layout import REPOSITORY
+    from courselayout import REPOSITORY
 
     _stub_pages(monkeypatch)
     files = release.tree()
@@ -445,12 +445,12 @@ def test_release_works_cold_and_check_tells_the_truth(monkeypatch, tmp_path, cap
     monkeypatch.setattr(build, "REFERENCE", tmp_path / "no-reference-runs")
     tutorial = "T4_WeightInitialisation"
     dest = tmp_path / "student-repo"
-    assert course.main(["release", str(dest), "--tutorials", tutorial]) == 0, capsys.readouterr()
+    assert cli.main(["release", str(dest), "--tutorials", tutorial]) == 0, capsys.readouterr()
     said = capsys.readouterr()
     assert f"executing the reference runs of {tutorial} first" in said.out
     assert (tmp_path / "no-reference-runs" / f"{tutorial}.ipynb").is_file()
     assert sorted(p.name for p in (dest / "tutorials").iterdir()) == [tutorial]
-    assert course.main(["release", "--check", str(dest), "--tutorials", tutorial]) == 0
+    assert cli.main(["release", "--check", str(dest), "--tutorials", tutorial]) == 0
     assert "is up to date" in capsys.readouterr().out
     page = dest / "book" / f"{tutorial}.ipynb"
     data = json.loads(page.read_text())
@@ -458,9 +458,9 @@ def test_release_works_cold_and_check_tells_the_truth(monkeypatch, tmp_path, cap
               if "image/png" in o.get("data", {})]
     images[0]["image/png"] = images[0]["image/png"][::-1]  # another machine's figure bytes
     page.write_text(json.dumps(data))
-    assert course.main(["release", "--check", str(dest), "--tutorials", tutorial]) == 0
+    assert cli.main(["release", "--check", str(dest), "--tutorials", tutorial]) == 0
     assert "1 page(s) differ in their figures only" in capsys.readouterr().out
     data["cells"][0]["source"] = "# edited by hand\n" + "".join(data["cells"][0]["source"])
     page.write_text(json.dumps(data))
-    assert course.main(["release", "--check", str(dest), "--tutorials", tutorial]) == 1
+    assert cli.main(["release", "--check", str(dest), "--tutorials", tutorial]) == 1
     assert f"changed: book/{tutorial}.ipynb" in capsys.readouterr().err

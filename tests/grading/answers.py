@@ -4,9 +4,16 @@ Each answer takes another route than the reference solution (other torch calls, 
 gradients instead of ``torch.func``, another base class), so that a grader that only recognises the
 reference's own code, or a check that only accepts it, fails the grading tests.  ``CORRECT[tutorial]``
 maps a solution cell's grade id to the code put in it; ``WRONG`` holds common mistakes.
+
+Tutorial 1's answers of each kind live in :mod:`autograder.grading.synthetic` (the demo class and the
+benchmark are written from them, and the grading package imports nothing from the tests);
+:func:`alternative` gives every tutorial's from one place, and a test holds every graded solution
+cell of every tutorial to having one.
 """
 
 from __future__ import annotations
+
+from autograder.grading import synthetic
 
 T2 = "T2_Optimisation"
 T3 = "T3_TrainingDeepNetworks"
@@ -290,3 +297,8 @@ LIBRARY = {
         self.inner.zero_grad()''',
 }
 """Optimisers that hand the work to torch.optim: correct, and flagged for review."""
+
+
+def alternative(tutorial: str) -> dict[str, str]:
+    """Grade id -> a correct answer written apart from the solution, for every tutorial."""
+    return dict(synthetic.ALTERNATIVE) if tutorial == synthetic.T1 else dict(CORRECT[tutorial])

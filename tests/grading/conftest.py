@@ -17,7 +17,8 @@ import pytest
 
 from autograder.grading.runner import grade_class
 from autograder.grading.sandbox import SandboxSettings
-from autograder.grading.spec import relocate, tutorial_ids
+from autograder.grading.spec import relocate
+from courselayout import course_layout
 
 from ..artefacts import ARTEFACTS
 from ..tools import ROOT, copy_course
@@ -58,7 +59,7 @@ def build_grading_env(base: Path) -> GradingEnv:
                 progress=lambda line: None)
     for stale in ("state.json", "grades.csv", "report.html"):
         (prepared / stale).unlink(missing_ok=True)
-    return GradingEnv(course, prepared, tutorial_ids(course / "solutions"))
+    return GradingEnv(course, prepared, course_layout(course).tutorial_ids())
 
 
 # Built in the background as soon as a selected test needs it (tests/artefacts.py).

@@ -2,7 +2,7 @@
 
 Every test runs a few lines of Python through the very jail that starts a kernel
 (:class:`~autograder.grading.sandbox.Box`), or one tiny notebook through
-:func:`~autograder.grading.sandbox.execute`, and asserts the safe outcome: what the script cannot
+:func:`~autograder.grading.execution.execute`, and asserts the safe outcome: what the script cannot
 see, reach, keep or exhaust.  Where this machine lacks a protection (not root, no bubblewrap, no
 control group), the test asserts that the grader reports it as missing, then skips with a one-line
 reason, except in CI (``CI=true``), which installs bubblewrap and runs as root: there a missing
@@ -28,6 +28,7 @@ import nbformat
 import pytest
 
 from autograder.grading import cgroups, sandbox
+from autograder.grading import execution as grading_execution
 from autograder.grading.sandbox import (
     FIRST_UID,
     SCRATCH,
@@ -577,7 +578,7 @@ def test_widget_and_comm_messages_count_against_the_output_cap(tmp_path):
         nbformat.v4.new_code_cell("raise ValueError('a failing test after the cap')"),
         nbformat.v4.new_code_cell("import sys\nsys.stderr.write('a warning after the cap')")]
     settings = SandboxSettings(max_output_bytes=2**18, cell_timeout=60)
-    execution = sandbox.execute(nb, 0, settings, {}, tmp_path / "job")
+    execution = grading_execution.execute(nb, 0, settings, {}, tmp_path / "job")
     assert any("printed more than" in p for p in execution.problems), execution.problems
     assert len(json.dumps(execution.notebook)) < 2 * settings.max_output_bytes  # of 20 MB sent
     assert nb.cells[1].execution_count is not None  # the next cell still ran

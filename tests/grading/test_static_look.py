@@ -45,14 +45,15 @@ def _demo_cells() -> list[tuple[str, str]]:
 
 
 def _reference_answers() -> list[tuple[str, str]]:
-    """The checks' tests' honest answers (``tests/checks/references.py``), one function each."""
-    import ast
+    """The answer key's reference answers (``dlnn_reference.ANSWERS``, what the checks' tests
+    use), one function or class each."""
+    import inspect
 
-    path = ROOT / "tests" / "checks" / "references.py"
-    text = path.read_text()
-    tree = ast.parse(text)
-    return [(node.name, ast.get_source_segment(text, node) or "") for node in tree.body
-            if isinstance(node, (ast.FunctionDef, ast.ClassDef))]
+    import dlnn_reference
+
+    found = {id(a): a for entries in dlnn_reference.ANSWERS.values() for answer, settings in entries
+             for a in (answer, *(v for v in settings.values() if callable(v)))}
+    return [(a.__qualname__, inspect.getsource(a)) for a in found.values()]
 
 
 SOLUTIONS = sorted((ROOT / "solutions").glob("*/*.ipynb"))
@@ -65,7 +66,7 @@ def _honest_corpora() -> dict[str, list[tuple[str, str]]]:
                                           for k, v in cells.items()]
     corpora["synthetic class"] = [(f"{kind}:{k}", v) for kind in ("CORRECT", "ALTERNATIVE", "WRONG")
                                   for k, v in getattr(synthetic, kind).items()]
-    corpora["tests/checks/references.py"] = _reference_answers()
+    corpora["dlnn_reference"] = _reference_answers()
     return corpora
 
 

@@ -28,8 +28,16 @@ from autograder.grading import recorder, records, spec
 from autograder.grading.replay import judge, load_records, parse_test_cell
 from dlnn_helpers.checks import _expected
 
-from ..tools import ROOT
-from .answers import CORRECT, LIBRARY, T2, T3, T4, WRONG
+from ..tools import ROOT, TUTORIALS
+from .answers import CORRECT, LIBRARY, T2, T3, T4, WRONG, alternative
+
+
+@pytest.mark.parametrize("tutorial", TUTORIALS)
+def test_every_graded_solution_cell_has_an_answer_written_apart(tutorial):
+    """The synthetic answers cover every exercise (a new check's exercise needs one)."""
+    from autograder.grading import synthetic
+
+    assert set(alternative(tutorial)) == set(synthetic.solution_sources(tutorial))
 
 
 def _test_cells(tutorial: str) -> dict[str, str]:

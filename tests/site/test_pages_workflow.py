@@ -11,7 +11,7 @@ import re
 import pytest
 import yaml
 
-from coursebuild import release
+from coursebuild import cli, release
 
 from ..tools import ROOT, course
 
@@ -105,12 +105,12 @@ def test_student_workflow_builds_the_released_site_without_executing(student_wor
 def test_course_script_accepts_the_workflow_commands(capsys):
     for command in (INSTRUCTOR_BUILD, RELEASE):
         with pytest.raises(SystemExit) as exit_info:
-            course.main([*command.split()[2:], "--help"])
+            cli.main([*command.split()[2:], "--help"])
         assert exit_info.value.code == 0
     with pytest.raises(SystemExit) as exit_info:
-        course.main(["site", "--edition", "teacher"])
+        cli.main(["site", "--edition", "teacher"])
     assert exit_info.value.code == 2
     with pytest.raises(SystemExit) as exit_info:
-        course.main(["release"])
+        cli.main(["release"])
     assert exit_info.value.code == 2
     assert "release DEST" in capsys.readouterr().err

@@ -1,0 +1,235 @@
+"""Every generated file of the student package, and the one writer of them all (``dlnn-course expected``).
+
+The student package ships files that the instructor's answer key (``dlnn_reference``) computes: the
+self-checks' expected values and the data that the notebooks show in place of a long computation.
+:data:`GENERATED` lists them all, each with the function of ``dlnn_reference`` that computes it;
+``dlnn-course expected`` (= ``python scripts/course.py expected``) writes the stale ones and
+``--check`` names each stale file and exits with status 1.  The release refuses to run on a stale
+file (``coursebuild.release.preconditions``), and the tests check them the same way.
+
+**Fresh or stale is judged with a tolerance, never bitwise** (another CPU or BLAS changes the last
+bits): the expected values by :mod:`dlnn_reference.shipped`'s rule, the other files by the same
+relative tolerance (:data:`dlnn_reference.shipped.RTOL` of the largest magnitude of each array or
+list of numbers, with :data:`~dlnn_reference.shipped.ATOL` as a floor and, for arrays stored in a
+coarser float type, that type's resolution), integers, strings, keys, shapes and dtypes exactly.  A
+fresh file is left as it is, byte for byte, so that another machine leaves ``git status`` clean.
+
+Two files come from training runs (minutes): ``data/precomputed_runs.json`` (the solution notebooks
+of T3 and T4 executed) and ``data/relu_features.npz`` (T6's networks trained).  They are written and
+checked only with ``--training``; without it they are listed as not checked.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from courselayout import course_layout
+
+
+@dataclass(frozen=True)
+class Generated:
+    """One generated file (or folder) of the student package."""
+
+    path: str
+    """Inside the student package (``data/relu_features.npz``)."""
+    topic: str
+    """The topic of the tutorial that uses it (see :data:`courselayout.TUTORIALS`)."""
+    writer: str
+    """``module:function`` of ``dlnn_reference`` that writes it, given the path to write."""
+    compare: Callable[[Path, Path], str]
+    """(fresh, shipped) -> why they differ beyond the tolerance ('' when they do not)."""
+    training: bool = False
+    """Written by training runs (minutes): only with ``--training``."""
+
+    @property
+    def where(self) -> Path:
+        return course_layout().student_package / self.path
+
+    def write(self, path: Path) -> None:
+        """Compute the file and write it to ``path``."""
+        import importlib
+
+        module, function = self.writer.split(":")
+        getattr(importlib.import_module(module), function)(path)
+
+
+# ------------------------------------------------------------------------------------------------
+# Comparison within the tolerance
+# ------------------------------------------------------------------------------------------------
+
+
+def _tolerance() -> tuple[float, float]:
+    from dlnn_reference.shipped import ATOL, RTOL
+
+    return RTOL, ATOL
+
+
+def numbers_differ(fresh: Any, shipped: Any, where: str = "", resolution: float = 0.0) -> str:
+    """The first difference beyond the tolerance between two trees of JSON-like values ('' if none).
+
+    Dictionaries must have the same keys, lists the same lengths, strings, booleans and integers the
+    same values; floats may differ by ``max(RTOL, resolution)`` times the largest magnitude of the
+    list of numbers they belong to (of themselves, when alone), and by ``ATOL`` at least.
+    """
+    rtol, atol = _tolerance()
+    rtol = max(rtol, resolution)
+    if isinstance(fresh, dict) and isinstance(shipped, dict):
+        if set(fresh) != set(shipped):
+            return f"{where}: keys {sorted(shipped)[:4]} shipped, {sorted(fresh)[:4]} now"
+        for key in sorted(fresh):
+            why = numbers_differ(fresh[key], shipped[key], f"{where}/{key}", resolution)
+            if why:
+                return why
+        return ""
+    if isinstance(fresh, (list, tuple)) and isinstance(shipped, (list, tuple)):
+        if len(fresh) != len(shipped):
+            return f"{where}: {len(shipped)} items shipped, {len(fresh)} now"
+        floats = [abs(v) for v in (*fresh, *shipped) if _is_float(v) and math.isfinite(v)]
+        scale = max(floats, default=0.0)
+        for index, (a, b) in enumerate(zip(fresh, shipped, strict=True)):
+            if _is_float(a) and _is_float(b):
+                why = _float_differs(a, b, max(rtol * scale, atol))
+                if why:
+                    return f"{where}[{index}]: {why}"
+                continue
+            why = numbers_differ(a, b, f"{where}[{index}]", resolution)
+            if why:
+                return why
+        return ""
+    if _is_float(fresh) and _is_float(shipped):
+        why = _float_differs(fresh, shipped, max(rtol * abs(shipped), atol))
+        return f"{where}: {why}" if why else ""
+    if type(fresh) is not type(shipped) or fresh != shipped:
+        return f"{where}: {shipped!r} shipped, {fresh!r} now"
+    return ""
+
+
+def _is_float(value: Any) -> bool:
+    return isinstance(value, float)
+
+
+def _float_differs(a: float, b: float, bound: float) -> str:
+    if math.isfinite(a) and math.isfinite(b):
+        return "" if abs(a - b) <= bound else f"{b!r} shipped, {a!r} now"
+    return "" if a == b or (math.isnan(a) and math.isnan(b)) else f"{b!r} shipped, {a!r} now"
+
+
+def compare_json(fresh: Path, shipped: Path) -> str:
+    """Two JSON files, number by number within the tolerance."""
+    return numbers_differ(json.loads(fresh.read_text("utf-8")), json.loads(shipped.read_text("utf-8")))
+
+
+def _literals(path: Path) -> dict[str, Any]:
+    """The module-level ``NAME = literal`` assignments of a generated Python module."""
+    values = {}
+    for node in ast.parse(path.read_text("utf-8")).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            values[node.targets[0].id] = ast.literal_eval(node.value)
+    return values
+
+
+def compare_module(fresh: Path, shipped: Path) -> str:
+    """Two generated Python modules of literals, value by value within the tolerance."""
+    return numbers_differ(_literals(fresh), _literals(shipped))
+
+
+def compare_npz(fresh: Path, shipped: Path) -> str:
+    """Two ``.npz`` archives: the same arrays (names, dtypes, shapes); integers equal, floats within
+    the tolerance, or the resolution of their float type when it is coarser (float16)."""
+    with np.load(fresh) as a, np.load(shipped) as b:
+        if sorted(a.files) != sorted(b.files):
+            return f"arrays {sorted(b.files)[:4]} shipped, {sorted(a.files)[:4]} now"
+        for name in sorted(a.files):
+            x, y = a[name], b[name]
+            if x.dtype != y.dtype or x.shape != y.shape:
+                return f"{name}: {y.dtype} {y.shape} shipped, {x.dtype} {x.shape} now"
+            if not np.issubdtype(x.dtype, np.floating):
+                if not np.array_equal(x, y):
+                    return f"{name}: other values"
+                continue
+            rtol, atol = _tolerance()
+            x64, y64 = x.astype(np.float64), y.astype(np.float64)
+            finite = np.isfinite(y64)
+            scale = float(np.abs(y64[finite]).max(initial=0.0))
+            bound = max(max(rtol, float(np.finfo(x.dtype).eps)) * scale, atol)
+            if not np.array_equal(np.isfinite(x64), finite) or np.abs(x64 - y64)[finite].max(
+                    initial=0.0) > bound:
+                return f"{name}: values differ by more than {bound:.3g}"
+    return ""
+
+
+# ------------------------------------------------------------------------------------------------
+# The files
+# ------------------------------------------------------------------------------------------------
+
+EXPECTED = "checks/expected"
+"""The self-checks' expected values: one JSON file per check module (``dlnn_reference.shipped``)."""
+
+GENERATED: tuple[Generated, ...] = (
+    Generated("optimisers_data.py", "optimisation", "dlnn_reference.optimisation:write_fallback_data",
+              compare_module),
+    Generated("data/classification_grids.npz", "deep_training",
+              "dlnn_reference.classification_rules:write_grids", compare_npz),
+    Generated("data/precomputed_runs.json", "deep_training",
+              "dlnn_reference.deep_training:write_precomputed_runs", compare_json, training=True),
+    Generated("data/relu_features.npz", "relu_features",
+              "dlnn_reference.relu_features:write_precomputed", compare_npz, training=True),
+)
+"""Every generated file of the student package except the expected values (:data:`EXPECTED`)."""
+
+
+def stale(training: bool = False) -> dict[str, str]:
+    """Path inside the student package -> why it is stale, for every stale generated file.
+
+    ``training``: include the files written by training runs (minutes).
+    """
+    from dlnn_reference import shipped
+
+    package = course_layout().student_package
+    found = {f"{EXPECTED}/{name}": why for name, why in shipped.compare(package / EXPECTED).items()}
+    with tempfile.TemporaryDirectory() as tmp:
+        for item in GENERATED:
+            if item.training and not training:
+                continue
+            fresh = Path(tmp) / Path(item.path).name
+            item.write(fresh)
+            why = "missing" if not item.where.is_file() else item.compare(fresh, item.where)
+            if why:
+                found[item.path] = why
+    return found
+
+
+def write(training: bool = False) -> list[str]:
+    """Write every stale generated file (fresh ones are left as they are); return those written.
+
+    ``training``: include the files written by training runs (minutes).
+    """
+    from dlnn_reference import shipped
+
+    package = course_layout().student_package
+    written = [f"{EXPECTED}/{p.name}" for p in shipped.write(package / EXPECTED)]
+    with tempfile.TemporaryDirectory() as tmp:
+        for item in GENERATED:
+            if item.training and not training:
+                continue
+            fresh = Path(tmp) / Path(item.path).name
+            item.write(fresh)
+            if not item.where.is_file() or item.compare(fresh, item.where):
+                item.where.parent.mkdir(parents=True, exist_ok=True)
+                item.where.write_bytes(fresh.read_bytes())
+                written.append(item.path)
+    return written
+
+
+def skipped(training: bool) -> list[str]:
+    """The files that :func:`stale` and :func:`write` leave out without ``training``."""
+    return [] if training else [item.path for item in GENERATED if item.training]

@@ -1,0 +1,115 @@
+"""The generated files of the student package: one list, one writer, fresh within the tolerance
+(``coursebuild.generated``, ``python scripts/course.py expected``)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from coursebuild import cli, generated
+from courselayout import course_layout
+from dlnn_reference.shipped import RTOL
+
+from ..tools import ROOT
+
+PACKAGE = course_layout().student_package
+
+
+def test_every_generated_file_of_the_student_package_is_listed():
+    """Data files, and modules saying they are generated, are all written by the one writer."""
+    listed = {item.path for item in generated.GENERATED}
+    data = {p.relative_to(PACKAGE).as_posix() for p in PACKAGE.rglob("*")
+            if p.is_file() and p.suffix in (".json", ".npz", ".npy")
+            and not p.is_relative_to(PACKAGE / generated.EXPECTED)}
+    modules = {p.relative_to(PACKAGE).as_posix() for p in PACKAGE.rglob("*.py")
+               if "(generated file)" in p.read_text(encoding="utf-8")}
+    assert data | modules == listed
+    topics = {t.topic for t in course_layout().tutorials}
+    for item in generated.GENERATED:
+        assert item.topic in topics and item.where.is_file(), item.path
+
+
+def test_numbers_are_compared_within_the_tolerance_never_bitwise():
+    shipped = {"a": [1.0, 0.5, -2.0], "n": 3, "name": "x"}
+    assert generated.numbers_differ({"a": [1.0, 0.5 + 1e-6, -2.0], "n": 3, "name": "x"}, shipped) == ""
+    why = generated.numbers_differ({"a": [1.0, 0.5 + 10 * RTOL * 2, -2.0], "n": 3, "name": "x"},
+                                   shipped)
+    assert why.startswith("/a[1]:")
+    assert generated.numbers_differ({**shipped, "n": 4}, shipped) == "/n: 3 shipped, 4 now"
+    assert "keys" in generated.numbers_differ({"a": [1.0, 0.5, -2.0]}, shipped)
+
+
+def test_npz_files_are_compared_by_their_arrays(tmp_path):
+    values = np.linspace(-1, 1, 50)
+    np.savez(tmp_path / "shipped.npz", x=values.astype(np.float16), n=np.arange(3))
+    np.savez(tmp_path / "close.npz", x=(values * (1 + 2e-4)).astype(np.float16), n=np.arange(3))
+    np.savez(tmp_path / "far.npz", x=(values * 1.01).astype(np.float16), n=np.arange(3))
+    np.savez(tmp_path / "ints.npz", x=values.astype(np.float16), n=np.arange(1, 4))
+    assert generated.compare_npz(tmp_path / "close.npz", tmp_path / "shipped.npz") == ""
+    assert generated.compare_npz(tmp_path / "far.npz", tmp_path / "shipped.npz").startswith("x:")
+    assert generated.compare_npz(tmp_path / "ints.npz", tmp_path / "shipped.npz") == "n: other values"
+
+
+def test_a_generated_module_is_compared_by_its_values(tmp_path):
+    (tmp_path / "a.py").write_text('"""Doc."""\n\nSEED = 1\nVALUES = (\n    0.25, 1.5,\n)\n')
+    (tmp_path / "b.py").write_text('"""Other doc."""\nSEED = 1\nVALUES = (0.25000001, 1.5)\n')
+    (tmp_path / "c.py").write_text("SEED = 2\nVALUES = (0.25, 1.5)\n")
+    assert generated.compare_module(tmp_path / "b.py", tmp_path / "a.py") == ""
+    assert generated.compare_module(tmp_path / "c.py", tmp_path / "a.py") == "/SEED: 1 shipped, 2 now"
+
+
+def test_json_is_compared_number_by_number(tmp_path):
+    (tmp_path / "a.json").write_text(json.dumps({"run": {"loss": [2.0, 1.0], "epochs": 3}}))
+    (tmp_path / "b.json").write_text(json.dumps({"run": {"loss": [2.0, 1.00001], "epochs": 3}}))
+    (tmp_path / "c.json").write_text(json.dumps({"run": {"loss": [2.0, 1.1], "epochs": 3}}))
+    assert generated.compare_json(tmp_path / "b.json", tmp_path / "a.json") == ""
+    assert generated.compare_json(tmp_path / "c.json", tmp_path / "a.json").startswith("/run/loss[1]")
+
+
+@pytest.fixture(scope="module")
+def captured() -> dict:
+    """The expected values the references give now (computed once for this module)."""
+    from dlnn_reference import shipped
+
+    return shipped.capture_all()
+
+
+def test_the_shipped_files_are_fresh_and_check_names_a_stale_one(monkeypatch, tmp_path, capsys,
+                                                                  captured):
+    """``expected --check`` (training runs aside) passes on the repository, and names each stale
+    file when one is changed beyond the tolerance."""
+    from dlnn_reference import shipped
+
+    monkeypatch.setattr(shipped, "capture_all", lambda: captured)
+    assert cli.main(["expected", "--check"]) == 0
+    out = capsys.readouterr().out
+    assert "up to date" in out and "data/precomputed_runs.json" in out  # said to be not checked
+    item = next(i for i in generated.GENERATED if i.path == "optimisers_data.py")
+    copy = tmp_path / "optimisers_data.py"
+    source = item.where.read_text(encoding="utf-8")
+    copy.write_text(source.replace("SERIES_SEED = 2021", "SERIES_SEED = 2022"), encoding="utf-8")
+    monkeypatch.setattr(type(item), "where", property(lambda self: copy if self is item else
+                                                       PACKAGE / self.path))
+    assert cli.main(["expected", "--check"]) == 1
+    err = capsys.readouterr().err
+    assert "stale: dlnn_helpers/optimisers_data.py (/SERIES_SEED: 2022 shipped, 2021 now)" in err
+    assert cli.main(["expected"]) == 0  # writes the stale copy again, leaves the others alone
+    assert "SERIES_SEED = 2021" in copy.read_text(encoding="utf-8")
+    assert generated.compare_module(copy, PACKAGE / item.path) == ""  # the same within the tolerance
+    assert "1 generated file(s)" in capsys.readouterr().out
+
+
+def test_the_writer_is_run_from_the_script():
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "course.py"), "expected", "--help"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "--training" in done.stdout and done.stderr == ""
+
+
+@pytest.mark.slow
+def test_the_files_of_training_runs_are_fresh():
+    stale = generated.stale(training=True)
+    assert stale == {}, "run: python scripts/course.py expected --training"
