@@ -227,7 +227,8 @@ every run after it while the first trains the runs before it.  The second kernel
 other tutorials' reference runs, so the split gives the first kernel the larger share: by the
 training times of the course's recorded runs (``dlnn_helpers/data/precomputed_runs.json``) the runs
 before this one take 69 % of tutorial 3's training time, the rest 31 %, and the other five
-reference runs together about 40 % of it (on a quiet 2-core machine)."""
+reference runs together take about 40 % of tutorial 3's time (estimated from the times of the
+student notebooks on a quiet 2-core machine, issue 22)."""
 
 REFERENCE_ORDER = ("T3_TrainingDeepNetworks", "T6_ReLUFeatures", "T5_MultilayerPerceptrons",
                    "T2_Optimisation", "T4_WeightInitialisation", "T1_DeepLinearNetworks")
