@@ -643,11 +643,15 @@ def train_one_net(
     seed: int = 0,
     dtype: torch.dtype = torch.float32,
 ) -> list[torch.Tensor]:
-    """The straightforward loop: one network, ``torch.optim.SGD``, autograd, one step at a time.
+    """The straightforward loop: one network, autograd, a plain SGD step, one step at a time.
 
     Uses exactly the minibatches of :func:`train_relu_nets` with the same ``seed``; kept as the
     reference that the batched trainer is tested and benchmarked against. Snapshots are deep copies
-    of the state every ``snapshot_every`` steps, as a plain training loop would take them.
+    of the state every ``snapshot_every`` steps, as a plain training loop would take them.  The step
+    is ``p -= lr * p.grad`` for each trained parameter, which is what ``torch.optim.SGD`` does
+    (without momentum or weight decay) to the last bit; it is written out because the first
+    ``torch.optim`` optimiser of a session imports torch's compiler, which takes seconds (longer
+    than the few hundred steps the tutorial times, and the timing would count it).
 
     Returns
     -------
@@ -663,7 +667,6 @@ def train_one_net(
     y_all = data.y_train.reshape(-1, 1).to(dtype)
     layers = _linears(net)
     params = list(layers[-1].parameters()) if output_only else list(net.parameters())
-    optimizer = torch.optim.SGD(params, lr=lr)
     loss_fn = nn.MSELoss()
     generator = torch.Generator().manual_seed(seed)
     snapshots = [copy.deepcopy(net.state_dict())]
@@ -674,9 +677,12 @@ def train_one_net(
         for t in range(chunk):
             batch = idx[t]
             loss = loss_fn(net(x_all[batch]), y_all[batch])
-            optimizer.zero_grad()
+            for p in net.parameters():
+                p.grad = None
             loss.backward()
-            optimizer.step()
+            with torch.no_grad():
+                for p in params:
+                    p.add_(p.grad, alpha=-lr)
         done += chunk
         snapshots.append(copy.deepcopy(net.state_dict()))
     return [p.detach().clone() for p in net.parameters()]
