@@ -424,12 +424,17 @@ class _FrozenFeatures:
                 r0 += out.in_features + 1
         self.features = torch.cat(feats, dim=1).to(dtype)  # (n, rows)
 
-    def step_function(self) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None]:
-        """One SGD step, in place, on minibatch features ``(f, f.T, y)``."""
+    def step_function(self) -> Callable[[torch.Tensor, torch.Tensor], None]:
+        """One SGD step, in place, on minibatch features ``(f, y)``.
+
+        The gradient multiplies by the transposed *view* ``f.t()``: the same numbers as a
+        contiguous transposed copy, without copying the gathered features a second time (for
+        fifteen networks of one hidden layer that copy cost more than the steps themselves).
+        """
         mm, w, rate = torch.mm, self.weight, self.rate
 
-        def step(f: torch.Tensor, ft: torch.Tensor, y: torch.Tensor) -> None:
-            w.addcmul_(mm(ft, mm(f, w).sub_(y)), rate)
+        def step(f: torch.Tensor, y: torch.Tensor) -> None:
+            w.addcmul_(mm(f.t(), mm(f, w).sub_(y)), rate)
 
         return step
 
@@ -525,18 +530,19 @@ def _train_packed(
     full = [m for m in range(n_nets) if not output_only[m]]
     frozen = [m for m in range(n_nets) if output_only[m]]
     # a group: its step function, the rows its minibatches are gathered from, the weights it trains
-    groups: list[tuple[Callable, torch.Tensor, list[torch.Tensor]]] = []
+    # and whether its step takes the transposed minibatch too
+    groups: list[tuple[Callable, torch.Tensor, list[torch.Tensor], bool]] = []
     y_all = data.y_train.reshape(-1, 1).to(dtype)
     wide = lin = None
     if full:
         wide = _WideNet([nets[m] for m in full], [lrs[m] for m in full], batch_size, dtype)
         inputs = torch.cat([data.x_train, torch.ones(n, 1)], dim=1).to(dtype)
-        groups.append((wide.step_function(), inputs, wide.weights))
+        groups.append((wide.step_function(), inputs, wide.weights, True))
     if frozen:
         lin = _FrozenFeatures(
             [nets[m] for m in frozen], [lrs[m] for m in frozen], data.x_train, batch_size, dtype
         )
-        groups.append((lin.step_function(), lin.features, [lin.weight]))
+        groups.append((lin.step_function(), lin.features, [lin.weight], False))
     schedule = (n, batch_size, n_steps, snapshot_every, seed)
     if len(groups) == 2 and available_cores() >= 2:  # the two groups on two cores, one thread each
         from concurrent.futures import ThreadPoolExecutor
@@ -585,13 +591,15 @@ def available_cores() -> int:
 
 
 def _train_group(
-    step: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None], source: torch.Tensor,
-    weights: list[torch.Tensor], y_all: torch.Tensor, schedule: tuple[int, int, int, int, int],
+    step: Callable[..., None], source: torch.Tensor, weights: list[torch.Tensor],
+    transposed: bool, y_all: torch.Tensor, schedule: tuple[int, int, int, int, int],
 ) -> tuple[list[torch.Tensor], int]:
     """Train one packed group (all layers, or output layers only) through the whole schedule.
 
-    ``step`` updates ``weights`` in place from a minibatch of rows of ``source`` (n, k); the
-    minibatches are those of :func:`minibatch_indices` with ``seed``, the same for every group.
+    ``step`` updates ``weights`` in place from a minibatch of rows of ``source`` (n, k), called as
+    ``step(x, x.T, y)`` when ``transposed`` (a contiguous copy of the transpose) and ``step(x, y)``
+    otherwise; the minibatches are those of :func:`minibatch_indices` with ``seed``, the same for
+    every group.
     Returns the snapshots of ``weights``, each of shape (n_snapshots, *shape), and their number.
     """
     n, batch_size, n_steps, snapshot_every, seed = schedule
@@ -610,9 +618,10 @@ def _train_group(
             for first in range(0, chunk, GATHER_STEPS):
                 block = idx[first : first + GATHER_STEPS]
                 inputs = source[block]  # (steps, B, k), and its transpose (steps, k, B)
-                transposed = inputs.transpose(1, 2).contiguous()
-                for args in zip(inputs.unbind(0), transposed.unbind(0), y_all[block].unbind(0),
-                                strict=True):
+                parts = [inputs.unbind(0), y_all[block].unbind(0)]
+                if transposed:
+                    parts.insert(1, inputs.transpose(1, 2).contiguous().unbind(0))
+                for args in zip(*parts, strict=True):
                     step(*args)
             done += chunk
             if chunk == snapshot_every:
