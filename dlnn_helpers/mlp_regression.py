@@ -550,7 +550,8 @@ def epoch_wise_double_descent(
     keep = sigma > sigma.max() * max(x.shape) * np.finfo(float).eps  # directions the data reach
     u, sigma, vt = u[:, keep], sigma[keep], vt[keep]
     learned = 1 - (1 - lr * sigma**2)[None, :] ** steps[:, None]  # (k, r): share of each direction
-    weights = (learned * (u.T @ y / np.sqrt(n_train) / sigma)) @ vt  # (k, d): w_t for every epoch
+    target = y @ u / np.sqrt(n_train) / sigma  # (r,): the least-squares weights, in V's basis
+    weights = (learned * target) @ vt  # (k, d): w_t for every epoch
     variance = float(theta @ theta + noise_std**2)  # of the targets: the MSE of predicting 0
     test = (((weights - theta / scale) * scale) ** 2).sum(1) + noise_std**2
     train = ((weights @ x.T - y) ** 2).mean(1)
