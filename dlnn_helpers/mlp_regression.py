@@ -570,6 +570,6 @@ def plot_epoch_wise_double_descent(result: EpochWiseDoubleDescent) -> None:
     ax.axhline(result.noise_mse, ls="--", c="grey", lw=0.8, label="label noise")
     ax.set(xscale="log", xlabel="epoch (full-batch gradient-descent steps)",
            ylabel="MSE / variance of the targets", title="Epoch-wise double descent")
-    ax.legend()
+    ax.legend(loc="upper right")
     fig.tight_layout()
     plt.show()
