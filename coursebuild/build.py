@@ -205,45 +205,113 @@ def check_reference_outputs(nb: nbformat.NotebookNode, name: str) -> None:
                 raise SiteBuildError(f"{name}: cell {index} wrote to stderr:\n{output.text}")
 
 
-def execute_reference(path: Path, name: str | None = None) -> nbformat.NotebookNode:
+def execute_reference(path: Path, name: str | None = None,
+                      env: dict[str, str] | None = None) -> nbformat.NotebookNode:
     """Execute a notebook for the site; :class:`SiteBuildError` says which cell failed and how."""
     from nbclient.exceptions import CellExecutionError
 
     name = name or path.stem
     try:
-        nb = execute_notebook(path)
+        nb = execute_notebook(path, env=env)
     except CellExecutionError as error:
         raise SiteBuildError(f"{name}: the notebook failed while executing:\n{error}") from error
     check_reference_outputs(nb, name)
     return nb
 
 
-def reference_notebook(tutorial: str, fresh: bool = False) -> nbformat.NotebookNode:
-    """The executed solution notebook of ``tutorial`` (the reference run), cached in ``_build``.
+SHARED_RUNS = {"T3_TrainingDeepNetworks": "3 layers × 128, ReLU, BCE, Adam lr 0.01, weight decay 1e-3"}
+"""Tutorials whose training runs the reference run shares between two kernels, one core each
+(:mod:`dlnn_helpers.run_sharing`), and the label of the *split run*: the second kernel trains it and
+every run after it while the first trains the runs before it.  The second kernel then goes on to the
+other tutorials' reference runs, so the split gives the first kernel the larger share: by the
+training times of the course's recorded runs (``dlnn_helpers/data/precomputed_runs.json``) the runs
+before this one take 69 % of tutorial 3's training time, the rest 31 %, and the other five
+reference runs together take about 40 % of tutorial 3's time (estimated from the times of the
+student notebooks on a quiet 2-core machine, issue 22)."""
 
-    The cache is keyed by :func:`reference_key`; ``fresh=True`` executes the notebook even when the
-    cache is current (the notebook tests do, and leave the result for the site build).
-    """
+REFERENCE_ORDER = ("T3_TrainingDeepNetworks", "T1_DeepLinearNetworks", "T6_ReLUFeatures",
+                   "T5_MultilayerPerceptrons", "T4_WeightInitialisation", "T2_Optimisation")
+"""The reference runs longest first (tutorial 3 by far; tutorial 1's solution notebook took thirteen
+times as long as tutorial 2's in one build, the others less), so that the short ones fill the second
+core at the end; a tutorial not listed comes last."""
+
+
+def _cached_reference(tutorial: str) -> nbformat.NotebookNode | None:
+    """The cached reference run of ``tutorial`` when it is current, else None."""
     cached = REFERENCE / f"{tutorial}.ipynb"
-    key = reference_key(tutorial)
-    if not fresh and cached.is_file():
+    if cached.is_file():
         nb = nbformat.read(cached, as_version=4)
-        if nb.metadata.get(REFERENCE_KEY) == key:
+        if nb.metadata.get(REFERENCE_KEY) == reference_key(tutorial):
             return nb
-    nb = execute_reference(solution_path(tutorial), tutorial)
-    nb.metadata[REFERENCE_KEY] = key
+    return None
+
+
+def _store_reference(tutorial: str, nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    nb.metadata[REFERENCE_KEY] = reference_key(tutorial)
     REFERENCE.mkdir(parents=True, exist_ok=True)
+    cached = REFERENCE / f"{tutorial}.ipynb"
     partial = cached.with_suffix(".partial")
     nbformat.write(nb, partial)
     partial.replace(cached)
     return nb
 
 
-def reference_notebooks(tutorials: list[str], workers: int = 2) -> dict[str, nbformat.NotebookNode]:
-    """Reference runs of several tutorials, ``workers`` notebooks at a time (one kernel each)."""
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        runs = {tutorial: pool.submit(reference_notebook, tutorial) for tutorial in tutorials}
-        return {tutorial: run.result() for tutorial, run in runs.items()}
+def _shared_helper(tutorial: str, folder: str) -> None:
+    """The second kernel of a shared reference run: it trains the runs from the split run on
+    (its own outputs are checked, then dropped); when it fails, the first kernel is told."""
+    from dlnn_helpers import run_sharing
+
+    try:
+        execute_reference(solution_path(tutorial), f"{tutorial} (second kernel)",
+                          env={run_sharing.ENV_VAR: run_sharing.setting(folder, "helper",
+                                                                        SHARED_RUNS[tutorial])})
+    except BaseException as error:
+        run_sharing.mark_failed(folder, str(error))
+        raise
+
+
+def reference_notebook(tutorial: str, fresh: bool = False) -> nbformat.NotebookNode:
+    """The executed solution notebook of ``tutorial`` (the reference run), cached in ``_build``.
+
+    The cache is keyed by :func:`reference_key`; ``fresh=True`` executes the notebook even when the
+    cache is current (the notebook tests do, and leave the result for the site build).  A tutorial
+    of :data:`SHARED_RUNS` runs in two kernels at once.
+    """
+    return reference_notebooks([tutorial], fresh=fresh)[tutorial]
+
+
+def reference_notebooks(tutorials: list[str], workers: int = 2,
+                        fresh: bool = False) -> dict[str, nbformat.NotebookNode]:
+    """Reference runs of several tutorials, ``workers`` kernels at a time, longest first.
+
+    With two workers or more, a tutorial of :data:`SHARED_RUNS` takes two of them at once (its runs
+    shared between two kernels); the other reference runs follow on the workers as they free up,
+    so that every core stays busy to the end.  ``fresh=True`` executes even the cached ones.
+    """
+    import tempfile
+    from contextlib import ExitStack
+
+    from dlnn_helpers import run_sharing
+
+    done = {} if fresh else {t: nb for t in tutorials if (nb := _cached_reference(t)) is not None}
+    rank = {tutorial: i for i, tutorial in enumerate(REFERENCE_ORDER)}
+    todo = sorted((t for t in tutorials if t not in done), key=lambda t: rank.get(t, len(rank)))
+    shared = [t for t in todo if t in SHARED_RUNS and workers >= 2]
+    todo = shared + [t for t in todo if t not in shared]  # both kernels of a shared run start first
+    with ExitStack() as stack:
+        pool = stack.enter_context(ThreadPoolExecutor(max_workers=max(1, workers)))
+        runs, helpers = {}, []
+        for tutorial in todo:
+            env = None
+            if tutorial in shared:
+                folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="dlnn-shared-runs-"))
+                env = {run_sharing.ENV_VAR: run_sharing.setting(folder, "main", SHARED_RUNS[tutorial])}
+                helpers.append(pool.submit(_shared_helper, tutorial, folder))
+            runs[tutorial] = pool.submit(execute_reference, solution_path(tutorial), tutorial, env)
+        executed = {tutorial: _store_reference(tutorial, run.result()) for tutorial, run in runs.items()}
+        for helper in helpers:
+            helper.result()
+    return {tutorial: done.get(tutorial) or executed[tutorial] for tutorial in tutorials}
 
 
 # ------------------------------------------------------------------------------------------------

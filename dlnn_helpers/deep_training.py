@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import run_sharing
 from .classification_data import ClassificationData, tiny_classification
 from .course import AUTOGRADE_ENV_VAR  # nbgrader sets it while it autogrades: run_test trains less
 from .utils import torch_threads
@@ -207,6 +208,20 @@ def _record(result: TrainingResult, inner: nn.Module | None, data: Classificatio
         stream.write(json.dumps(record, sort_keys=True) + "\n")
 
 
+def _progress_line(epoch: int, loss: float, train_acc: float, val_acc: float) -> str:
+    """The line ``run_test`` prints every 500 epochs."""
+    return (f"  epoch {epoch:4d}  loss {loss:.4g}  train accuracy {train_acc:.3f}  validation "
+            f"accuracy {val_acc:.3f}")
+
+
+def _print_progress(result: TrainingResult) -> None:
+    """Print the progress lines of a finished run (every 500 epochs), as training prints them."""
+    for epoch, train_acc, val_acc in zip(result.eval_epochs, result.train_accs, result.val_accs,
+                                         strict=True):
+        if epoch % 500 == 0:
+            print(_progress_line(int(epoch), result.losses[epoch - 1], train_acc, val_acc))
+
+
 def _replay(net: nn.Module, exercise: str, label: str, *, plot: bool, verbose: bool) -> TrainingResult:
     record = load_precomputed(label)
     result = TrainingResult(
@@ -227,11 +242,7 @@ def _replay(net: nn.Module, exercise: str, label: str, *, plot: bool, verbose: b
     if verbose:
         print(f"{label}: {result.n_parameters} parameters (the course's precomputed run: your "
               f"{exercise} does not pass its self-check yet)")
-        for epoch, train_acc, val_acc in zip(result.eval_epochs, result.train_accs, result.val_accs,
-                                             strict=True):
-            if epoch % 500 == 0:
-                print(f"  epoch {epoch:4d}  loss {result.losses[epoch - 1]:.4g}  train accuracy "
-                      f"{train_acc:.3f}  validation accuracy {val_acc:.3f}")
+        _print_progress(result)
         print(f"  stopped after {result.epochs} epochs ({result.stop_reason}): train accuracy "
               f"{result.train_acc:.3f}, validation accuracy {result.val_acc:.3f} [precomputed]")
     if plot:
@@ -366,6 +377,10 @@ def run_test(
     same ``label`` is replayed from :data:`PRECOMPUTED_RUNS` (printed and drawn the same way, and
     marked as precomputed).
 
+    When the site build executes the notebook in two kernels that share its runs
+    (:mod:`~dlnn_helpers.run_sharing`: only then), a run may be trained by the other kernel: this
+    one then loads the trained network and prints and draws the run as if it had trained it.
+
     Parameters
     ----------
     net : nn.Module
@@ -406,10 +421,33 @@ def run_test(
     if autograding():
         max_epochs = min(max_epochs, AUTOGRADE_EPOCHS)
     n_parameters = count_parameters(net)
+    shared = run_sharing.current()  # None unless the site build shares the runs between two kernels
+    action = "train" if shared is None else shared.action(label)
+    if action == "skip":  # the other kernel trains it
+        return TrainingResult(label=label, n_parameters=n_parameters, losses=np.empty(0),
+                              eval_epochs=np.empty(0, dtype=np.int64), train_accs=np.empty(0),
+                              val_accs=np.empty(0), stop_reason=run_sharing.SKIPPED, seconds=0.0,
+                              max_epochs=max_epochs)
+    verbose, plot = (False, False) if action == "share" else (verbose, plot)
     if verbose:
         note = " (autograding: shortened run)" if autograding() else ""
         print(f"{label + ': ' if label else ''}{n_parameters} parameters{note}")
     optimizer = optmaker(net.parameters())
+    inner = getattr(net, "net", None)
+    if action != "train":
+        key = run_sharing.run_key(net, optimizer, [x_train, y_train, x_val, y_val], {
+            "max_epochs": max_epochs, "test_every": test_every, "patience": patience,
+            "min_improvement": min_improvement, "min_loss_improvement": min_loss_improvement,
+            "threads": threads})
+    if action == "load":  # trained by the other kernel: the same run, from the same weights
+        fields, state = shared.load(label, key)
+        net.load_state_dict(state)
+        result = TrainingResult(label=label, n_parameters=n_parameters,
+                                **{k: v.numpy() if isinstance(v, torch.Tensor) else v
+                                   for k, v in fields.items()})
+        if verbose:
+            _print_progress(result)
+        return _finish(result, inner, data, verbose=verbose, plot=plot)
     losses = np.empty(max_epochs)
     eval_epochs: list[int] = []
     train_accs: list[float] = []
@@ -418,7 +456,6 @@ def run_test(
     stop_reason = "epoch budget"
     start = time.perf_counter()
     net.train()
-    inner = getattr(net, "net", None)
     outputs_hook: list[torch.Tensor] = []
     handle = None
     if isinstance(inner, nn.Module):
@@ -453,8 +490,7 @@ def run_test(
                 train_accs.append(train_acc)
                 val_accs.append(val_acc)
                 if verbose and epoch % 500 == 0:
-                    print(f"  epoch {epoch:4d}  loss {losses[epoch - 1]:.4g}  train accuracy "
-                          f"{train_acc:.3f}  validation accuracy {val_acc:.3f}")
+                    print(_progress_line(epoch, losses[epoch - 1], train_acc, val_acc))
                 if val_acc == 1.0:
                     stop_reason = "100% validation accuracy"
                     break
@@ -481,10 +517,22 @@ def run_test(
         seconds=time.perf_counter() - start,
         max_epochs=max_epochs,
     )
+    if action == "share":
+        shared.save(label, key, {
+            "losses": torch.from_numpy(result.losses), "eval_epochs": torch.from_numpy(result.eval_epochs),
+            "train_accs": torch.from_numpy(result.train_accs), "val_accs": torch.from_numpy(result.val_accs),
+            "stop_reason": result.stop_reason, "seconds": result.seconds, "max_epochs": max_epochs,
+        }, net.state_dict())
+    return _finish(result, inner, data, verbose=verbose, plot=plot)
+
+
+def _finish(result: TrainingResult, inner: nn.Module | None, data: ClassificationData, *,
+            verbose: bool, plot: bool) -> TrainingResult:
+    """The end of :func:`run_test`: record the run (when asked to), print the last line, draw."""
     if os.environ.get(RECORD_ENV_VAR):
         _record(result, inner, data, os.environ[RECORD_ENV_VAR])
     if verbose:
-        print(f"  stopped after {result.epochs} epochs ({stop_reason}): train accuracy "
+        print(f"  stopped after {result.epochs} epochs ({result.stop_reason}): train accuracy "
               f"{result.train_acc:.3f}, validation accuracy {result.val_acc:.3f} "
               f"[{result.seconds:.1f} s]")
     if plot:

@@ -4,7 +4,10 @@
   (:func:`train_regression_mlp`), and the least-squares line it should beat
   (:func:`linear_baseline`);
 * :func:`xavier_init_` (Xavier-normal weights, zero biases) and :func:`compare_initialisations`;
-* :func:`double_descent`: model-wise double descent with random ReLU features.
+* :func:`double_descent`: model-wise double descent with random ReLU features, and
+  :func:`sample_wise_double_descent` along the number of training points;
+* :func:`epoch_wise_double_descent`: double descent over the epochs of gradient descent, in closed
+  form, for a linear model whose features come in a large-scale and a small-scale group.
 """
 
 from __future__ import annotations
@@ -504,5 +507,157 @@ def plot_double_descent(result: DoubleDescent) -> None:
     ax.set(xscale="log", yscale="log", xlabel="number of hidden units (trained parameters)",
            ylabel="MSE (median over draws)", title="Model-wise double descent")
     ax.legend()
+    fig.tight_layout()
+    plt.show()
+
+
+# ------------------------------------------------------------------------ epoch-wise double descent
+
+
+@dataclass
+class EpochWiseDoubleDescent:
+    """Result of :func:`epoch_wise_double_descent`.
+
+    Attributes
+    ----------
+    epochs : np.ndarray of shape (k,)
+        Numbers of full-batch gradient-descent steps, increasing, from 1.
+    train_mse, test_mse : np.ndarray of shape (k,)
+        Training MSE and expected test MSE (over fresh inputs and label noise, computed exactly),
+        both in units of the variance of the targets: 1 is the error of predicting 0, their mean.
+    noise_mse : float
+        The part of ``test_mse`` that no model can remove (the label noise), in the same units.
+    n_train : int
+        Training points.
+    n_features : (int, int)
+        Features in the large-scale group and in the small-scale group.
+    scales : (float, float)
+        Standard deviation of the features of each group.
+    """
+
+    epochs: np.ndarray
+    train_mse: np.ndarray
+    test_mse: np.ndarray
+    noise_mse: float
+    n_train: int
+    n_features: tuple[int, int]
+    scales: tuple[float, float]
+
+    def extrema(self) -> tuple[int, int, int]:
+        """Indices into ``epochs`` of the first local minimum of the test MSE, of its largest value
+        after that minimum (the peak), and of its smallest value after the peak.
+
+        Raises
+        ------
+        ValueError
+            When the test MSE has no local minimum before its last epoch (no rise at all).
+        """
+        test = self.test_mse
+        falling_then_rising = np.flatnonzero((test[1:-1] < test[:-2]) & (test[1:-1] <= test[2:]))
+        if not len(falling_then_rising):
+            raise ValueError("the test MSE never rises after falling: no double descent on these epochs")
+        first = int(falling_then_rising[0]) + 1
+        peak = first + int(np.argmax(test[first:]))
+        second = peak + int(np.argmin(test[peak:]))
+        return first, peak, second
+
+
+def epoch_wise_double_descent(
+    epochs: Sequence[int] | np.ndarray | None = None,
+    *,
+    n_train: int = 200,
+    n_features: tuple[int, int] = (140, 20),
+    scales: tuple[float, float] = (1.0, 0.02),
+    small_scale_share: float = 0.5,
+    noise_std: float = 0.2,
+    lr: float = 0.15,
+    random_state: int = 0,
+) -> EpochWiseDoubleDescent:
+    """Epoch-wise double descent: full-batch gradient descent on a linear least-squares problem
+    whose features come in two groups of very different scales, evaluated in closed form.
+
+    Teacher: ``z ~ N(0, I)`` of dimension ``d = n_features[0] + n_features[1]``, target
+    ``y = z · θ + ε`` with ``θ`` Gaussian (the second group carrying the share ``small_scale_share`` of the
+    signal's variance, the first the rest) and label noise ``ε ~ N(0, noise_std²)``. Student: the
+    linear model ``f(x) = x · w`` on the features ``x = z * s`` (``s`` is ``scales[0]`` on the first
+    group, ``scales[1]`` on the second), trained from ``w = 0`` on ``n_train`` points by gradient
+    descent on ``½ mean (x · w - y)²`` with step ``lr``.
+
+    With the singular value decomposition ``X / √n = U diag(σ) Vᵀ`` of the training inputs, the
+    weights after ``t`` steps are ``w_t = V diag((1 - (1 - lr σ²)^t) / σ) Uᵀ y / √n``, so every
+    epoch is computed at once, without a training loop. The test MSE is the exact expectation over
+    fresh inputs, ``Σ_j s_j² (w_j - θ_j / s_j)² + noise_std²``.
+
+    Parameters
+    ----------
+    epochs : sequence of int, optional
+        Epochs at which to evaluate (each at least 1); by default about 200 from 1 to 10⁶, evenly
+        spaced on a log scale.
+    n_train : int
+        Training points.
+    n_features : (int, int)
+        Features in the first (large-scale) and the second (small-scale) group.
+    scales : (float, float)
+        Standard deviation of the features of each group.
+    small_scale_share : float
+        Share of the signal's variance carried by the second group, in [0, 1].
+    noise_std : float
+        Standard deviation of the label noise.
+    lr : float
+        Gradient-descent step; refused when it diverges on these data (``lr σ_max² ≥ 2``).
+    random_state : int
+
+    Returns
+    -------
+    EpochWiseDoubleDescent
+
+    Raises
+    ------
+    ValueError
+        For an epoch below 1, a share outside [0, 1], or a step on which gradient descent diverges.
+    """
+    if epochs is None:
+        epochs = np.unique(np.geomspace(1, 1e6, 200).round().astype(np.int64))
+    steps = np.asarray(epochs, dtype=np.int64)
+    if steps.ndim != 1 or steps.min() < 1 or np.any(np.diff(steps) <= 0):
+        raise ValueError("epochs must be increasing integers from 1 on")
+    if not 0.0 <= small_scale_share <= 1.0:
+        raise ValueError(f"small_scale_share must lie in [0, 1], got {small_scale_share}")
+    rng = np.random.default_rng(random_state)
+    n_fast, n_slow = n_features
+    scale = np.concatenate([np.full(n_fast, float(scales[0])), np.full(n_slow, float(scales[1]))])
+    theta = np.concatenate([rng.standard_normal(n_fast) * np.sqrt((1 - small_scale_share) / max(n_fast, 1)),
+                            rng.standard_normal(n_slow) * np.sqrt(small_scale_share / max(n_slow, 1))])
+    z = rng.standard_normal((n_train, n_fast + n_slow))
+    x = z * scale
+    y = z @ theta + noise_std * rng.standard_normal(n_train)
+    u, sigma, vt = np.linalg.svd(x / np.sqrt(n_train), full_matrices=False)
+    if lr * sigma.max() ** 2 >= 2:
+        raise ValueError(f"gradient descent diverges with lr={lr}: the largest stable step on these "
+                         f"data is {2 / sigma.max() ** 2:.3g}")
+    keep = sigma > sigma.max() * max(x.shape) * np.finfo(float).eps  # directions the data reach
+    u, sigma, vt = u[:, keep], sigma[keep], vt[keep]
+    learned = 1 - (1 - lr * sigma**2)[None, :] ** steps[:, None]  # (k, r): share of each direction
+    target = y @ u / np.sqrt(n_train) / sigma  # (r,): the least-squares weights, in V's basis
+    weights = (learned * target) @ vt  # (k, d): w_t for every epoch
+    variance = float(theta @ theta + noise_std**2)  # of the targets: the MSE of predicting 0
+    test = (((weights - theta / scale) * scale) ** 2).sum(1) + noise_std**2
+    train = ((weights @ x.T - y) ** 2).mean(1)
+    return EpochWiseDoubleDescent(steps, train / variance, test / variance, noise_std**2 / variance,
+                                  n_train, (n_fast, n_slow), (float(scales[0]), float(scales[1])))
+
+
+def plot_epoch_wise_double_descent(result: EpochWiseDoubleDescent) -> None:
+    """Training and test MSE against the epoch (log scale), the two minima and the peak marked."""
+    first, peak, second = result.extrema()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(result.epochs, result.test_mse, "-", label="test MSE")
+    ax.plot(result.epochs, result.train_mse, "-", label="training MSE")
+    marks = result.epochs[[first, peak, second]], result.test_mse[[first, peak, second]]
+    ax.plot(*marks, "o", c="k", ms=4, label="minimum, peak, minimum")
+    ax.axhline(result.noise_mse, ls="--", c="grey", lw=0.8, label="label noise")
+    ax.set(xscale="log", xlabel="epoch (full-batch gradient-descent steps)",
+           ylabel="MSE / variance of the targets", title="Epoch-wise double descent")
+    ax.legend(loc="upper right")
     fig.tight_layout()
     plt.show()

@@ -22,6 +22,7 @@ The module holds
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -423,12 +424,17 @@ class _FrozenFeatures:
                 r0 += out.in_features + 1
         self.features = torch.cat(feats, dim=1).to(dtype)  # (n, rows)
 
-    def step_function(self) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None]:
-        """One SGD step, in place, on minibatch features ``(f, f.T, y)``."""
+    def step_function(self) -> Callable[[torch.Tensor, torch.Tensor], None]:
+        """One SGD step, in place, on minibatch features ``(f, y)``.
+
+        The gradient multiplies by the transposed *view* ``f.t()``: the same numbers as a
+        contiguous transposed copy, without copying the gathered features a second time (for
+        fifteen networks of one hidden layer that copy cost more than the steps themselves).
+        """
         mm, w, rate = torch.mm, self.weight, self.rate
 
-        def step(f: torch.Tensor, ft: torch.Tensor, y: torch.Tensor) -> None:
-            w.addcmul_(mm(ft, mm(f, w).sub_(y)), rate)
+        def step(f: torch.Tensor, y: torch.Tensor) -> None:
+            w.addcmul_(mm(f.t(), mm(f, w).sub_(y)), rate)
 
         return step
 
@@ -442,6 +448,10 @@ class _FrozenFeatures:
         ]
         block = weight[:, self.blocks[m], m]
         return params + [block[:, None, :-1].contiguous(), block[:, -1:].contiguous()]
+
+
+GATHER_STEPS = 50
+"""Steps whose minibatches :func:`train_relu_nets` gathers at once."""
 
 
 def train_relu_nets(
@@ -519,42 +529,30 @@ def _train_packed(
     n_nets, n = len(nets), data.x_train.shape[0]
     full = [m for m in range(n_nets) if not output_only[m]]
     frozen = [m for m in range(n_nets) if output_only[m]]
-    steps_fns, gathers, weights = [], [], []
+    # a group: its step function, the rows its minibatches are gathered from, the weights it trains
+    # and whether its step takes the transposed minibatch too
+    groups: list[tuple[Callable, torch.Tensor, list[torch.Tensor], bool]] = []
     y_all = data.y_train.reshape(-1, 1).to(dtype)
     wide = lin = None
     if full:
         wide = _WideNet([nets[m] for m in full], [lrs[m] for m in full], batch_size, dtype)
-        steps_fns.append(wide.step_function())
-        gathers.append(torch.cat([data.x_train, torch.ones(n, 1)], dim=1).to(dtype))
-        weights.extend(wide.weights)
+        inputs = torch.cat([data.x_train, torch.ones(n, 1)], dim=1).to(dtype)
+        groups.append((wide.step_function(), inputs, wide.weights, True))
     if frozen:
         lin = _FrozenFeatures(
             [nets[m] for m in frozen], [lrs[m] for m in frozen], data.x_train, batch_size, dtype
         )
-        steps_fns.append(lin.step_function())
-        gathers.append(lin.features)
-        weights.append(lin.weight)
-    n_snap = n_steps // snapshot_every + 1
-    snaps = [torch.empty((n_snap, *w.shape), dtype=dtype) for w in weights]
-    for s, w in zip(snaps, weights, strict=True):
-        s[0].copy_(w)
-    generator = torch.Generator().manual_seed(seed)
-    done, k = 0, 1
-    with torch.no_grad():
-        while done < n_steps:
-            chunk = min(snapshot_every, n_steps - done)
-            idx = minibatch_indices(n, batch_size, chunk, generator)
-            ys = y_all[idx].unbind(0)  # chunk views of shape (B, 1)
-            for step, source in zip(steps_fns, gathers, strict=True):
-                inputs = source[idx]  # (chunk, B, k), and its transpose (chunk, k, B)
-                transposed = inputs.transpose(1, 2).contiguous()
-                for args in zip(inputs.unbind(0), transposed.unbind(0), ys, strict=True):
-                    step(*args)
-            done += chunk
-            if chunk == snapshot_every:
-                for s, w in zip(snaps, weights, strict=True):
-                    s[k].copy_(w)
-                k += 1
+        groups.append((lin.step_function(), lin.features, [lin.weight], False))
+    schedule = (n, batch_size, n_steps, snapshot_every, seed)
+    if len(groups) == 2 and available_cores() >= 2:  # the two groups on two cores, one thread each
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            trained = list(pool.map(lambda group: _train_group(*group, y_all, schedule), groups))
+    else:
+        trained = [_train_group(*group, y_all, schedule) for group in groups]
+    snaps = [s for group_snaps, _ in trained for s in group_snaps]
+    k = trained[0][1]
     seconds = time.perf_counter() - start
     steps = np.arange(k) * snapshot_every
     params_of: dict[int, list[torch.Tensor]] = {}
@@ -584,6 +582,55 @@ def _train_packed(
     return histories
 
 
+def available_cores() -> int:
+    """The CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _train_group(
+    step: Callable[..., None], source: torch.Tensor, weights: list[torch.Tensor],
+    transposed: bool, y_all: torch.Tensor, schedule: tuple[int, int, int, int, int],
+) -> tuple[list[torch.Tensor], int]:
+    """Train one packed group (all layers, or output layers only) through the whole schedule.
+
+    ``step`` updates ``weights`` in place from a minibatch of rows of ``source`` (n, k), called as
+    ``step(x, x.T, y)`` when ``transposed`` (a contiguous copy of the transpose) and ``step(x, y)``
+    otherwise; the minibatches are those of :func:`minibatch_indices` with ``seed``, the same for
+    every group.
+    Returns the snapshots of ``weights``, each of shape (n_snapshots, *shape), and their number.
+    """
+    n, batch_size, n_steps, snapshot_every, seed = schedule
+    n_snap = n_steps // snapshot_every + 1
+    snaps = [torch.empty((n_snap, *w.shape), dtype=w.dtype) for w in weights]
+    for s, w in zip(snaps, weights, strict=True):
+        s[0].copy_(w)
+    generator = torch.Generator().manual_seed(seed)
+    done, k = 0, 1
+    with torch.no_grad(), torch_threads(1):
+        while done < n_steps:
+            chunk = min(snapshot_every, n_steps - done)
+            idx = minibatch_indices(n, batch_size, chunk, generator)
+            # gathered GATHER_STEPS steps at a time: a block that stays in the cache (a whole chunk
+            # of wide features is tens of MB, and gathering it costs more than the steps)
+            for first in range(0, chunk, GATHER_STEPS):
+                block = idx[first : first + GATHER_STEPS]
+                inputs = source[block]  # (steps, B, k), and its transpose (steps, k, B)
+                parts = [inputs.unbind(0), y_all[block].unbind(0)]
+                if transposed:
+                    parts.insert(1, inputs.transpose(1, 2).contiguous().unbind(0))
+                for args in zip(*parts, strict=True):
+                    step(*args)
+            done += chunk
+            if chunk == snapshot_every:
+                for s, w in zip(snaps, weights, strict=True):
+                    s[k].copy_(w)
+                k += 1
+    return snaps, k
+
+
 def final_parameters(
     nets: Sequence[nn.Sequential],
     data: ReluData,
@@ -605,11 +652,15 @@ def train_one_net(
     seed: int = 0,
     dtype: torch.dtype = torch.float32,
 ) -> list[torch.Tensor]:
-    """The straightforward loop: one network, ``torch.optim.SGD``, autograd, one step at a time.
+    """The straightforward loop: one network, autograd, a plain SGD step, one step at a time.
 
     Uses exactly the minibatches of :func:`train_relu_nets` with the same ``seed``; kept as the
     reference that the batched trainer is tested and benchmarked against. Snapshots are deep copies
-    of the state every ``snapshot_every`` steps, as a plain training loop would take them.
+    of the state every ``snapshot_every`` steps, as a plain training loop would take them.  The step
+    is ``p -= lr * p.grad`` for each trained parameter, which is what ``torch.optim.SGD`` does
+    (without momentum or weight decay) to the last bit; it is written out because the first
+    ``torch.optim`` optimiser of a session imports torch's compiler, which takes seconds (longer
+    than the few hundred steps the tutorial times, and the timing would count it).
 
     Returns
     -------
@@ -625,7 +676,6 @@ def train_one_net(
     y_all = data.y_train.reshape(-1, 1).to(dtype)
     layers = _linears(net)
     params = list(layers[-1].parameters()) if output_only else list(net.parameters())
-    optimizer = torch.optim.SGD(params, lr=lr)
     loss_fn = nn.MSELoss()
     generator = torch.Generator().manual_seed(seed)
     snapshots = [copy.deepcopy(net.state_dict())]
@@ -636,9 +686,12 @@ def train_one_net(
         for t in range(chunk):
             batch = idx[t]
             loss = loss_fn(net(x_all[batch]), y_all[batch])
-            optimizer.zero_grad()
+            for p in net.parameters():
+                p.grad = None
             loss.backward()
-            optimizer.step()
+            with torch.no_grad():
+                for p in params:
+                    p.add_(p.grad, alpha=-lr)
         done += chunk
         snapshots.append(copy.deepcopy(net.state_dict()))
     return [p.detach().clone() for p in net.parameters()]

@@ -21,14 +21,6 @@ INSTRUCTOR_CODE = ("courselayout", "coursebuild", "autograder", "dlnn_reference"
 
 MAX_PARAMETERS = 8
 
-PENDING = {
-    "autograder/grading/sandbox.py:jail_settings":
-        "sandbox.py is being rewritten on branch issue-22g (warm workers); its jail settings take "
-        "9 parameters until then",
-}
-"""Functions over the limit whose module another branch rewrites now (remove an entry when done:
-the test fails while an entry names a function that is within the limit or gone)."""
-
 
 def _modules() -> dict[str, Path]:
     found = {}
@@ -146,6 +138,4 @@ def test_no_function_takes_more_than_8_parameters_in_the_instructor_code():
                 if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                     if parameters(node) > MAX_PARAMETERS:
                         over[f"{path.relative_to(ROOT).as_posix()}:{node.name}"] = parameters(node)
-    assert sorted(set(over) - set(PENDING)) == [], (
-        f"more than {MAX_PARAMETERS} parameters (group them in a dataclass): {over}")
-    assert sorted(set(PENDING) - set(over)) == [], "within the limit now: remove it from PENDING"
+    assert over == {}, f"more than {MAX_PARAMETERS} parameters (group them in a dataclass): {over}"

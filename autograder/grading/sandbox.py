@@ -596,13 +596,33 @@ def _etc_files(uid: int) -> dict[str, str]:
     }
 
 
-def jail_settings(scratch: Path, lib: Path, uid: int | None, bwrap: str | None,
-                  stage: Path, settings: SandboxSettings, group: cgroups.JobGroup | None,
+@dataclass(frozen=True)
+class JobFolders:
+    """The host folders of one job's sandbox.
+
+    Attributes
+    ----------
+    scratch : Path
+        The kernel's writable scratch folder (``/scratch`` inside).
+    lib : Path
+        The staged course package (read-only inside, at ``LIB_INSIDE``).
+    stage : Path
+        Where ``jail.py`` builds the sandbox's root when it chroots.
+    """
+
+    scratch: Path
+    lib: Path
+    stage: Path
+
+
+def jail_settings(folders: JobFolders, uid: int | None, bwrap: str | None,
+                  settings: SandboxSettings, group: cgroups.JobGroup | None,
                   env: dict[str, str], chroot: bool = False) -> dict:
     """The settings ``jail.py`` reads (see its docstring).
 
     ``chroot``: as root without bubblewrap, ``jail.py`` builds the sandbox's root itself.
     """
+    scratch, lib, stage = folders.scratch, folders.lib, folders.stage
     sandboxed = bool(bwrap) or (chroot and uid is not None)
     processes = settings.processes + (0 if privileged() else _own_tasks())
     if group is not None and "pids" in group.folders:
@@ -787,8 +807,9 @@ class Box:
 
     def write_jail(self, lib: Path, env: dict[str, str]) -> Path:
         """Write the settings of ``jail.py`` for this box (readable by root only)."""
-        data = jail_settings(self.scratch, lib, self.uid, self.found.bwrap, self.stage,
-                             self.settings, self.group, env, chroot=self.found.chroot)
+        data = jail_settings(JobFolders(self.scratch, lib, self.stage), self.uid,
+                             self.found.bwrap, self.settings, self.group, env,
+                             chroot=self.found.chroot)
         fd = os.open(self.jail_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as stream:
             json.dump(data, stream)

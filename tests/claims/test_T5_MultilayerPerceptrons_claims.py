@@ -309,6 +309,75 @@ def test_sample_wise_more_data_first_hurts_then_helps():
     assert rank[38] < 38  # the features of 38 points are not independent either
 
 
+@cache
+def _by_epoch() -> mr.EpochWiseDoubleDescent:
+    return mr.epoch_wise_double_descent(random_state=SEED)
+
+
+def test_epoch_wise_set_up_as_the_text_describes_it():
+    assert "mr.epoch_wise_double_descent(random_state=SEED)" in cell_source(TUTORIAL, "f2a3b4c5")
+    intro = _flat("e1f2a3b4")
+    assert ("a linear model $f(\\mathbf x) = \\mathbf x \\cdot \\mathbf w$ on 160 generated features, 200 "
+            "training points and noisy targets (noise of variance 0.04 against a signal of variance 0.8)"
+            ) in intro
+    assert ("140 of standard deviation 1 and 20 of standard deviation 0.02, and each group carries half of "
+            "the signal") in intro
+    assert "Full-batch gradient descent starts at $\\mathbf w = 0$ with step 0.15" in intro
+    assert "1 is the error of predicting 0, which is what the model does before its first step" in intro
+    defaults = inspect.signature(mr.epoch_wise_double_descent).parameters
+    assert defaults["n_train"].default == 200 and defaults["n_features"].default == (140, 20)
+    assert defaults["scales"].default == (1.0, 0.02) and defaults["small_scale_share"].default == 0.5
+    assert defaults["noise_std"].default == 0.2 and defaults["lr"].default == 0.15
+    curve = _by_epoch()
+    assert curve.epochs[0] == 1 and curve.epochs[-1] == 1_000_000  # "a million epochs"
+    signal = 0.2**2 * (1 / curve.noise_mse - 1)  # noise_mse = noise / (signal + noise)
+    assert round(signal, 1) == 0.8
+    for name in ("fast", "slow", "unlearn", "interpolation threshold", "2500"):  # the Think!'s answer
+        assert name not in intro and name not in _flat("a3b4c5d6")
+
+
+def test_epoch_wise_the_test_error_falls_rises_and_falls_again_as_think_5_3_says():
+    question = _flat("a3b4c5d6")
+    assert ("The test error falls for the first ten or so epochs, rises above the error of predicting 0 "
+            "after about a hundred, peaks near epoch 700, and then falls again, to about a third of its "
+            "first minimum, while the training error falls all along.") in question
+    curve = _by_epoch()
+    first, peak, second = curve.extrema()
+    epochs, test = curve.epochs, curve.test_mse
+    assert 5 <= epochs[first] <= 20 and test[first] < 0.8
+    above = epochs[test > 1]
+    assert 50 <= above[0] <= 200 and above[-1] > epochs[peak]
+    assert 500 <= epochs[peak] <= 1000 and test[peak] > 1.1
+    assert np.all(np.diff(test[first:peak + 1]) > 0) and np.all(np.diff(test[peak:]) < 1e-12)
+    assert 0.25 < test[second] / test[first] < 0.4 and second == len(epochs) - 1
+    assert np.all(np.diff(curve.train_mse) <= 0)
+
+
+def test_think_5_3_sample_answer_claims():
+    answer = _flat("b4c5d6e7")
+    assert "learned about $(1/0.02)^2 = 2500$ times faster than those of scale 0.02" in answer
+    assert "the large-scale group alone, 140 features for 200 points" in answer
+    assert ("the error falls once, within a hundred epochs, to below 0.15, and then creeps up a little to "
+            "the final value of least squares, with no second descent") in answer
+    assert "stopping early here would keep an error three times the final one" in answer
+    curve = _by_epoch()
+    first, peak, second = curve.extrema()
+    assert 2.5 < curve.test_mse[first] / curve.test_mse[second] < 3.5
+    # after a million epochs gradient descent is within 1 % of the least-squares fit (10⁹ epochs)
+    least_squares = mr.epoch_wise_double_descent(epochs=[10**9], random_state=SEED).test_mse[0]
+    assert np.isclose(least_squares, curve.test_mse[-1], rtol=0.01)
+    # up to the peak the large-scale group alone makes the curve: the same draw with small-scale
+    # features that cannot learn in a million epochs (scale 10⁻⁶) gives it to within 5 %
+    alone = mr.epoch_wise_double_descent(random_state=SEED, scales=(1.0, 1e-6))
+    assert np.allclose(alone.test_mse[:peak + 1], curve.test_mse[:peak + 1], rtol=0.05)
+    assert alone.test_mse[-1] > curve.test_mse[peak]  # and without them there is no second descent
+    equal = mr.epoch_wise_double_descent(random_state=SEED, scales=(1.0, 1.0))
+    best = int(np.argmin(equal.test_mse))
+    assert equal.epochs[best] <= 100 and equal.test_mse[best] < 0.15
+    assert np.all(np.diff(equal.test_mse[:best + 1]) < 0) and np.all(np.diff(equal.test_mse[best:]) > -1e-6)
+    assert np.isclose(equal.test_mse[-1], least_squares, rtol=1e-6)  # the same least-squares fit
+
+
 @pytest.mark.slow
 def test_the_notebook_prints_the_same_double_descent_numbers(reference_run):
     out = _output(reference_run, "bdd47542")
@@ -320,6 +389,12 @@ def test_the_notebook_prints_the_same_double_descent_numbers(reference_run):
     out = _output(reference_run, "a2b3c4d5")
     assert "40 hidden units: the test MSE peaks at 38 training points" in out
     assert f"  10 training points: test MSE {by_size.test_mse[1]:8.3f}" in out
+    by_epoch = _by_epoch()
+    first, peak, _ = by_epoch.extrema()
+    out = _output(reference_run, "f2a3b4c5")
+    for label, i in (("first minimum", first), ("peak", peak), ("last epoch", -1)):
+        assert (f"{label:13s} epoch {by_epoch.epochs[i]:>9,d}: test MSE {by_epoch.test_mse[i]:.2f}, "
+                f"training MSE {by_epoch.train_mse[i]:.3f}") in out
 
 
 # ------------------------------------------------------------------------------ set-up

@@ -60,3 +60,16 @@ def test_the_benchmark_command_measures_everything_with_tiny_settings(tmp_path):
     for line in ("start-up per submission, fresh kernel", "grading 2 T1 submissions, 1 worker(s)",
                  "untouched student notebook: tiny", "load average before:"):
         assert line in done.stdout, done.stdout
+
+
+def test_the_benchmark_table_shows_the_cold_build_against_its_goal():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("benchmark", ROOT / "scripts" / "benchmark.py")
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    found = {"build": {"tutorials": ["T1_DeepLinearNetworks", "T2_Optimisation"], "seconds": 123.4,
+                       "load": [0.5, 0.4, 0.3]}}
+    (row,) = [line for line in benchmark.table(found).splitlines() if "cold build" in line]
+    assert "the 2 reference runs" in row and "123.4 s (load 0.5)" in row
+    assert f"≤ {benchmark.GOALS['reference_total_s']:.0f} s" in row

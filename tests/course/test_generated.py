@@ -70,6 +70,27 @@ def test_json_is_compared_number_by_number(tmp_path):
     assert generated.compare_json(tmp_path / "c.json", tmp_path / "a.json").startswith("/run/loss[1]")
 
 
+def test_a_record_of_chaotic_runs_is_fresh_while_it_records_the_same_experiments(tmp_path):
+    def record(**changes):
+        run = {"label": "relu", "n_parameters": 21_249, "max_epochs": 2000, "losses": "iXQz",
+               "seconds": 11.7, "stop_reason": "100% validation accuracy"}
+        return {"relu": {**run, **changes}, "tanh": {**run, "label": "tanh"}}
+
+    shipped = tmp_path / "shipped.json"
+    shipped.write_text(json.dumps(record()))
+    for name, changes, why in [
+        ("other_cpu", {"losses": "k8Dy", "seconds": 9.2, "stop_reason": "no progress"}, ""),
+        ("wider", {"n_parameters": 25_000}, "'relu': n_parameters 21249 recorded, 25000 now"),
+        ("longer", {"max_epochs": 3000}, "'relu': max_epochs 2000 recorded, 3000 now"),
+    ]:
+        (tmp_path / f"{name}.json").write_text(json.dumps(record(**changes)))
+        assert generated.compare_recorded_runs(tmp_path / f"{name}.json", shipped) == why
+    (tmp_path / "fewer.json").write_text(json.dumps({"relu": record()["relu"]}))
+    assert "['tanh']" in generated.compare_recorded_runs(tmp_path / "fewer.json", shipped)
+    (entry,) = [g for g in generated.GENERATED if g.path.endswith("precomputed_runs.json")]
+    assert entry.compare is generated.compare_recorded_runs and entry.training
+
+
 @pytest.fixture(scope="module")
 def captured() -> dict:
     """The expected values the references give now (computed once for this module)."""

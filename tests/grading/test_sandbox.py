@@ -671,12 +671,11 @@ def test_missing_protections_are_said_on_the_terminal_and_in_the_report(tmp_path
 
 def test_a_folder_that_holds_a_hidden_one_is_never_exposed(tmp_path):
     settings = SandboxSettings(hide=["/usr/lib/course-clone"])
+    folders = sandbox.JobFolders(tmp_path / "scratch", tmp_path / "lib", tmp_path / "stage")
     with pytest.raises(RuntimeError, match="would expose /usr/lib/course-clone"):
-        sandbox.jail_settings(tmp_path / "scratch", tmp_path / "lib", None, "/usr/bin/bwrap",
-                              tmp_path / "stage", settings, None, {})
+        sandbox.jail_settings(folders, None, "/usr/bin/bwrap", settings, None, {})
     visible = {target for _, target, _ in sandbox.jail_settings(
-        tmp_path / "scratch", tmp_path / "lib", None, "/usr/bin/bwrap", tmp_path / "stage",
-        SandboxSettings(hide=[str(ROOT)]), None, {})["binds"]}
+        folders, None, "/usr/bin/bwrap", SandboxSettings(hide=[str(ROOT)]), None, {})["binds"]}
     assert str(ROOT) not in visible and not any(v.startswith(str(ROOT) + "/") for v in visible)
 
 

@@ -191,3 +191,52 @@ def test_double_descent_peaks_at_the_interpolation_threshold():
     assert np.all(result.train_mse[fits] < 1e-6) and np.all(result.train_mse[~fits] > 1e-6)
     again = mr.double_descent(n_repeats=8, random_state=1)
     assert np.array_equal(result.test_mse, again.test_mse)
+
+
+@pytest.mark.parametrize("random_state", [0, 1, 2021])
+def test_epoch_wise_double_descent_has_two_minima_and_a_peak_between_them(random_state):
+    curve = mr.epoch_wise_double_descent(random_state=random_state)
+    first, peak, second = curve.extrema()
+    assert first < peak < second
+    test = curve.test_mse
+    assert test[first] < 0.9  # a first descent from 1 (w = 0, before the first step)...
+    assert test[peak] > 1.3 * test[first]  # ...a rise...
+    assert test[second] < 0.5 * test[first]  # ...and a second descent, below the first minimum
+    assert curve.epochs[peak] >= 10 * curve.epochs[first] and curve.epochs[second] >= 100 * curve.epochs[peak]
+    assert np.all(np.diff(curve.train_mse) <= 1e-12)  # gradient descent on least squares
+    assert test.min() > curve.noise_mse  # no model beats the label noise
+
+
+def test_epoch_wise_double_descent_matches_a_gradient_descent_loop():
+    epochs = np.arange(1, 301)
+    curve = mr.epoch_wise_double_descent(epochs, n_train=30, n_features=(12, 5), scales=(1.0, 0.3),
+                                         lr=0.1, random_state=3)
+    # the same draws as the helper, then 300 explicit steps
+    rng = np.random.default_rng(3)
+    scale = np.r_[np.ones(12), np.full(5, 0.3)]
+    theta = np.r_[rng.standard_normal(12) * np.sqrt(0.5 / 12), rng.standard_normal(5) * np.sqrt(0.5 / 5)]
+    z = rng.standard_normal((30, 17))
+    x, y = z * scale, z @ theta + 0.2 * rng.standard_normal(30)
+    w, train, test = np.zeros(17), [], []
+    for _ in epochs:
+        w -= 0.1 * x.T @ (x @ w - y) / 30
+        train.append(np.mean((x @ w - y) ** 2))
+        test.append(np.sum(((w - theta / scale) * scale) ** 2) + 0.04)
+    variance = theta @ theta + 0.04
+    np.testing.assert_allclose(curve.train_mse, np.array(train) / variance, rtol=1e-8)
+    np.testing.assert_allclose(curve.test_mse, np.array(test) / variance, rtol=1e-8)
+    assert np.isclose(curve.noise_mse, 0.04 / variance)
+
+
+def test_epoch_wise_double_descent_refuses_a_diverging_step_and_bad_epochs():
+    with pytest.raises(ValueError, match="diverges with lr=1"):
+        mr.epoch_wise_double_descent(lr=1.0)
+    with pytest.raises(ValueError, match="increasing integers from 1"):
+        mr.epoch_wise_double_descent([0, 10])
+    with pytest.raises(ValueError, match="increasing integers from 1"):
+        mr.epoch_wise_double_descent([10, 5])
+    with pytest.raises(ValueError, match="small_scale_share"):
+        mr.epoch_wise_double_descent(small_scale_share=1.5)
+    flat = mr.epoch_wise_double_descent(np.arange(1, 4), n_features=(10, 0), random_state=0)
+    with pytest.raises(ValueError, match="no double descent"):
+        flat.extrema()

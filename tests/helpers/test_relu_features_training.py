@@ -82,6 +82,23 @@ def test_batched_training_equals_separate_training(data, depth):
         assert moved == ([not flag] * (2 * depth) + [True, True])
 
 
+@pytest.mark.parametrize("depth", [1, 2])
+def test_one_core_and_two_cores_train_the_same_bits(data, depth, monkeypatch):
+    """On two cores the two groups (all layers, output layer only) train side by side; on one core
+    (Colab) one after the other: the runs must be the same to the last bit."""
+    nets = _nets(depth, widths=(3, 5, 8, 3, 5))
+    settings = dict(lrs=[0.02] * 5 + [0.2] * 5, output_only=[False] * 5 + [True] * 5, n_steps=250,
+                    snapshot_every=50, seed=3)
+    runs = {}
+    for cores in (1, 2):
+        monkeypatch.setattr(rf, "available_cores", lambda cores=cores: cores)
+        runs[cores] = rf.train_relu_nets(nets * 2, data, **settings)
+    for one, two in zip(runs[1], runs[2], strict=True):
+        assert all(torch.equal(a, b) for a, b in zip(one.params, two.params, strict=True))
+        assert np.array_equal(one.test_error, two.test_error)
+    assert not torch.equal(runs[1][5].params[-1][-1], runs[1][5].params[-1][0])  # it trained
+
+
 def test_the_original_networks_are_not_modified(data):
     nets = _nets(1)
     before = [copy.deepcopy(n.state_dict()) for n in nets]
