@@ -659,8 +659,8 @@ def train_one_net(
     of the state every ``snapshot_every`` steps, as a plain training loop would take them.  Each
     step moves every trained parameter by ``lr`` times its gradient, downhill, in place: what
     ``torch.optim.SGD`` does (without momentum or weight decay) to the last bit; it is written out
-    because the first ``torch.optim`` optimiser of a session imports torch's compiler, which takes seconds (longer
-    than the few hundred steps the tutorial times, and the timing would count it).
+    because the first ``torch.optim`` optimiser of a session imports torch's compiler, which takes
+    seconds (longer than the few hundred steps the tutorial times, and the timing would count it).
 
     Returns
     -------
