@@ -656,11 +656,11 @@ def train_one_net(
 
     Uses exactly the minibatches of :func:`train_relu_nets` with the same ``seed``; kept as the
     reference that the batched trainer is tested and benchmarked against. Snapshots are deep copies
-    of the state every ``snapshot_every`` steps, as a plain training loop would take them.  The step
-    is ``p -= lr * p.grad`` for each trained parameter, which is what ``torch.optim.SGD`` does
-    (without momentum or weight decay) to the last bit; it is written out because the first
-    ``torch.optim`` optimiser of a session imports torch's compiler, which takes seconds (longer
-    than the few hundred steps the tutorial times, and the timing would count it).
+    of the state every ``snapshot_every`` steps, as a plain training loop would take them.  Each
+    step moves every trained parameter by ``lr`` times its gradient, downhill, in place: what
+    ``torch.optim.SGD`` does (without momentum or weight decay) to the last bit; it is written out
+    because the first ``torch.optim`` optimiser of a session imports torch's compiler, which takes
+    seconds (longer than the few hundred steps the tutorial times, and the timing would count it).
 
     Returns
     -------

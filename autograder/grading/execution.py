@@ -12,6 +12,7 @@ jails) and :mod:`~autograder.grading.warm`, so neither imports the other's user.
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import os
 import shutil
@@ -150,15 +151,33 @@ def execute(nb: nbformat.NotebookNode, job_number: int, settings: SandboxSetting
     Execution
     """
     start = time.perf_counter()
+    original = copy.deepcopy(nb)
+    warm = warm_slots.job(settings, env) if settings.warm else None
+    if warm is not None:
+        execution = _execute_in(warm, nb, settings, env, workdir)
+        if warm.slot.alive():
+            return execution
+        # The notebook ended its slot's warm interpreter (it may signal its own user's processes):
+        # its cells after that point did not run as they would in a fresh kernel, whose parent
+        # no notebook can reach.  Graded again from the start in a fresh kernel, as before warm
+        # slots, so that the grade does not depend on the slot.
+        nb.clear()
+        nb.update(original)
+    execution = _execute_in(Box(settings), nb, settings, env, workdir)
+    execution.seconds = time.perf_counter() - start
+    return execution
+
+
+def _execute_in(place: Box | warm_slots.WarmJob, nb: nbformat.NotebookNode,
+                settings: SandboxSettings, env: dict[str, str], workdir: Path) -> Execution:
+    """:func:`execute` in one sandbox: a fresh :class:`Box` or a warm slot's job."""
+    start = time.perf_counter()
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True, mode=0o700)
     problems: list[str] = []
     expired = False
     peak = uid = None
-    warm = None
-    if settings.warm:
-        warm = warm_slots.job(settings, env)
-    with warm or Box(settings) as box:
+    with place as box:
         uid = box.uid
         km = box.kernel_manager(env)
         # A signal to the kernel's process group would end bubblewrap itself: interrupt by

@@ -164,6 +164,7 @@ class WarmSlot:
         self.job_group: cgroups.JobGroup | None = None
         self.process: subprocess.Popen | None = None
         self.channel: socket.socket | None = None
+        self._stream: socket.SocketIO | None = None
         self.inside = SCRATCH if self.box.found.sandboxed else str(self.box.scratch)
         self.lost = False
         try:
@@ -264,6 +265,10 @@ class WarmSlot:
     def close(self) -> None:
         """Kill the warm interpreter and everything of the slot; release the slot."""
         if self.channel is not None:
+            if self._stream is not None:  # the stream first: it holds the socket open
+                with contextlib.suppress(OSError):
+                    self._stream.close()
+                self._stream = None
             with contextlib.suppress(OSError):
                 self.channel.close()
             self.channel = None

@@ -134,3 +134,22 @@ def test_the_writer_is_run_from_the_script():
 def test_the_files_of_training_runs_are_fresh():
     stale = generated.stale(training=True)
     assert stale == {}, "run: python scripts/course.py expected --training"
+
+
+def test_a_record_of_trained_features_is_fresh_while_it_holds_the_same_arrays_and_spectra(tmp_path):
+    def record(name, **changes):
+        arrays = {"s-depth1-width10-trained": np.array([80.0, 10.0, 1.0], np.float32),
+                  "curves-depth1-width10-trained": np.ones((5, 3), np.float16)}
+        np.savez(tmp_path / f"{name}.npz", **{**arrays, **changes})
+        return tmp_path / f"{name}.npz"
+
+    shipped = record("shipped")
+    flipped = record("flipped", **{"curves-depth1-width10-trained": -np.ones((5, 3), np.float16),
+                                   "s-depth1-width10-trained": np.array([81.0, 9.5, 1.2], np.float32)})
+    assert generated.compare_feature_record(flipped, shipped) == ""  # a sign, a little rounding
+    other = record("other", **{"s-depth1-width10-trained": np.array([80.0, 20.0, 1.0], np.float32)})
+    assert generated.compare_feature_record(other, shipped).startswith("s-depth1-width10-trained:")
+    wider = record("wider", **{"curves-depth1-width10-trained": np.ones((5, 4), np.float16)})
+    assert "float16[5, 3] shipped, float16[5, 4] now" in generated.compare_feature_record(wider, shipped)
+    (entry,) = [g for g in generated.GENERATED if g.path.endswith("relu_features.npz")]
+    assert entry.compare is generated.compare_feature_record and entry.training
