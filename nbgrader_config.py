@@ -6,7 +6,8 @@ Folders (relative to this file):
   "source" folder);
 * ``tutorials/<tutorial>/<tutorial>.ipynb`` — student notebooks generated from them (nbgrader's
   "release" folder, committed);
-* ``autograder/`` — the gradebook and the submitted / autograded / feedback folders.
+* ``class/`` — nbgrader's work folder: the gradebook and the submitted / autograded / feedback
+  folders (not committed; the grading code is in ``autograder/``, apart from them).
 """
 
 import os
@@ -22,10 +23,10 @@ c.CourseDirectory.course_id = "dlnn-course"
 c.CourseDirectory.root = _ROOT
 c.CourseDirectory.source_directory = "solutions"
 c.CourseDirectory.release_directory = "tutorials"
-c.CourseDirectory.submitted_directory = os.path.join("autograder", "submitted")
-c.CourseDirectory.autograded_directory = os.path.join("autograder", "autograded")
-c.CourseDirectory.feedback_directory = os.path.join("autograder", "feedback")
-c.CourseDirectory.db_url = "sqlite:///" + os.path.join(_ROOT, "autograder", "gradebook.db")
+c.CourseDirectory.submitted_directory = os.path.join("class", "submitted")
+c.CourseDirectory.autograded_directory = os.path.join("class", "autograded")
+c.CourseDirectory.feedback_directory = os.path.join("class", "feedback")
+c.CourseDirectory.db_url = "sqlite:///" + os.path.join(_ROOT, "class", "gradebook.db")
 
 # Student notebooks start without outputs; nbgrader's own header/footer are not used.
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}

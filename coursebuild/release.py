@@ -80,9 +80,10 @@ PACKAGE = course_layout().student_package.name
 
 FORBIDDEN = (
     "solutions", "autograder", "coursebuild", "courselayout", "dlnn_reference", "tests", "scripts",
-    "nbgrader_config.py", "gradebook.db", "_build",
+    "nbgrader_config.py", "gradebook.db", "_build", course_layout().work.name,
 )
-"""Top-level names that never appear in a release (and no file of that name anywhere in it)."""
+"""Top-level names that never appear in a release (and no file of that name anywhere in it); the
+last is nbgrader's work folder (``class/``: submissions and grades)."""
 
 SITE_REQUIREMENTS = ("jupyter-book", "sphinx-mathjax-offline")
 """The instructor's development requirements that the student repository's site build needs."""

@@ -7,7 +7,8 @@ the build and the release (``coursebuild``), the grader (``autograder``), the sc
 key (``dlnn_reference``) and the tests.  It knows
 
 * the folders: solutions (nbgrader's source folder), student notebooks (its release folder),
-  nbgrader's work folders, the student package and the reference package;
+  nbgrader's work folders (``class/``: the gradebook, submitted, autograded and feedback folders,
+  apart from the grading code in ``autograder/``), the student package and the reference package;
 * the tutorials (:meth:`CourseLayout.tutorial_ids`) and, for each, its topic
   (:data:`TUTORIALS`: ``T3_TrainingDeepNetworks`` is ``deep_training``, the name of its checks,
   expected values and reference) and its helper modules;
@@ -162,8 +163,12 @@ class CourseLayout:
     release: Path
     """nbgrader's release folder: the student notebooks (``tutorials/``)."""
     submitted: Path
+    """nbgrader's work folders (``class/submitted``, ``class/autograded``, ``class/feedback``),
+    apart from the grading code (``autograder/``)."""
     autograded: Path
     feedback: Path
+    db_url: str = ""
+    """nbgrader's gradebook (``sqlite:///…/class/gradebook.db``)."""
     markers: Markers = field(default_factory=Markers)
     tutorials: tuple[Tutorial, ...] = TUTORIALS
 
@@ -194,6 +199,7 @@ class CourseLayout:
             submitted=folder("submitted_directory", "submitted"),
             autograded=folder("autograded_directory", "autograded"),
             feedback=folder("feedback_directory", "feedback"),
+            db_url=folders.get("db_url", f"sqlite:///{root / 'gradebook.db'}"),
             markers=Markers(**markers),
         )
 
@@ -235,7 +241,7 @@ class CourseLayout:
     @property
     def work(self) -> Path:
         """nbgrader's work folder: the gradebook and the submitted, autograded and feedback folders
-        (``autograder/``)."""
+        (``class/``; the grading code lives apart, in ``autograder/``)."""
         return self.submitted.parent
 
     @property

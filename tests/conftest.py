@@ -24,6 +24,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from courselayout import course_layout
+
 from .artefacts import ARTEFACTS
 from .tools import TUTORIALS, copy_course, course, nbgrader
 
@@ -55,7 +57,7 @@ def _course(tutorial: str) -> Path:
         "untouched": root / "tutorials" / tutorial / f"{tutorial}.ipynb",
     }
     for student, source in sources.items():
-        target = root / "autograder" / "submitted" / student / tutorial
+        target = course_layout(root).submitted / student / tutorial
         target.mkdir(parents=True)
         (target / f"{tutorial}.ipynb").write_bytes(source.read_bytes())
     nbgrader(root, "autograde", tutorial, "--force", "--create", "--log-level=ERROR")

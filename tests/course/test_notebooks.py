@@ -18,7 +18,7 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
-from courselayout import REPOSITORY
+from courselayout import REPOSITORY, course_layout
 from dlnn_helpers.course import STUDENT_REPOSITORY, colab_url, pip_requirement
 
 from ..tools import ROOT, TUTORIALS, course, outputs_text, stderr_outputs
@@ -50,7 +50,7 @@ def test_solution_notebook_executes_and_every_self_check_passes(reference_run, t
 
 
 def _autograded(root, tutorial: str, student: str) -> nbformat.NotebookNode:
-    return nbformat.read(root / "autograder" / "autograded" / student / tutorial / f"{tutorial}.ipynb", 4)
+    return nbformat.read(course_layout(root).autograded / student / tutorial / f"{tutorial}.ipynb", 4)
 
 
 @pytest.mark.parametrize("tutorial", TUTORIALS)
@@ -128,7 +128,7 @@ def test_tutorials_are_exactly_what_generate_assignment_produces(generated_cours
 
 
 def _scores(copy, tutorial, student):
-    db = "sqlite:///" + str(copy / "autograder" / "gradebook.db")
+    db = course_layout(copy).db_url
     with Gradebook(db) as gb:
         notebook = gb.find_submission_notebook(tutorial, tutorial, student)
         return {

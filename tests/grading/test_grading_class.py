@@ -24,6 +24,7 @@ from nbgrader.api import Gradebook
 
 from autograder.grading.runner import grade_class
 from autograder.grading.sandbox import FIRST_UID, UID_RANGE, privileged
+from courselayout import course_layout
 
 from ..artefacts import ARTEFACTS
 from ..tools import ROOT
@@ -222,7 +223,7 @@ def test_attacks_change_nothing_outside_their_sandbox(graded):
         assert not path.exists(), f"a notebook wrote {path}"
     assert graded["connections"] == 0
     # The repository's own gradebook never sees the synthetic class (other tools may write it).
-    path = ROOT / "autograder" / "gradebook.db"
+    path = course_layout(ROOT).work / "gradebook.db"
     if path.exists():
         with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
             students = {row[0] for row in db.execute("SELECT id FROM student")}
