@@ -13,6 +13,8 @@ key (``dlnn_reference``) and the tests.  It knows
   (:data:`TUTORIALS`: ``T3_TrainingDeepNetworks`` is ``deep_training``, the name of its checks,
   expected values and reference) and its helper modules;
 * nbgrader's markers (:class:`Markers`);
+* what the grader stages for a sandboxed kernel and what it hides from it
+  (:data:`KERNEL_PACKAGES`, :data:`MASKED_PACKAGES`);
 * the environment variables a notebook reads (:data:`STATIC_ENV_VAR`, :data:`AUTOGRADE_ENV_VAR`,
   defined in the released :mod:`dlnn_helpers.course`, since the student package needs them too).
 
@@ -29,7 +31,8 @@ from pathlib import Path
 from dlnn_helpers.course import AUTOGRADE_ENV_VAR, STATIC_ENV_VAR
 
 __all__ = [
-    "AUTOGRADE_ENV_VAR", "CONFIG_NAME", "REPOSITORY", "ROOT", "STATIC_ENV_VAR", "TUTORIALS",
+    "AUTOGRADE_ENV_VAR", "CONFIG_NAME", "INSTRUCTOR_PACKAGES", "KERNEL_PACKAGES", "MASKED_PACKAGES",
+    "REPOSITORY", "ROOT", "STATIC_ENV_VAR", "TUTORIALS",
     "CourseLayout", "Markers", "Tutorial", "course_layout", "repository_path", "release_folder",
     "solution_path", "source_folder", "student_path", "tutorial_ids",
 ]
@@ -50,6 +53,17 @@ STUDENT_PACKAGE = "dlnn_helpers"
 
 REFERENCE_PACKAGE = "dlnn_reference"
 """The answer key: instructor only."""
+
+KERNEL_PACKAGES = (STUDENT_PACKAGE,)
+"""What the grader stages for a sandboxed kernel (a read-only copy it imports)."""
+
+INSTRUCTOR_PACKAGES = (REFERENCE_PACKAGE,)
+"""Instructor-only packages (the reference answers): never importable in a sandboxed kernel."""
+
+MASKED_PACKAGES = (*INSTRUCTOR_PACKAGES, *KERNEL_PACKAGES)
+"""Packages whose installed copies are hidden from a sandboxed kernel where a folder it sees holds
+them (the kernel imports the staged copies of :data:`KERNEL_PACKAGES` only, whose expected data the
+checks watch)."""
 
 
 @dataclass(frozen=True)

@@ -81,9 +81,8 @@ def machine() -> dict:
 
 def startup(runs: int) -> dict:
     """Seconds from nothing to a kernel with the imports done, fresh and forked from a warm slot."""
-    from autograder.grading import warm
     from autograder.grading.execution import execute
-    from autograder.grading.sandbox import SandboxSettings
+    from autograder.grading.sandbox import SandboxSettings, warm
     from autograder.grading.worker import KERNEL_ENV
 
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(STARTUP_CELL)])

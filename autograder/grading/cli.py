@@ -18,9 +18,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import formgrade, handgrades, lms_export
-from .report import atomic_write, terminal_safe
-from .roster import Roster
+from .inputs.roster import Roster
+from .model import SandboxSettings
+from .outputs import formgrade, handgrades, lms_export
+from .outputs.report import atomic_write, terminal_safe
 from .runner import (
     COURSE_ROOT,
     DEFAULT_OUTPUT,
@@ -32,7 +33,6 @@ from .runner import (
     grade_class,
     output_lock,
 )
-from .sandbox import SandboxSettings
 
 SUBCOMMANDS = ("formgrade", "grades", "export")
 

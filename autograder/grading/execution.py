@@ -1,12 +1,12 @@
 """Running one notebook in a sandbox: the job a worker asks of a slot.
 
 :func:`execute` takes a :class:`~autograder.grading.sandbox.Box` (a fresh kernel in its own slot)
-or, by default, a warm slot's job (:mod:`~autograder.grading.warm`: a kernel forked from the
+or, by default, a warm slot's job (:mod:`~autograder.grading.sandbox.warm`: a kernel forked from the
 slot's warm interpreter), runs the notebook with a client that limits its output, and copies the
 kernel's records out once everything the kernel started is dead.
 
 This module sits above both :mod:`~autograder.grading.sandbox` (what the machine offers, slots,
-jails) and :mod:`~autograder.grading.warm`, so neither imports the other's user.
+jails) and :mod:`~autograder.grading.sandbox.warm`, so neither imports the other's user.
 """
 
 from __future__ import annotations
@@ -26,8 +26,10 @@ from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
 
-from . import warm as warm_slots
-from .sandbox import Box, SandboxSettings, _copy_out
+from .model import SandboxSettings
+from .sandbox import warm as warm_slots
+from .sandbox.kernel import Box
+from .sandbox.staging import _copy_out
 
 
 class _LimitedClient(NotebookClient):

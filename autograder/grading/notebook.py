@@ -17,29 +17,14 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import dataclass, field
 
 import nbformat
 
-from .replay import recorder_source
-from .sandbox import RECORDER_MODULE
-from .spec import TutorialSpec, defined_names
+from .model import Prepared, Rejected, TutorialSpec
+from .protocol.calls import preamble, recorder_source
+from .protocol.cells import defined_names
 
 MAX_SUBMISSION_BYTES = 100 * 2**20
-
-
-class Rejected(Exception):
-    """The submission cannot be graded; the message says why (one line for the report)."""
-
-
-@dataclass
-class Prepared:
-    """The notebook to execute and what was noticed on the way."""
-
-    notebook: nbformat.NotebookNode
-    notes: list[str] = field(default_factory=list)
-    answers: dict[str, str] = field(default_factory=dict)
-    solutions: dict[str, str] = field(default_factory=dict)
 
 
 def read_submission(data: bytes, spec: TutorialSpec) -> nbformat.NotebookNode:
@@ -206,7 +191,7 @@ def prepare(data: bytes, spec: TutorialSpec, run_demos: bool = False) -> Prepare
 
     answers, solutions, cells = {}, {}, []
     cells.append(nbformat.v4.new_code_cell(
-        f"import {RECORDER_MODULE}", metadata={"dlnn_grading": "preamble"}
+        preamble(), metadata={"dlnn_grading": "preamble"}
     ))
     started = False
     test_specs = {t.grade_id: t for t in spec.tests}

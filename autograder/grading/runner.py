@@ -45,12 +45,13 @@ from sqlalchemy.exc import SAWarning
 
 from courselayout import ROOT, course_layout
 
-from . import feedback, handgrades, report
-from .roster import Roster
-from .sandbox import SandboxSettings, controls, sandbox_description, sandbox_warnings
-from .spec import TutorialSpec, prepare, save
-from .submissions import UNKNOWN, Limits, Submission, collect
-from .worker import Job, Result, grade_submission
+from .inputs.roster import Roster
+from .inputs.submissions import UNKNOWN, Limits, Submission, collect
+from .model import Job, Result, SandboxSettings, TutorialSpec
+from .outputs import feedback, handgrades, report
+from .sandbox.machine import controls, sandbox_description, sandbox_warnings
+from .spec import prepare, save
+from .worker import grade_submission
 
 COURSE_ROOT = ROOT
 DEFAULT_OUTPUT = COURSE_ROOT / "autograder" / "output"
@@ -461,9 +462,9 @@ class GradingOptions:
     lock_wait : float
         Seconds to wait when another grader is writing ``output`` (default: refuse at once).
     limits : Limits, optional
-        What reading the input may cost (see :class:`~autograder.grading.submissions.Limits`).
+        What reading the input may cost (see :class:`~autograder.grading.inputs.submissions.Limits`).
     roster : Roster, optional
-        The class: file names are matched to its students (:mod:`~autograder.grading.roster`).
+        The class: file names are matched to its students (:mod:`~autograder.grading.inputs.roster`).
     """
 
     course: Path = COURSE_ROOT
@@ -487,7 +488,7 @@ def grade_class(source: Path, output: Path = DEFAULT_OUTPUT, options: GradingOpt
     Parameters
     ----------
     source : Path
-        Folder or zip file of submissions (see :mod:`autograder.grading.submissions`).
+        Folder or zip file of submissions (see :mod:`autograder.grading.inputs.submissions`).
     output : Path
         Output folder (created, private to the grader).
     options : GradingOptions, optional

@@ -12,7 +12,6 @@ and source cells are nbgrader's own), then reads back:
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import json
 import os
@@ -20,7 +19,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import nbformat
@@ -28,66 +27,11 @@ from nbgrader.api import Gradebook
 
 from courselayout import course_layout
 
-from .records import find_check
-from .replay import TestCall, parse_test_cell
+from .model import TestCell, TutorialSpec
+from .protocol.cells import TestCall, defined_names, parse_test_cell
+from .protocol.records import find_check
 
 HIDDEN_BEGIN, HIDDEN_END = course_layout().markers.hidden_tests
-
-
-@dataclass
-class TestCell:
-    """An autograded test cell."""
-
-    grade_id: str
-    points: float
-    source: str
-    """Full source from the gradebook, hidden tests included (never shown to students)."""
-    visible: str
-    """What the student version shows of it."""
-    calls: list[TestCall] | None
-    """The parsed check calls; None when the cell is not a plain list of calls (then it is judged
-    inside the sandbox, as nbgrader would: full points when it raises no error)."""
-    mode: str = "auto"
-    """How recorded calls are judged: ``replay`` (outside, monkeypatch-proof), ``kernel`` (the
-    verdict computed in the sandbox) or ``auto`` (before calibration).  Set by grading the
-    reference solution: a test whose reference answer replays correctly is always replayed, so a
-    student cannot escape to the weaker mode by returning something odd."""
-
-
-@dataclass
-class TutorialSpec:
-    """Everything a worker needs to grade one tutorial (picklable, no database handle)."""
-
-    name: str
-    template: dict
-    """The release notebook as JSON, with locked cells restored from the gradebook."""
-    tests: list[TestCell]
-    manual: dict[str, float]
-    """Manually graded answer cells: grade id -> points."""
-    solution_names: dict[str, list[str]]
-    """Solution code cell grade id -> names it defines (to find it when its metadata is lost)."""
-    hidden_lines: list[str] = field(default_factory=list)
-    fingerprint: str = ""
-    calibrated: bool = False
-    reference_problems: list[str] = field(default_factory=list)
-    """Tests the reference solution does not pass (a problem of the tutorial, not of students)."""
-
-    @property
-    def auto_points(self) -> float:
-        return sum(t.points for t in self.tests)
-
-
-def defined_names(source: str) -> list[str]:
-    """Top-level functions, classes and assigned names of a code cell (empty if unparsable)."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return []
-    names = []
-    for node in tree.body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names.append(node.name)
-    return names
 
 
 def _hidden_part(source: str) -> tuple[str, list[str]]:
@@ -99,9 +43,11 @@ def _hidden_part(source: str) -> tuple[str, list[str]]:
     return (visible.rstrip() + "\n" + after.strip()).strip(), lines
 
 
-NOT_VERDICT_MODULES = {"report.py", "feedback.py", "cli.py", "runner.py", "submissions.py",
-                       "synthetic.py", "__init__.py"}
-"""Grading modules that only present results: changing them regrades nothing."""
+NOT_VERDICT_LAYERS = ("inputs", "outputs")
+"""Layers of the grading package that read the class's files or present results: changing them
+regrades nothing."""
+NOT_VERDICT_MODULES = {"cli.py", "runner.py", "synthetic.py", "__init__.py"}
+"""Modules that drive grading or write test data: changing them regrades nothing either."""
 
 
 def verdict_sources() -> list[Path]:
@@ -115,8 +61,10 @@ def verdict_sources() -> list[Path]:
     """
     import importlib.util
 
-    files = [p for p in sorted(Path(__file__).parent.glob("*.py"))
-             if p.name not in NOT_VERDICT_MODULES]
+    grading = Path(__file__).parent
+    files = [p for p in sorted(grading.rglob("*.py")) if p.name not in NOT_VERDICT_MODULES
+             and p.relative_to(grading).parts[0] not in NOT_VERDICT_LAYERS
+             and "__pycache__" not in p.parts]
     for name in ("dlnn_helpers", "dlnn_reference"):
         found = importlib.util.find_spec(name)
         if found is None or found.origin is None:
@@ -152,7 +100,7 @@ def _generate(course: Path, tutorial: str, db_url: str, release: Path) -> None:
         shutil.copy(course / "nbgrader_config.py", copy / "nbgrader_config.py")
         source = course_layout(course).source
         shutil.copytree(source / tutorial, copy / source.relative_to(course) / tutorial)
-        (copy / "autograder").mkdir()
+        course_layout(copy).work.mkdir()
         scripts = str(Path(sys.executable).parent)
         env = dict(os.environ, PATH=scripts + os.pathsep + os.environ.get("PATH", ""))
         result = subprocess.run(

@@ -16,19 +16,21 @@ import socket
 import tempfile
 import time
 import traceback
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
 
 from courselayout import AUTOGRADE_ENV_VAR, STATIC_ENV_VAR
 
-from . import feedback, shortcuts, static_look
 from .execution import execute
-from .notebook import Rejected, prepare
-from .replay import Verdict, judge, load_records
-from .sandbox import SandboxSettings, die_with_parent, scratch_base
-from .spec import HIDDEN_BEGIN, HIDDEN_END, TutorialSpec
+from .judge import shortcuts, static_look
+from .judge.replay import judge, load_records
+from .model import Job, Rejected, Result, Verdict
+from .notebook import prepare
+from .outputs import feedback
+from .sandbox.machine import die_with_parent
+from .sandbox.staging import scratch_base
+from .spec import HIDDEN_BEGIN, HIDDEN_END
 
 KERNEL_ENV = {
     AUTOGRADE_ENV_VAR: "autograde",
@@ -39,63 +41,6 @@ KERNEL_ENV = {
     "PYTHONHASHSEED": "0",
     "PYTHONDONTWRITEBYTECODE": "1",
 }
-
-
-@dataclass
-class Job:
-    """One submission to grade."""
-
-    number: int
-    student: str
-    tutorial: str
-    file: str
-    data: bytes
-    spec: TutorialSpec
-    settings: SandboxSettings
-    run_demos: bool = False
-
-
-@dataclass
-class Result:
-    """What the grading of one submission produced (plain data, picklable)."""
-
-    student: str
-    tutorial: str
-    file: str
-    sha256: str
-    status: str
-    """``graded``, ``rejected`` (not gradable: zero row) or ``error`` (the grader failed)."""
-    message: str = ""
-    notes: list[str] = field(default_factory=list)
-    scores: dict[str, float] = field(default_factory=dict)
-    maxima: dict[str, float] = field(default_factory=dict)
-    verdicts: dict[str, str] = field(default_factory=dict)
-    manual: dict[str, float] = field(default_factory=dict)
-    in_process: list[str] = field(default_factory=list)
-    review: dict[str, str] = field(default_factory=dict)
-    """Test -> why a person should look at the passed answer (e.g. it is the library routine)."""
-    shortcuts: dict[str, str] = field(default_factory=dict)
-    """Test -> the refused shortcut its exercise used (found where it ran, or in its code): the
-    test scored 0, the report flags it."""
-    shown: dict[str, str] = field(default_factory=dict)
-    """Test -> what the student's feedback says instead of the verdict: a failure on a hidden
-    check call, without its inputs (:func:`feedback.hidden_failure`)."""
-    seconds: float = 0.0
-    worker: str = ""
-    """``host:pid`` of the process that graded it."""
-    feedback_html: str = ""
-    autograded: str = ""
-    memory_peak: int | None = None
-    """Most memory the submission's grading slot used (bytes: its kernel's processes and the
-    slot's warm interpreter together), where control groups measure it."""
-
-    @property
-    def score(self) -> float:
-        return float(sum(self.scores.values()))
-
-    @property
-    def max_score(self) -> float:
-        return float(sum(self.maxima.values()))
 
 
 def _error_text(cell: nbformat.NotebookNode) -> str:

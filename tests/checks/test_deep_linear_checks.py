@@ -873,7 +873,7 @@ def test_torch_inner_is_refused_however_reached(answer):
 
 
 def test_the_grader_finds_the_new_refused_routines_in_the_text_and_not_in_ordinary_names():
-    from autograder.grading.shortcuts import find
+    from autograder.grading.judge.shortcuts import find
 
     assert find("W = Y @ np.linalg.pinv(X)", ("lstsq",)) == [("lstsq", "np.linalg.pinv")]
     assert find("pinv = np.linalg.inv(X @ X.T)\nW = Y @ X.T @ pinv", ("lstsq",)) == []

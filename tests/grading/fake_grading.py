@@ -27,9 +27,10 @@ from pathlib import Path
 
 import nbformat
 
-from autograder.grading import feedback, runner
-from autograder.grading.spec import TutorialSpec, prepare
-from autograder.grading.worker import Job, Result
+from autograder.grading import runner
+from autograder.grading.model import Job, Result, TutorialSpec
+from autograder.grading.outputs import feedback
+from autograder.grading.spec import prepare
 
 from ..tools import copy_course
 

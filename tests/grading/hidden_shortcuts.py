@@ -8,7 +8,7 @@ submissions as possible (one case per exercise cell of a submission, the other c
 that the grading test grades few files.  Each case says what the grader must do with it: ``refused``
 (the test scores 0 and the report lists it under "Shortcuts refused") or ``flagged`` (the score
 stands and the report lists it under "Flagged for review", with the line).  Every case is flagged by
-the static look (:mod:`autograder.grading.static_look`) at the ``lines`` given.
+the static look (:mod:`autograder.grading.judge.static_look`) at the ``lines`` given.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
-from autograder.grading import formgrade
+from autograder.grading.outputs import formgrade
 
 from ..site.test_site_browser import CHROMIUM, CHROMIUM_ARGS, INSTALL_HINT
 from . import fake_grading as fake

@@ -10,11 +10,14 @@ import nbformat
 import pytest
 import torch
 
-from autograder.grading import recorder
-from autograder.grading.feedback import REDACTED, redact
-from autograder.grading.notebook import Rejected, read_submission
-from autograder.grading.replay import judge, load_records, parse_test_cell, recorder_source
-from autograder.grading.submissions import UNKNOWN, collect, identify
+from autograder.grading.inputs.submissions import UNKNOWN, collect, identify
+from autograder.grading.inside import recorder
+from autograder.grading.judge.replay import judge, load_records
+from autograder.grading.model import Rejected
+from autograder.grading.notebook import read_submission
+from autograder.grading.outputs.feedback import REDACTED, redact
+from autograder.grading.protocol.calls import recorder_source
+from autograder.grading.protocol.cells import parse_test_cell
 
 from ..tools import ROOT
 from .grading_class import T1

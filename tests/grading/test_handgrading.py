@@ -17,8 +17,8 @@ import pytest
 from nbgrader.api import Gradebook
 from sqlalchemy.exc import SAWarning
 
-from autograder.grading import formgrade, handgrades
 from autograder.grading.cli import main
+from autograder.grading.outputs import formgrade, handgrades
 
 from . import fake_grading as fake
 from .fake_grading import T1

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 
-from autograder.grading import feedback, spec, worker
-from autograder.grading.records import CheckCall
-from autograder.grading.replay import Verdict
+from autograder.grading import spec, worker
+from autograder.grading.model import Verdict
+from autograder.grading.outputs import feedback
+from autograder.grading.protocol.records import CheckCall
 
 CELL = '''# Autograder test (2 points): the check above, then hidden ones.
 check_net_rsm(ex_net_rsm)

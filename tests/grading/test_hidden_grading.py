@@ -23,11 +23,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder.grading import feedback
-from autograder.grading.replay import parse_test_cell
+from autograder.grading.judge.static_look import look
+from autograder.grading.outputs import feedback
+from autograder.grading.protocol.cells import defined_names, parse_test_cell
 from autograder.grading.runner import grade_class
-from autograder.grading.spec import defined_names
-from autograder.grading.static_look import look
 from autograder.grading.synthetic import filled, solution_sources
 from autograder.grading.worker import hidden_calls
 

@@ -1,6 +1,6 @@
 """No input stops the run (issue 14, point 3) and graders on one output folder coexist (point 4).
 
-Unit tests of :mod:`autograder.grading.submissions` (reading folders and zips) and of the runner
+Unit tests of :mod:`autograder.grading.inputs.submissions` (reading folders and zips) and of the runner
 with a worker that runs no kernel (:mod:`.fake_grading`): every hostile input becomes a row with
 its reason, nothing outside the input is read, the run finishes.
 """
@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from autograder.grading import runner
-from autograder.grading.submissions import MAX_STUDENT_CHARS, Limits, collect, screen
+from autograder.grading.inputs.submissions import MAX_STUDENT_CHARS, Limits, collect, screen
 
 from . import dying_worker
 from . import fake_grading as fake

@@ -1,7 +1,7 @@
 """Class downloads as Canvas, Moodle, Google Classroom/Drive and Colab name them (issue 19, point 4).
 
-The parsing layer (:mod:`autograder.grading.submissions`, :mod:`~autograder.grading.lms_names`,
-:mod:`~autograder.grading.roster`) on a small class written in every platform's shape, as a folder
+The parsing layer (:mod:`autograder.grading.inputs.submissions`, :mod:`~autograder.grading.inputs.lms_names`,
+:mod:`~autograder.grading.inputs.roster`) on a small class written in every platform's shape, as a folder
 and as a zip, with and without a roster; the runner with a worker that runs no kernel
 (:mod:`.fake_grading`) on every shape; and one real grading run of a class that mixes the shapes.
 """
@@ -16,10 +16,10 @@ import nbformat
 import pytest
 
 from autograder.grading.cli import main
-from autograder.grading.lms_names import name_of
-from autograder.grading.roster import Roster
+from autograder.grading.inputs.lms_names import name_of
+from autograder.grading.inputs.roster import Roster
+from autograder.grading.inputs.submissions import UNKNOWN, collect
 from autograder.grading.runner import grade_class
-from autograder.grading.submissions import UNKNOWN, collect
 
 from . import fake_grading as fake
 from . import lms_class

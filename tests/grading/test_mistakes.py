@@ -14,8 +14,9 @@ import torch
 from torch import nn
 
 import dlnn_helpers.checks as checks
-from autograder.grading import mistakes, synthetic
-from autograder.grading.report import write_report
+from autograder.grading import synthetic
+from autograder.grading.outputs import mistakes
+from autograder.grading.outputs.report import write_report
 
 T1 = synthetic.T1
 

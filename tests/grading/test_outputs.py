@@ -21,17 +21,18 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder.grading import feedback, runner
+from autograder.grading import runner
 from autograder.grading import spec as grading_spec
-from autograder.grading.replay import parse_test_cell
-from autograder.grading.report import (
+from autograder.grading.model import Result
+from autograder.grading.outputs import feedback
+from autograder.grading.outputs.report import (
     CSV_COLUMNS,
     csv_cell,
     neutralise_notebook,
     terminal_safe,
     write_grades,
 )
-from autograder.grading.worker import Result
+from autograder.grading.protocol.cells import parse_test_cell
 
 from . import fake_grading as fake
 from .conftest import sandbox_settings
@@ -232,7 +233,7 @@ def test_a_graded_run_injects_nothing_and_leaks_nothing(tmp_path, monkeypatch):
 
 
 def test_a_feedback_page_stays_bounded_whatever_the_submission_holds():
-    from autograder.grading.notebook import Prepared
+    from autograder.grading.model import Prepared
 
     result = Result("huge", T1, f"huge/{T1}.ipynb", "0" * 64, "graded",
                     scores={"test_ex_net_rsm": 0.0}, maxima={"test_ex_net_rsm": 2.0},

@@ -1,4 +1,4 @@
-"""The kernel's recorder (``autograder.grading.recorder``), driven in this process with small checks.
+"""The kernel's recorder (``autograder.grading.inside.recorder``), driven in this process with small checks.
 
 Quick tests of its logic, no kernel: what a wrapped student function, class and returned object
 record, the callbacks and states, the shortcut windows' findings, a check that stops in the
@@ -10,7 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from autograder.grading import recorder, records
+from autograder.grading.inside import recorder
+from autograder.grading.protocol import records
 from dlnn_helpers.checks import ReferenceUnavailable, _shortcuts
 
 

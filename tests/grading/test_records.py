@@ -1,4 +1,4 @@
-"""The record model shared by the kernel's recorder and the judge (``autograder.grading.records``).
+"""The record model shared by the kernel's recorder and the judge (``autograder.grading.protocol.records``).
 
 Quick tests of its logic, no kernel: literals and their torch classes, the bounded window findings,
 the check lookup, the tensor store, input fingerprints, tracking and restoring what the check hands
@@ -15,7 +15,7 @@ import pytest
 import torch
 from torch import nn
 
-from autograder.grading import records
+from autograder.grading.protocol import records
 from dlnn_helpers.checks import check_net_svd
 
 # ------------------------------------------------------------------------------------ literals

@@ -27,14 +27,15 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder.grading import cgroups, sandbox
 from autograder.grading import execution as grading_execution
+from autograder.grading import sandbox
 from autograder.grading.sandbox import (
     FIRST_UID,
     SCRATCH,
     UID_RANGE,
     Box,
     SandboxSettings,
+    cgroups,
     controls,
     sandbox_description,
     sandbox_warnings,
@@ -78,12 +79,18 @@ def sandbox_kind(request, monkeypatch) -> str:
         _needs("bwrap")
     else:
         _needs("root")
-        if not sandbox._can_unshare_mounts():
+        if not sandbox.machine._can_unshare_mounts():
             pytest.skip("root cannot make mount namespaces here (the grader reports no sandbox)")
         hidden = dataclasses.replace(FOUND, bwrap=None, bwrap_problem="hidden for this test",
                                      chroot=True)
-        monkeypatch.setattr(sandbox, "controls", lambda isolate=True: hidden)
+        _probed(monkeypatch, hidden)
     return request.param
+
+
+def _probed(monkeypatch, found: sandbox.Controls) -> None:
+    """The machine offers ``found`` (to the probe's callers: the report, the box, the warm slots)."""
+    for module in (sandbox.machine, sandbox.kernel):
+        monkeypatch.setattr(module, "controls", lambda isolate=True: found)
 
 
 def _run(code: str, settings: SandboxSettings | None = None, timeout: float = 60) -> str:
@@ -121,10 +128,10 @@ def test_only_the_allow_list_is_visible(sandbox_kind):
     allowed = set(visible_paths())
     expected_mounts = allowed - set(sandbox.TOP_LINKS) | {"/", "/proc", "/dev", "/tmp", "/dev/shm"}
     # Installed copies of the course's packages inside a bound folder are hidden (empty mounts).
-    python_binds = [(source, target, "ro") for source, target in sandbox._python_binds()[0]]
+    python_binds = [(source, target, "ro") for source, target in sandbox.jail._python_binds()[0]]
     expected_mounts |= {target for _, target, _ in sandbox.masks(python_binds, "/")}
     if sandbox_kind == "chroot":  # the grader's own root holds these as plain files and folders
-        expected_mounts -= {*sandbox._etc_files(0), "/dev"}
+        expected_mounts -= {*sandbox.jail._etc_files(0), "/dev"}
     extra = {m for m in seen["mounts"] if m not in expected_mounts and not m.startswith("/dev/")}
     assert extra == set(), f"mounted in the sandbox beyond the allow-list: {extra}"
     assert expected_mounts <= set(seen["mounts"])
@@ -481,8 +488,9 @@ from concurrent.futures import ProcessPoolExecutor
 def grade():  # in the worker: the grader process itself imports nothing heavy
     import nbformat
     from autograder.grading.sandbox import SandboxSettings
-    from autograder.grading.spec import TutorialSpec
-    from autograder.grading.worker import Job, grade_submission
+    from autograder.grading.model import TutorialSpec
+    from autograder.grading.model import Job
+    from autograder.grading.worker import grade_submission
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(
         'import os, time\\nif os.fork() == 0:\\n    os.setsid()\\ntime.sleep(120)')]
@@ -655,7 +663,7 @@ def test_missing_protections_are_said_on_the_terminal_and_in_the_report(tmp_path
     weak = sandbox.Controls(False, None, "bubblewrap (bwrap) is not installed",
                             cgroups.Layout(missing={"memory": "needs root", "pids": "needs root"}),
                             False, "needs root")
-    monkeypatch.setattr(sandbox, "controls", lambda isolate=True: weak)
+    _probed(monkeypatch, weak)
     monkeypatch.setattr(runner, "_grade_locked", lambda *args, **kwargs: None)
     (tmp_path / "in").mkdir()
     lines: list[str] = []
@@ -694,7 +702,7 @@ def test_a_slot_whose_leftovers_cannot_be_cleared_is_skipped_not_failed(monkeypa
     monkeypatch.setattr(sandbox.Box, "_prepare", leftovers_once)
     with sandbox.Box(SandboxSettings()) as box:
         assert refused and box.slot.number != refused[0]
-        fd = os.open(sandbox._slot_folder() / str(refused[0]), os.O_RDWR)
+        fd = os.open(sandbox.staging._slot_folder() / str(refused[0]), os.O_RDWR)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released once the box was made
         finally:

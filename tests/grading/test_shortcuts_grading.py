@@ -21,8 +21,13 @@ import pytest
 import torch
 
 import dlnn_helpers.checks as checks
-from autograder.grading import recorder, records, report, sandbox, shortcuts, spec, worker
-from autograder.grading.replay import Verdict, judge, load_records
+from autograder.grading import sandbox, spec, worker
+from autograder.grading.inside import recorder
+from autograder.grading.judge import shortcuts
+from autograder.grading.judge.replay import judge, load_records
+from autograder.grading.model import Verdict
+from autograder.grading.outputs import report
+from autograder.grading.protocol import records
 from dlnn_helpers.checks import _expected, _shortcuts
 from dlnn_helpers.checks._shortcuts import student_code
 
@@ -308,13 +313,13 @@ def test_an_installed_copy_of_the_references_in_a_bound_folder_is_hidden(tmp_pat
     installed = env / "lib" / "python3" / "site-packages"
     for name in ("dlnn_reference", "dlnn_helpers"):
         (installed / name).mkdir(parents=True)
-    monkeypatch.setattr(sandbox, "_installed_folder", lambda name: str(installed / name))
+    monkeypatch.setattr(sandbox.jail, "_installed_folder", lambda name: str(installed / name))
     binds = [("/usr/lib", "/usr/lib", "ro"), (str(env), sandbox.ENV_INSIDE, "ro")]
     hidden = sandbox.masks(binds, "/empty")
     inside = f"{sandbox.ENV_INSIDE}/lib/python3/site-packages"
     assert hidden == [("/empty", f"{inside}/dlnn_reference", "ro"),
                       ("/empty", f"{inside}/dlnn_helpers", "ro")]
-    monkeypatch.setattr(sandbox, "_installed_folder", lambda name: "/work/checkout/" + name)
+    monkeypatch.setattr(sandbox.jail, "_installed_folder", lambda name: "/work/checkout/" + name)
     assert sandbox.masks(binds, "/empty") == []  # an editable install: nothing bound to hide
 
 
@@ -342,7 +347,7 @@ def test_the_fingerprint_covers_the_references(tmp_path, monkeypatch):
 
 
 def test_the_report_the_csv_and_the_feedback_flag_a_refused_shortcut(tmp_path):
-    from autograder.grading import feedback
+    from autograder.grading.outputs import feedback
 
     said = SGD_MESSAGE
     row = {"student": "ann", "tutorial": "T2", "status": "graded", "score": 0.0, "max_score": 2.0,
@@ -439,7 +444,7 @@ def test_an_installed_copy_is_empty_inside_the_sandbox(monkeypatch):
     site = Path(sysconfig.get_paths()["purelib"])
     stand_in = site / "pip"  # any installed package plays dlnn_reference installed without -e
     assert (stand_in / "__init__.py").is_file()
-    monkeypatch.setattr(sandbox, "_installed_folder",
+    monkeypatch.setattr(sandbox.jail, "_installed_folder",
                         lambda name: str(stand_in.resolve()) if name == "dlnn_reference" else None)
     inside = f"{sandbox.ENV_INSIDE}/{stand_in.resolve().relative_to(Path(sys.prefix).resolve())}"
     code = f"import json, os\nprint(json.dumps(sorted(os.listdir({inside!r}))))\n"

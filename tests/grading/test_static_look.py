@@ -1,4 +1,4 @@
-"""The static look at exercise cells (:mod:`autograder.grading.static_look`), on cell sources.
+"""The static look at exercise cells (:mod:`autograder.grading.judge.static_look`), on cell sources.
 
 Hidden shortcuts written for these tests are flagged with their line; the honest corpora (every
 solution notebook's exercise cells, the demo class, the grading tests' own correct answers, the
@@ -15,10 +15,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder.grading import shortcuts, static_look, synthetic
-from autograder.grading.records import CheckCall
-from autograder.grading.spec import defined_names
-from autograder.grading.static_look import look
+from autograder.grading import synthetic
+from autograder.grading.judge import shortcuts, static_look
+from autograder.grading.judge.static_look import look
+from autograder.grading.protocol.cells import defined_names
+from autograder.grading.protocol.records import CheckCall
 
 from ..tools import ROOT
 from .answers import CORRECT, T2

@@ -24,8 +24,11 @@ import pytest
 import torch
 from torch import nn
 
-from autograder.grading import recorder, records, spec
-from autograder.grading.replay import judge, load_records, parse_test_cell
+from autograder.grading import spec
+from autograder.grading.inside import recorder
+from autograder.grading.judge.replay import judge, load_records
+from autograder.grading.protocol import records
+from autograder.grading.protocol.cells import parse_test_cell
 from dlnn_helpers.checks import _expected
 
 from ..tools import ROOT, TUTORIALS
@@ -299,7 +302,7 @@ def test_judging_has_a_time_limit(tmp_path, monkeypatch):
     ns = _namespace(CORRECT[T3])
     calls = _record(tmp_path, "test_ResidualSequence", _test_cells(T3)["test_ResidualSequence"], ns,
                     monkeypatch)
-    monkeypatch.setattr("autograder.grading.replay.JUDGE_SECONDS", -1.0)
+    monkeypatch.setattr("autograder.grading.judge.replay.JUDGE_SECONDS", -1.0)
     verdict = judge(calls, load_records(tmp_path, "test_ResidualSequence"))
     assert not verdict.passed and "judging took more than" in verdict.message
 
@@ -312,8 +315,10 @@ def test_judging_has_a_time_limit(tmp_path, monkeypatch):
 def test_the_fingerprint_covers_the_checks_and_the_grader(tmp_path, monkeypatch):
     sources = spec.verdict_sources()
     names = {f"{p.parent.name}/{p.name}" for p in sources}
-    assert {"checks/optimisation.py", "checks/_core.py", "grading/recorder.py",
-            "grading/records.py", "grading/replay.py", "grading/worker.py"} <= names
+    assert {"checks/optimisation.py", "checks/_core.py", "inside/recorder.py",
+            "protocol/records.py", "judge/replay.py", "grading/worker.py", "sandbox/jail.py",
+            "grading/model.py"} <= names
+    assert not {"outputs/report.py", "grading/runner.py"} & names, "presenting results regrades nothing"
     course = tmp_path / "course"
     (course / "solutions" / "T1").mkdir(parents=True)
     (course / "solutions" / "T1" / "T1.ipynb").write_text("{}")

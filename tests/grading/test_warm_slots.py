@@ -1,4 +1,4 @@
-"""Warm grading slots (:mod:`autograder.grading.warm`): one submission never sees the one before.
+"""Warm grading slots (:mod:`autograder.grading.sandbox.warm`): one submission never sees the one before.
 
 Each test runs tiny notebooks one after the other through
 :func:`~autograder.grading.execution.execute`, in the same worker and so the same warm slot, the
@@ -15,8 +15,8 @@ import nbformat
 import pytest
 
 from autograder.grading import execution as grading_execution
-from autograder.grading import warm
-from autograder.grading.sandbox import SandboxSettings
+from autograder.grading.protocol.calls import ZYGOTE_MODULE
+from autograder.grading.sandbox import SandboxSettings, warm
 
 from . import test_sandbox
 from .test_sandbox import _needs
@@ -25,7 +25,7 @@ sandbox_kind = test_sandbox.sandbox_kind  # the fixture: bubblewrap's sandbox an
 
 pytestmark = pytest.mark.grading
 
-ZYGOTE = "_dlnn_grading_zygote"
+ZYGOTE = ZYGOTE_MODULE
 
 
 def _notebook(*sources: str) -> nbformat.NotebookNode:

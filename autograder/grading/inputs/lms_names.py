@@ -1,7 +1,7 @@
 """Who submitted a file, from the name a learning platform's download gave it.
 
 A class download is a folder or a zip; every file's path inside it is read here (its bytes are
-read by :mod:`~autograder.grading.submissions`).  The conventions assumed, one per platform (from
+read by :mod:`~autograder.grading.inputs.submissions`).  The conventions assumed, one per platform (from
 each platform's documentation and its downloads as instructors get them; a name that fits none is
 read as a plain ``<student>_<tutorial>.ipynb``):
 

@@ -15,7 +15,7 @@ values of a hidden setting are not in the student package: ``ReferenceUnavailabl
 what it said is kept as information, never as a verdict.
 
 Nothing computed here is a verdict: the grader replays the recording into the genuine checks in its
-own clean process (:mod:`autograder.grading.replay`).  Patching the checks, numpy, torch or this
+own clean process (:mod:`autograder.grading.judge.replay`).  Patching the checks, numpy, torch or this
 module in the kernel can only change what is recorded: the student's own answers.
 
 This module is imported by untrusted code and trusts nothing it finds at run time; it uses only the
@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 try:
-    from . import records
+    from ..protocol import records
 except ImportError:  # staged in the kernel as a top-level module next to its records model
     import _dlnn_grading_records as records  # type: ignore[no-redef]
 

@@ -1,7 +1,7 @@
 """A warm interpreter inside the grading sandbox: it imports once, then forks one kernel per job.
 
 This script runs **inside** the sandbox (staged next to the recorder as ``_dlnn_grading_zygote``
-and started by ``jail.py`` exactly as a kernel is: the same bubblewrap namespaces, allow-listed
+and started by ``enter_jail.py`` exactly as a kernel is: the same bubblewrap namespaces, allow-listed
 file system, user, limits and control group), with the standard library and the modules it
 preloads (:data:`PRELOAD`: numpy, torch, matplotlib, the course package, ipykernel).  Those
 imports are the start-up a fresh kernel pays for every notebook; here they are paid once per

@@ -27,8 +27,7 @@ from typing import TYPE_CHECKING, Protocol
 from courselayout import ROOT
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .notebook import Prepared
-    from .spec import TutorialSpec
+    from ..model import Prepared, TutorialSpec
 
 REDACTED = "[hidden test]"
 HOST = "[grader]"
@@ -144,7 +143,7 @@ def scrub(text: str, secrets: list[str]) -> str:
 
 
 class GradedFile(Protocol):
-    """What a feedback page shows of a graded file (:class:`autograder.grading.worker.Result`)."""
+    """What a feedback page shows of a graded file (:class:`autograder.grading.model.Result`)."""
 
     student: str
     tutorial: str

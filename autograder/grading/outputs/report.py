@@ -191,7 +191,7 @@ def write_grades(rows: list[dict], path: Path) -> None:
     """One row per student and tutorial (and per unidentifiable file), sorted; written atomically.
 
     ``score`` is the autograded points, ``manual_score`` the written answers marked by hand (empty
-    until one is), ``total`` both together (see :mod:`~autograder.grading.handgrades`).
+    until one is), ``total`` both together (see :mod:`~autograder.grading.outputs.handgrades`).
 
     No cell starts a spreadsheet formula (:func:`csv_cell`).
     """

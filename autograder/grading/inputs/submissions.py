@@ -7,7 +7,7 @@ One file per student and tutorial.  Accepted layouts (all at once, mixed):
 * ``<student>_<tutorial>.ipynb`` or ``<tutorial>_<student>.ipynb`` (``-`` or ``.`` work too) — a
   flat folder;
 * the downloads of Canvas, Moodle (flat or in folders), Google Classroom/Drive and Colab, with their
-  ids, late markers, resubmission counters and ``Copy of`` (:mod:`~autograder.grading.lms_names`
+  ids, late markers, resubmission counters and ``Copy of`` (:mod:`~autograder.grading.inputs.lms_names`
   gives the conventions), and any of these inside wrapping folders (``T1 submissions/...``).
 
 Hidden files, ``__MACOSX`` and ``.ipynb_checkpoints`` folders and a top-level ``README.md`` are not
@@ -16,7 +16,7 @@ submissions and are skipped.
 The tutorial is recognised by its id in the file name (``T1_DeepLinearNetworks``, possibly with a
 suffix such as ``(1)`` or ``-1``); the student is the first folder that names someone, or what
 the platform's convention says the file name holds.  With a roster
-(:class:`~autograder.grading.roster.Roster`) the platform's name or id is mapped to the student's
+(:class:`~autograder.grading.inputs.roster.Roster`) the platform's name or id is mapped to the student's
 id.  Every file of the input becomes one :class:`Submission`, including files that cannot be
 graded (they get a zero row with the reason) and files that name no student (of the roster): those
 are listed under an id of their own (``unknown-<hash>``) with the reason, never dropped and never
@@ -149,7 +149,7 @@ def identify(path: PurePosixPath, tutorials: list[str]) -> tuple[str, str, str]:
 
     The student id is safe as a folder name and at most :data:`MAX_STUDENT_CHARS` long; a path
     that names no student gives :data:`UNKNOWN` (:func:`collect` lists such a file as
-    unidentified).  The student is read as :func:`~autograder.grading.lms_names.name_of` says.
+    unidentified).  The student is read as :func:`~autograder.grading.inputs.lms_names.name_of` says.
     """
     tutorial = _tutorial_of(path, tutorials)
     raw = _named(path, tutorial).student

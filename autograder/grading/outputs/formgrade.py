@@ -8,7 +8,7 @@ file into the output folder (:func:`write_config`: the folder is the course root
 ``jupyter server`` there with only the formgrader enabled, on ``127.0.0.1``.
 
 The autograded notebooks it shows were cleaned when the grader wrote them
-(:func:`~autograder.grading.report.neutralise_notebook`): nothing a student wrote runs in the
+(:func:`~autograder.grading.outputs.report.neutralise_notebook`): nothing a student wrote runs in the
 instructor's browser.  After marking, ``python -m autograder grades -o OUTPUT`` (or the next
 grading run) puts the hand marks into ``grades.csv`` and the feedback pages.
 """

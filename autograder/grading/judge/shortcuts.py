@@ -4,7 +4,7 @@ Each check declares, next to itself, the library routines its exercise exists to
 (:data:`dlnn_helpers.checks._shortcuts.DECLARED`: check name -> (exercise, refused routines)), and
 the catalogue gives the patterns that find each routine in code (``ROUTINES[r].patterns``).  The
 checks catch a refused routine *where it runs*, whatever way the code reached it
-(:mod:`autograder.grading.replay` hands them what the kernel saw); here the grader also reads the
+(:mod:`autograder.grading.judge.replay` hands them what the kernel saw); here the grader also reads the
 code of the solution cell(s) that define the exercise, comments and strings left out
 (:mod:`tokenize`), so that ``torch.optim.Adam`` named in a branch the checks never run is refused
 too.  Either finding scores the test 0 with the same plain words ("ADAMOptimizer uses
@@ -22,8 +22,8 @@ from typing import Any
 
 from dlnn_helpers.checks import _shortcuts
 
-from .records import CheckCall
-from .spec import defined_names
+from ..protocol.cells import defined_names
+from ..protocol.records import CheckCall
 
 FOUND_IN_TEXT = " (found in the submitted code)"
 

@@ -3,7 +3,7 @@
 A resource limit (``setrlimit``) bounds one process; a notebook that starts three children has
 three budgets.  A control group bounds every process of the submission together: the grader
 creates one group per job with the ``memory`` and ``pids`` controllers, the sandbox launcher
-(``jail.py``) puts itself in it before it starts the kernel, and everything the kernel starts stays
+(``enter_jail.py``) puts itself in it before it starts the kernel, and everything the kernel starts stays
 in it.  After the run the grader kills what is left in the group, reads whether the memory limit
 was hit, and removes the group.
 
@@ -16,7 +16,7 @@ processes, under the root of the hierarchy instead.  Where no layout offers a co
 no such hierarchy, a container without delegation), :func:`detect` says why, and the grader reports
 it: the sandbox then keeps only the per-process limits.
 
-Standard library only: ``jail.py`` runs as a stand-alone script.
+Standard library only: ``enter_jail.py`` runs as a stand-alone script.
 """
 
 from __future__ import annotations

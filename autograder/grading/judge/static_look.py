@@ -1,7 +1,7 @@
 """A look at the exercise's code itself: what the run-time watch cannot see, flagged for a person.
 
 The checks watch the refused routines *where they run* (:mod:`dlnn_helpers.checks._shortcuts`), and
-:mod:`autograder.grading.shortcuts` reads the submitted text for the routines' names.  Code can
+:mod:`autograder.grading.judge.shortcuts` reads the submitted text for the routines' names.  Code can
 still hide from both: a routine reached through a name built at run time and run in another thread
 or process, the interpreter's profiling switched off, or a private entry point of torch (a C
 function: no Python frame is entered, no patched attribute is reached) bound to a name at import.
@@ -33,6 +33,8 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass
+
+from ..protocol.calls import PREFIX
 
 NAME_LOOKUPS = {
     "getattr": "reaches an attribute through a name built at run time (getattr)",
@@ -170,7 +172,7 @@ class _Reader(ast.NodeVisitor):
                                               for p in parts[1:]):
             self.flag(node, f"reaches the course's checks' internals ({name})")
             return
-        if parts[0].startswith("_dlnn_grading"):
+        if parts[0].startswith(PREFIX):
             self.flag(node, f"reaches the grader's recorder ({name})")
             return
         last = parts[-1]
@@ -327,7 +329,7 @@ def review(calls: list, solutions: dict[str, str], solution_names: dict[str, lis
     str
         ``"<exercise> (cell <id>), line N: reason; ..."``, or '' when nothing was found.
     """
-    from .spec import defined_names
+    from ..protocol.cells import defined_names
 
     students: dict[str, tuple[str, ...]] = {}
     for call in calls:

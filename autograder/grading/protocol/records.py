@@ -20,7 +20,7 @@ between the check and the student's code, as a :class:`CallRecord`:
   replay hands the same findings to the same windows (:attr:`CallRecord.windows`).
 
 The grader never runs student code: it runs the genuine check against stand-ins that replay the
-recording (:mod:`autograder.grading.replay`), so every verdict is computed outside the kernel.
+recording (:mod:`autograder.grading.judge.replay`), so every verdict is computed outside the kernel.
 
 The recording is written with :func:`save` as ``{"format", "meta": JSON text, "tensors": [...]}``
 and read back with :func:`load`, which bounds the file size, the inflated size and the number of

@@ -2,7 +2,7 @@
 
 ``python -m autograder export -o OUTPUT --roster roster.csv --canvas canvas.csv --moodle
 moodle.csv`` writes each student's total per tutorial (autograded + hand-graded + extra credit,
-:mod:`~autograder.grading.handgrades`), through the roster (:mod:`~autograder.grading.roster`):
+:mod:`~autograder.grading.outputs.handgrades`), through the roster (:mod:`~autograder.grading.inputs.roster`):
 
 **Canvas** (*Grades → Import*): the columns of Canvas's own gradebook export, ``Student``,
 ``ID`` (the Canvas user id, which Canvas matches on), ``SIS User ID``, ``SIS Login ID``,
@@ -27,8 +27,8 @@ import csv
 import io
 from dataclasses import dataclass, field
 
+from ..inputs.roster import Roster
 from .report import csv_cell
-from .roster import Roster
 
 CANVAS_COLUMNS = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
 MOODLE_COLUMNS = ["Email address", "ID number", "Full name"]

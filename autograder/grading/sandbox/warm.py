@@ -3,7 +3,7 @@
 A fresh kernel pays its start-up for every notebook: a Python importing torch, numpy, matplotlib,
 IPython and the course package (about 2 s of CPU on a small machine).  A grading worker here holds
 one *warm slot* instead: a sandbox slot (:class:`~autograder.grading.sandbox.Box`: its user, its
-scratch folder, its control group) whose ``jail.py`` starts, in place of a kernel,
+scratch folder, its control group) whose ``enter_jail.py`` starts, in place of a kernel,
 ``zygote.py`` — the same interpreter in the same sandbox (bubblewrap's namespaces and allow-list,
 the slot's uid, limits and control group), which imports all of that once and then forks one
 kernel per submission:
@@ -12,7 +12,7 @@ kernel per submission:
   notebook changes in its modules, its memory or its interpreter reaches the next notebook; the
   interpreter it was forked from runs no student code;
 - **its own control group** (memory and processes of the submission together, where the machine
-  has control groups: :class:`~autograder.grading.cgroups.JobGroup` ``s<slot>-job``): the grader
+  has control groups: :class:`~autograder.grading.sandbox.cgroups.JobGroup` ``s<slot>-job``): the grader
   moves the forked child into it before the child runs a line of the notebook;
 - **its own scratch folder**: emptied, and every process of the job killed (the warm interpreter
   is the *subreaper* of everything a kernel forks) and every System V IPC object removed, before
@@ -42,19 +42,13 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from ..model import SandboxSettings
+from ..protocol.calls import ZYGOTE_MODULE
 from . import cgroups
-from . import sandbox as _sandbox
-from .sandbox import (
-    JAIL,
-    SCRATCH,
-    ZYGOTE_MODULE,
-    Box,
-    SandboxSettings,
-    _JailedKernelManager,
-    limit_problems,
-    scratch_problems,
-    stage_library,
-)
+from . import machine as _machine
+from .jail import SCRATCH
+from .kernel import JAIL, Box, _JailedKernelManager, limit_problems, scratch_problems
+from .staging import stage_library
 
 SOCKET_NAME = ".zygote.sock"
 START_TIMEOUT = 300.0
@@ -395,7 +389,7 @@ def job(settings: SandboxSettings, env: dict[str, str]) -> WarmJob | None:
     None when no warm interpreter can run here: the caller starts a fresh kernel instead.
     """
     thread = threading.get_ident()
-    key = (thread, json.dumps([asdict(settings), env, repr(_sandbox.controls(settings.isolate))],
+    key = (thread, json.dumps([asdict(settings), env, repr(_machine.controls(settings.isolate))],
                               sort_keys=True, default=str))
     slot = _SLOTS.get(key)
     if slot is not None and not slot.alive():

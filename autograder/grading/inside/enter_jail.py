@@ -2,7 +2,7 @@
 
 Usage (the grader builds this command; nobody types it)::
 
-    python jail.py SETTINGS.json -- python -m ipykernel_launcher -f CONNECTION_FILE
+    python enter_jail.py SETTINGS.json -- python -m ipykernel_launcher -f CONNECTION_FILE
 
 ``SETTINGS.json`` (written by :mod:`autograder.grading.sandbox`, readable by root only) holds::
 

@@ -1,8 +1,9 @@
 """Judge recorded answers in the grader's own, clean process: every verdict is computed here.
 
 A test cell of the course is a list of calls ``check_x(func_name, literal, key=literal,
-other=func_name2)`` (:func:`parse_test_cell`, one :class:`~records.CheckCall` each).  In the sandbox
-each call ran with the student's objects recorded (:mod:`autograder.grading.recorder`).  Here the
+other=func_name2)`` (:func:`~autograder.grading.protocol.cells.parse_test_cell`, one
+:class:`~autograder.grading.protocol.records.CheckCall` each).  In the sandbox
+each call ran with the student's objects recorded (:mod:`autograder.grading.inside.recorder`).  Here the
 *same* check, imported by a process that never ran student code, is called again with stand-ins that
 replay the recording: a function, a class (a genuine type, derived from the ``torch.nn`` class the
 student's derives from), the objects they returned (an optimiser whose ``step`` and ``zero_grad``
@@ -31,7 +32,6 @@ to write (``torch.optim.SGD``, ``torch.optim.Adam``) without calling it is flagg
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import time
 from collections.abc import Iterator
@@ -44,89 +44,14 @@ import torch
 
 from dlnn_helpers.checks import CHECKS, _shortcuts
 
-from . import records
-from .records import CheckCall, find_check
+from ..model import Verdict
+from ..protocol import records
+from ..protocol.records import CheckCall, find_check
 
-TestCall = CheckCall  # the name used by the spec
 JUDGE_SECONDS = 120.0
 """Time limit for judging one test cell."""
 
-__all__ = ["TestCall", "CheckCall", "find_check", "parse_test_cell", "recorder_source",
-           "load_records", "judge", "Verdict", "Loaded"]
-
-
-def _literal(node: ast.AST) -> Any:
-    """``ast.literal_eval``, plus ``nn.X`` / ``torch.nn.X`` (a :class:`records.TorchClass`)."""
-    if isinstance(node, ast.Attribute) and node.attr.isidentifier():
-        owner = node.value
-        if (isinstance(owner, ast.Name) and owner.id == "nn") or (
-                isinstance(owner, ast.Attribute) and owner.attr == "nn"
-                and isinstance(owner.value, ast.Name) and owner.value.id == "torch"):
-            if records.TorchClass(node.attr).resolve() is not None:
-                return records.TorchClass(node.attr)
-        raise ValueError("not a literal")
-    if isinstance(node, (ast.Tuple, ast.List)):
-        items = [_literal(item) for item in node.elts]
-        return tuple(items) if isinstance(node, ast.Tuple) else items
-    return ast.literal_eval(node)
-
-
-def parse_test_cell(source: str) -> list[CheckCall] | None:
-    """The calls of a test cell, or None when it is not a plain list of check calls.
-
-    Parameters
-    ----------
-    source : str
-        Full source of the test cell (hidden tests included).
-    """
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return None
-    calls = []
-    for statement in tree.body:
-        if not (isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call)):
-            return None
-        call = statement.value
-        if not (
-            isinstance(call.func, ast.Name)
-            and call.func.id.startswith("check_")
-            and len(call.args) >= 1
-            and isinstance(call.args[0], ast.Name)
-        ):
-            return None
-        try:
-            args = tuple(_literal(arg) for arg in call.args[1:])
-        except ValueError:
-            return None
-        settings, students = {}, []
-        for keyword in call.keywords:
-            if keyword.arg is None:
-                return None
-            try:
-                settings[keyword.arg] = _literal(keyword.value)
-            except ValueError:
-                # A keyword naming a notebook object the check drives too (backward=ex_backward);
-                # a constant (seed=SEED) is not a plain check call.
-                if not (isinstance(keyword.value, ast.Name)
-                        and keyword.value.id != keyword.value.id.upper()):
-                    return None
-                students.append((keyword.arg, keyword.value.id))
-        calls.append(CheckCall(call.func.id, call.args[0].id, settings, args, tuple(students)))
-    return calls or None
-
-
-def recorder_source(cell: str, calls: list[CheckCall]) -> str:
-    """The code that runs in the sandbox instead of the test cell (records, judges nothing)."""
-    lines = [f"# Test {cell}: recorded here, judged by the grader."]
-    for index, call in enumerate(calls):
-        others = "{" + ", ".join(f"{k!r}: globals().get({n!r})" for k, n in call.student_kwargs) + "}"
-        lines.append(
-            f"_dlnn_grading_recorder.record({cell!r}, {index}, {call.check!r}, "
-            f"globals().get({call.func!r}), {call.settings!r}, {call.args!r}, {others}, "
-            f"{call.students!r})"
-        )
-    return "\n".join(lines)
+__all__ = ["load_records", "judge", "Loaded"]
 
 
 @dataclass
@@ -416,24 +341,6 @@ class Replayer:
 # ------------------------------------------------------------------------------------------------
 
 
-@dataclass
-class Verdict:
-    """The result of one test cell."""
-
-    passed: bool
-    message: str
-    in_process: bool = False
-    """True when (part of) the verdict was computed inside the student's process (no longer
-    happens for check calls: kept for the nbgrader-style cells the worker judges itself)."""
-    review: str = ""
-    """Why a passed answer should be looked at by a person (e.g. it is the library routine)."""
-    shortcut: str = ""
-    """The check's message when it refused a shortcut (a routine the exercise replaces, the
-    course's answers): the test scores 0 and the report flags it."""
-    call: int = -1
-    """The index of the check call that failed in the test cell (-1: none, or the cell itself)."""
-
-
 @contextlib.contextmanager
 def replayed_windows(found: list[list[str]], closed: list) -> Iterator[None]:
     """Hand ``found`` to the check's windows in order; append every top-level window to ``closed``."""
@@ -507,7 +414,7 @@ def library_twin(call: CheckCall, record: records.CallRecord, store: records.Ten
     """Which library routine the recorded optimiser reproduces bit for bit ('' if none)."""
     if call.check not in LIBRARY_ROUTINES:
         return ""
-    from . import recorder
+    from ..inside import recorder
 
     label, routine = LIBRARY_ROUTINES[call.check]
     check = find_check(call.check)
