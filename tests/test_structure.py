@@ -139,3 +139,77 @@ def test_no_function_takes_more_than_8_parameters_in_the_instructor_code():
                     if parameters(node) > MAX_PARAMETERS:
                         over[f"{path.relative_to(ROOT).as_posix()}:{node.name}"] = parameters(node)
     assert over == {}, f"more than {MAX_PARAMETERS} parameters (group them in a dataclass): {over}"
+
+
+GRADING = "autograder.grading"
+GRADING_LAYERS = {
+    "protocol": set(),
+    "model": {"protocol"},
+    "inside": {"protocol"},
+    "inputs": set(),
+    "sandbox": {"model", "protocol"},
+    "judge": {"model", "protocol", "inside"},
+    "outputs": {"model", "protocol", "inputs"},
+    "runner": {"model", "protocol", "inside", "inputs", "sandbox", "judge", "outputs"},
+}
+"""Layer of the grading package -> the layers below it that it may import (and itself).
+
+``protocol`` (records, test-cell parsing, the recorder call) and ``inside`` (what runs in the
+sandbox) import no host code; ``model`` only the protocol; the sandbox neither the judge nor the
+outputs nor the runner; the judge and the outputs never the sandbox or the runner.  The runner
+layer is every module at the top of ``autograder/grading/`` (runner, worker, execution, notebook,
+spec, cli, synthetic)."""
+
+
+def grading_layer(module: str) -> str | None:
+    """The layer of a module of the grading package (None: not one of its modules)."""
+    if not module.startswith(GRADING + "."):
+        return None
+    first = module[len(GRADING) + 1:].split(".")[0]
+    return first if first in GRADING_LAYERS else "runner"
+
+
+def layer_violations(graph: dict[str, set[str]]) -> list[str]:
+    """``module -> imported`` for every import of the grading package against its layers."""
+    found = []
+    for name, imported in sorted(graph.items()):
+        layer = grading_layer(name)
+        if layer is None:
+            continue
+        for other in sorted(imported):
+            if other == GRADING:
+                found.append(f"{name} -> {other} (the package itself)")
+                continue
+            below = grading_layer(other)
+            if below is not None and below != layer and below not in GRADING_LAYERS[layer]:
+                found.append(f"{name} ({layer}) -> {other} ({below})")
+    return found
+
+
+def test_the_layer_check_finds_an_import_against_the_layers():
+    graph = {f"{GRADING}.model": {f"{GRADING}.protocol.records"},
+             f"{GRADING}.protocol.records": set(), f"{GRADING}.runner": {f"{GRADING}.model"}}
+    assert layer_violations(graph) == []
+    graph[f"{GRADING}.protocol.records"].add(f"{GRADING}.model")  # the protocol reaching up
+    graph[f"{GRADING}.inside.recorder"] = {f"{GRADING}.sandbox.staging"}  # inside reaching host
+    assert layer_violations(graph) == [
+        f"{GRADING}.inside.recorder (inside) -> {GRADING}.sandbox.staging (sandbox)",
+        f"{GRADING}.protocol.records (protocol) -> {GRADING}.model (model)",
+    ]
+
+
+def test_the_grading_package_is_in_layers():
+    graph = import_graph(_modules())
+    layers = {grading_layer(name) for name in graph} - {None}
+    assert layers == set(GRADING_LAYERS), "a layer of the grading package is missing or new"
+    assert layer_violations(graph) == []
+
+
+def test_code_that_runs_inside_the_sandbox_imports_nothing_of_the_host():
+    """The staged modules see the standard library, numpy, torch and the student package only."""
+    graph = import_graph(_modules())
+    inside = [name for name in graph if grading_layer(name) == "inside"]
+    assert inside, "the grading package has no code that runs inside the sandbox"
+    for name in [*inside, f"{GRADING}.protocol.records"]:
+        assert not [m for m in graph[name] if m.startswith(("courselayout", "coursebuild", "dlnn_reference"))
+                    or (m.startswith(GRADING) and m != f"{GRADING}.protocol.records")], name
