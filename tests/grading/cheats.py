@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .answers import CORRECT, T2, T3, T4, T5, T6
+from autograder.grading.synthetic.answer_bank import ALTERNATIVE, T2, T3, T4, T5, T6
 
 T1 = "T1_DeepLinearNetworks"
 
@@ -60,7 +60,7 @@ def _t1(correct: dict[str, str]) -> Cheat:
 
 
 def _t2() -> Cheat:
-    answers = dict(CORRECT[T2])
+    answers = dict(ALTERNATIVE[T2])
     answers["simple_gradient_descent"] = '''class SimpleGradientDescent:
     def __init__(self, parameters, lr=0.1, weight_decay=0.0):
         library = getattr(torch, "op" + "tim")
@@ -85,7 +85,7 @@ def _t2() -> Cheat:
 
 
 def _t3() -> Cheat:
-    answers = dict(CORRECT[T3])
+    answers = dict(ALTERNATIVE[T3])
     honest = answers["ex_mlp"].replace(
         "    net = nn.Sequential()", "    _peek_at_the_answers()\n    net = nn.Sequential()", 1)
     assert honest != answers["ex_mlp"]
@@ -100,7 +100,7 @@ def _t3() -> Cheat:
 
 
 def _t4() -> Cheat:
-    answers = dict(CORRECT[T4])
+    answers = dict(ALTERNATIVE[T4])
     answers["ex_lecun_weights"] = '''def ex_lecun_weights(n_in, n_out):
     initialisers = getattr(torch.nn, "in" + "it")
     return getattr(initialisers, "normal_")(torch.empty(n_in, n_out), 0.0, (1.0 / n_in) ** 0.5)'''
@@ -117,7 +117,7 @@ def _t4() -> Cheat:
 
 
 def _t5() -> Cheat:
-    answers = dict(CORRECT[T5])
+    answers = dict(ALTERNATIVE[T5])
     answers["ex_linear_layer"] = '''def ex_linear_forward(x, weight, bias):
     return x @ weight.T + bias
 
@@ -135,7 +135,7 @@ def ex_linear_backward(grad_out, x, weight):
 
 
 def _t6() -> Cheat:
-    answers = dict(CORRECT[T6])
+    answers = dict(ALTERNATIVE[T6])
     honest = answers["ex_principal_features"].replace(
         "    U, S, V = torch.svd(features)", "    _peek_at_the_answers()\n"
         "    U, S, V = torch.svd(features)", 1)

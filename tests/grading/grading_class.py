@@ -31,9 +31,9 @@ from autograder.grading.synthetic import (
 )
 from autograder.grading.synthetic import answers as _answers
 from autograder.grading.synthetic import scores as _scores
+from autograder.grading.synthetic.answer_bank import ALTERNATIVE as CORRECT_ELSEWHERE
+from autograder.grading.synthetic.answer_bank import LIBRARY, T2
 
-from .answers import CORRECT as CORRECT_ELSEWHERE
-from .answers import LIBRARY, T2
 from .cheats import cheats
 
 __all__ = ["ALL", "EXERCISES", "T1", "T1_TESTS", "Expected", "Targets", "build_class", "filled",

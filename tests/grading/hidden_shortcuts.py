@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .answers import CORRECT, T2, T4, T5
+from autograder.grading.synthetic.answer_bank import ALTERNATIVE, T2, T4, T5
 
 WAYS = {"computed names": "built at run time", "a thread": "threads", "a process": "process",
         "tracing switched off": "profiling", "private entry point bound at import": "private"}
@@ -337,7 +337,7 @@ def submissions() -> list[tuple[str, str, dict[str, str], list[Hidden]]]:
         number = 0
         while left:
             number += 1
-            answers, cases = dict(CORRECT[tutorial]), []
+            answers, cases = dict(ALTERNATIVE[tutorial]), []
             for case in list(left):
                 if all(c.cell != case.cell for c in cases):
                     answers[case.cell] = case.source

@@ -20,9 +20,9 @@ from autograder.grading.judge import shortcuts, static_look
 from autograder.grading.judge.static_look import look
 from autograder.grading.protocol.cells import defined_names
 from autograder.grading.protocol.records import CheckCall
+from autograder.grading.synthetic.answer_bank import ALTERNATIVE, T2
 
 from ..tools import ROOT
-from .answers import CORRECT, T2
 from .hidden_shortcuts import FAMILIES, HIDDEN, THREAD_ONLY, WAYS
 
 ALL_REFUSED = ("torch.optim", "autograd", "torch.nn.init", "lstsq", "multi_dot", "torch.inner")
@@ -63,8 +63,8 @@ SOLUTIONS = sorted((ROOT / "solutions").glob("*/*.ipynb"))
 def _honest_corpora() -> dict[str, list[tuple[str, str]]]:
     corpora = {path.stem: _solution_cells(path) for path in SOLUTIONS}
     corpora["demo class"] = _demo_cells()
-    corpora["tests/grading/answers.py"] = [(f"{t}:{k}", v) for t, cells in CORRECT.items()
-                                          for k, v in cells.items()]
+    corpora["answer bank"] = [(f"{t}:{k}", v) for t, cells in ALTERNATIVE.items()
+                              for k, v in cells.items()]
     corpora["synthetic class"] = [(f"{kind}:{k}", v) for kind in ("CORRECT", "ALTERNATIVE", "WRONG")
                                   for k, v in getattr(synthetic, kind).items()]
     corpora["dlnn_reference"] = _reference_answers()
@@ -167,7 +167,7 @@ def test_the_review_names_the_exercise_cell_and_line():
                               shortcuts.declared())
     assert said == ("ADAMOptimizer (cell adam_optimizer), line 1: starts or manages threads "
                     "(threading)")
-    assert static_look.review(calls, {"adam_optimizer": CORRECT[T2]["adam_optimizer"]},
+    assert static_look.review(calls, {"adam_optimizer": ALTERNATIVE[T2]["adam_optimizer"]},
                               {}, shortcuts.declared()) == ""
 
 

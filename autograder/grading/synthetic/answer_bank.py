@@ -1,27 +1,52 @@
-"""Correct answers to every exercise of tutorials 2-6, written apart from the solution notebooks.
+"""The synthetic class's answers, every tutorial's, in one place.
 
-Each answer takes another route than the reference solution (other torch calls, analytic
-gradients instead of ``torch.func``, another base class), so that a grader that only recognises the
-reference's own code, or a check that only accepts it, fails the grading tests.  ``CORRECT[tutorial]``
-maps a solution cell's grade id to the code put in it; ``WRONG`` holds common mistakes.
+* :func:`reference` — the reference answers: the solution cells of ``solutions/<ID>/<ID>.ipynb``
+  (markers removed), read from the source rather than copied (the registry's reference answers,
+  ``dlnn_reference``, are the same solutions as functions);
+* :data:`ALTERNATIVE` — for every tutorial, a correct answer to every exercise written apart from
+  the reference: each takes another route (other torch calls, analytic gradients instead of
+  ``torch.func``, another base class), so that a grader that only recognises the reference's own
+  code, or a check that only accepts it, fails the grading tests;
+* :data:`WRONG` — common mistakes (every exercise of tutorial 1; the optimisers and classes of the
+  others); :data:`LIBRARY` — optimisers that hand the work to ``torch.optim``.
 
-Tutorial 1's answers of each kind live in :mod:`autograder.grading.synthetic` (the demo class and the
-benchmark are written from them, and the grading package imports nothing from the tests);
-:func:`alternative` gives every tutorial's from one place, and a test holds every graded solution
-cell of every tutorial to having one.
+``ALTERNATIVE[tutorial]`` and ``WRONG[tutorial]`` map a solution cell's grade id to the code put in
+it.  The demo class (:func:`autograder.grading.synthetic.write_demo_class`), the benchmark and the
+grading tests are all written from here; a test holds every graded solution cell of every tutorial
+to having an alternative answer.
 """
 
 from __future__ import annotations
 
-from autograder.grading import synthetic
+import nbformat
 
+from courselayout import course_layout
+
+T1 = "T1_DeepLinearNetworks"
 T2 = "T2_Optimisation"
 T3 = "T3_TrainingDeepNetworks"
 T4 = "T4_WeightInitialisation"
 T5 = "T5_MultilayerPerceptrons"
 T6 = "T6_ReLUFeatures"
 
-CORRECT: dict[str, dict[str, str]] = {
+ALTERNATIVE: dict[str, dict[str, str]] = {
+    T1: {
+        "ex_initializer": '''def ex_initializer_(model, gamma=1e-12):
+    for weight in model.parameters():
+        n_out, n_in = weight.shape
+        with torch.no_grad():
+            weight.normal_(0.0, gamma / (n_in + n_out) ** 0.5)''',
+        "ex_net_svd": '''def ex_net_svd(model, in_dim):
+    W_tot = torch.eye(in_dim)
+    for weight in model.parameters():
+        W_tot = weight.detach() @ W_tot
+    U, S, V = torch.svd(W_tot)
+    return -U, S, -V''',
+        "ex_net_rsm": '''def ex_net_rsm(h):
+    return torch.einsum("ik,jk->ij", h, h)''',
+        "linear_regression": '''def linear_regression(X, Y):
+    return np.linalg.solve(X @ X.T, X @ Y.T).T''',
+    },
     T2: {
         "gradient_descent": '''def gradient_descent(loss_fn, x, learning_rate, n_steps):
     step = 0
@@ -221,6 +246,22 @@ def ex_mse_backward(pred, target):
 }
 
 WRONG: dict[str, dict[str, str]] = {
+    T1: {
+        "ex_initializer": '''def ex_initializer_(model, gamma=1e-12):
+    for weight in model.parameters():
+        n_out, n_in = weight.shape
+        nn.init.normal_(weight, mean=0.0, std=gamma / math.sqrt(n_in))''',
+        "ex_net_svd": '''def ex_net_svd(model, in_dim):
+    W_tot = torch.eye(in_dim)
+    for weight in model.parameters():
+        W_tot = weight.detach() @ W_tot
+    U, S, Vh = torch.linalg.svd(W_tot, full_matrices=False)
+    return U, S, Vh''',
+        "ex_net_rsm": '''def ex_net_rsm(h):
+    return h.T @ h''',
+        "linear_regression": '''def linear_regression(X, Y):
+    return Y @ X.T''',
+    },
     T2: {
         "simple_gradient_descent": '''class SimpleGradientDescent:
     def __init__(self, parameters, lr=0.1, weight_decay=0.0):
@@ -301,4 +342,22 @@ LIBRARY = {
 
 def alternative(tutorial: str) -> dict[str, str]:
     """Grade id -> a correct answer written apart from the solution, for every tutorial."""
-    return dict(synthetic.ALTERNATIVE) if tutorial == synthetic.T1 else dict(CORRECT[tutorial])
+    return dict(ALTERNATIVE[tutorial])
+
+
+def reference(tutorial: str = T1) -> dict[str, str]:
+    """The reference answer of every solution cell (markers removed), by grade id."""
+    layout = course_layout()
+    nb = nbformat.read(layout.solution_path(tutorial), as_version=4)
+    sources = {}
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("solution") and cell.cell_type == "code":
+            lines = [line for line in cell.source.splitlines()
+                     if not layout.markers.is_solution_marker(line)]
+            sources[meta["grade_id"]] = "\n".join(lines)
+    return sources
+
+
+solution_sources = reference
+"""The reference answers of a tutorial (the name the tests and the benchmark use)."""

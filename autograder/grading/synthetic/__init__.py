@@ -1,8 +1,10 @@
-"""Synthetic tutorial-1 submissions for the benchmark and the grading tests (no test imports).
+"""Synthetic submissions for the demo class, the benchmark and the grading tests (no test imports).
 
-:func:`filled` puts answers into the student notebook of tutorial 1; :data:`CORRECT`,
-:data:`ALTERNATIVE` and :data:`WRONG` give every exercise's answer of that kind, :func:`answers`
-picks a kind per exercise and :func:`scores` says what such a notebook must score.
+Every answer comes from one place, :mod:`.answer_bank` (every tutorial's reference, alternative,
+wrong and library answers).  :func:`filled` puts answers into a tutorial's student notebook;
+for tutorial 1, :data:`CORRECT`, :data:`ALTERNATIVE` and :data:`WRONG` are the bank's answers of
+that kind, :func:`answers` picks a kind per exercise and :func:`scores` says what such a notebook
+must score; :func:`write_demo_class` writes the README's demo class from them.
 :func:`copy_course` copies what grading needs into a private folder.
 """
 
@@ -15,7 +17,9 @@ import nbformat
 
 from courselayout import CONFIG_NAME, ROOT, course_layout
 
-T1 = "T1_DeepLinearNetworks"
+from . import answer_bank
+from .answer_bank import T1, solution_sources
+
 T1_TESTS = {"test_ex_initializer": 2, "test_ex_net_svd": 3, "test_ex_net_rsm": 2,
             "test_linear_regression": 2}
 EXERCISES = {"ex_initializer": "test_ex_initializer", "ex_net_svd": "test_ex_net_svd",
@@ -35,20 +39,6 @@ def copy_course(target: Path, root: Path = ROOT) -> Path:
     return target
 
 
-def solution_sources(tutorial: str = T1) -> dict[str, str]:
-    """The reference answer of every solution cell (markers removed), by grade id."""
-    layout = course_layout()
-    nb = nbformat.read(layout.solution_path(tutorial), as_version=4)
-    sources = {}
-    for cell in nb.cells:
-        meta = cell.metadata.get("nbgrader", {})
-        if meta.get("solution") and cell.cell_type == "code":
-            lines = [line for line in cell.source.splitlines()
-                     if not layout.markers.is_solution_marker(line)]
-            sources[meta["grade_id"]] = "\n".join(lines)
-    return sources
-
-
 def student_notebook(tutorial: str = T1) -> nbformat.NotebookNode:
     """The released (student) notebook of ``tutorial``."""
     return nbformat.read(course_layout().student_path(tutorial), as_version=4)
@@ -65,41 +55,11 @@ def filled(answers: dict[str, str], tutorial: str = T1) -> nbformat.NotebookNode
 
 
 CORRECT = solution_sources() if course_layout().solution_path(T1).is_file() else {}
-
-ALTERNATIVE = {
-    "ex_initializer": '''def ex_initializer_(model, gamma=1e-12):
-    for weight in model.parameters():
-        n_out, n_in = weight.shape
-        with torch.no_grad():
-            weight.normal_(0.0, gamma / (n_in + n_out) ** 0.5)''',
-    "ex_net_svd": '''def ex_net_svd(model, in_dim):
-    W_tot = torch.eye(in_dim)
-    for weight in model.parameters():
-        W_tot = weight.detach() @ W_tot
-    U, S, V = torch.svd(W_tot)
-    return -U, S, -V''',
-    "ex_net_rsm": '''def ex_net_rsm(h):
-    return torch.einsum("ik,jk->ij", h, h)''',
-    "linear_regression": '''def linear_regression(X, Y):
-    return np.linalg.solve(X @ X.T, X @ Y.T).T''',
-}
-
-WRONG = {
-    "ex_initializer": '''def ex_initializer_(model, gamma=1e-12):
-    for weight in model.parameters():
-        n_out, n_in = weight.shape
-        nn.init.normal_(weight, mean=0.0, std=gamma / math.sqrt(n_in))''',
-    "ex_net_svd": '''def ex_net_svd(model, in_dim):
-    W_tot = torch.eye(in_dim)
-    for weight in model.parameters():
-        W_tot = weight.detach() @ W_tot
-    U, S, Vh = torch.linalg.svd(W_tot, full_matrices=False)
-    return U, S, Vh''',
-    "ex_net_rsm": '''def ex_net_rsm(h):
-    return h.T @ h''',
-    "linear_regression": '''def linear_regression(X, Y):
-    return Y @ X.T''',
-}
+"""Tutorial 1's reference answers (:func:`answer_bank.reference`)."""
+ALTERNATIVE = answer_bank.ALTERNATIVE[T1]
+"""Tutorial 1's correct answers written apart from the reference (:data:`answer_bank.ALTERNATIVE`)."""
+WRONG = answer_bank.WRONG[T1]
+"""Tutorial 1's common mistakes (:data:`answer_bank.WRONG`)."""
 
 
 def answers(**kinds: str) -> dict[str, str]:
