@@ -1,12 +1,12 @@
 """Running one notebook in a sandbox: the job a worker asks of a slot.
 
-:func:`execute` takes a :class:`~autograder.grading.sandbox.Box` (a fresh kernel in its own slot)
+:func:`execute` takes a :class:`~autograder.grading.sandbox.kernel.Box` (a fresh kernel in its own slot)
 or, by default, a warm slot's job (:mod:`~autograder.grading.sandbox.warm`: a kernel forked from the
 slot's warm interpreter), runs the notebook with a client that limits its output, and copies the
 kernel's records out once everything the kernel started is dead.
 
-This module sits above both :mod:`~autograder.grading.sandbox` (what the machine offers, slots,
-jails) and :mod:`~autograder.grading.sandbox.warm`, so neither imports the other's user.
+This module is the runner layer's use of the sandbox (:mod:`~autograder.grading.sandbox`: what the
+machine offers, slots, jails, a kernel, warm slots): the sandbox imports nothing of the runner.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 A fresh kernel pays its start-up for every notebook: a Python importing torch, numpy, matplotlib,
 IPython and the course package (about 2 s of CPU on a small machine).  A grading worker here holds
-one *warm slot* instead: a sandbox slot (:class:`~autograder.grading.sandbox.Box`: its user, its
+one *warm slot* instead: a sandbox slot (:class:`~autograder.grading.sandbox.kernel.Box`: its user, its
 scratch folder, its control group) whose ``enter_jail.py`` starts, in place of a kernel,
 ``zygote.py`` — the same interpreter in the same sandbox (bubblewrap's namespaces and allow-list,
 the slot's uid, limits and control group), which imports all of that once and then forks one
@@ -12,8 +12,8 @@ kernel per submission:
   notebook changes in its modules, its memory or its interpreter reaches the next notebook; the
   interpreter it was forked from runs no student code;
 - **its own control group** (memory and processes of the submission together, where the machine
-  has control groups: :class:`~autograder.grading.sandbox.cgroups.JobGroup` ``s<slot>-job``): the grader
-  moves the forked child into it before the child runs a line of the notebook;
+  has control groups: :class:`~autograder.grading.sandbox.cgroups.JobGroup` ``s<slot>-job``): the
+  grader moves the forked child into it before the child runs a line of the notebook;
 - **its own scratch folder**: emptied, and every process of the job killed (the warm interpreter
   is the *subreaper* of everything a kernel forks) and every System V IPC object removed, before
   the next submission gets the slot.
