@@ -2,8 +2,9 @@
 
 :func:`grade_submission` takes a :class:`~autograder.grading.model.Job` (the submission's bytes and
 the tutorial's spec, so a worker on another machine needs neither the input folder nor the
-gradebook) and returns a :class:`~autograder.grading.model.Result`.  It never touches the gradebook or the output folder: the parent process writes
-them, one writer for the whole class.  It never raises for anything the submission does.
+gradebook) and returns a :class:`~autograder.grading.model.Result`.  It never touches the
+gradebook or the output folder: the parent process writes them, one writer for the whole class.
+It never raises for anything the submission does.
 """
 
 from __future__ import annotations
