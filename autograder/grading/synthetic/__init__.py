@@ -20,10 +20,11 @@ from courselayout import CONFIG_NAME, ROOT, course_layout
 from . import answer_bank
 from .answer_bank import T1, solution_sources
 
-T1_TESTS = {"test_ex_initializer": 2, "test_ex_net_svd": 3, "test_ex_net_rsm": 2,
-            "test_linear_regression": 2}
-EXERCISES = {"ex_initializer": "test_ex_initializer", "ex_net_svd": "test_ex_net_svd",
-             "ex_net_rsm": "test_ex_net_rsm", "linear_regression": "test_linear_regression"}
+_SOURCE = course_layout().solution_path(T1).is_file()
+T1_TESTS = answer_bank.autograded_tests(T1) if _SOURCE else {}
+"""Tutorial 1's autograded tests and their points (read from its solution notebook)."""
+EXERCISES = answer_bank.exercises(T1) if _SOURCE else {}
+"""Tutorial 1's exercise (solution cell) -> the test that checks it."""
 ALL = tuple(EXERCISES)
 STUB = "raise NotImplementedError()"
 
@@ -54,7 +55,7 @@ def filled(answers: dict[str, str], tutorial: str = T1) -> nbformat.NotebookNode
     return nb
 
 
-CORRECT = solution_sources() if course_layout().solution_path(T1).is_file() else {}
+CORRECT = solution_sources() if _SOURCE else {}
 """Tutorial 1's reference answers (:func:`answer_bank.reference`)."""
 ALTERNATIVE = answer_bank.ALTERNATIVE[T1]
 """Tutorial 1's correct answers written apart from the reference (:data:`answer_bank.ALTERNATIVE`)."""

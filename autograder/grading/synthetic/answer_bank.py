@@ -361,3 +361,32 @@ def reference(tutorial: str = T1) -> dict[str, str]:
 
 solution_sources = reference
 """The reference answers of a tutorial (the name the tests and the benchmark use)."""
+
+
+def _graded_cells(tutorial: str) -> list[tuple[str, dict]]:
+    """``(grade id, nbgrader metadata)`` of the solution notebook's graded and solution code cells,
+    in notebook order."""
+    nb = nbformat.read(course_layout().solution_path(tutorial), as_version=4)
+    return [(cell.metadata["nbgrader"]["grade_id"], cell.metadata["nbgrader"]) for cell in nb.cells
+            if cell.cell_type == "code" and (cell.metadata.get("nbgrader", {}).get("grade")
+                                             or cell.metadata.get("nbgrader", {}).get("solution"))]
+
+
+def autograded_tests(tutorial: str = T1) -> dict[str, float]:
+    """Test cell grade id -> its points: the autograded tests of ``tutorial``, from its solution
+    notebook (what a fully correct submission scores)."""
+    return {grade_id: float(meta.get("points", 0)) for grade_id, meta in _graded_cells(tutorial)
+            if meta.get("grade") and not meta.get("solution")}
+
+
+def exercises(tutorial: str = T1) -> dict[str, str]:
+    """Solution cell grade id -> the grade id of the test cell that checks it (the next one)."""
+    found, waiting = {}, []
+    for grade_id, meta in _graded_cells(tutorial):
+        if meta.get("solution") and not meta.get("grade"):
+            waiting.append(grade_id)
+        elif meta.get("grade") and not meta.get("solution"):
+            found.update(dict.fromkeys(waiting, grade_id))
+            waiting = []
+    return found
+
