@@ -375,7 +375,7 @@ def _graded_cells(tutorial: str) -> list[tuple[str, dict]]:
 def autograded_tests(tutorial: str = T1) -> dict[str, float]:
     """Test cell grade id -> its points: the autograded tests of ``tutorial``, from its solution
     notebook (what a fully correct submission scores)."""
-    return {grade_id: float(meta.get("points", 0)) for grade_id, meta in _graded_cells(tutorial)
+    return {grade_id: meta.get("points", 0) for grade_id, meta in _graded_cells(tutorial)
             if meta.get("grade") and not meta.get("solution")}
 
 
