@@ -4,7 +4,7 @@ Usage (the grader builds this command; nobody types it)::
 
     python enter_jail.py SETTINGS.json -- python -m ipykernel_launcher -f CONNECTION_FILE
 
-``SETTINGS.json`` (written by :mod:`autograder.grading.sandbox`, readable by root only) holds::
+``SETTINGS.json`` (written by :mod:`autograder.grading.sandbox.jail`, readable by root only) holds::
 
     {"scratch": "/tmp/dlnn-grading-0/jobs/s3",     # host folder: a size-limited tmpfs as root
      "inside": "/scratch",                          # where the kernel sees it (cwd and HOME)
