@@ -164,6 +164,7 @@ def test_one_widget_mechanism_and_the_headless_test_knows_every_widget():
 
 @pytest.fixture
 def _no_warnings_and_close():
+    plt.close("all")  # count only this test's figures
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         yield
