@@ -10,8 +10,8 @@ key (``dlnn_reference``) and the tests.  It knows
   nbgrader's work folders, the student package and the reference package;
 * the tutorials (:meth:`CourseLayout.tutorial_ids`) and, for each, its topic
   (:data:`TUTORIALS`: ``T3_TrainingDeepNetworks`` is ``deep_training``, the name of its checks,
-  expected values, reference and helper modules) and its helper modules, and the helper modules
-  several tutorials share (:data:`SHARED_HELPERS`);
+  expected values, reference and helper modules) and those modules; the helper modules several
+  tutorials share (:data:`SHARED_HELPERS`);
 * nbgrader's markers (:class:`Markers`);
 * the environment variables a notebook reads (:data:`STATIC_ENV_VAR`, :data:`AUTOGRADE_ENV_VAR`,
   defined in the released :mod:`dlnn_helpers.course`, since the student package needs them too).
