@@ -236,10 +236,10 @@ EXPECTED = "checks/expected"
 """The self-checks' expected values: one JSON file per check module (``dlnn_reference.shipped``)."""
 
 GENERATED: tuple[Generated, ...] = (
-    Generated("optimisers_data.py", "optimisation", "dlnn_reference.optimisation:write_fallback_data",
+    Generated("optimisation_data.py", "optimisation", "dlnn_reference.optimisation:write_fallback_data",
               compare_module),
     Generated("data/classification_grids.npz", "deep_training",
-              "dlnn_reference.classification_rules:write_grids", compare_npz),
+              "dlnn_reference.deep_training_rules:write_grids", compare_npz),
     Generated("data/precomputed_runs.json", "deep_training",
               "dlnn_reference.deep_training:write_precomputed_runs", compare_recorded_runs,
               training=True),

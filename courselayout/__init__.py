@@ -11,7 +11,8 @@ key (``dlnn_reference``) and the tests.  It knows
   apart from the grading code in ``autograder/``), the student package and the reference package;
 * the tutorials (:meth:`CourseLayout.tutorial_ids`) and, for each, its topic
   (:data:`TUTORIALS`: ``T3_TrainingDeepNetworks`` is ``deep_training``, the name of its checks,
-  expected values and reference) and its helper modules;
+  expected values, reference and helper modules) and those modules; the helper modules several
+  tutorials share (:data:`SHARED_HELPERS`);
 * nbgrader's markers (:class:`Markers`);
 * what the grader stages for a sandboxed kernel and what it hides from it
   (:data:`KERNEL_PACKAGES`, :data:`MASKED_PACKAGES`);
@@ -32,7 +33,7 @@ from dlnn_helpers.course import AUTOGRADE_ENV_VAR, STATIC_ENV_VAR
 
 __all__ = [
     "AUTOGRADE_ENV_VAR", "CONFIG_NAME", "INSTRUCTOR_PACKAGES", "KERNEL_PACKAGES", "MASKED_PACKAGES",
-    "REPOSITORY", "ROOT", "STATIC_ENV_VAR", "TUTORIALS",
+    "REPOSITORY", "ROOT", "SHARED_HELPERS", "STATIC_ENV_VAR", "TUTORIALS",
     "CourseLayout", "Markers", "Tutorial", "course_layout", "repository_path", "release_folder",
     "solution_path", "source_folder", "student_path", "tutorial_ids",
 ]
@@ -70,18 +71,23 @@ checks watch)."""
 class Tutorial:
     """One tutorial and the names it has across the course.
 
-    The tutorial id (``T3_TrainingDeepNetworks``) names its notebooks; the topic (``deep_training``)
-    names its check module ``dlnn_helpers/checks/<topic>.py``, its shipped expected values
-    ``dlnn_helpers/checks/expected/<topic>.json``, its reference ``dlnn_reference/<topic>.py`` and
-    its check tests ``tests/checks/test_<topic>_checks.py``; ``helpers`` are the modules of the
-    student package written for it (named by what they hold).
+    The tutorial id (``T3_TrainingDeepNetworks``) names its notebooks and its claims tests
+    ``tests/claims/test_<id>_claims.py``; the topic (``deep_training``) names everything else: its
+    check module ``dlnn_helpers/checks/<topic>.py``, its shipped expected values
+    ``dlnn_helpers/checks/expected/<topic>.json``, its reference ``dlnn_reference/<topic>.py``, its
+    check tests ``tests/checks/test_<topic>_checks.py``, and its helper modules, each
+    ``dlnn_helpers/<topic>.py`` or ``dlnn_helpers/<topic>_<what>.py`` and tested in
+    ``tests/helpers/test_<module>.py``.
     """
 
     id: str
     topic: str
     helpers: tuple[str, ...]
+    """The modules of the student package written for this tutorial (each named after the topic)."""
     references: tuple[str, ...] = ()
-    """Reference modules besides ``dlnn_reference/<topic>.py``."""
+    """Reference modules besides ``dlnn_reference/<topic>.py`` (each named after the topic)."""
+    uses: tuple[str, ...] = ()
+    """Helper modules of earlier tutorials that this tutorial's notebook imports too."""
 
     @property
     def number(self) -> str:
@@ -91,17 +97,23 @@ class Tutorial:
 
 TUTORIALS: tuple[Tutorial, ...] = (
     Tutorial("T1_DeepLinearNetworks", "deep_linear",
-             ("tree_data", "linear_nets", "deep_linear_plots", "widgets")),
-    Tutorial("T2_Optimisation", "optimisation", ("loss_surface", "optimisers", "optimisers_data")),
-    Tutorial("T3_TrainingDeepNetworks", "deep_training", ("classification_data", "deep_training"),
-             ("classification_rules",)),
-    Tutorial("T4_WeightInitialisation", "initialisation",
-             ("initialisation", "classification_data", "deep_training")),
+             ("deep_linear_data", "deep_linear_nets", "deep_linear_plots")),
+    Tutorial("T2_Optimisation", "optimisation",
+             ("optimisation_surface", "optimisation_demos", "optimisation_data")),
+    Tutorial("T3_TrainingDeepNetworks", "deep_training",
+             ("deep_training_data", "deep_training", "deep_training_optimisers"), ("deep_training_rules",)),
+    Tutorial("T4_WeightInitialisation", "initialisation", ("initialisation",),
+             uses=("deep_training_data", "deep_training")),
     Tutorial("T5_MultilayerPerceptrons", "mlp",
-             ("activations", "backprop", "mlp_regression", "regression_data")),
+             ("mlp_activations", "mlp_backprop", "mlp_regression", "mlp_data")),
     Tutorial("T6_ReLUFeatures", "relu_features", ("relu_features",)),
 )
 """Every tutorial of the course with its topic and helper modules, in course order."""
+
+SHARED_HELPERS: tuple[str, ...] = ("course", "run_sharing", "utils", "widgets")
+"""The modules of the student package that serve several tutorials (or the course itself): the
+course's facts and environment, the site build's run sharing, seeds and threads, the widget
+mechanism.  Every other module of ``dlnn_helpers`` is one tutorial's helper."""
 
 
 @dataclass(frozen=True)

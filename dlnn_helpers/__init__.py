@@ -7,17 +7,33 @@ its checks compare with values shipped in ``checks/expected`` (see ``checks._exp
 """
 
 from . import (
-    activations,
-    backprop,
     checks,
-    classification_data,
     deep_training,
+    deep_training_data,
     initialisation,
+    mlp_activations,
+    mlp_backprop,
+    mlp_data,
     mlp_regression,
-    regression_data,
     relu_features,
 )
 from .course import in_colab
+from .deep_linear_data import (
+    ITEM_NAMES,
+    READABLE_FEATURE_NAMES,
+    add_feature,
+    build_tree,
+    generate_hsd,
+    readable_features,
+    sample_from_tree,
+)
+from .deep_linear_nets import (
+    LNNet,
+    LRNet,
+    TrainingRecord,
+    default_init_,
+    train_lrnet,
+)
 from .deep_linear_plots import (
     plot_ills_sv_twin,
     plot_loss,
@@ -27,37 +43,21 @@ from .deep_linear_plots import (
     plot_tree_data,
     plot_x_y_hier_data,
 )
-from .linear_nets import (
-    LNNet,
-    LRNet,
-    TrainingRecord,
-    default_init_,
-    train_lrnet,
-)
-from .loss_surface import LossFunctionWithPlot, plot_ema
-from .tree_data import (
-    ITEM_NAMES,
-    READABLE_FEATURE_NAMES,
-    add_feature,
-    build_tree,
-    generate_hsd,
-    readable_features,
-    sample_from_tree,
-)
+from .optimisation_surface import LossFunctionWithPlot, plot_ema
 from .utils import set_device, set_seed
 from .widgets import loss_widget, rsm_widget, train_deep_linear
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "activations",
-    "backprop",
     "checks",
-    "classification_data",
     "deep_training",
+    "deep_training_data",
     "initialisation",
+    "mlp_activations",
+    "mlp_backprop",
+    "mlp_data",
     "mlp_regression",
-    "regression_data",
     "relu_features",
     "in_colab",
     "ITEM_NAMES",

@@ -15,7 +15,7 @@ import numpy as np
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 
-from .tree_data import ITEM_NAMES, READABLE_FEATURE_NAMES, readable_features
+from .deep_linear_data import ITEM_NAMES, READABLE_FEATURE_NAMES, readable_features
 
 _YES_NO = ListedColormap(["#3ec1d3", "#ff3d7f"])  # -1 = no, +1 = yes
 

@@ -25,8 +25,8 @@ import torch
 from torch import nn
 
 from . import run_sharing
-from .classification_data import ClassificationData, tiny_classification
 from .course import AUTOGRADE_ENV_VAR  # nbgrader sets it while it autogrades: run_test trains less
+from .deep_training_data import ClassificationData, tiny_classification
 from .utils import torch_threads
 
 AUTOGRADE_EPOCHS = 20
@@ -389,7 +389,7 @@ def run_test(
     optmaker : callable
         Builds the optimiser from ``net.parameters()``, e.g. ``lambda p: torch.optim.SGD(p, lr=1)``.
     data : ClassificationData, optional
-        The task (default: :func:`~dlnn_helpers.classification_data.tiny_classification`).
+        The task (default: :func:`~dlnn_helpers.deep_training_data.tiny_classification`).
     max_epochs : int
         Epoch budget (2,000 in the source).
     test_every : int

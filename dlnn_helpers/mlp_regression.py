@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, TensorDataset
 
-from .regression_data import RegressionData
+from .mlp_data import RegressionData
 from .utils import torch_threads
 
 
@@ -346,7 +346,7 @@ def double_descent(
 ) -> DoubleDescent:
     """Model-wise double descent of a two-layer ReLU network with a fixed random first layer.
 
-    Data: ``n_train`` districts of the synthetic housing data (:mod:`.regression_data`), inputs and
+    Data: ``n_train`` districts of the synthetic housing data (:mod:`.mlp_data`), inputs and
     prices standardised with training statistics, and ``n_test`` fresh districts for testing.
     Model: ``f(x) = Σ_j a_j relu(w_j · x + b_j)`` with random Gaussian ``w_j, b_j`` and trained
     output weights ``a``, fitted by minimum-norm least squares -- the solution that gradient descent
@@ -369,7 +369,7 @@ def double_descent(
     -------
     DoubleDescent
     """
-    from .regression_data import make_housing_raw
+    from .mlp_data import make_housing_raw
 
     if n_features is None:
         grid = np.unique(np.round(np.geomspace(2, 75 * n_train, 30)).astype(int))
@@ -453,7 +453,7 @@ def sample_wise_double_descent(
     -------
     SampleWiseDoubleDescent
     """
-    from .regression_data import make_housing_raw
+    from .mlp_data import make_housing_raw
 
     sizes = np.asarray(n_train)
     if sizes.min() < 2:

@@ -27,9 +27,9 @@ import torch
 from matplotlib.figure import Figure
 
 from .course import static_figures
+from .deep_linear_data import ITEM_NAMES
+from .deep_linear_nets import LNNet, TrainingRecord
 from .deep_linear_plots import plot_loss, plot_loss_sv_rsm
-from .linear_nets import LNNet, TrainingRecord
-from .tree_data import ITEM_NAMES
 
 DEFAULT_LR = 100.0
 DEFAULT_GAMMA = 1e-12

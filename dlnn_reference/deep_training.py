@@ -27,7 +27,7 @@ from dlnn_helpers.checks.deep_training import (
 from dlnn_helpers.deep_training import PRECOMPUTED_RUNS, RECORD_ENV_VAR
 
 from . import answers, expects
-from .classification_rules import tiny_rule
+from .deep_training_rules import tiny_rule
 
 # ------------------------------------------------------------------------------------------------
 # Reference answers

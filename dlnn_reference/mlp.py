@@ -86,7 +86,7 @@ def mlp_gradients_by_hand(
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Loss and parameter gradients of a ``Linear``/``ReLU`` ``nn.Sequential`` by backpropagation,
     with the reference layers of this module (no autograd)."""
-    from dlnn_helpers.backprop import Layer, gradients_by_hand
+    from dlnn_helpers.mlp_backprop import Layer, gradients_by_hand
 
     return gradients_by_hand(model, x, target, linear=Layer(linear_forward, linear_backward),
                              relu=Layer(relu_forward, relu_backward),

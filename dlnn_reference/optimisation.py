@@ -22,7 +22,7 @@ concatenated (``(n_steps, n_values)``), packed by
 steps of :func:`~dlnn_helpers.checks.optimisation.mistake_steps`, which is all the check compares,
 so that the shipped file stays small.
 
-:func:`write_fallback_data` writes ``dlnn_helpers/optimisers_data.py``: the values the notebook's
+:func:`write_fallback_data` writes ``dlnn_helpers/optimisation_data.py``: the values the notebook's
 demonstrations use until the student's own answer passes its self-check.
 """
 
@@ -42,8 +42,8 @@ from dlnn_helpers.checks.optimisation import (
     mistake_steps,
     pack_trajectory,
 )
-from dlnn_helpers.loss_surface import START, LossFunctionWithPlot
-from dlnn_helpers.optimisers import make_jump_series, record_gradients
+from dlnn_helpers.optimisation_demos import make_jump_series, record_gradients
+from dlnn_helpers.optimisation_surface import START, LossFunctionWithPlot
 
 from . import answers, expects
 
@@ -570,7 +570,7 @@ def momentum_sgd_expected(seed, shapes, lr, momentum, weight_decay, n_steps) -> 
 
 # ============================================================== data of the notebook's stand-ins
 
-FALLBACK_DATA = Path(__file__).resolve().parent.parent / "dlnn_helpers" / "optimisers_data.py"
+FALLBACK_DATA = Path(__file__).resolve().parent.parent / "dlnn_helpers" / "optimisation_data.py"
 SERIES_SEED = 2021
 """The notebook's SEED: the jump series of Section 4 is ``make_jump_series(random_state=2021)``."""
 SERIES_BETA = 0.9
@@ -589,7 +589,7 @@ def fallback_values() -> dict[str, list[float]]:
 
 
 def fallback_source() -> str:
-    """The text of ``dlnn_helpers/optimisers_data.py``."""
+    """The text of ``dlnn_helpers/optimisation_data.py``."""
     lines = [
         '"""Values precomputed by the course for the demonstrations of tutorial 2 (generated file).',
         "",

@@ -40,8 +40,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from dlnn_helpers.classification_data import hard_classification, tiny_classification  # noqa: E402
 from dlnn_helpers.deep_training import Supervise  # noqa: E402
+from dlnn_helpers.deep_training_data import hard_classification, tiny_classification  # noqa: E402
 from dlnn_reference.deep_training import mlp, residual_net  # noqa: E402 (instructor side)
 from dlnn_reference.optimisation import ADAMOptimizer  # noqa: E402 (tutorial 2's reference)
 

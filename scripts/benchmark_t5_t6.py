@@ -75,8 +75,8 @@ def benchmark_t6_notebook(n_steps: int, n_inits: int = 5) -> None:
 
 
 def benchmark_t5() -> None:
+    from dlnn_helpers.mlp_data import make_housing_data
     from dlnn_helpers.mlp_regression import double_descent, train_regression_mlp
-    from dlnn_helpers.regression_data import make_housing_data
 
     data = make_housing_data(random_state=0)
     start = time.perf_counter()

@@ -3,7 +3,7 @@
 A kernel with no front end (``nbconvert --execute``, CI) is what runs here: neither
 ``DLNN_STATIC_WIDGETS`` nor ``NBGRADER_EXECUTION`` is set, so every widget is built interactively,
 as for a student.  Each cell gets a timeout; a cell that exceeds it counts as a hang.  Not part of
-the test suite (it takes many minutes); the test suite's ``tests/helpers/test_widgets_headless.py``
+the test suite (it takes many minutes); the test suite's ``tests/helpers/test_widgets.py``
 drives every widget once.
 
 Usage::

@@ -26,7 +26,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from ..linear_nets import LNNet
+from ..deep_linear_nets import LNNet
 from ._contract import expect_array, expect_tensor
 from ._core import (
     CheckFailure,

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..loss_surface import LossFunctionWithPlot
+from ..optimisation_surface import LossFunctionWithPlot
 from ._contract import expect_number, expect_tensor, verify_dependencies
 from ._core import (
     _TENSOR_CPU,
@@ -192,7 +192,7 @@ def check_gradient_descent(
 ) -> str:
     """Check ``func(loss_fn, x, learning_rate, n_steps)``, plain gradient descent on ``x`` in place.
 
-    The loss is a :class:`~dlnn_helpers.loss_surface.LossFunctionWithPlot`; the final ``x`` must
+    The loss is a :class:`~dlnn_helpers.optimisation_surface.LossFunctionWithPlot`; the final ``x`` must
     be the point reached by ``n_steps`` updates ``x ← x − η ∇L(x)`` (to a relative 1e-4).
     Refuses ``torch.optim``: the exercise is to write the update.
 

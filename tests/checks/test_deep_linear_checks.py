@@ -799,7 +799,7 @@ def test_the_instructor_package_is_not_in_the_release(monkeypatch):
 @pytest.mark.parametrize("name", ["initializer_", "net_svd", "net_rsm", "linear_regression",
                                   "total_weight"])
 def test_the_old_answers_are_gone_from_the_student_package(name):
-    for module in (dlnn, dlnn.linear_nets, dlnn.widgets, dlnn.deep_linear_plots, dlnn.tree_data):
+    for module in (dlnn, dlnn.deep_linear_nets, dlnn.widgets, dlnn.deep_linear_plots, dlnn.deep_linear_data):
         assert not hasattr(module, name), (module.__name__, name)
 
 
@@ -810,7 +810,7 @@ def test_the_stand_in_initialisation_is_not_an_answer():
 
 def test_the_package_trains_nothing_itself_its_widgets_run_the_notebooks_loop():
     """No loop of the package computes W_tot or an RSM: the widgets call what the notebook gives."""
-    assert not hasattr(dlnn, "train") and not hasattr(dlnn.linear_nets, "train")
+    assert not hasattr(dlnn, "train") and not hasattr(dlnn.deep_linear_nets, "train")
     calls = []
 
     def initializer(model, gamma):

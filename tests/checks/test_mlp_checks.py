@@ -19,7 +19,7 @@ import torch
 from torch.nn import functional as F
 
 import dlnn_helpers
-from dlnn_helpers import backprop
+from dlnn_helpers import mlp_backprop
 from dlnn_helpers.checks import CheckFailure, ShortcutUsed, _expected
 from dlnn_helpers.checks._core import NotImplementedYet, self_check
 from dlnn_helpers.checks.mlp import check_linear_layer, check_relu_layer, check_squared_error
@@ -388,15 +388,15 @@ def linear_forward_that_runs_a_backward_pass(x, weight, bias):
         (check_squared_error, ref.mse_forward, mse_backward_with_backward,
          f"ex_mse_backward uses {ENGINE}: {BY_HAND}"),
         # the package's own stand-ins, used by the notebook until the exercises pass
-        (check_linear_layer, ref.linear_forward, backprop.AUTOGRAD_LINEAR.backward,
+        (check_linear_layer, ref.linear_forward, mlp_backprop.AUTOGRAD_LINEAR.backward,
          f"ex_linear_backward uses {ENGINE}: {BY_HAND}"),
-        (check_relu_layer, ref.relu_forward, backprop.AUTOGRAD_RELU.backward,
+        (check_relu_layer, ref.relu_forward, mlp_backprop.AUTOGRAD_RELU.backward,
          f"ex_relu_backward uses {ENGINE}: {BY_HAND}"),
-        (check_squared_error, ref.mse_forward, backprop.AUTOGRAD_LOSS.backward,
+        (check_squared_error, ref.mse_forward, mlp_backprop.AUTOGRAD_LOSS.backward,
          f"ex_mse_backward uses {ENGINE}: {BY_HAND}"),
         # the figure's ReLU derivative, wrapped into a backward pass
         (check_relu_layer, ref.relu_forward,
-         lambda g, x: g * dlnn_helpers.activations.ACTIVATIONS["relu"].derivative(x),
+         lambda g, x: g * dlnn_helpers.mlp_activations.ACTIVATIONS["relu"].derivative(x),
          f"ex_relu_backward uses {ENGINE}: {BY_HAND}"),
     ],
     ids=lambda v: getattr(v, "__name__", None) if callable(v) else None,
@@ -490,22 +490,23 @@ def test_the_course_answers_are_refused(check, forward, backward, exercise):
 
 MOVED = ["linear_forward", "linear_backward", "relu_forward", "relu_backward", "mse_forward",
          "mse_backward", "mlp_gradients_by_hand"]
-T5_MODULES = ["dlnn_helpers.backprop", "dlnn_helpers.mlp_regression", "dlnn_helpers.activations",
-              "dlnn_helpers.regression_data", "dlnn_helpers.checks.mlp"]
+T5_MODULES = ["dlnn_helpers.mlp_backprop", "dlnn_helpers.mlp_regression", "dlnn_helpers.mlp_activations",
+              "dlnn_helpers.mlp_data", "dlnn_helpers.checks.mlp"]
 
 
 def test_the_reference_layers_are_not_in_the_student_package():
     for name in MOVED:
-        assert not hasattr(backprop, name) and not hasattr(dlnn_helpers, name), name
+        assert not hasattr(mlp_backprop, name) and not hasattr(dlnn_helpers, name), name
     for module_name in T5_MODULES:
         assert "dlnn_reference" not in inspect.getsource(importlib.import_module(module_name))
 
 
 def test_the_package_chain_is_no_answer():
     with pytest.raises(CheckFailure, match="ex_linear_backward raised TypeError"):
-        check_linear_layer(ref.linear_forward, backward=backprop.gradients_by_hand)
+        check_linear_layer(ref.linear_forward, backward=mlp_backprop.gradients_by_hand)
+    relu_derivative = dlnn_helpers.mlp_activations.ACTIVATIONS["relu"].derivative
     with pytest.raises(CheckFailure, match="ex_relu_backward raised TypeError"):
-        check_relu_layer(ref.relu_forward, backward=dlnn_helpers.activations.ACTIVATIONS["relu"].derivative)
+        check_relu_layer(ref.relu_forward, backward=relu_derivative)
 
 
 # ============================================================ shipped values, live values, the grader

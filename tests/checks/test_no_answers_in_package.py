@@ -43,7 +43,7 @@ def _package_callables() -> dict[str, Callable]:
     """Every function, class and method defined in dlnn_helpers, by its qualified name, and the
     callables its modules hold in objects: the methods of module-level instances (bound), their
     attributes, and the items of module-level dicts, lists and tuples (``ACTIVATIONS["relu"]
-    .derivative``, ``backprop.AUTOGRAD_LINEAR.backward``, ``PRECOMPUTED.array``)."""
+    .derivative``, ``mlp_backprop.AUTOGRAD_LINEAR.backward``, ``PRECOMPUTED.array``)."""
     found: dict[str, Callable] = {}
     modules = [dlnn_helpers] + [
         importlib.import_module(info.name)
@@ -145,10 +145,10 @@ def test_every_registered_check_has_a_slot():
     assert len(CALLABLES) > 100, "the enumeration found too few callables"
 
 
-@pytest.mark.parametrize("held", ["activations.ACTIVATIONS['relu'].derivative",
-                                  "backprop.AUTOGRAD_LINEAR.backward",
-                                  "backprop.AUTOGRAD_RELU.backward",
-                                  "backprop.AUTOGRAD_LOSS.backward",
+@pytest.mark.parametrize("held", ["mlp_activations.ACTIVATIONS['relu'].derivative",
+                                  "mlp_backprop.AUTOGRAD_LINEAR.backward",
+                                  "mlp_backprop.AUTOGRAD_RELU.backward",
+                                  "mlp_backprop.AUTOGRAD_LOSS.backward",
                                   "relu_features.PRECOMPUTED.array"])
 def test_callables_held_in_objects_are_candidates_too(held):
     """The stand-ins and figure routines that come closest are among the candidates."""

@@ -31,6 +31,8 @@ from dlnn_helpers.checks.optimisation import (
     check_momentum_sgd,
     check_simple_gradient_descent,
 )
+from dlnn_helpers.optimisation_demos import make_jump_series
+from dlnn_helpers.optimisation_surface import START, LossFunctionWithPlot
 from dlnn_reference import optimisation as ref
 
 # ================================================================================ gradient descent
@@ -1185,7 +1187,7 @@ class SGDOnOptimizerBase(torch.optim.Optimizer):
         (check_gradient_descent, gd_with_sgd, f"gradient_descent uses torch.optim.SGD: {OPTIM}"),
         (check_gradient_descent, gd_with_built_name,
          f"gradient_descent uses torch.optim.SGD: {OPTIM}"),
-        (check_gradient_descent, dlnn_helpers.optimisers.descend_with_torch_sgd,
+        (check_gradient_descent, dlnn_helpers.optimisation_demos.descend_with_torch_sgd,
          f"gradient_descent uses torch.optim.SGD: {OPTIM}"),
         (check_simple_gradient_descent, SGDWrapper, f"SimpleGradientDescent uses torch.optim.SGD: {OPTIM}"),
         (check_simple_gradient_descent, SGDLibrarySubclass,
@@ -1306,17 +1308,17 @@ MOVED = ["gradient_descent", "SimpleGradientDescent", "gradient_mean_rms", "ema_
 
 
 def test_the_reference_answers_are_not_in_the_student_package():
-    optimisers = importlib.import_module("dlnn_helpers.optimisers")
+    demos = importlib.import_module("dlnn_helpers.optimisation_demos")
     for name in MOVED:
-        assert not hasattr(optimisers, name) and not hasattr(dlnn_helpers, name), name
+        assert not hasattr(demos, name) and not hasattr(dlnn_helpers, name), name
     with pytest.raises(ImportError):
-        exec("from dlnn_helpers.optimisers import ADAMOptimizer", {})  # noqa: S102
-    source = inspect.getsource(optimisers)
+        exec("from dlnn_helpers.optimisation_demos import ADAMOptimizer", {})  # noqa: S102
+    source = inspect.getsource(demos)
     assert "dlnn_reference" not in source
 
 
 def test_the_stand_ins_fail_with_a_plain_message():
-    from dlnn_helpers.optimisers import precomputed_ema, precomputed_gradient_mean_rms
+    from dlnn_helpers.optimisation_demos import precomputed_ema, precomputed_gradient_mean_rms
 
     with pytest.raises(Exception, match="raised ValueError: precomputed_gradient_mean_rms holds the values"):
         check_gradient_mean_rms(precomputed_gradient_mean_rms)
@@ -1354,3 +1356,101 @@ def test_the_refusals_are_declared_next_to_the_checks():
     assert DECLARED["check_momentum_sgd"] == ("MomentumSGD", ("torch.optim",))
     assert DECLARED["check_gradient_mean_rms"] == ("gradient_mean_rms", ())
     assert DECLARED["check_ema_update"] == ("ema_update", ())
+
+
+# ===================================================================== the reference answers themselves
+# The expected values of every check above come from these references (dlnn_reference.optimisation):
+# each is held to torch.optim's or to the formulas of the tutorial here.
+
+
+def _start():
+    return torch.tensor(START, requires_grad=True)
+
+
+def test_gradient_descent_takes_n_steps_and_clears_the_gradient():
+    loss_fn = LossFunctionWithPlot()
+    x = _start()
+    ref.gradient_descent(loss_fn, x, torch.tensor([0.1, 0.55]), 7)
+    assert len(loss_fn.track) == 7 and x.grad is None
+    expected = torch.tensor(START)
+    b = loss_fn.bowl
+    for _ in range(7):
+        y = b @ expected
+        expected = expected - torch.tensor([0.1, 0.55]) * (b.T @ y / y.norm())
+    assert torch.allclose(x.detach(), expected, rtol=1e-5)
+
+
+def _model():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.Tanh(), torch.nn.Linear(7, 1))
+
+
+@pytest.mark.parametrize(
+    ("ours", "theirs"),
+    [
+        (lambda p: ref.SimpleGradientDescent(p, lr=0.2, weight_decay=0.01),
+         lambda p: torch.optim.SGD(p, lr=0.2, weight_decay=0.01)),
+        (lambda p: ref.ADAMOptimizer(p, lr=0.01, betas=(0.8, 0.99), weight_decay=1e-3),
+         lambda p: torch.optim.Adam(p, lr=0.01, betas=(0.8, 0.99), weight_decay=1e-3)),
+    ],
+)
+def test_reference_optimisers_train_a_network_like_torch(ours, theirs):
+    generator = torch.Generator().manual_seed(1)
+    inputs, targets = torch.randn(32, 5, generator=generator), torch.randn(32, 1, generator=generator)
+    results = []
+    for make in (ours, theirs):
+        model = _model()
+        optimiser = make(model.parameters())  # a generator, as in a training loop
+        for _ in range(60):
+            optimiser.zero_grad()
+            torch.nn.functional.mse_loss(model(inputs), targets).backward()
+            optimiser.step()  # outside torch.no_grad()
+        results.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+    assert torch.allclose(results[0], results[1], rtol=1e-4, atol=1e-6)
+
+
+def test_optimisers_skip_parameters_without_gradient_and_zero_grad_clears():
+    used = torch.ones(3, requires_grad=True)
+    unused = torch.full((2,), 5.0, requires_grad=True)
+    for optimiser in (ref.SimpleGradientDescent([used, unused], weight_decay=0.5),
+                      ref.ADAMOptimizer([used, unused], weight_decay=0.5)):
+        (used**2).sum().backward()
+        optimiser.step()
+        assert torch.equal(unused.detach(), torch.full((2,), 5.0))
+        optimiser.zero_grad()
+        assert used.grad is None
+
+
+def test_adam_state_is_updated_in_place():
+    x = torch.ones(4, requires_grad=True)
+    optimiser = ref.ADAMOptimizer([x])
+    buffers = (optimiser.m_star[0], optimiser.v_star[0])
+    for _ in range(2):
+        (3 * x).sum().backward()
+        optimiser.step()
+        optimiser.zero_grad()
+    assert optimiser.m_star[0] is buffers[0] and optimiser.v_star[0] is buffers[1]
+    assert optimiser.t == 2
+    assert torch.allclose(buffers[0], torch.full((4,), 3 * (1 - 0.9**2)))
+
+
+@pytest.mark.parametrize("beta", [0.5, 0.9, 0.999])
+def test_ema_of_a_constant_series_is_that_constant_at_every_t(beta):
+    star, star_tensor = 0.0, torch.zeros(2, 3)
+    for t in range(1, 300):
+        ema, star = ref.ema_update(-2.5, beta, t, star)
+        assert ema == pytest.approx(-2.5, rel=1e-9)
+        assert star == pytest.approx(-2.5 * (1 - beta**t), rel=1e-9)  # EMA* is biased to 0
+        ema_tensor, star_tensor = ref.ema_update(torch.full((2, 3), 4.0), beta, t, star_tensor)
+        assert torch.allclose(ema_tensor, torch.full((2, 3), 4.0), rtol=1e-4)
+
+
+def test_ema_at_t_1_is_the_first_value_and_forgets_it_later():
+    assert ref.ema_update(7.0, 0.9, 1, 0.0)[0] == pytest.approx(7.0)
+    series = make_jump_series(random_state=3)
+    ema, ema_star = ref.ema_history(series, 0.9)
+    assert ema[0] == pytest.approx(float(series[0]))
+    assert ema_star[0] == pytest.approx(0.1 * float(series[0]), rel=1e-5)
+    assert abs(float(ema[50]) + 10.0) < 0.3  # tracks the first level
+    assert abs(float(ema[-1]) - 0.5) < 1.0  # and the second, long after the jump
+    assert abs(float(series.mean()) - (-4.75)) < 0.3  # while the plain mean sits in between

@@ -17,8 +17,8 @@ import pytest
 import torch
 
 from courselayout import solution_path
-from dlnn_helpers.loss_surface import START, LossFunctionWithPlot
-from dlnn_helpers.optimisers import make_jump_series, record_gradients
+from dlnn_helpers.optimisation_demos import make_jump_series, record_gradients
+from dlnn_helpers.optimisation_surface import START, LossFunctionWithPlot
 from dlnn_helpers.utils import torch_threads
 from dlnn_reference import optimisation as reference
 
@@ -253,7 +253,7 @@ def test_the_stand_in_of_gradient_descent_takes_the_same_path():
     text = cell_source(TUTORIAL, "3b01feb7")
     assert "by `torch.optim.SGD`, which takes the same path" in text
     assert "descend_with_torch_sgd" in cell_source(TUTORIAL, "584ad142")
-    from dlnn_helpers.optimisers import descend_with_torch_sgd
+    from dlnn_helpers.optimisation_demos import descend_with_torch_sgd
 
     for learning_rate in (0.1, torch.tensor([0.02, 0.2])):
         ours, _ = _gradient_descent(learning_rate)

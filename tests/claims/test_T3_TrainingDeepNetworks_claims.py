@@ -30,11 +30,11 @@ import torch
 from torch import nn
 
 from dlnn_helpers import deep_training as dt
-from dlnn_helpers.classification_data import hard_classification, tiny_classification
+from dlnn_helpers.deep_training_data import hard_classification, tiny_classification
 from dlnn_helpers.utils import torch_threads
 from dlnn_reference import deep_training as ref
 from dlnn_reference import optimisation as t2
-from dlnn_reference.classification_rules import hard_rule, tiny_rule
+from dlnn_reference.deep_training_rules import hard_rule, tiny_rule
 
 from .claims_tools import Run, cell_outputs, cell_source, training_runs
 
@@ -167,7 +167,7 @@ def test_the_optimisers_are_torch_optim_and_make_the_updates_of_tutorial_2_step_
     makers = cell_source(TUTORIAL, "c6e381e6")
     assert "torch.optim.SGD(params, lr=lr)" in makers
     assert "torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)" in makers
-    assert "optimisers" not in cell_source(TUTORIAL, "9a743b33")  # nothing of tutorial 2 imported
+    assert "optimisation_" not in cell_source(TUTORIAL, "9a743b33")  # nothing of tutorial 2 imported
     data = tiny_classification()
     x, y = data.train_data[:256], data.train_labels[:256]
     for ours, theirs in [  # tutorial 2's answers (the tests' copies of the solutions)
@@ -591,7 +591,7 @@ def _outcome(run: Run) -> str:
 
 def _momentum_runs():
     """The demonstration of cell f1b96d5c, recomputed (about a second), with the tests' MomentumSGD."""
-    from dlnn_helpers.optimisers_compared import same_start_runs
+    from dlnn_helpers.deep_training_optimisers import same_start_runs
 
     data = tiny_classification()
 

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from dlnn_helpers import initialisation as ini
-from dlnn_helpers.classification_data import tiny_classification
+from dlnn_helpers.deep_training_data import tiny_classification
 from dlnn_helpers.utils import torch_threads
 from dlnn_reference import initialisation as ref
 from dlnn_reference.deep_training import mlp

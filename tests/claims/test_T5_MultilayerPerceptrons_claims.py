@@ -17,8 +17,8 @@ import pytest
 import torch
 
 from dlnn_helpers import mlp_regression as mr
-from dlnn_helpers.activations import ACTIVATIONS
-from dlnn_helpers.regression_data import NOISE_STD, housing_price, make_housing_data, make_housing_raw
+from dlnn_helpers.mlp_activations import ACTIVATIONS
+from dlnn_helpers.mlp_data import NOISE_STD, housing_price, make_housing_data, make_housing_raw
 from dlnn_helpers.utils import torch_threads
 
 from .claims_tools import cell_outputs, cell_source
@@ -109,11 +109,11 @@ def test_the_exercises_refuse_autograd_as_their_text_says():
 def test_backprop_by_hand_agrees_with_autograd_to_rounding(reference_run):
     text = _flat("f9a1bc69")
     assert "its gradients agree with autograd's to rounding error" in text
-    assert "`backprop.gradients_by_hand` does exactly that with your layers" in text
+    assert "`mlp_backprop.gradients_by_hand` does exactly that with your layers" in text
     source = cell_source(TUTORIAL, "8d704321")
     for forward, backward in (("ex_linear_forward", "ex_linear_backward"),
                               ("ex_relu_forward", "ex_relu_backward"), ("ex_mse_forward", "ex_mse_backward")):
-        assert f"backprop.own_or_autograd({forward}, {backward}," in source
+        assert f"mlp_backprop.own_or_autograd({forward}, {backward}," in source
     assert _output(reference_run, "8d704321").startswith(
         "Using your linear layer.\nUsing your ReLU layer.\nUsing your squared error.\n")
     differences = re.findall(r"largest difference from autograd: ([\d.e+-]+)",

@@ -109,15 +109,15 @@ def test_the_shipped_files_are_fresh_and_check_names_a_stale_one(monkeypatch, tm
     assert cli.main(["expected", "--check"]) == 0
     out = capsys.readouterr().out
     assert "up to date" in out and "data/precomputed_runs.json" in out  # said to be not checked
-    item = next(i for i in generated.GENERATED if i.path == "optimisers_data.py")
-    copy = tmp_path / "optimisers_data.py"
+    item = next(i for i in generated.GENERATED if i.path == "optimisation_data.py")
+    copy = tmp_path / "optimisation_data.py"
     source = item.where.read_text(encoding="utf-8")
     copy.write_text(source.replace("SERIES_SEED = 2021", "SERIES_SEED = 2022"), encoding="utf-8")
     monkeypatch.setattr(type(item), "where", property(lambda self: copy if self is item else
                                                        PACKAGE / self.path))
     assert cli.main(["expected", "--check"]) == 1
     err = capsys.readouterr().err
-    assert "stale: dlnn_helpers/optimisers_data.py (/SERIES_SEED: 2022 shipped, 2021 now)" in err
+    assert "stale: dlnn_helpers/optimisation_data.py (/SERIES_SEED: 2022 shipped, 2021 now)" in err
     assert cli.main(["expected"]) == 0  # writes the stale copy again, leaves the others alone
     assert "SERIES_SEED = 2021" in copy.read_text(encoding="utf-8")
     assert generated.compare_module(copy, PACKAGE / item.path) == ""  # the same within the tolerance

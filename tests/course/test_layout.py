@@ -4,6 +4,7 @@ folders and nbgrader's markers; it maps every tutorial to its topic and modules.
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -81,7 +82,7 @@ def test_every_tutorial_has_a_topic_and_its_modules_exist():
         assert here.tutorial(tutorial.topic) is here.tutorial(tutorial.id) is tutorial
         assert (here.student_package / "checks" / f"{tutorial.topic}.py").is_file()
         assert (here.reference_package / f"{tutorial.topic}.py").is_file()
-        for module in tutorial.helpers:
+        for module in (*tutorial.helpers, *tutorial.uses):
             assert (here.student_package / f"{module}.py").is_file(), (tutorial.id, module)
         for module in tutorial.references:
             assert (here.reference_package / f"{module}.py").is_file(), (tutorial.id, module)
@@ -89,6 +90,48 @@ def test_every_tutorial_has_a_topic_and_its_modules_exist():
         assert (ROOT / "tests" / "claims" / f"test_{tutorial.id}_claims.py").is_file()
     with pytest.raises(KeyError, match="neither a tutorial nor a topic"):
         here.tutorial("T9_Extra")
+
+
+def _named_after(module: str, topic: str) -> bool:
+    return module == topic or module.startswith(f"{topic}_")
+
+
+def test_every_helper_module_is_named_after_its_tutorials_topic_or_shared():
+    """One naming scheme per tutorial: ``dlnn_helpers/<topic>.py`` or ``<topic>_<what>.py``, and
+    ``dlnn_reference`` likewise; a module of several tutorials is listed as shared."""
+    here = layout.course_layout()
+    owners: dict[str, int] = {}
+    for number, tutorial in enumerate(here.tutorials):
+        for module in (*tutorial.helpers, *tutorial.references):
+            assert _named_after(module, tutorial.topic), (tutorial.id, module)
+        for module in tutorial.helpers:
+            assert module not in owners and module not in layout.SHARED_HELPERS, module
+            owners[module] = number
+        for module in tutorial.uses:  # another tutorial's, listed before this one
+            assert module in owners and owners[module] < number, (tutorial.id, module)
+    on_disk = {p.stem for p in here.student_package.glob("*.py")} - {"__init__"}
+    listed = set(owners) | set(layout.SHARED_HELPERS)
+    assert on_disk == listed, sorted(on_disk ^ listed)
+    references = {p.stem for p in here.reference_package.glob("*.py")} - {"__init__", "shipped"}
+    assert references == {t.topic for t in here.tutorials} | {m for t in here.tutorials for m in t.references}
+
+
+def _generated_modules() -> set[str]:
+    """The modules of ``dlnn_helpers`` that ``expected`` writes (values only, no logic)."""
+    from coursebuild.generated import GENERATED
+
+    return {Path(item.path).stem for item in GENERATED if item.path.endswith(".py")}
+
+
+def test_every_helper_module_with_logic_has_its_test_module():
+    """``tests/helpers/test_<module>.py`` for every module of ``dlnn_helpers`` but the generated
+    ones (values only: ``expected --check`` and their stand-ins' tests cover them)."""
+    generated = _generated_modules()
+    assert generated == {"optimisation_data"}
+    modules = {p.stem for p in layout.course_layout().student_package.glob("*.py")} - {"__init__"}
+    tests = {p.stem.removeprefix("test_") for p in (ROOT / "tests" / "helpers").glob("test_*.py")}
+    assert modules - generated <= tests, sorted(modules - generated - tests)
+    assert tests <= modules, sorted(tests - modules)  # no test module named after something else
 
 
 def test_the_environment_variables_are_the_student_packages():
@@ -104,5 +147,10 @@ def test_contributing_maps_every_tutorial_to_its_modules():
     for tutorial in layout.TUTORIALS:
         row = next((line for line in guide.splitlines() if line.startswith(f"| {tutorial.id} ")), "")
         assert row, f"CONTRIBUTING.md has no row for {tutorial.id}"
-        for name in (tutorial.topic, *tutorial.helpers, *tutorial.references):
+        for name in (tutorial.topic, *tutorial.helpers, *tutorial.references, *tutorial.uses):
             assert f"`{name}" in row, (tutorial.id, name)
+        for module in set(tutorial.helpers) - _generated_modules():
+            assert f"test_{module}.py" in row, (tutorial.id, module)
+    shared = next((p for p in guide.split("\n\n") if p.startswith("Shared by several tutorials")), "")
+    for module in layout.SHARED_HELPERS:
+        assert f"`{module}.py`" in shared, module

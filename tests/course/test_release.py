@@ -172,11 +172,11 @@ def test_no_solution_line_hidden_test_or_sample_answer_is_anywhere_in_the_releas
     assert any(hit.startswith(f"book/{TUTORIALS[0]}.ipynb:") for hit in guard)
     # An exercise's answer under other names in a shipped module: the release refuses it too.
     assert release.helper_leaks(release.read_tree(release_tree)) == []
-    with open(polluted / "dlnn_helpers" / "linear_nets.py", "a") as module:
+    with open(polluted / "dlnn_helpers" / "deep_linear_nets.py", "a") as module:
         module.write("\n\ndef _w(model):\n    total = torch.eye(3)\n    for w in model.parameters():\n"
                      "        total = w.detach() @ total\n    return total\n")
     (hit,) = release.helper_leaks(release.read_tree(polluted))
-    assert hit.startswith("dlnn_helpers/linear_nets.py:") and "solution of ex_net_svd" in hit
+    assert hit.startswith("dlnn_helpers/deep_linear_nets.py:") and "solution of ex_net_svd" in hit
 
 
 def test_the_helper_search_finds_answers_under_other_names_and_leaves_common_code_alone():
@@ -187,7 +187,7 @@ def test_the_helper_search_finds_answers_under_other_names_and_leaves_common_cod
                for p in (ROOT / "dlnn_helpers").rglob("*.py")}
     assert release.helper_leaks(package, answers) == []  # the package as it is holds none
     found = {
-        "rsms[epoch] = (hid @ hid.mT).numpy()": "ex_net_rsm",  # the old linear_nets.train
+        "rsms[epoch] = (hid @ hid.mT).numpy()": "ex_net_rsm",  # the old deep_linear_nets.train
         "            w_tot = weight.detach() @ w_tot": "ex_net_svd",
         "    return inputs @ w.T + b": "ex_linear_layer",
         "out = torch.randn(rows, cols) / math.sqrt(rows)": "ex_lecun_weights",

@@ -1,4 +1,4 @@
-"""T1 figures and widgets: drawn from their arguments only, no warnings, static on the site."""
+"""dlnn_helpers.deep_linear_plots: T1's figures, drawn from their arguments only, without warnings."""
 
 from __future__ import annotations
 
@@ -13,12 +13,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 import dlnn_helpers as dlnn  # noqa: E402
-from dlnn_helpers.course import STATIC_ENV_VAR  # noqa: E402
-from dlnn_reference.deep_linear import initializer_  # noqa: E402
 
-from ..t1_loop import deep_run, recording_train  # noqa: E402
-
-LOOP = {"train": recording_train(), "initializer": initializer_}
+from ..t1_loop import deep_run  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -75,98 +71,3 @@ def test_rsm_figure_uses_given_names(record):
     assert [t.get_text() for t in rsm_ax.get_yticklabels()] == names
     with pytest.raises(ValueError, match="i_ep"):
         dlnn.plot_loss_sv_rsm(record.losses, record.modes, record.rsms, 60, names, show=False)
-
-
-def test_widgets_draw_one_static_figure_on_the_site(monkeypatch):
-    monkeypatch.setenv(STATIC_ENV_VAR, "1")
-    monkeypatch.setattr(plt, "show", lambda: None)
-    labels, features = dlnn.generate_hsd(random_state=0)
-    x, y = torch.tensor(labels).float(), torch.tensor(features).float()
-    dlnn.loss_widget(x, y, **LOOP)
-    assert len(plt.get_fignums()) == 1
-    dlnn.rsm_widget(x, y, **LOOP)
-    assert len(plt.get_fignums()) == 2
-    assert plt.figure(2).axes[1].get_title() == "RSM at epoch 130"
-
-
-def test_widgets_build_controls_interactively(monkeypatch):
-    monkeypatch.delenv(STATIC_ENV_VAR, raising=False)
-    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
-    shown = []
-    monkeypatch.setattr("IPython.display.display", lambda *objs: shown.extend(objs))
-    labels, features = dlnn.generate_hsd(200, random_state=0)
-    x, y = torch.tensor(labels).float(), torch.tensor(features).float()
-    assert dlnn.rsm_widget(x, y, **LOOP) is None
-    (box,) = shown
-    *controls, image = box.children
-    assert [control.description for control in controls] == ["eta", "gamma", "Epoch"]
-    assert controls[2].min == 10 and controls[2].max == 241 and controls[2].value == 130
-    assert controls[1].value == pytest.approx(1e-12)
-    assert image.value[:4] == b"\x89PNG"
-    assert plt.get_fignums() == []  # rendered and closed: nothing left for the inline backend
-
-
-def test_moving_a_control_redraws_the_image(monkeypatch):
-    monkeypatch.delenv(STATIC_ENV_VAR, raising=False)
-    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
-    labels, features = dlnn.generate_hsd(200, random_state=0)
-    x, y = torch.tensor(labels).float(), torch.tensor(features).float()
-    live = dlnn.rsm_widget(x, y, **LOOP, display=False)
-    first = live.image.value
-    live.controls["i_ep"].value = 20
-    assert live.renders == 2 and live.image.value[:4] == b"\x89PNG" and live.image.value != first
-    loss = dlnn.loss_widget(x, y, **LOOP, display=False)
-    before = loss.image.value
-    loss.controls["gamma"].value = 1e-3
-    assert loss.renders == 2 and loss.image.value != before
-    assert plt.get_fignums() == []
-
-
-def test_a_message_or_an_error_replaces_the_figure(monkeypatch):
-    monkeypatch.delenv(STATIC_ENV_VAR, raising=False)
-    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
-    import ipywidgets
-
-    from dlnn_helpers.widgets import LiveFigure, figure_png
-
-    def draw(n: int):
-        if n < 0:
-            raise ValueError("n must be non-negative")
-        return "a message" if n == 0 else dlnn.plot_loss(np.arange(n), show=False)
-
-    live = LiveFigure(draw, {"n": ipywidgets.IntSlider(value=3, min=-1)})
-    drawn = live.image.value
-    live.controls["n"].value = 0
-    assert live.image.value == figure_png("a message") != drawn
-    live.controls["n"].value = -1  # an error in a callback is drawn where the student looks
-    assert live.image.value == figure_png("ValueError: n must be non-negative")
-    assert plt.get_fignums() == []
-
-
-def test_divergence_is_reported_not_raised(monkeypatch, capsys):
-    labels, features = dlnn.generate_hsd(100, random_state=0)
-    x, y = torch.tensor(labels).float(), torch.tensor(features).float()
-    record = deep_run(x, y, lr=200.0, gamma=10.0)
-    assert record.diverged_at is not None
-    assert np.isnan(record.losses[-1]) and np.all(np.isfinite(record.losses[: record.diverged_at]))
-    monkeypatch.setenv(STATIC_ENV_VAR, "1")
-    monkeypatch.setattr(plt, "show", lambda: None)
-    monkeypatch.setattr("dlnn_helpers.widgets.DEFAULT_LR", 200.0)
-    monkeypatch.setattr("dlnn_helpers.widgets.DEFAULT_GAMMA", 10.0)
-    dlnn.loss_widget(x, y, **LOOP)
-    assert "diverged at epoch" in plt.gcf().axes[0].get_title()
-    dlnn.rsm_widget(x, y, **LOOP)
-    assert "Training diverged" in capsys.readouterr().out
-
-
-def test_static_figures_while_autograding(monkeypatch):
-    from dlnn_helpers.course import static_figures
-
-    monkeypatch.delenv(STATIC_ENV_VAR, raising=False)
-    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
-    assert not static_figures()
-    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
-    assert static_figures()
-    monkeypatch.delenv("NBGRADER_EXECUTION")
-    monkeypatch.setenv(STATIC_ENV_VAR, "1")
-    assert static_figures()

@@ -16,7 +16,7 @@ from torch import nn
 
 from dlnn_helpers import deep_training as dt
 from dlnn_helpers import run_sharing
-from dlnn_helpers.classification_data import ClassificationData, tiny_classification
+from dlnn_helpers.deep_training_data import ClassificationData, tiny_classification
 from dlnn_reference import deep_training as ref
 
 matplotlib.use("Agg")

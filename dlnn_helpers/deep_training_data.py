@@ -30,7 +30,7 @@ HARD_SEED = 7151
 
 GRIDS_PATH = Path(__file__).parent / "data" / "classification_grids.npz"
 """The shipped grids and labels (written by the instructor's
-``dlnn_reference.classification_rules.write_grids``)."""
+``dlnn_reference.deep_training_rules.write_grids``)."""
 
 
 class ClassificationData(NamedTuple):

@@ -9,7 +9,7 @@ not hold them.  Until a student's answer passes its self-check, the demonstratio
 * :func:`make_jump_series` — the time series on which the EMA is demonstrated;
 * :func:`descend_with_torch_sgd` — gradient descent on one tensor with ``torch.optim.SGD``;
 * :func:`precomputed_gradient_mean_rms` and :func:`precomputed_ema` — the values the demonstrations
-  of Sections 3 and 4 show, precomputed by the course (:mod:`dlnn_helpers.optimisers_data`).
+  of Sections 3 and 4 show, precomputed by the course (:mod:`dlnn_helpers.optimisation_data`).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from typing import Any
 
 import torch
 
-from . import optimisers_data
-from .loss_surface import START, LossFunctionWithPlot
+from . import optimisation_data
+from .optimisation_surface import START, LossFunctionWithPlot
 
 
 def record_gradients(
@@ -151,8 +151,8 @@ def precomputed_gradient_mean_rms(grads: torch.Tensor) -> tuple[torch.Tensor, to
             and torch.allclose(grads.detach().float(), known, rtol=1e-5, atol=1e-6)):
         raise ValueError("precomputed_gradient_mean_rms holds the values of the gradient history of "
                          "Section 3 only (50 steps of SGD, learning rate 0.1, from START)")
-    return (torch.tensor(optimisers_data.SECTION3_MEAN, dtype=torch.float32),
-            torch.tensor(optimisers_data.SECTION3_RMS, dtype=torch.float32))
+    return (torch.tensor(optimisation_data.SECTION3_MEAN, dtype=torch.float32),
+            torch.tensor(optimisation_data.SECTION3_RMS, dtype=torch.float32))
 
 
 def precomputed_ema(series: torch.Tensor, beta: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -174,11 +174,11 @@ def precomputed_ema(series: torch.Tensor, beta: float) -> tuple[torch.Tensor, to
     ValueError
         For any other series or β.
     """
-    known = make_jump_series(random_state=optimisers_data.SERIES_SEED)
+    known = make_jump_series(random_state=optimisation_data.SERIES_SEED)
     if not (isinstance(series, torch.Tensor) and series.shape == known.shape
-            and torch.equal(series.detach().float(), known) and beta == optimisers_data.SERIES_BETA):
+            and torch.equal(series.detach().float(), known) and beta == optimisation_data.SERIES_BETA):
         raise ValueError(f"precomputed_ema holds the averages of make_jump_series(random_state="
-                         f"{optimisers_data.SERIES_SEED}) with beta = {optimisers_data.SERIES_BETA} "
+                         f"{optimisation_data.SERIES_SEED}) with beta = {optimisation_data.SERIES_BETA} "
                          "only")
-    return (torch.tensor(optimisers_data.JUMP_SERIES_EMA, dtype=torch.float32),
-            torch.tensor(optimisers_data.JUMP_SERIES_EMA_STAR, dtype=torch.float32))
+    return (torch.tensor(optimisation_data.JUMP_SERIES_EMA, dtype=torch.float32),
+            torch.tensor(optimisation_data.JUMP_SERIES_EMA_STAR, dtype=torch.float32))

@@ -56,7 +56,7 @@ def test_the_stand_in_initialisation_is_pytorchs_scaled_and_not_the_exercise():
 
 def test_no_answer_of_tutorial_1_is_left_in_the_student_package():
     for name in ("initializer_", "net_svd", "net_rsm", "linear_regression", "total_weight"):
-        assert not hasattr(dlnn, name) and not hasattr(dlnn.linear_nets, name), name
+        assert not hasattr(dlnn, name) and not hasattr(dlnn.deep_linear_nets, name), name
 
 
 def test_net_svd_reconstructs_w_tot():
@@ -142,20 +142,3 @@ def test_reference_linear_regression_matches_lstsq_and_validates():
     assert np.allclose(reference.linear_regression(x, y), expected)
     with pytest.raises(ValueError, match="share D samples"):
         reference.linear_regression(x, y[:, :5])
-
-
-def test_set_seed_and_device(capsys):
-    assert dlnn.set_seed(5) is None  # a set-up cell ending with set_seed shows no stray Out: value
-    a = torch.rand(2)
-    dlnn.set_seed(5, verbose=False)
-    assert torch.equal(a, torch.rand(2))
-    assert "Random seed 5" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize(("available", "expected", "said"), [(True, "cuda", "GPU"), (False, "cpu", "CPU")])
-def test_set_device_is_cuda_exactly_when_a_gpu_is_available(monkeypatch, capsys, available, expected, said):
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: available)
-    assert dlnn.set_device() == expected
-    assert said in capsys.readouterr().out
-    assert dlnn.set_device(verbose=False) == expected
-    assert capsys.readouterr().out == ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dlnn_helpers.tree_data import (
+from dlnn_helpers.deep_linear_data import (
     ITEM_NAMES,
     READABLE_FEATURE_NAMES,
     add_feature,

@@ -1,4 +1,4 @@
-"""dlnn_helpers.optimisers_compared: runs from the same start, and their figure."""
+"""dlnn_helpers.deep_training_optimisers: runs from the same start, and their figure."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from dlnn_helpers.deep_training import Supervise
-from dlnn_helpers.optimisers_compared import plot_same_start_runs, same_start_runs
+from dlnn_helpers.deep_training_optimisers import plot_same_start_runs, same_start_runs
 
 matplotlib.use("Agg")
 

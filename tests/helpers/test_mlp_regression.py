@@ -1,5 +1,5 @@
-"""T5 helpers: activations and their derivatives, backprop by hand, the housing data, the regression
-MLP and its baseline, and the double-descent demonstration."""
+"""dlnn_helpers.mlp_regression: the regression MLP and its linear baseline, Xavier initialisation,
+and the double-descent demonstrations of T5."""
 
 from __future__ import annotations
 
@@ -8,120 +8,17 @@ import pytest
 import torch
 from torch import nn
 
-from dlnn_helpers import backprop as bp
 from dlnn_helpers import mlp_regression as mr
-from dlnn_helpers.activations import ACTIVATIONS
-from dlnn_helpers.regression_data import make_housing_data, make_housing_raw
-
-
-@pytest.mark.parametrize("name", list(ACTIVATIONS))
-def test_activation_derivatives_match_autograd(name):
-    act = ACTIVATIONS[name]
-    x = torch.linspace(-4, 4, 161, dtype=torch.float64)
-    x = x[x.abs() > 1e-3].requires_grad_(True)
-    (grad,) = torch.autograd.grad(act.function(x).sum(), x)
-    assert torch.allclose(act.derivative(x.detach()), grad, atol=1e-10)
-
-
-def test_activations_agree_with_torch():
-    x = torch.randn(100, dtype=torch.float64)
-    assert torch.allclose(ACTIVATIONS["gelu"].function(x), nn.functional.gelu(x))
-    assert torch.allclose(ACTIVATIONS["silu"].function(x), nn.functional.silu(x))
-    assert torch.allclose(ACTIVATIONS["leaky_relu"].function(x), nn.functional.leaky_relu(x, 0.1))
-
-
-def _hand_layers() -> dict[str, bp.Layer]:
-    """Layers written by hand (the test's own answers to the exercises)."""
-    return {
-        "linear": bp.Layer(lambda x, w, b: x @ w.T + b, lambda g, x, w: (g @ w, g.T @ x, g.sum(0))),
-        "relu": bp.Layer(lambda x: x.clamp(min=0), lambda g, x: g * (x > 0)),
-        "loss": bp.Layer(lambda p, t: ((p - t) ** 2).mean(), lambda p, t: 2 * (p - t) / p.numel()),
-    }
-
-
-@pytest.mark.parametrize("batch", [1, 7])
-def test_backprop_by_hand_matches_autograd(batch):
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(3, 5), nn.ReLU(), nn.Linear(5, 4), nn.ReLU(), nn.Linear(4, 2))
-    x, target = torch.randn(batch, 3), torch.randn(batch, 2)
-    loss, grads = bp.gradients_by_hand(model, x, target, **_hand_layers())
-    assert torch.isclose(loss, nn.functional.mse_loss(model(x), target))
-    assert max(bp.compare_with_autograd(model, x, target, **_hand_layers()).values()) < 1e-6
-    assert [g.shape for g in grads] == [p.shape for p in model.parameters()]
-    fallback = {"linear": bp.AUTOGRAD_LINEAR, "relu": bp.AUTOGRAD_RELU, "loss": bp.AUTOGRAD_LOSS}
-    assert max(bp.compare_with_autograd(model, x, target, **fallback).values()) < 1e-6
-
-
-def test_a_wrong_layer_shows_in_the_comparison():
-    torch.manual_seed(1)
-    model = nn.Sequential(nn.Linear(3, 5), nn.ReLU(), nn.Linear(5, 1))
-    x, target = torch.randn(6, 3), torch.randn(6, 1)
-    layers = _hand_layers()
-    layers["relu"] = bp.Layer(layers["relu"].forward, lambda g, x: g)  # the ReLU's derivative forgotten
-    differences = bp.compare_with_autograd(model, x, target, **layers)
-    assert differences["2.weight"] < 1e-6 < differences["0.weight"]
-
-
-def test_the_printed_comparison_says_which_layers_are_autograds_stand_ins(capsys):
-    torch.manual_seed(2)
-    model = nn.Sequential(nn.Linear(3, 5), nn.ReLU(), nn.Linear(5, 1))
-    x, target = torch.randn(6, 3), torch.randn(6, 1)
-    fallback = {"linear": bp.AUTOGRAD_LINEAR, "relu": bp.AUTOGRAD_RELU, "loss": bp.AUTOGRAD_LOSS}
-    bp.print_comparison(model, x, target, **fallback)
-    out = capsys.readouterr().out.splitlines()
-    assert out[0] == ("None of your layers passes its self-check yet: every backward pass below is "
-                      "autograd's, so this compares autograd with itself (the differences are 0 and test "
-                      "nothing yet).")
-    assert len(out) == 1 + 4 and out[1].startswith("0.weight  largest difference from autograd: ")
-    bp.print_comparison(model, x, target, **{**_hand_layers(), "loss": bp.AUTOGRAD_LOSS})
-    out = capsys.readouterr().out.splitlines()
-    assert out[0] == ("Autograd's backward pass stands in for your squared error: the differences test "
-                      "your other layers only.")
-    differences = bp.print_comparison(model, x, target, **_hand_layers())
-    out = capsys.readouterr().out.splitlines()
-    assert len(out) == 4 and out[0].startswith("0.weight") and max(differences.values()) < 1e-6
+from dlnn_helpers.mlp_data import make_housing_data
 
 
 def test_sample_wise_double_descent_is_reproducible_and_refuses_a_single_point():
-    from dlnn_helpers import mlp_regression as mr
-
     curve = mr.sample_wise_double_descent((3, 12, 30), n_features=8, n_test=50, n_repeats=3)
     again = mr.sample_wise_double_descent((3, 12, 30), n_features=8, n_test=50, n_repeats=3)
     assert np.array_equal(curve.test_mse, again.test_mse) and curve.test_mse.shape == (3,)
     assert curve.rank[0] <= 3 and curve.rank[-1] <= 8 and curve.n_features == 8
     with pytest.raises(ValueError, match="at least 2 points"):
         mr.sample_wise_double_descent((1, 5))
-
-
-def test_own_or_autograd_takes_the_students_layer_only_once_it_passes(capsys):
-    from dlnn_helpers.checks import check_linear_layer
-
-    own = _hand_layers()["linear"]
-    chosen = bp.own_or_autograd(own.forward, own.backward, check=check_linear_layer,
-                                fallback=bp.AUTOGRAD_LINEAR, name="linear layer")
-    assert chosen == own and capsys.readouterr().out == "Using your linear layer.\n"
-    chosen = bp.own_or_autograd(own.forward, lambda g, x, w: (g @ w, x.T @ g, g.sum(0)),
-                                check=check_linear_layer, fallback=bp.AUTOGRAD_LINEAR,
-                                name="linear layer")
-    assert chosen is bp.AUTOGRAD_LINEAR
-    assert capsys.readouterr().out == ("Your linear layer does not pass its self-check yet: using "
-                                       "PyTorch's linear layer with autograd's backward pass instead.\n")
-
-
-def test_housing_data_is_reproducible_standardised_and_private():
-    state = torch.random.get_rng_state()
-    np_state = np.random.get_state()[1].copy()
-    data = make_housing_data(random_state=3)
-    assert torch.equal(torch.random.get_rng_state(), state)
-    assert np.array_equal(np.random.get_state()[1], np_state)
-    again = make_housing_data(random_state=3)
-    assert torch.equal(data.x_train, again.x_train) and torch.equal(data.y_test, again.y_test)
-    assert data.x_train.shape == (405, 2) and data.x_test.shape == (101, 2)
-    assert torch.allclose(data.x_train.mean(0), torch.zeros(2), atol=1e-5)
-    assert torch.allclose(data.x_train.std(0, unbiased=False), torch.ones(2), atol=1e-4)
-    x, y = make_housing_raw(506, random_state=3)
-    assert np.corrcoef(x[:, 0], x[:, 1])[0, 1] < -0.3  # more rooms, fewer low-income households
-    assert 5.0 <= y.min() and y.max() <= 50.0
 
 
 def test_mlp_beats_the_linear_baseline_and_xavier_zeroes_biases():

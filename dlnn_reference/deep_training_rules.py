@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dlnn_helpers.classification_data import (
+from dlnn_helpers.deep_training_data import (
     GRID,
     GRIDS_PATH,
     HARD_SEED,
