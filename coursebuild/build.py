@@ -260,11 +260,14 @@ def _shared_helper(tutorial: str, folder: str) -> None:
     """The second kernel of a shared reference run: it trains the runs from the split run on
     (its own outputs are checked, then dropped); when it fails, the first kernel is told."""
     from dlnn_helpers import run_sharing
+    from dlnn_helpers.deep_training import RECORD_ENV_VAR
 
+    # Runs recorded (``DLNN_RECORD_RUNS``) are recorded once, by the first kernel, which replays them.
     try:
         execute_reference(solution_path(tutorial), f"{tutorial} (second kernel)",
                           env={run_sharing.ENV_VAR: run_sharing.setting(folder, "helper",
-                                                                        SHARED_RUNS[tutorial])})
+                                                                        SHARED_RUNS[tutorial]),
+                               RECORD_ENV_VAR: ""})
     except BaseException as error:
         run_sharing.mark_failed(folder, str(error))
         raise

@@ -60,6 +60,10 @@ def _check_random_state(random_state: int | np.random.Generator | None) -> np.ra
     )
 
 
+MAX_NODES = 1_000_000
+"""The largest tree :func:`build_tree` builds (a complete tree of 3 levels of 2 branches has 15)."""
+
+
 def build_tree(n_levels: int, n_branches: int, probability: float) -> dict[str, np.ndarray]:
     """Describe a complete tree with the same flip probability at every node.
 
@@ -85,6 +89,11 @@ def build_tree(n_levels: int, n_branches: int, probability: float) -> dict[str, 
         raise ValueError(f"probability must lie in [0, 1], got {probability}")
     if n_levels < 0 or n_branches < 1:
         raise ValueError("n_levels must be >= 0 and n_branches >= 1")
+    too_big = (n_levels + 1 > MAX_NODES if n_branches == 1
+               else n_levels >= 64 or (n_branches ** (n_levels + 1) - 1) // (n_branches - 1) > MAX_NODES)
+    if too_big:
+        raise ValueError(f"a tree of {n_levels} levels with {n_branches} branches has more than "
+                         f"{MAX_NODES:,} nodes")
     level = np.concatenate([np.full(n_branches**depth, depth) for depth in range(n_levels + 1)])
     n_nodes = level.size
     parent = np.concatenate([[-1], (np.arange(1, n_nodes) - 1) // n_branches])

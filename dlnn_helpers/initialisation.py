@@ -69,6 +69,10 @@ def layer_activations(
     return layers
 
 
+MAX_PANELS = 50
+"""The most layers :func:`plot_activation_histograms` draws side by side."""
+
+
 def plot_activation_histograms(
     layers: list[torch.Tensor], title: str = "", bins: int = 100, *, show: bool = True
 ):
@@ -89,6 +93,10 @@ def plot_activation_histograms(
     """
     import matplotlib.pyplot as plt
 
+    if isinstance(layers, torch.Tensor) or not 1 <= len(layers) <= MAX_PANELS:
+        what = "one tensor" if isinstance(layers, torch.Tensor) else f"{len(layers)} layers"
+        raise ValueError(f"plot_activation_histograms draws one panel per layer: give a list of 1 to "
+                         f"{MAX_PANELS} tensors (as layer_activations returns), not {what}")
     n = len(layers)
     fig, axes = plt.subplots(1, n, figsize=(2.1 * n, 2.4), sharey=False)
     for i, (ax, h) in enumerate(zip(np.atleast_1d(axes), layers, strict=True)):

@@ -95,6 +95,9 @@ def plot_activations(
         Keys of :data:`ACTIVATIONS`.
     x_range : (float, float)
     """
+    if isinstance(names, str) or not all(isinstance(name, str) and name in ACTIVATIONS for name in names):
+        raise ValueError(f"plot_activations: names must be a tuple of keys of ACTIVATIONS "
+                         f"{tuple(ACTIVATIONS)}")
     x = torch.linspace(*x_range, 801)
     cols = 3
     rows = math.ceil(len(names) / cols)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -962,6 +962,9 @@ def plot_svd(spectra: dict[str, Spectrum]) -> None:
     The principal features ``U diag(s) = Φ V`` are drawn as functions of x: the features on the
     grid multiplied by the same ``V`` (see :func:`spectrum`).
     """
+    if not isinstance(spectra, Mapping) or not 1 <= len(spectra) <= 12:
+        raise ValueError("plot_svd draws one panel per spectrum: give a dict of 1 to 12 "
+                         "{label: Spectrum} (as spectrum returns)")
     fig, axes = plt.subplots(1 + len(spectra), 1, figsize=(8, 2.4 * (1 + len(spectra))))
     for i, (label, found) in enumerate(spectra.items()):
         axes[0].semilogy(np.arange(1, len(found.s) + 1), found.s.numpy(), "o-", ms=3, label=label)

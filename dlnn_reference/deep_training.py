@@ -159,7 +159,6 @@ def record_runs(tutorials: tuple[str, ...] = RUN_TUTORIALS) -> dict[str, dict]:
 
     from courselayout import course_layout
 
-    records: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "runs.jsonl"
         saved = {name: os.environ.get(name) for name in (RECORD_ENV_VAR, AUTOGRADE_ENV_VAR)}
@@ -177,20 +176,33 @@ def record_runs(tutorials: tuple[str, ...] = RUN_TUTORIALS) -> dict[str, dict]:
                     os.environ.pop(name, None)
                 else:
                     os.environ[name] = value
-        for line in log.read_text(encoding="utf-8").splitlines():
-            record = json.loads(line)
-            if record["label"] in records:
-                raise ValueError(f"two runs are labelled {record['label']!r}: labels must be unique")
-            records[record["label"]] = record
+        records = read_run_log(log)
     return records
+
+
+def read_run_log(log: Path, records: dict[str, dict] | None = None) -> dict[str, dict]:
+    """The runs a notebook recorded in ``log`` (one JSON record a line, :data:`RECORD_ENV_VAR`), by
+    label, added to ``records``; :class:`ValueError` when two runs have one label."""
+    records = {} if records is None else records
+    for line in log.read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        if record["label"] in records:
+            raise ValueError(f"two runs are labelled {record['label']!r}: labels must be unique")
+        records[record["label"]] = record
+    return records
+
+
+def format_run_records(records: dict[str, dict]) -> str:
+    """The text of ``precomputed_runs.json`` for ``records``: one run a line, sorted by label."""
+    lines = [json.dumps(label) + ":" + json.dumps(records[label], sort_keys=True,
+                                                   separators=(",", ":"))
+             for label in sorted(records)]
+    return "{\n" + ",\n".join(lines) + "\n}\n"
 
 
 def write_precomputed_runs(path: Path = PRECOMPUTED_RUNS) -> Path:
     """Record the runs of tutorials 3 and 4 (a few minutes) and write them to ``path``."""
-    records = record_runs()
-    lines = [json.dumps(label) + ":" + json.dumps(records[label], sort_keys=True,
-                                                   separators=(",", ":"))
-             for label in sorted(records)]
+    text = format_run_records(record_runs())
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("{\n" + ",\n".join(lines) + "\n}\n", encoding="utf-8")
+    path.write_text(text, encoding="utf-8")
     return path

@@ -17,6 +17,7 @@ known; the modules that use none of them run first.  Every test that uses one of
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -25,6 +26,8 @@ import nbformat
 import pytest
 
 from courselayout import course_layout
+from dlnn_helpers.deep_training import RECORD_ENV_VAR
+from dlnn_reference.deep_training import RUN_TUTORIALS
 
 from .artefacts import ARTEFACTS
 from .tools import TUTORIALS, copy_course, course, nbgrader
@@ -33,7 +36,17 @@ LONGEST_FIRST = ["T3_TrainingDeepNetworks", "T6_ReLUFeatures"]
 BUILD_ORDER = sorted(TUTORIALS, key=lambda t: (t not in LONGEST_FIRST, t))  # longest runs first
 
 
+def recorded_runs_log(tutorial: str) -> Path:
+    """Where the reference run of ``tutorial`` records its training runs (T3 and T4, whose runs the
+    student notebooks replay): the record ``precomputed_runs.json`` is compared with."""
+    return ARTEFACTS.root() / f"recorded-runs-{tutorial}.jsonl"
+
+
 def _reference(tutorial: str) -> nbformat.NotebookNode:
+    """The solution notebook executed (in a build process of its own, so the variable set here
+    reaches this run's kernels only)."""
+    if tutorial in RUN_TUTORIALS:
+        os.environ[RECORD_ENV_VAR] = str(recorded_runs_log(tutorial))
     return course.reference_notebook(tutorial, fresh=True)
 
 

@@ -12,8 +12,10 @@ import pytest
 
 from coursebuild import cli, generated
 from courselayout import course_layout
+from dlnn_reference.deep_training import RUN_TUTORIALS, format_run_records, read_run_log
 from dlnn_reference.shipped import RTOL
 
+from ..conftest import recorded_runs_log
 from ..tools import ROOT
 
 PACKAGE = course_layout().student_package
@@ -130,10 +132,48 @@ def test_the_writer_is_run_from_the_script():
     assert done.returncode == 0 and "--training" in done.stdout and done.stderr == ""
 
 
+def test_the_training_runs_record_is_fresh_by_the_reference_notebooks_runs(reference_run, tmp_path):
+    """``precomputed_runs.json`` against the runs that this session's reference runs of T3 and T4
+    made (``DLNN_RECORD_RUNS`` set for their kernels, ``tests/conftest.py``): the same records that
+    ``expected --training`` would write, without executing the two notebooks a second time."""
+    records: dict[str, dict] = {}
+    for tutorial in RUN_TUTORIALS:
+        reference_run(tutorial)
+        read_run_log(recorded_runs_log(tutorial), records)
+    (entry,) = [g for g in generated.GENERATED if g.path.endswith("precomputed_runs.json")]
+    assert entry.training and entry.compare is generated.compare_recorded_runs
+    fresh = tmp_path / "precomputed_runs.json"
+    fresh.write_text(format_run_records(records), encoding="utf-8")
+    assert generated.compare_recorded_runs(fresh, PACKAGE / entry.path) == "", (
+        "run: python scripts/course.py expected --training")
+    # each recorded run is whole: what the replay of a student notebook needs
+    assert all({"losses", "val_predictions", "flip_sensitivity"} <= set(r) for r in records.values())
+
+
+def test_a_record_of_other_runs_is_stale(tmp_path):
+    shipped = json.loads((PACKAGE / "data" / "precomputed_runs.json").read_text(encoding="utf-8"))
+    label = sorted(shipped)[0]
+    fewer = tmp_path / "fewer.json"
+    fewer.write_text(format_run_records({k: v for k, v in shipped.items() if k != label}), "utf-8")
+    assert label in generated.compare_recorded_runs(fewer, PACKAGE / "data" / "precomputed_runs.json")
+    longer = tmp_path / "longer.json"
+    longer.write_text(format_run_records({**shipped, label: {**shipped[label], "max_epochs": 4000}}),
+                      "utf-8")
+    assert "max_epochs 2000 recorded, 4000 now" in generated.compare_recorded_runs(
+        longer, PACKAGE / "data" / "precomputed_runs.json")
+    same = tmp_path / "same.json"
+    same.write_text(format_run_records(shipped), "utf-8")
+    assert same.read_bytes() == (PACKAGE / "data" / "precomputed_runs.json").read_bytes()
+
+
 @pytest.mark.slow
-def test_the_files_of_training_runs_are_fresh():
-    stale = generated.stale(training=True)
-    assert stale == {}, "run: python scripts/course.py expected --training"
+def test_the_trained_features_are_fresh(tmp_path):
+    """``relu_features.npz`` against tutorial 6's networks trained now (as ``--training`` does)."""
+    (entry,) = [g for g in generated.GENERATED if g.path.endswith("relu_features.npz")]
+    fresh = tmp_path / "relu_features.npz"
+    entry.write(fresh)
+    assert entry.compare(fresh, entry.where) == "", (
+        "run: python scripts/course.py expected --training")
 
 
 def test_a_record_of_trained_features_is_fresh_while_it_holds_the_same_arrays_and_spectra(tmp_path):

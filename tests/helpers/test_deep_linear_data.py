@@ -102,3 +102,11 @@ def test_readable_features_match_their_names():
     assert col["can_swim"][row["Tuna"]] == 1 and col["can_swim"][row["Robin"]] == -1
     assert col["has_trunk"][row["Oak"]] == 1 and col["has_trunk"][row["Rose"]] == -1
     assert np.all(col["is_mammal"] == -1)
+
+
+@pytest.mark.parametrize(("n_levels", "n_branches"), [(10**9, 1), (19, 2), (10**6, 3)])
+def test_a_tree_too_big_to_build_is_refused_at_once(n_levels, n_branches):
+    # (any two numbers given as levels and branches must not keep the machine busy for minutes)
+    with pytest.raises(ValueError, match="more than 1,000,000 nodes"):
+        build_tree(n_levels, n_branches, 0.1)
+    assert build_tree(18, 2, 0.1)["level"].size == 2**19 - 1  # the largest under the limit

@@ -72,3 +72,14 @@ def test_reference_supervise_classes_initialise_every_linear_layer():
     for layer in (net[0], net[2][0]):
         assert float(layer.weight.detach().std()) == pytest.approx(math.sqrt(2 / layer.in_features),
                                                           rel=0.05)
+
+
+def test_histograms_refuse_one_tensor_or_too_many_layers():
+    """One tensor is not a list of layers (it would draw a panel per row: thousands of panels)."""
+    with pytest.raises(ValueError, match="not one tensor"):
+        ini.plot_activation_histograms(torch.zeros(500, 6, 6), show=False)
+    with pytest.raises(ValueError, match="not 51 layers"):
+        ini.plot_activation_histograms([torch.zeros(3)] * 51, show=False)
+    fig = ini.plot_activation_histograms([torch.randn(100)] * 3, show=False)
+    assert len(fig.axes) == 3
+    matplotlib.pyplot.close(fig)

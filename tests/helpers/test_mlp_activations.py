@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from dlnn_helpers.mlp_activations import ACTIVATIONS
+from dlnn_helpers.mlp_activations import ACTIVATIONS, plot_activations
 
 
 @pytest.mark.parametrize("name", list(ACTIVATIONS))
@@ -23,3 +23,10 @@ def test_activations_agree_with_torch():
     assert torch.allclose(ACTIVATIONS["gelu"].function(x), nn.functional.gelu(x))
     assert torch.allclose(ACTIVATIONS["silu"].function(x), nn.functional.silu(x))
     assert torch.allclose(ACTIVATIONS["leaky_relu"].function(x), nn.functional.leaky_relu(x, 0.1))
+
+
+def test_plot_activations_refuses_names_it_does_not_know():
+    with pytest.raises(ValueError, match="keys of ACTIVATIONS"):
+        plot_activations(torch.zeros(3000))
+    with pytest.raises(ValueError, match="keys of ACTIVATIONS"):
+        plot_activations("relu")

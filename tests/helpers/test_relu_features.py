@@ -252,3 +252,10 @@ def test_snapshot_slider_static_and_interactive(data, monkeypatch, capsys):
     slider.value = 0  # moving the slider redraws the image
     assert image.value[:4] == b"\x89PNG" and image.value != first
     assert capsys.readouterr().err == ""
+
+
+def test_plot_svd_refuses_anything_but_a_few_spectra():
+    """A tensor or a list is not {label: Spectrum} (one panel each: thousands of panels)."""
+    for wrong in (torch.zeros(3000, 2), [1, 2, 3], {}):
+        with pytest.raises(ValueError, match="dict of 1 to 12"):
+            rf.plot_svd(wrong)
