@@ -24,6 +24,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import torch
 
 from courselayout import course_layout
 from dlnn_helpers.deep_training import RECORD_ENV_VAR
@@ -31,6 +32,12 @@ from dlnn_reference.deep_training import RUN_TUTORIALS
 
 from .artefacts import ARTEFACTS
 from .tools import TUTORIALS, copy_course, course, nbgrader
+
+torch.set_num_threads(1)
+"""This process computes on one thread: while the tests run, two build processes keep both cores
+busy (``tests/artefacts.py``), and two OpenMP threads on a busy core wait for each other (tutorial
+1's training run in the claims tests: 3 s on one thread, 25 s on two under that load).  A test that
+is about thread counts sets them itself (``dlnn_helpers.utils.torch_threads``)."""
 
 LONGEST_FIRST = ["T3_TrainingDeepNetworks", "T6_ReLUFeatures"]
 BUILD_ORDER = sorted(TUTORIALS, key=lambda t: (t not in LONGEST_FIRST, t))  # longest runs first
@@ -73,7 +80,9 @@ def _course(tutorial: str) -> Path:
         target = course_layout(root).submitted / student / tutorial
         target.mkdir(parents=True)
         (target / f"{tutorial}.ipynb").write_bytes(source.read_bytes())
-    nbgrader(root, "autograde", tutorial, "--force", "--create", "--log-level=ERROR")
+    # one thread per kernel, as the grader's kernels have (autograder/grading/worker.py)
+    nbgrader(root, "autograde", tutorial, "--force", "--create", "--log-level=ERROR",
+             env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
     return root
 
 

@@ -25,11 +25,12 @@ def copy_course(target: Path) -> Path:
     return target
 
 
-def nbgrader(root: Path, *args: str) -> subprocess.CompletedProcess:
-    """Run an nbgrader command in the course at ``root``; fail loudly with its output."""
+def nbgrader(root: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run an nbgrader command in the course at ``root`` (``env``: more variables for it and its
+    kernels); fail loudly with its output."""
     result = subprocess.run(
         [sys.executable, "-m", "nbgrader", *args],
-        cwd=root, capture_output=True, text=True, timeout=1800, env=course.tool_env(),
+        cwd=root, capture_output=True, text=True, timeout=1800, env=course.tool_env(**(env or {})),
     )
     assert result.returncode == 0, f"nbgrader {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
     return result
