@@ -31,7 +31,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from .utils import torch_threads
 from .widgets import LiveFigure, interactive_figure
@@ -339,56 +338,71 @@ class _WideNet:
             out.append(block[..., -1, :].contiguous())
         return out
 
-    def step_function(self) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None]:
+    def step_function(
+        self, batch_size: int
+    ) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None]:
         """One SGD step, in place, on a minibatch given as ``(xa, xa.T, y)`` of shapes (B, 2),
-        (2, B) and (B, 1).
+        (2, B) and (B, n_nets) (the targets repeated in one column per network).
 
-        ``F.linear(d, w)`` computes ``d @ w.T`` without creating a transposed view, and the
-        transposed input comes pre-computed: every avoidable dispatch counts at this size.
+        At this size a step is bound by the cost of each tensor operation, not by arithmetic, so
+        the step does as few as it can: the products are written into buffers allocated once (and
+        their transposed views taken once), ``e @ W.T`` multiplies by a transposed view of the
+        weights taken once, the targets come already repeated for every network (a subtraction
+        without broadcasting), and one ``torch._foreach_addcmul_`` updates every layer. The
+        numbers are those of the plain ``relu(h @ W)``, ``h.T @ d`` and ``W += rate * grad``, bit
+        for bit.
         """
-        mm, relu, tb, lin = torch.mm, torch.relu, torch.ops.aten.threshold_backward, F.linear
+        mm, relu_, tb = torch.mm, torch.relu_, torch.ops.aten.threshold_backward
+        update = torch._foreach_addcmul_
         weights, rates = self.weights, self.rates
+        dtype = weights[0].dtype
+        hidden = [torch.empty(batch_size, w.shape[1], dtype=dtype) for w in weights[:-1]]
+        hidden_t = [h.t() for h in hidden]
+        residual = torch.empty(batch_size, weights[-1].shape[1], dtype=dtype)
+        weights_t = [w.t() for w in weights]
+        grads = [torch.empty_like(w) for w in weights]
         if self.n_layers == 2:
             w1, w2 = weights
-            r1, r2 = rates
+            w2t = weights_t[1]
+            (h,), (ht,), r = hidden, hidden_t, residual
+            g1, g2 = grads
 
             def step(xa: torch.Tensor, xat: torch.Tensor, y: torch.Tensor) -> None:
-                h = relu(mm(xa, w1))
-                r = mm(h, w2).sub_(y)
-                g2 = mm(h.t(), r)
-                g1 = mm(xat, tb(lin(r, w2), h, 0))
-                w2.addcmul_(g2, r2)
-                w1.addcmul_(g1, r1)
+                relu_(mm(xa, w1, out=h))
+                mm(h, w2, out=r).sub_(y)
+                mm(ht, r, out=g2)
+                mm(xat, tb(mm(r, w2t), h, 0), out=g1)
+                update(weights, grads, rates)
 
             return step
         if self.n_layers == 3:
             w1, w2, w3 = weights
-            r1, r2, r3 = rates
+            _, w2t, w3t = weights_t
+            (h1, h2), (h1t, h2t), r = hidden, hidden_t, residual
+            g1, g2, g3 = grads
 
             def step(xa: torch.Tensor, xat: torch.Tensor, y: torch.Tensor) -> None:
-                h1 = relu(mm(xa, w1))
-                h2 = relu(mm(h1, w2))
-                r = mm(h2, w3).sub_(y)
-                g3 = mm(h2.t(), r)
-                d2 = tb(lin(r, w3), h2, 0)
-                g2 = mm(h1.t(), d2)
-                g1 = mm(xat, tb(lin(d2, w2), h1, 0))
-                w3.addcmul_(g3, r3)
-                w2.addcmul_(g2, r2)
-                w1.addcmul_(g1, r1)
+                relu_(mm(xa, w1, out=h1))
+                relu_(mm(h1, w2, out=h2))
+                mm(h2, w3, out=r).sub_(y)
+                mm(h2t, r, out=g3)
+                d2 = tb(mm(r, w3t), h2, 0)
+                mm(h1t, d2, out=g2)
+                mm(xat, tb(mm(d2, w2t), h1, 0), out=g1)
+                update(weights, grads, rates)
 
             return step
 
         def step(xa: torch.Tensor, xat: torch.Tensor, y: torch.Tensor) -> None:  # any depth
-            hs = [xa]
-            for w in weights[:-1]:
-                hs.append(relu(mm(hs[-1], w)))
-            d = mm(hs[-1], weights[-1]).sub_(y)
+            inputs = [xa]
+            for w, h in zip(weights[:-1], hidden, strict=True):
+                inputs.append(relu_(mm(inputs[-1], w, out=h)))
+            d = mm(inputs[-1], weights[-1], out=residual).sub_(y)
             for li in range(len(weights) - 1, -1, -1):
-                g = mm(xat if li == 0 else hs[li].t(), d)
+                mm(xat if li == 0 else hidden_t[li - 1], d, out=grads[li])
                 if li > 0:
-                    d = tb(lin(d, weights[li]), hs[li], 0)
-                weights[li].addcmul_(g, rates[li])
+                    d = tb(mm(d, weights_t[li]), hidden[li - 1], 0)
+            update(weights, grads, rates)
 
         return step
 
@@ -424,17 +438,21 @@ class _FrozenFeatures:
                 r0 += out.in_features + 1
         self.features = torch.cat(feats, dim=1).to(dtype)  # (n, rows)
 
-    def step_function(self) -> Callable[[torch.Tensor, torch.Tensor], None]:
-        """One SGD step, in place, on minibatch features ``(f, y)``.
+    def step_function(self, batch_size: int) -> Callable[[torch.Tensor, torch.Tensor], None]:
+        """One SGD step, in place, on minibatch features ``(f, y)`` of shapes (B, rows) and
+        (B, n_nets) (the targets repeated in one column per network).
 
         The gradient multiplies by the transposed *view* ``f.t()``: the same numbers as a
         contiguous transposed copy, without copying the gathered features a second time (for
-        fifteen networks of one hidden layer that copy cost more than the steps themselves).
+        fifteen networks of one hidden layer that copy cost more than the steps themselves). The
+        products go into buffers allocated once.
         """
         mm, w, rate = torch.mm, self.weight, self.rate
+        residual = torch.empty(batch_size, w.shape[1], dtype=w.dtype)
+        grad = torch.empty_like(w)
 
         def step(f: torch.Tensor, y: torch.Tensor) -> None:
-            w.addcmul_(mm(f.t(), mm(f, w).sub_(y)), rate)
+            w.addcmul_(mm(f.t(), mm(f, w, out=residual).sub_(y), out=grad), rate)
 
         return step
 
@@ -471,10 +489,13 @@ def train_relu_nets(
     Every network sees the same sequence of minibatches. The networks trained on all layers are
     packed into one wide network with block-diagonal weights (see :class:`_WideNet`) and those
     trained on the output layer only into one linear model on their fixed hidden features, so that
-    a step costs about a dozen small tensor operations whatever the number of networks. The
-    minibatches are drawn and gathered ``snapshot_every`` steps at a time, and a snapshot is a copy
-    into a pre-allocated tensor. The result is the same as training each network separately with
-    ``torch.optim.SGD`` on the mean squared error (:func:`train_one_net`), up to rounding.
+    a step costs about a dozen small tensor operations whatever the number of networks. On two
+    cores the groups train side by side, one thread each (for two or more hidden layers the widest
+    network in a wide group of its own, see :func:`_wide_sets`), bit for bit as on one core. The
+    minibatches are drawn ``snapshot_every`` steps at a time and gathered ``GATHER_STEPS`` at a
+    time, and a snapshot is a copy into a pre-allocated tensor. The result is the same as training
+    each network separately with ``torch.optim.SGD`` on the mean squared error
+    (:func:`train_one_net`), up to rounding.
 
     Parameters
     ----------
@@ -518,6 +539,31 @@ def train_relu_nets(
                              seed, dtype, start)
 
 
+def _wide_sets(nets: Sequence[nn.Sequential], full: list[int], cores: int) -> list[list[int]]:
+    """How the networks trained on all layers are split into wide groups.
+
+    One group, except for networks of two or more hidden layers on two cores: there the widest
+    network trains in a group of its own (on one core, while the others and the output-only group
+    share the other), since a step of such a group costs about as much as a step of all of them
+    together. A group's networks train bit for bit as they would together.
+    """
+    depth = len(_linears(nets[full[0]])) - 1 if full else 0
+    if cores < 2 or depth < 2 or len(full) < 2:
+        return [full] if full else []
+    widest = max(full, key=lambda m: _linears(nets[m])[0].out_features)
+    return [[widest], [m for m in full if m != widest]]
+
+
+def _companion(depth: int) -> nn.Sequential:
+    """A one-unit network that trains beside a network alone in its group and is then discarded.
+
+    With a single network, the output layer's products would be matrix-vector products, which
+    round differently from the matrix products of the network trained beside others: with a
+    companion, every network trains bit for bit as it does in any group of two or more.
+    """
+    return make_relu_net(1, depth, generator=torch.Generator().manual_seed(0))
+
+
 def _train_packed(
     nets: Sequence[nn.Sequential], data: ReluData, lrs: list[float], output_only: list[bool],
     n_steps: int, batch_size: int, snapshot_every: int, seed: int, dtype: torch.dtype,
@@ -529,40 +575,50 @@ def _train_packed(
     n_nets, n = len(nets), data.x_train.shape[0]
     full = [m for m in range(n_nets) if not output_only[m]]
     frozen = [m for m in range(n_nets) if output_only[m]]
+    cores = available_cores()
     # a group: its step function, the rows its minibatches are gathered from, the weights it trains
     # and whether its step takes the transposed minibatch too
     groups: list[tuple[Callable, torch.Tensor, list[torch.Tensor], bool]] = []
     y_all = data.y_train.reshape(-1, 1).to(dtype)
-    wide = lin = None
-    if full:
-        wide = _WideNet([nets[m] for m in full], [lrs[m] for m in full], batch_size, dtype)
-        inputs = torch.cat([data.x_train, torch.ones(n, 1)], dim=1).to(dtype)
-        groups.append((wide.step_function(), inputs, wide.weights, True))
+    inputs = torch.cat([data.x_train, torch.ones(n, 1)], dim=1).to(dtype)
+    wides: list[tuple[_WideNet, list[int]]] = []
+    for members in _wide_sets(nets, full, cores):
+        packed = [nets[m] for m in members]
+        rates = [lrs[m] for m in members]
+        if len(members) == 1 < len(full):  # alone only because of the split
+            packed.append(_companion(len(_linears(packed[0])) - 1))
+            rates.append(rates[0])
+        wide = _WideNet(packed, rates, batch_size, dtype)
+        wides.append((wide, members))
+        groups.append((wide.step_function(batch_size), inputs, wide.weights, True))
+    lin = None
     if frozen:
         lin = _FrozenFeatures(
             [nets[m] for m in frozen], [lrs[m] for m in frozen], data.x_train, batch_size, dtype
         )
-        groups.append((lin.step_function(), lin.features, [lin.weight], False))
+        groups.append((lin.step_function(batch_size), lin.features, [lin.weight], False))
     schedule = (n, batch_size, n_steps, snapshot_every, seed)
-    if len(groups) == 2 and available_cores() >= 2:  # the two groups on two cores, one thread each
-        from concurrent.futures import ThreadPoolExecutor
+    if len(groups) >= 2 and cores >= 2:  # two cores, one thread each: the first group on one,
+        from concurrent.futures import ThreadPoolExecutor  # the others one after the other
+
+        def run(share: list) -> list:
+            return [_train_group(*group, y_all, schedule) for group in share]
 
         with ThreadPoolExecutor(max_workers=2) as pool:
-            trained = list(pool.map(lambda group: _train_group(*group, y_all, schedule), groups))
+            trained = [t for share in pool.map(run, [groups[:1], groups[1:]]) for t in share]
     else:
         trained = [_train_group(*group, y_all, schedule) for group in groups]
-    snaps = [s for group_snaps, _ in trained for s in group_snaps]
     k = trained[0][1]
     seconds = time.perf_counter() - start
     steps = np.arange(k) * snapshot_every
     params_of: dict[int, list[torch.Tensor]] = {}
-    if wide is not None:
-        wide_snaps = [s[:k] for s in snaps[: len(wide.weights)]]
-        for j, m in enumerate(full):
+    for (wide, members), (snaps, _) in zip(wides, trained, strict=False):
+        wide_snaps = [s[:k] for s in snaps]
+        for j, m in enumerate(members):
             params_of[m] = wide.unpack(wide_snaps, j)
     if lin is not None:
         for j, m in enumerate(frozen):
-            params_of[m] = lin.unpack(snaps[-1][:k], j)
+            params_of[m] = lin.unpack(trained[-1][0][0][:k], j)
     histories = []
     for m in range(n_nets):
         params = [p.float() for p in params_of[m]]
@@ -598,8 +654,9 @@ def _train_group(
 
     ``step`` updates ``weights`` in place from a minibatch of rows of ``source`` (n, k), called as
     ``step(x, x.T, y)`` when ``transposed`` (a contiguous copy of the transpose) and ``step(x, y)``
-    otherwise; the minibatches are those of :func:`minibatch_indices` with ``seed``, the same for
-    every group.
+    otherwise, where ``y`` (B, n_nets) repeats the targets ``y_all`` (n, 1) once per column of the
+    last weight matrix; the minibatches are those of :func:`minibatch_indices` with ``seed``, the
+    same for every group. Runs in inference mode (no autograd bookkeeping on any tensor).
     Returns the snapshots of ``weights``, each of shape (n_snapshots, *shape), and their number.
     """
     n, batch_size, n_steps, snapshot_every, seed = schedule
@@ -607,18 +664,21 @@ def _train_group(
     snaps = [torch.empty((n_snap, *w.shape), dtype=w.dtype) for w in weights]
     for s, w in zip(snaps, weights, strict=True):
         s[0].copy_(w)
+    targets = y_all.expand(-1, weights[-1].shape[1]).contiguous()
     generator = torch.Generator().manual_seed(seed)
     done, k = 0, 1
-    with torch.no_grad(), torch_threads(1):
+    with torch.inference_mode(), torch_threads(1):
         while done < n_steps:
             chunk = min(snapshot_every, n_steps - done)
             idx = minibatch_indices(n, batch_size, chunk, generator)
             # gathered GATHER_STEPS steps at a time: a block that stays in the cache (a whole chunk
             # of wide features is tens of MB, and gathering it costs more than the steps)
             for first in range(0, chunk, GATHER_STEPS):
-                block = idx[first : first + GATHER_STEPS]
-                inputs = source[block]  # (steps, B, k), and its transpose (steps, k, B)
-                parts = [inputs.unbind(0), y_all[block].unbind(0)]
+                rows = idx[first : first + GATHER_STEPS].reshape(-1)
+                steps = rows.shape[0] // batch_size
+                inputs = source.index_select(0, rows).view(steps, batch_size, -1)
+                parts = [inputs.unbind(0), targets.index_select(0, rows).view(steps, batch_size, -1)
+                         .unbind(0)]
                 if transposed:
                     parts.insert(1, inputs.transpose(1, 2).contiguous().unbind(0))
                 for args in zip(*parts, strict=True):
