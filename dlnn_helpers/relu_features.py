@@ -571,17 +571,19 @@ def _train_packed(
 ) -> list[History]:
     """The body of :func:`train_relu_nets` (run with one torch thread)."""
     import time
+    from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 
     n_nets, n = len(nets), data.x_train.shape[0]
     full = [m for m in range(n_nets) if not output_only[m]]
     frozen = [m for m in range(n_nets) if output_only[m]]
     cores = available_cores()
-    # a group: its step function, the rows its minibatches are gathered from, the weights it trains
-    # and whether its step takes the transposed minibatch too
-    groups: list[tuple[Callable, torch.Tensor, list[torch.Tensor], bool]] = []
+    # a group: (its step function, the rows its minibatches are gathered from, the weights it
+    # trains, whether its step takes the transposed minibatch too), the networks it holds, and how
+    # to unpack the parameters of its j-th network from its snapshots
+    groups: list[tuple[tuple, list[int], Callable[[list[torch.Tensor], int], list[torch.Tensor]]]]
+    groups = []
     y_all = data.y_train.reshape(-1, 1).to(dtype)
     inputs = torch.cat([data.x_train, torch.ones(n, 1)], dim=1).to(dtype)
-    wides: list[tuple[_WideNet, list[int]]] = []
     for members in _wide_sets(nets, full, cores):
         packed = [nets[m] for m in members]
         rates = [lrs[m] for m in members]
@@ -589,53 +591,63 @@ def _train_packed(
             packed.append(_companion(len(_linears(packed[0])) - 1))
             rates.append(rates[0])
         wide = _WideNet(packed, rates, batch_size, dtype)
-        wides.append((wide, members))
-        groups.append((wide.step_function(batch_size), inputs, wide.weights, True))
-    lin = None
+        groups.append(((wide.step_function(batch_size), inputs, wide.weights, True), members,
+                       wide.unpack))
     if frozen:
         lin = _FrozenFeatures(
             [nets[m] for m in frozen], [lrs[m] for m in frozen], data.x_train, batch_size, dtype
         )
-        groups.append((lin.step_function(batch_size), lin.features, [lin.weight], False))
+        groups.append(((lin.step_function(batch_size), lin.features, [lin.weight], False), frozen,
+                       lambda snaps, j, lin=lin: lin.unpack(snaps[0], j)))
     schedule = (n, batch_size, n_steps, snapshot_every, seed)
-    if len(groups) >= 2 and cores >= 2:  # two cores, one thread each: the first group on one,
-        from concurrent.futures import ThreadPoolExecutor  # the others one after the other
 
-        def run(share: list) -> list:
-            return [_train_group(*group, y_all, schedule) for group in share]
+    def train(share: list) -> list[tuple[list[torch.Tensor], int]]:
+        return [_train_group(*group[0], y_all, schedule) for group in share]
 
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            trained = [t for share in pool.map(run, [groups[:1], groups[1:]]) for t in share]
-    else:
-        trained = [_train_group(*group, y_all, schedule) for group in groups]
-    k = trained[0][1]
-    seconds = time.perf_counter() - start
-    steps = np.arange(k) * snapshot_every
+    def unpacked(share: list, trained: list) -> dict[int, list[torch.Tensor]]:
+        found = {}
+        for (_, members, unpack), (snaps, k) in zip(share, trained, strict=True):
+            for j, m in enumerate(members):
+                found[m] = [p.float() for p in unpack([s[:k] for s in snaps], j)]
+        return found
+
+    def errors(params: list[torch.Tensor]) -> tuple[np.ndarray, np.ndarray]:
+        return (_errors(params, data.x_train, data.y_train),
+                _errors(params, data.x_test, data.y_test))
+
     params_of: dict[int, list[torch.Tensor]] = {}
-    for (wide, members), (snaps, _) in zip(wides, trained, strict=False):
-        wide_snaps = [s[:k] for s in snaps]
-        for j, m in enumerate(members):
-            params_of[m] = wide.unpack(wide_snaps, j)
-    if lin is not None:
-        for j, m in enumerate(frozen):
-            params_of[m] = lin.unpack(trained[-1][0][0][:k], j)
-    histories = []
-    for m in range(n_nets):
-        params = [p.float() for p in params_of[m]]
-        histories.append(
-            History(
-                steps=steps,
-                params=params,
-                train_error=_errors(params, data.x_train, data.y_train),
-                test_error=_errors(params, data.x_test, data.y_test),
-                width=_linears(nets[m])[0].out_features,
-                depth=len(_linears(nets[m])) - 1,
-                lr=lrs[m],
-                output_only=output_only[m],
-                seconds=seconds,
-            )
+    if len(groups) >= 2 and cores >= 2:
+        # two cores, one thread each: the first group on one, the others one after the other on
+        # the other; the errors of a group's snapshots are computed as soon as it has trained, on
+        # whichever core is free (on the same one thread per core: the same bits)
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            shares = {pool.submit(train, share): share for share in (groups[:1], groups[1:])}
+            pending: dict[int, Future] = {}
+            for future in as_completed(shares):
+                found = unpacked(shares[future], future.result())
+                params_of.update(found)
+                pending.update({m: pool.submit(errors, p) for m, p in found.items()})
+            seconds = time.perf_counter() - start
+            errors_of = {m: future.result() for m, future in pending.items()}
+    else:
+        params_of = unpacked(groups, train(groups))
+        seconds = time.perf_counter() - start
+        errors_of = {m: errors(params_of[m]) for m in range(n_nets)}
+    steps = np.arange(params_of[0][0].shape[0]) * snapshot_every
+    return [
+        History(
+            steps=steps,
+            params=params_of[m],
+            train_error=errors_of[m][0],
+            test_error=errors_of[m][1],
+            width=_linears(nets[m])[0].out_features,
+            depth=len(_linears(nets[m])) - 1,
+            lr=lrs[m],
+            output_only=output_only[m],
+            seconds=seconds,
         )
-    return histories
+        for m in range(n_nets)
+    ]
 
 
 def available_cores() -> int:
