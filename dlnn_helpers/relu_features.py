@@ -468,6 +468,32 @@ class _FrozenFeatures:
         return params + [block[:, None, :-1].contiguous(), block[:, -1:].contiguous()]
 
 
+class _Minibatches:
+    """The minibatches of one schedule, drawn once, chunk by chunk, for all the groups that train on
+    it (from two threads: whichever group first needs a chunk draws it).
+
+    Chunk ``c`` holds the indices of steps ``c * snapshot_every`` onwards, of shape
+    (min(snapshot_every, steps left), batch_size): the draws of :func:`minibatch_indices` from one
+    generator seeded with ``seed``, in order.
+    """
+
+    def __init__(self, n: int, batch_size: int, n_steps: int, snapshot_every: int, seed: int) -> None:
+        import threading
+
+        self.n, self.batch_size, self.n_steps, self.every = n, batch_size, n_steps, snapshot_every
+        self.generator = torch.Generator().manual_seed(seed)
+        self.chunks: list[torch.Tensor] = []
+        self.lock = threading.Lock()
+
+    def chunk(self, c: int) -> torch.Tensor:
+        """The indices of chunk ``c``, shape (steps, batch_size), int64."""
+        with self.lock:
+            while len(self.chunks) <= c:
+                size = min(self.every, self.n_steps - len(self.chunks) * self.every)
+                self.chunks.append(minibatch_indices(self.n, self.batch_size, size, self.generator))
+            return self.chunks[c]
+
+
 GATHER_STEPS = 50
 """Steps whose minibatches :func:`train_relu_nets` gathers at once."""
 
@@ -599,7 +625,8 @@ def _train_packed(
         )
         groups.append(((lin.step_function(batch_size), lin.features, [lin.weight], False), frozen,
                        lambda snaps, j, lin=lin: lin.unpack(snaps[0], j)))
-    schedule = (n, batch_size, n_steps, snapshot_every, seed)
+    schedule = (batch_size, n_steps, snapshot_every, _Minibatches(n, batch_size, n_steps,
+                                                                  snapshot_every, seed))
 
     def train(share: list) -> list[tuple[list[torch.Tensor], int]]:
         return [_train_group(*group[0], y_all, schedule) for group in share]
@@ -660,29 +687,28 @@ def available_cores() -> int:
 
 def _train_group(
     step: Callable[..., None], source: torch.Tensor, weights: list[torch.Tensor],
-    transposed: bool, y_all: torch.Tensor, schedule: tuple[int, int, int, int, int],
+    transposed: bool, y_all: torch.Tensor, schedule: tuple[int, int, int, _Minibatches],
 ) -> tuple[list[torch.Tensor], int]:
     """Train one packed group (all layers, or output layers only) through the whole schedule.
 
     ``step`` updates ``weights`` in place from a minibatch of rows of ``source`` (n, k), called as
     ``step(x, x.T, y)`` when ``transposed`` (a contiguous copy of the transpose) and ``step(x, y)``
     otherwise, where ``y`` (B, n_nets) repeats the targets ``y_all`` (n, 1) once per column of the
-    last weight matrix; the minibatches are those of :func:`minibatch_indices` with ``seed``, the
-    same for every group. Runs in inference mode (no autograd bookkeeping on any tensor).
+    last weight matrix; the minibatches come from the schedule's :class:`_Minibatches`, the same
+    for every group (drawn once). Runs in inference mode (no autograd bookkeeping on any tensor).
     Returns the snapshots of ``weights``, each of shape (n_snapshots, *shape), and their number.
     """
-    n, batch_size, n_steps, snapshot_every, seed = schedule
+    batch_size, n_steps, snapshot_every, minibatches = schedule
     n_snap = n_steps // snapshot_every + 1
     snaps = [torch.empty((n_snap, *w.shape), dtype=w.dtype) for w in weights]
     for s, w in zip(snaps, weights, strict=True):
         s[0].copy_(w)
     targets = y_all.expand(-1, weights[-1].shape[1]).contiguous()
-    generator = torch.Generator().manual_seed(seed)
     done, k = 0, 1
     with torch.inference_mode(), torch_threads(1):
         while done < n_steps:
             chunk = min(snapshot_every, n_steps - done)
-            idx = minibatch_indices(n, batch_size, chunk, generator)
+            idx = minibatches.chunk(done // snapshot_every)
             # gathered GATHER_STEPS steps at a time: a block that stays in the cache (a whole chunk
             # of wide features is tens of MB, and gathering it costs more than the steps)
             for first in range(0, chunk, GATHER_STEPS):
