@@ -7,8 +7,9 @@ The module holds
 * the networks: one or two hidden ReLU layers whose first-layer "elbows" ``-b / w`` start uniformly
   in [0, 1] (:func:`make_relu_net`);
 * fast training: :func:`train_relu_nets` trains several networks (different widths, all layers or the
-  output layer only) *at once*, as one wide network whose weight matrices are block-diagonal, with a
-  hand-written forward/backward pass, pre-generated minibatches and snapshots copied into
+  output layer only) *at once*, as wide networks whose weight matrices are block-diagonal (one for
+  all the networks trained on all layers, or two side by side on two cores for deeper networks),
+  with a hand-written forward/backward pass, pre-generated minibatches and snapshots copied into
   pre-allocated tensors; :func:`train_one_net` is the plain one-model-at-a-time loop (``nn.Module``
   + ``torch.optim.SGD`` + autograd) that it replaces and is checked against;
 * the figures of the linearised (gradient) features — the derivative of the output with respect to
@@ -928,13 +929,15 @@ def spectrum(run: History, stage: str, x: torch.Tensor, source: FeatureSource) -
 # ---------------------------------------------------------------------------------------- figures
 
 
-def plot_relu_data(data: ReluData, ax: plt.Axes | None = None) -> plt.Axes:
-    """Training points and the noiseless target."""
+def plot_relu_data(data: ReluData, ax: plt.Axes | None = None, *, legend: bool = True) -> plt.Axes:
+    """Training points and the noiseless target (with a legend unless ``legend`` is false: for a
+    caller that draws more and then its own legend)."""
     ax = ax or plt.subplots(figsize=(7, 4))[1]
     ax.scatter(data.x_train[:, 0], data.y_train, s=14, c="darkorange", label="training data")
     ax.plot(data.x_test[:, 0], data.y_test, "--", c="royalblue", label="target")
     ax.set(xlim=(0, 1), ylim=(-2.5, 2.5), xlabel="x", ylabel="y")
-    ax.legend(loc="upper right")
+    if legend:
+        ax.legend(loc="upper right")
     return ax
 
 
@@ -942,7 +945,7 @@ def plot_network_function(
     net: nn.Sequential, data: ReluData, ax: plt.Axes | None = None, title: str = ""
 ) -> plt.Axes:
     """The data, the network's function and the positions of its first-layer elbows."""
-    ax = plot_relu_data(data, ax)
+    ax = plot_relu_data(data, ax, legend=False)
     with torch.no_grad():
         pred = net(data.x_test)[:, 0]
     ax.plot(data.x_test[:, 0], pred, c="forestgreen", lw=2, label="network")
