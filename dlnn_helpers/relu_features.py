@@ -347,11 +347,11 @@ class _WideNet:
 
         At this size a step is bound by the cost of each tensor operation, not by arithmetic, so
         the step does as few as it can: the products are written into buffers allocated once (and
-        their transposed views taken once), ``e @ W.T`` multiplies by a transposed view of the
-        weights taken once, the targets come already repeated for every network (a subtraction
-        without broadcasting), and one ``torch._foreach_addcmul_`` updates every layer. The
-        numbers are those of the plain ``relu(h @ W)``, ``h.T @ d`` and ``W += rate * grad``, bit
-        for bit.
+        their transposed views taken once), the error goes back through a transposed view of each
+        weight matrix taken once, the targets come already repeated for every network (a
+        subtraction without broadcasting), and one ``torch._foreach_addcmul_`` updates every
+        layer. The numbers are those of the plain forward pass, backward pass and SGD step (fresh
+        tensors, ``F.linear``, one ``addcmul_`` per layer), bit for bit.
         """
         mm, relu_, tb = torch.mm, torch.relu_, torch.ops.aten.threshold_backward
         update = torch._foreach_addcmul_
