@@ -7,9 +7,8 @@ The module holds
 * the networks: one or two hidden ReLU layers whose first-layer "elbows" ``-b / w`` start uniformly
   in [0, 1] (:func:`make_relu_net`);
 * fast training: :func:`train_relu_nets` trains several networks (different widths, all layers or the
-  output layer only) *at once*, as wide networks whose weight matrices are block-diagonal (one for
-  all the networks trained on all layers, or two side by side on two cores for deeper networks),
-  with a hand-written forward/backward pass, pre-generated minibatches and snapshots copied into
+  output layer only) *at once*, as one wide network whose weight matrices are block-diagonal, with a
+  hand-written forward/backward pass, pre-generated minibatches and snapshots copied into
   pre-allocated tensors; :func:`train_one_net` is the plain one-model-at-a-time loop (``nn.Module``
   + ``torch.optim.SGD`` + autograd) that it replaces and is checked against;
 * the figures of the linearised (gradient) features — the derivative of the output with respect to
@@ -517,8 +516,7 @@ def train_relu_nets(
     packed into one wide network with block-diagonal weights (see :class:`_WideNet`) and those
     trained on the output layer only into one linear model on their fixed hidden features, so that
     a step costs about a dozen small tensor operations whatever the number of networks. On two
-    cores the groups train side by side, one thread each (for two or more hidden layers the widest
-    network in a wide group of its own, see :func:`_wide_sets`), bit for bit as on one core. The
+    cores the two groups train side by side, one thread each, bit for bit as on one core. The
     minibatches are drawn ``snapshot_every`` steps at a time and gathered ``GATHER_STEPS`` at a
     time, and a snapshot is a copy into a pre-allocated tensor. The result is the same as training
     each network separately with ``torch.optim.SGD`` on the mean squared error
@@ -566,31 +564,6 @@ def train_relu_nets(
                              seed, dtype, start)
 
 
-def _wide_sets(nets: Sequence[nn.Sequential], full: list[int], cores: int) -> list[list[int]]:
-    """How the networks trained on all layers are split into wide groups.
-
-    One group, except for networks of two or more hidden layers on two cores: there the widest
-    network trains in a group of its own (on one core, while the others and the output-only group
-    share the other), since a step of such a group costs about as much as a step of all of them
-    together. A group's networks train bit for bit as they would together.
-    """
-    depth = len(_linears(nets[full[0]])) - 1 if full else 0
-    if cores < 2 or depth < 2 or len(full) < 2:
-        return [full] if full else []
-    widest = max(full, key=lambda m: _linears(nets[m])[0].out_features)
-    return [[widest], [m for m in full if m != widest]]
-
-
-def _companion(depth: int) -> nn.Sequential:
-    """A one-unit network that trains beside a network alone in its group and is then discarded.
-
-    With a single network, the output layer's products would be matrix-vector products, which
-    round differently from the matrix products of the network trained beside others: with a
-    companion, every network trains bit for bit as it does in any group of two or more.
-    """
-    return make_relu_net(1, depth, generator=torch.Generator().manual_seed(0))
-
-
 def _train_packed(
     nets: Sequence[nn.Sequential], data: ReluData, lrs: list[float], output_only: list[bool],
     n_steps: int, batch_size: int, snapshot_every: int, seed: int, dtype: torch.dtype,
@@ -611,14 +584,9 @@ def _train_packed(
     groups = []
     y_all = data.y_train.reshape(-1, 1).to(dtype)
     inputs = torch.cat([data.x_train, torch.ones(n, 1)], dim=1).to(dtype)
-    for members in _wide_sets(nets, full, cores):
-        packed = [nets[m] for m in members]
-        rates = [lrs[m] for m in members]
-        if len(members) == 1 < len(full):  # alone only because of the split
-            packed.append(_companion(len(_linears(packed[0])) - 1))
-            rates.append(rates[0])
-        wide = _WideNet(packed, rates, batch_size, dtype)
-        groups.append(((wide.step_function(batch_size), inputs, wide.weights, True), members,
+    if full:
+        wide = _WideNet([nets[m] for m in full], [lrs[m] for m in full], batch_size, dtype)
+        groups.append(((wide.step_function(batch_size), inputs, wide.weights, True), full,
                        wide.unpack))
     if frozen:
         lin = _FrozenFeatures(

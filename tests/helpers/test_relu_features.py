@@ -84,9 +84,8 @@ def test_batched_training_equals_separate_training(data, depth):
 
 @pytest.mark.parametrize("depth", [1, 2])
 def test_one_core_and_two_cores_train_the_same_bits(data, depth, monkeypatch):
-    """On two cores the groups (all layers, output layer only; for two hidden layers the widest
-    network with a companion in a group of its own) train side by side; on one core (Colab) all
-    networks trained on all layers form one group: the runs must be the same to the last bit."""
+    """On two cores the two groups (all layers, output layer only) train side by side; on one core
+    (Colab) one after the other: the runs must be the same to the last bit."""
     nets = _nets(depth, widths=(3, 5, 8, 3, 5))
     settings = dict(lrs=[0.02] * 5 + [0.2] * 5, output_only=[False] * 5 + [True] * 5, n_steps=250,
                     snapshot_every=50, seed=3)
