@@ -31,7 +31,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from .utils import torch_threads
 from .widgets import LiveFigure, interactive_figure
@@ -339,56 +338,71 @@ class _WideNet:
             out.append(block[..., -1, :].contiguous())
         return out
 
-    def step_function(self) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None]:
+    def step_function(
+        self, batch_size: int
+    ) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None]:
         """One SGD step, in place, on a minibatch given as ``(xa, xa.T, y)`` of shapes (B, 2),
-        (2, B) and (B, 1).
+        (2, B) and (B, n_nets) (the targets repeated in one column per network).
 
-        ``F.linear(d, w)`` computes ``d @ w.T`` without creating a transposed view, and the
-        transposed input comes pre-computed: every avoidable dispatch counts at this size.
+        At this size a step is bound by the cost of each tensor operation, not by arithmetic, so
+        the step does as few as it can: the products are written into buffers allocated once (and
+        their transposed views taken once), the error goes back through a transposed view of each
+        weight matrix taken once, the targets come already repeated for every network (a
+        subtraction without broadcasting), and one ``torch._foreach_addcmul_`` updates every
+        layer. The numbers are those of the plain forward pass, backward pass and SGD step (fresh
+        tensors, ``F.linear``, one ``addcmul_`` per layer), bit for bit.
         """
-        mm, relu, tb, lin = torch.mm, torch.relu, torch.ops.aten.threshold_backward, F.linear
+        mm, relu_, tb = torch.mm, torch.relu_, torch.ops.aten.threshold_backward
+        update = torch._foreach_addcmul_
         weights, rates = self.weights, self.rates
+        dtype = weights[0].dtype
+        hidden = [torch.empty(batch_size, w.shape[1], dtype=dtype) for w in weights[:-1]]
+        hidden_t = [h.t() for h in hidden]
+        residual = torch.empty(batch_size, weights[-1].shape[1], dtype=dtype)
+        weights_t = [w.t() for w in weights]
+        grads = [torch.empty_like(w) for w in weights]
         if self.n_layers == 2:
             w1, w2 = weights
-            r1, r2 = rates
+            w2t = weights_t[1]
+            (h,), (ht,), r = hidden, hidden_t, residual
+            g1, g2 = grads
 
             def step(xa: torch.Tensor, xat: torch.Tensor, y: torch.Tensor) -> None:
-                h = relu(mm(xa, w1))
-                r = mm(h, w2).sub_(y)
-                g2 = mm(h.t(), r)
-                g1 = mm(xat, tb(lin(r, w2), h, 0))
-                w2.addcmul_(g2, r2)
-                w1.addcmul_(g1, r1)
+                relu_(mm(xa, w1, out=h))
+                mm(h, w2, out=r).sub_(y)
+                mm(ht, r, out=g2)
+                mm(xat, tb(mm(r, w2t), h, 0), out=g1)
+                update(weights, grads, rates)
 
             return step
         if self.n_layers == 3:
             w1, w2, w3 = weights
-            r1, r2, r3 = rates
+            _, w2t, w3t = weights_t
+            (h1, h2), (h1t, h2t), r = hidden, hidden_t, residual
+            g1, g2, g3 = grads
 
             def step(xa: torch.Tensor, xat: torch.Tensor, y: torch.Tensor) -> None:
-                h1 = relu(mm(xa, w1))
-                h2 = relu(mm(h1, w2))
-                r = mm(h2, w3).sub_(y)
-                g3 = mm(h2.t(), r)
-                d2 = tb(lin(r, w3), h2, 0)
-                g2 = mm(h1.t(), d2)
-                g1 = mm(xat, tb(lin(d2, w2), h1, 0))
-                w3.addcmul_(g3, r3)
-                w2.addcmul_(g2, r2)
-                w1.addcmul_(g1, r1)
+                relu_(mm(xa, w1, out=h1))
+                relu_(mm(h1, w2, out=h2))
+                mm(h2, w3, out=r).sub_(y)
+                mm(h2t, r, out=g3)
+                d2 = tb(mm(r, w3t), h2, 0)
+                mm(h1t, d2, out=g2)
+                mm(xat, tb(mm(d2, w2t), h1, 0), out=g1)
+                update(weights, grads, rates)
 
             return step
 
         def step(xa: torch.Tensor, xat: torch.Tensor, y: torch.Tensor) -> None:  # any depth
-            hs = [xa]
-            for w in weights[:-1]:
-                hs.append(relu(mm(hs[-1], w)))
-            d = mm(hs[-1], weights[-1]).sub_(y)
+            inputs = [xa]
+            for w, h in zip(weights[:-1], hidden, strict=True):
+                inputs.append(relu_(mm(inputs[-1], w, out=h)))
+            d = mm(inputs[-1], weights[-1], out=residual).sub_(y)
             for li in range(len(weights) - 1, -1, -1):
-                g = mm(xat if li == 0 else hs[li].t(), d)
+                mm(xat if li == 0 else hidden_t[li - 1], d, out=grads[li])
                 if li > 0:
-                    d = tb(lin(d, weights[li]), hs[li], 0)
-                weights[li].addcmul_(g, rates[li])
+                    d = tb(mm(d, weights_t[li]), hidden[li - 1], 0)
+            update(weights, grads, rates)
 
         return step
 
@@ -424,17 +438,21 @@ class _FrozenFeatures:
                 r0 += out.in_features + 1
         self.features = torch.cat(feats, dim=1).to(dtype)  # (n, rows)
 
-    def step_function(self) -> Callable[[torch.Tensor, torch.Tensor], None]:
-        """One SGD step, in place, on minibatch features ``(f, y)``.
+    def step_function(self, batch_size: int) -> Callable[[torch.Tensor, torch.Tensor], None]:
+        """One SGD step, in place, on minibatch features ``(f, y)`` of shapes (B, rows) and
+        (B, n_nets) (the targets repeated in one column per network).
 
         The gradient multiplies by the transposed *view* ``f.t()``: the same numbers as a
         contiguous transposed copy, without copying the gathered features a second time (for
-        fifteen networks of one hidden layer that copy cost more than the steps themselves).
+        fifteen networks of one hidden layer that copy cost more than the steps themselves). The
+        products go into buffers allocated once.
         """
         mm, w, rate = torch.mm, self.weight, self.rate
+        residual = torch.empty(batch_size, w.shape[1], dtype=w.dtype)
+        grad = torch.empty_like(w)
 
         def step(f: torch.Tensor, y: torch.Tensor) -> None:
-            w.addcmul_(mm(f.t(), mm(f, w).sub_(y)), rate)
+            w.addcmul_(mm(f.t(), mm(f, w, out=residual).sub_(y), out=grad), rate)
 
         return step
 
@@ -448,6 +466,32 @@ class _FrozenFeatures:
         ]
         block = weight[:, self.blocks[m], m]
         return params + [block[:, None, :-1].contiguous(), block[:, -1:].contiguous()]
+
+
+class _Minibatches:
+    """The minibatches of one schedule, drawn once, chunk by chunk, for all the groups that train on
+    it (from two threads: whichever group first needs a chunk draws it).
+
+    Chunk ``c`` holds the indices of steps ``c * snapshot_every`` onwards, of shape
+    (min(snapshot_every, steps left), batch_size): the draws of :func:`minibatch_indices` from one
+    generator seeded with ``seed``, in order.
+    """
+
+    def __init__(self, n: int, batch_size: int, n_steps: int, snapshot_every: int, seed: int) -> None:
+        import threading
+
+        self.n, self.batch_size, self.n_steps, self.every = n, batch_size, n_steps, snapshot_every
+        self.generator = torch.Generator().manual_seed(seed)
+        self.chunks: list[torch.Tensor] = []
+        self.lock = threading.Lock()
+
+    def chunk(self, c: int) -> torch.Tensor:
+        """The indices of chunk ``c``, shape (steps, batch_size), int64."""
+        with self.lock:
+            while len(self.chunks) <= c:
+                size = min(self.every, self.n_steps - len(self.chunks) * self.every)
+                self.chunks.append(minibatch_indices(self.n, self.batch_size, size, self.generator))
+            return self.chunks[c]
 
 
 GATHER_STEPS = 50
@@ -471,10 +515,12 @@ def train_relu_nets(
     Every network sees the same sequence of minibatches. The networks trained on all layers are
     packed into one wide network with block-diagonal weights (see :class:`_WideNet`) and those
     trained on the output layer only into one linear model on their fixed hidden features, so that
-    a step costs about a dozen small tensor operations whatever the number of networks. The
-    minibatches are drawn and gathered ``snapshot_every`` steps at a time, and a snapshot is a copy
-    into a pre-allocated tensor. The result is the same as training each network separately with
-    ``torch.optim.SGD`` on the mean squared error (:func:`train_one_net`), up to rounding.
+    a step costs about a dozen small tensor operations whatever the number of networks. On two
+    cores the two groups train side by side, one thread each, bit for bit as on one core. The
+    minibatches are drawn ``snapshot_every`` steps at a time and gathered ``GATHER_STEPS`` at a
+    time, and a snapshot is a copy into a pre-allocated tensor. The result is the same as training
+    each network separately with ``torch.optim.SGD`` on the mean squared error
+    (:func:`train_one_net`), up to rounding.
 
     Parameters
     ----------
@@ -525,61 +571,79 @@ def _train_packed(
 ) -> list[History]:
     """The body of :func:`train_relu_nets` (run with one torch thread)."""
     import time
+    from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 
     n_nets, n = len(nets), data.x_train.shape[0]
     full = [m for m in range(n_nets) if not output_only[m]]
     frozen = [m for m in range(n_nets) if output_only[m]]
-    # a group: its step function, the rows its minibatches are gathered from, the weights it trains
-    # and whether its step takes the transposed minibatch too
-    groups: list[tuple[Callable, torch.Tensor, list[torch.Tensor], bool]] = []
+    cores = available_cores()
+    # a group: (its step function, the rows its minibatches are gathered from, the weights it
+    # trains, whether its step takes the transposed minibatch too), the networks it holds, and how
+    # to unpack the parameters of its j-th network from its snapshots
+    groups: list[tuple[tuple, list[int], Callable[[list[torch.Tensor], int], list[torch.Tensor]]]]
+    groups = []
     y_all = data.y_train.reshape(-1, 1).to(dtype)
-    wide = lin = None
+    inputs = torch.cat([data.x_train, torch.ones(n, 1)], dim=1).to(dtype)
     if full:
         wide = _WideNet([nets[m] for m in full], [lrs[m] for m in full], batch_size, dtype)
-        inputs = torch.cat([data.x_train, torch.ones(n, 1)], dim=1).to(dtype)
-        groups.append((wide.step_function(), inputs, wide.weights, True))
+        groups.append(((wide.step_function(batch_size), inputs, wide.weights, True), full,
+                       wide.unpack))
     if frozen:
         lin = _FrozenFeatures(
             [nets[m] for m in frozen], [lrs[m] for m in frozen], data.x_train, batch_size, dtype
         )
-        groups.append((lin.step_function(), lin.features, [lin.weight], False))
-    schedule = (n, batch_size, n_steps, snapshot_every, seed)
-    if len(groups) == 2 and available_cores() >= 2:  # the two groups on two cores, one thread each
-        from concurrent.futures import ThreadPoolExecutor
+        groups.append(((lin.step_function(batch_size), lin.features, [lin.weight], False), frozen,
+                       lambda snaps, j, lin=lin: lin.unpack(snaps[0], j)))
+    schedule = (batch_size, n_steps, snapshot_every, _Minibatches(n, batch_size, n_steps,
+                                                                  snapshot_every, seed))
 
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            trained = list(pool.map(lambda group: _train_group(*group, y_all, schedule), groups))
-    else:
-        trained = [_train_group(*group, y_all, schedule) for group in groups]
-    snaps = [s for group_snaps, _ in trained for s in group_snaps]
-    k = trained[0][1]
-    seconds = time.perf_counter() - start
-    steps = np.arange(k) * snapshot_every
+    def train(share: list) -> list[tuple[list[torch.Tensor], int]]:
+        return [_train_group(*group[0], y_all, schedule) for group in share]
+
+    def unpacked(share: list, trained: list) -> dict[int, list[torch.Tensor]]:
+        found = {}
+        for (_, members, unpack), (snaps, k) in zip(share, trained, strict=True):
+            for j, m in enumerate(members):
+                found[m] = [p.float() for p in unpack([s[:k] for s in snaps], j)]
+        return found
+
+    def errors(params: list[torch.Tensor]) -> tuple[np.ndarray, np.ndarray]:
+        return (_errors(params, data.x_train, data.y_train),
+                _errors(params, data.x_test, data.y_test))
+
     params_of: dict[int, list[torch.Tensor]] = {}
-    if wide is not None:
-        wide_snaps = [s[:k] for s in snaps[: len(wide.weights)]]
-        for j, m in enumerate(full):
-            params_of[m] = wide.unpack(wide_snaps, j)
-    if lin is not None:
-        for j, m in enumerate(frozen):
-            params_of[m] = lin.unpack(snaps[-1][:k], j)
-    histories = []
-    for m in range(n_nets):
-        params = [p.float() for p in params_of[m]]
-        histories.append(
-            History(
-                steps=steps,
-                params=params,
-                train_error=_errors(params, data.x_train, data.y_train),
-                test_error=_errors(params, data.x_test, data.y_test),
-                width=_linears(nets[m])[0].out_features,
-                depth=len(_linears(nets[m])) - 1,
-                lr=lrs[m],
-                output_only=output_only[m],
-                seconds=seconds,
-            )
+    if len(groups) >= 2 and cores >= 2:
+        # two cores, one thread each: the first group on one, the others one after the other on
+        # the other; the errors of a group's snapshots are computed as soon as it has trained, on
+        # whichever core is free (on the same one thread per core: the same bits)
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            shares = {pool.submit(train, share): share for share in (groups[:1], groups[1:])}
+            pending: dict[int, Future] = {}
+            for future in as_completed(shares):
+                found = unpacked(shares[future], future.result())
+                params_of.update(found)
+                pending.update({m: pool.submit(errors, p) for m, p in found.items()})
+            seconds = time.perf_counter() - start
+            errors_of = {m: future.result() for m, future in pending.items()}
+    else:
+        params_of = unpacked(groups, train(groups))
+        seconds = time.perf_counter() - start
+        errors_of = {m: errors(params_of[m]) for m in range(n_nets)}
+    steps = np.arange(params_of[0][0].shape[0]) * snapshot_every
+    return [
+        History(
+            steps=steps,
+            params=params_of[m],
+            train_error=errors_of[m][0],
+            test_error=errors_of[m][1],
+            width=_linears(nets[m])[0].out_features,
+            depth=len(_linears(nets[m])) - 1,
+            lr=lrs[m],
+            output_only=output_only[m],
+            seconds=seconds,
         )
-    return histories
+        for m in range(n_nets)
+    ]
 
 
 def available_cores() -> int:
@@ -592,33 +656,36 @@ def available_cores() -> int:
 
 def _train_group(
     step: Callable[..., None], source: torch.Tensor, weights: list[torch.Tensor],
-    transposed: bool, y_all: torch.Tensor, schedule: tuple[int, int, int, int, int],
+    transposed: bool, y_all: torch.Tensor, schedule: tuple[int, int, int, _Minibatches],
 ) -> tuple[list[torch.Tensor], int]:
     """Train one packed group (all layers, or output layers only) through the whole schedule.
 
     ``step`` updates ``weights`` in place from a minibatch of rows of ``source`` (n, k), called as
     ``step(x, x.T, y)`` when ``transposed`` (a contiguous copy of the transpose) and ``step(x, y)``
-    otherwise; the minibatches are those of :func:`minibatch_indices` with ``seed``, the same for
-    every group.
+    otherwise, where ``y`` (B, n_nets) repeats the targets ``y_all`` (n, 1) once per column of the
+    last weight matrix; the minibatches come from the schedule's :class:`_Minibatches`, the same
+    for every group (drawn once). Runs in inference mode (no autograd bookkeeping on any tensor).
     Returns the snapshots of ``weights``, each of shape (n_snapshots, *shape), and their number.
     """
-    n, batch_size, n_steps, snapshot_every, seed = schedule
+    batch_size, n_steps, snapshot_every, minibatches = schedule
     n_snap = n_steps // snapshot_every + 1
     snaps = [torch.empty((n_snap, *w.shape), dtype=w.dtype) for w in weights]
     for s, w in zip(snaps, weights, strict=True):
         s[0].copy_(w)
-    generator = torch.Generator().manual_seed(seed)
+    targets = y_all.expand(-1, weights[-1].shape[1]).contiguous()
     done, k = 0, 1
-    with torch.no_grad(), torch_threads(1):
+    with torch.inference_mode(), torch_threads(1):
         while done < n_steps:
             chunk = min(snapshot_every, n_steps - done)
-            idx = minibatch_indices(n, batch_size, chunk, generator)
+            idx = minibatches.chunk(done // snapshot_every)
             # gathered GATHER_STEPS steps at a time: a block that stays in the cache (a whole chunk
             # of wide features is tens of MB, and gathering it costs more than the steps)
             for first in range(0, chunk, GATHER_STEPS):
-                block = idx[first : first + GATHER_STEPS]
-                inputs = source[block]  # (steps, B, k), and its transpose (steps, k, B)
-                parts = [inputs.unbind(0), y_all[block].unbind(0)]
+                rows = idx[first : first + GATHER_STEPS].reshape(-1)
+                steps = rows.shape[0] // batch_size
+                inputs = source.index_select(0, rows).view(steps, batch_size, -1)
+                parts = [inputs.unbind(0), targets.index_select(0, rows).view(steps, batch_size, -1)
+                         .unbind(0)]
                 if transposed:
                     parts.insert(1, inputs.transpose(1, 2).contiguous().unbind(0))
                 for args in zip(*parts, strict=True):
@@ -830,13 +897,15 @@ def spectrum(run: History, stage: str, x: torch.Tensor, source: FeatureSource) -
 # ---------------------------------------------------------------------------------------- figures
 
 
-def plot_relu_data(data: ReluData, ax: plt.Axes | None = None) -> plt.Axes:
-    """Training points and the noiseless target."""
+def plot_relu_data(data: ReluData, ax: plt.Axes | None = None, *, legend: bool = True) -> plt.Axes:
+    """Training points and the noiseless target (with a legend unless ``legend`` is false: for a
+    caller that draws more and then its own legend)."""
     ax = ax or plt.subplots(figsize=(7, 4))[1]
     ax.scatter(data.x_train[:, 0], data.y_train, s=14, c="darkorange", label="training data")
     ax.plot(data.x_test[:, 0], data.y_test, "--", c="royalblue", label="target")
     ax.set(xlim=(0, 1), ylim=(-2.5, 2.5), xlabel="x", ylabel="y")
-    ax.legend(loc="upper right")
+    if legend:
+        ax.legend(loc="upper right")
     return ax
 
 
@@ -844,7 +913,7 @@ def plot_network_function(
     net: nn.Sequential, data: ReluData, ax: plt.Axes | None = None, title: str = ""
 ) -> plt.Axes:
     """The data, the network's function and the positions of its first-layer elbows."""
-    ax = plot_relu_data(data, ax)
+    ax = plot_relu_data(data, ax, legend=False)
     with torch.no_grad():
         pred = net(data.x_test)[:, 0]
     ax.plot(data.x_test[:, 0], pred, c="forestgreen", lw=2, label="network")
