@@ -33,11 +33,16 @@ from dlnn_reference.deep_training import RUN_TUTORIALS
 from .artefacts import ARTEFACTS
 from .tools import TUTORIALS, copy_course, course, nbgrader
 
+# This process and every process it starts (build processes, kernels, nbgrader, the grader)
+# compute on one thread each unless the caller's environment says otherwise: while the tests run, two
+# build processes keep both cores busy (``tests/artefacts.py``), and two OpenMP threads on a busy core
+# wait for each other, spinning (tutorial 1's training run in the claims tests: 3 s on one thread,
+# 25 s on two under that load).  The course's long runs already train on one thread
+# (``dlnn_helpers.deep_training.DEFAULT_THREADS``, ``torch_threads(1)`` in the other helpers), as the
+# grader's kernels do; a test that is about thread counts sets them itself.
 torch.set_num_threads(1)
-"""This process computes on one thread: while the tests run, two build processes keep both cores
-busy (``tests/artefacts.py``), and two OpenMP threads on a busy core wait for each other (tutorial
-1's training run in the claims tests: 3 s on one thread, 25 s on two under that load).  A test that
-is about thread counts sets them itself (``dlnn_helpers.utils.torch_threads``)."""
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 LONGEST_FIRST = ["T3_TrainingDeepNetworks", "T6_ReLUFeatures"]
 BUILD_ORDER = sorted(TUTORIALS, key=lambda t: (t not in LONGEST_FIRST, t))  # longest runs first
