@@ -393,9 +393,8 @@ def _keep_calibration(spec: TutorialSpec, folder: Path, key: str) -> None:
                  "modes": {t.grade_id: t.mode for t in spec.tests}}))
 
 
-def _calibrate(specs: dict[str, TutorialSpec], course: Path, executor: Executor,
-               settings: SandboxSettings, run_demos: bool, db_url: str, cache: Path,
-               say: Callable[[str], None], machine_cache: Path | None = None) -> None:
+def _calibrate(specs: dict[str, TutorialSpec], options: GradingOptions, executor: Executor,
+               cache: Path, say: Callable[[str], None]) -> None:
     """Grade each tutorial's reference solution once and fix how each test is judged.
 
     A test the reference answer passes by replay is always replayed (monkeypatch-proof); a test
@@ -405,11 +404,13 @@ def _calibrate(specs: dict[str, TutorialSpec], course: Path, executor: Executor,
     folder graded with the same tutorial, grader, checks, references, libraries and sandbox uses
     it; any change of those calibrates again.  A failed calibration is never kept.
     """
+    course, settings, run_demos = options.course, options.settings, options.run_demos
     # A spec cached by an older grader that kept a failing calibration is checked again.
     todo = [spec for spec in specs.values() if not spec.calibrated or spec.reference_problems]
     if not todo:
         return
-    folder = calibration_folder(machine_cache)
+    db_url = options.db_url
+    folder = calibration_folder(options.calibration_cache)
     keys = {spec.name: calibration_key(spec, settings, run_demos) for spec in todo}
     known = [spec for spec in todo if _known_calibration(spec, folder, keys[spec.name])]
     for spec in known:
@@ -708,8 +709,7 @@ def _grade_locked(submissions: list[Submission], output: Path, selected: list[st
     graded_now = {job.tutorial for job, _ in jobs}
     try:
         _calibrate({t: s for t, s in specs.items() if options.prepare_all or t in graded_now},
-                   course, executor, settings, run_demos, db_url, output / "cache", say,
-                   options.calibration_cache)
+                   options, executor, output / "cache", say)
     except BaseException:
         if own:
             executor.shutdown(wait=True, cancel_futures=True)
