@@ -48,10 +48,6 @@ libraries, and what ``IPKernelApp.initialize`` imports (the shell, the debugger'
 the history), and what its first traceback imports (``stack_data``, pygments): a forked kernel
 then only builds its objects (about 0.1 s instead of 0.5 s), and a notebook's first error costs
 no imports (0.2 s)."""
-KERNEL_OPTIONS = ("--HistoryManager.hist_file=:memory:",)
-"""Options of every forked kernel: the input history in memory (as IPython keeps it when its
-history file is off), not in a new SQLite file in the emptied scratch folder for every job
-(0.1 s).  ``In``, ``Out`` and ``_`` work as in any kernel."""
 SOCKET_NAME = ".zygote.sock"
 LOG_NAME = ".sandbox.log"
 PR_SET_PDEATHSIG = 1
@@ -196,7 +192,7 @@ def serve(connection: socket.socket, scratch: str) -> None:
             if pid == 0:  # the child: nothing of the grader's channel stays open
                 os.close(connection.fileno())
                 os.close(gate)
-                sys.argv = [_launcher(), "-f", request["connection"], *KERNEL_OPTIONS]
+                sys.argv = [_launcher(), "-f", request["connection"]]
                 _kernel(read, request["connection"], scratch)
                 os._exit(0)
             os.close(read)
