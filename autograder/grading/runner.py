@@ -35,7 +35,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -325,16 +325,101 @@ def _rejected(sub: Submission, spec: TutorialSpec | None) -> Result:
     return result
 
 
-def _calibrate(specs: dict[str, TutorialSpec], course: Path, executor: Executor,
-               settings: SandboxSettings, run_demos: bool, db_url: str, cache: Path,
-               say: Callable[[str], None]) -> None:
+CALIBRATION_ENV = "DLNN_GRADING_CACHE"
+"""The environment variable naming the folder of this machine's calibrations."""
+
+
+def calibration_folder(folder: Path | None = None) -> Path:
+    """Where the calibrations of this machine are kept (for every output folder).
+
+    ``folder`` when given, else ``$DLNN_GRADING_CACHE``, else ``$XDG_CACHE_HOME/dlnn-course/
+    calibration`` (``~/.cache/dlnn-course/calibration``).
+    """
+    if folder is not None:
+        return Path(folder)
+    if os.environ.get(CALIBRATION_ENV):
+        return Path(os.environ[CALIBRATION_ENV])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "dlnn-course" / "calibration"
+
+
+def calibration_key(spec: TutorialSpec, settings: SandboxSettings, run_demos: bool) -> str:
+    """What a calibration depends on, hashed: the tutorial, the grader, the checks and references
+    and the libraries (the spec's content fingerprint), its tests, the sandbox's limits and what
+    this machine's sandbox offers (the folders it hides excepted: the kernel never sees them)."""
+    limits = {k: v for k, v in asdict(settings).items() if k != "hide"}
+    content = json.dumps([spec.name, spec.fingerprint, run_demos, limits,
+                          repr(controls(settings.isolate)),
+                          [(t.grade_id, t.points, t.source) for t in spec.tests]],
+                         sort_keys=True, default=str)
+    return hashlib.sha256(content.encode()).hexdigest()[:24]
+
+
+def _own_folder(folder: Path) -> bool:
+    """Whether ``folder`` is a folder of this user that nobody else may write."""
+    try:
+        info = os.stat(folder, follow_symlinks=False)
+    except OSError:
+        return False
+    return (stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid()
+            and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH))
+
+
+def _known_calibration(spec: TutorialSpec, folder: Path, key: str) -> bool:
+    """Apply a calibration kept in ``folder`` for ``key``; whether there was a usable one."""
+    if not _own_folder(folder):
+        return False
+    try:
+        data = json.loads((folder / f"{spec.name}-{key}.json").read_text())
+        modes = data["modes"]
+        if data.get("key") != key or set(modes) != {t.grade_id for t in spec.tests}:
+            return False
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    for test in spec.tests:
+        if test.calls is not None:
+            test.mode = str(modes[test.grade_id])
+    spec.calibrated = True
+    return True
+
+
+def _keep_calibration(spec: TutorialSpec, folder: Path, key: str) -> None:
+    """Keep a successful calibration for the next output folder (best effort: a cache)."""
+    with contextlib.suppress(OSError):
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if _own_folder(folder):
+            report.atomic_write(folder / f"{spec.name}-{key}.json", json.dumps(
+                {"tutorial": spec.name, "key": key, "fingerprint": spec.fingerprint,
+                 "modes": {t.grade_id: t.mode for t in spec.tests}}))
+
+
+def _calibrate(specs: dict[str, TutorialSpec], options: GradingOptions, executor: Executor,
+               cache: Path, say: Callable[[str], None]) -> None:
     """Grade each tutorial's reference solution once and fix how each test is judged.
 
     A test the reference answer passes by replay is always replayed (monkeypatch-proof); a test
     that needs the sandbox's own verdict (a class, a callback, a returned module) keeps it.
+    A calibration is kept in the output folder's ``cache`` (with the spec) and in this machine's
+    calibration folder (:func:`calibration_folder`) under :func:`calibration_key`: another output
+    folder graded with the same tutorial, grader, checks, references, libraries and sandbox uses
+    it; any change of those calibrates again.  A failed calibration is never kept.
     """
+    course, settings, run_demos = options.course, options.settings, options.run_demos
     # A spec cached by an older grader that kept a failing calibration is checked again.
     todo = [spec for spec in specs.values() if not spec.calibrated or spec.reference_problems]
+    if not todo:
+        return
+    db_url = options.db_url
+    folder = calibration_folder(options.calibration_cache)
+    keys = {spec.name: calibration_key(spec, settings, run_demos) for spec in todo}
+    known = [spec for spec in todo if _known_calibration(spec, folder, keys[spec.name])]
+    for spec in known:
+        spec.reference_problems = []
+        save(spec, db_url, cache)
+    if known:
+        say("reference solutions already checked on this machine for this grader: "
+            + ", ".join(s.name for s in known))
+    todo = [spec for spec in todo if all(spec is not k for k in known)]
     if not todo:
         return
     for spec in todo:
@@ -369,6 +454,7 @@ def _calibrate(specs: dict[str, TutorialSpec], course: Path, executor: Executor,
             continue
         spec.calibrated = True
         save(spec, db_url, cache)
+        _keep_calibration(spec, folder, keys[spec.name])
     if refused:  # nothing calibrated is kept wrong: the next run checks again
         raise CalibrationFailed(
             "refusing to grade: on this machine the grader cannot give the reference solutions "
@@ -465,6 +551,14 @@ class GradingOptions:
         What reading the input may cost (see :class:`~autograder.grading.inputs.submissions.Limits`).
     roster : Roster, optional
         The class: file names are matched to its students (:mod:`~autograder.grading.inputs.roster`).
+    prepare_all : bool
+        Prepare and calibrate every selected tutorial, even those no file of the input needs
+        (a prepared output folder to copy); by default only the tutorials of the input's files
+        (and of the rows of earlier runs) are prepared, and only those with files to grade now
+        are calibrated.
+    calibration_cache : Path, optional
+        Where calibrations are kept for every output folder of this machine
+        (:func:`calibration_folder`: ``$DLNN_GRADING_CACHE``, else ``~/.cache/dlnn-course``).
     """
 
     course: Path = COURSE_ROOT
@@ -479,6 +573,8 @@ class GradingOptions:
     lock_wait: float = 0.0
     limits: Limits | None = None
     roster: Roster | None = None
+    prepare_all: bool = False
+    calibration_cache: Path | None = None
 
 
 def grade_class(source: Path, output: Path = DEFAULT_OUTPUT, options: GradingOptions | None = None,
@@ -567,18 +663,21 @@ def _grade_locked(submissions: list[Submission], output: Path, selected: list[st
         )
     description = f"{workers} worker process(es)" if own else type(executor).__name__
     specs: dict[str, TutorialSpec] = {}
+    state_file = output / STATE_NAME
+    state = _load_state(state_file, db_url, say)
+    # Only the tutorials this run is about are prepared: those of the files given and those of
+    # the rows kept from earlier runs (the report shows them); every one with options.prepare_all.
+    about = {sub.tutorial for sub in submissions} | {row.get("tutorial") for row in state.values()}
+    needed = [t for t in selected if options.prepare_all or t in about]
     try:
-        for tutorial in selected:
+        for tutorial in needed:
             say(f"preparing {tutorial} (nbgrader generate_assignment into the gradebook)")
             specs[tutorial] = prepare(course, tutorial, db_url, output / "cache")
-        _calibrate(specs, course, executor, settings, run_demos, db_url, output / "cache", say)
     except BaseException:
         if own:
             executor.shutdown(wait=True, cancel_futures=True)
         raise
 
-    state_file = output / STATE_NAME
-    state = _load_state(state_file, db_url, say)
     jobs: list[tuple[Job, Submission]] = []
     immediate: list[tuple[Result, Submission]] = []
     replaced = [(s.name, s.replaced_by) for s in submissions if s.replaced_by]
@@ -586,7 +685,7 @@ def _grade_locked(submissions: list[Submission], output: Path, selected: list[st
     for number, sub in enumerate(submissions):
         if sub.replaced_by:
             continue
-        if sub.tutorial != UNKNOWN and sub.tutorial not in specs:
+        if sub.tutorial != UNKNOWN and sub.tutorial not in selected:
             say(f"skipping {sub.name}: {sub.tutorial} is not graded in this run")
             skipped.append(sub)
             continue
@@ -603,6 +702,18 @@ def _grade_locked(submissions: list[Submission], output: Path, selected: list[st
             continue
         jobs.append((Job(number, sub.student, sub.tutorial, sub.name, sub.data, spec, settings,
                          run_demos), sub))
+
+    # The reference solutions are graded here only for the tutorials that have work now (and
+    # only when their calibration is not known for this grader, course and sandbox).
+    # (The jobs hold the same spec objects: they are sent with the calibrated modes.)
+    graded_now = {job.tutorial for job, _ in jobs}
+    try:
+        _calibrate({t: s for t, s in specs.items() if options.prepare_all or t in graded_now},
+                   options, executor, output / "cache", say)
+    except BaseException:
+        if own:
+            executor.shutdown(wait=True, cancel_futures=True)
+        raise
 
     unchanged = len(submissions) - len(jobs) - len(immediate) - len(replaced) - len(skipped)
     say(f"grading {len(jobs)} submission(s) with {description} ({unchanged} unchanged since the "

@@ -136,8 +136,13 @@ def prepare(course: Path, tutorial: str, db_url: str, cache: Path) -> TutorialSp
     release = cache / f"{tutorial}.ipynb"
     if spec_file.is_file():
         saved = json.loads(spec_file.read_text())
-        if saved.get("fingerprint") == fingerprint and saved.get("db_url") == db_url:
-            return _spec_from_json(saved)
+        if saved.get("fingerprint") == fingerprint:
+            spec = _spec_from_json(saved)
+            if saved.get("db_url") == db_url:
+                return spec
+            if _registered(spec, db_url):  # a copied output folder, a moved gradebook
+                save(spec, db_url, cache)
+                return spec
     _generate(course, tutorial, db_url, release)
     nb = nbformat.read(release, as_version=4)
     tests, manual, solution_names, hidden = [], {}, {}, []
@@ -169,6 +174,21 @@ def prepare(course: Path, tutorial: str, db_url: str, cache: Path) -> TutorialSp
     cache.mkdir(parents=True, exist_ok=True)
     spec_file.write_text(json.dumps({**_spec_to_json(spec), "db_url": db_url}))
     return spec
+
+
+def _registered(spec: TutorialSpec, db_url: str) -> bool:
+    """Whether the gradebook at ``db_url`` holds ``spec``'s tutorial as ``generate_assignment``
+    registered it: the same graded cells with the same points, and the same test sources."""
+    points = {t.grade_id: t.points for t in spec.tests} | dict(spec.manual)
+    try:
+        with Gradebook(db_url) as gb:
+            notebook = gb.find_notebook(spec.name, spec.name)
+            if {g.name: float(g.max_score) for g in notebook.grade_cells} != points:
+                return False
+            sources = {c.name: c.source for c in notebook.source_cells}
+    except Exception:  # noqa: BLE001 - not registered (or no gradebook): generate it
+        return False
+    return all(sources.get(t.grade_id) == t.source for t in spec.tests)
 
 
 def _checked_calls(source: str) -> list[TestCall] | None:

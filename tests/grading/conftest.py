@@ -9,19 +9,25 @@ kernel.  That executes every solution notebook, so it is done once per session
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from autograder.grading.runner import grade_class
+from autograder.grading.runner import CALIBRATION_ENV, grade_class
 from autograder.grading.sandbox import SandboxSettings
 from autograder.grading.spec import relocate
 from courselayout import course_layout
 
 from ..artefacts import ARTEFACTS
 from ..tools import ROOT, copy_course
+
+# The tests keep their calibrations apart from the machine's (~/.cache): each session starts
+# with none, so a test that expects a calibration gets one.
+os.environ[CALIBRATION_ENV] = tempfile.mkdtemp(prefix="dlnn-test-calibration-")
 
 
 def sandbox_settings() -> SandboxSettings:
@@ -56,7 +62,7 @@ def build_grading_env(base: Path) -> GradingEnv:
     empty.mkdir()
     prepared = base / "prepared"
     grade_class(empty, prepared, course=course, workers=2, settings=sandbox_settings(),
-                progress=lambda line: None)
+                progress=lambda line: None, prepare_all=True)
     for stale in ("state.json", "grades.csv", "report.html"):
         (prepared / stale).unlink(missing_ok=True)
     return GradingEnv(course, prepared, course_layout(course).tutorial_ids())

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import functools
 import html
 import io
 import json
@@ -106,6 +107,19 @@ def clean_markdown(source: str, attachments: dict | None = None) -> str:
     (nbgrader's formgrade template does) passes it through unchanged and never turns text into a
     link.
     """
+    if not attachments:  # the tutorial's own cells come in every notebook: rendered once
+        return _clean_plain_markdown(str(source))
+    return _clean_markdown(source, attachments)
+
+
+@functools.lru_cache(maxsize=1024)
+def _clean_plain_markdown(source: str) -> str:
+    """:func:`clean_markdown` of a cell without attachments (a pure function of its text)."""
+    return _clean_markdown(source, None)
+
+
+def _clean_markdown(source: str, attachments: dict | None) -> str:
+    """:func:`clean_markdown`, uncached."""
     import nh3
     from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
 

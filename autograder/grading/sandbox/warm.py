@@ -42,6 +42,8 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+import zmq
+
 from ..model import SandboxSettings
 from ..protocol.calls import ZYGOTE_MODULE
 from . import cgroups
@@ -55,6 +57,10 @@ START_TIMEOUT = 300.0
 """Seconds the warm interpreter may take to import everything (a loaded machine)."""
 ANSWER_TIMEOUT = 60.0
 """Seconds it may take to fork a kernel or to clear a job; then it is started again."""
+
+
+KILL_WAIT = 2.0
+"""Seconds a killed kernel may take to be gone before the kill returns."""
 
 
 class SlotLost(RuntimeError):
@@ -96,6 +102,9 @@ class ForkedKernel:
         if self._fd >= 0:
             with contextlib.suppress(ProcessLookupError):
                 signal.pidfd_send_signal(self._fd, signum)
+            if signum == signal.SIGKILL:  # gone at once: jupyter_client need not poll (0.1 s)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.wait(KILL_WAIT)
 
     def kill(self) -> None:
         self.send_signal(signal.SIGKILL)
@@ -300,6 +309,9 @@ class WarmJob:
             connection_file=str(self.scratch / "kernel.json"),
         )
         km.slot = self.slot
+        # The client connects before the forked kernel has bound its sockets: retry every 10 ms
+        # (zmq's default is 100 ms), so the first request reaches the kernel as soon as it listens.
+        km.context.setsockopt(zmq.RECONNECT_IVL, 10)
         return km
 
     def log(self) -> str:
