@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from . import tools
 from .artefacts import Artefacts
 
@@ -19,6 +21,7 @@ def _combined(first: dict, second: dict) -> list:
     return [first["variable"], second["variable"]]
 
 
+@pytest.mark.slow  # a fresh interpreter or kernel: seconds
 def test_builds_run_apart_from_what_tests_patch(monkeypatch):
     artefacts = Artefacts()
     artefacts.register("seen", _seen, {"probe"})

@@ -13,6 +13,7 @@ import pytest
 from ..tools import ROOT, course
 
 
+@pytest.mark.slow  # a fresh interpreter or kernel: seconds
 def test_the_notebook_benchmark_times_a_notebook(tmp_path):
     notebook = tmp_path / "tiny.ipynb"
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(6 * 7)")]),
@@ -29,6 +30,7 @@ def test_the_notebook_benchmark_times_a_notebook(tmp_path):
     assert name == "tiny" and 0 <= float(fastest) <= float(median) < 120
 
 
+@pytest.mark.slow  # a fresh interpreter or kernel: seconds
 def test_the_notebook_benchmark_refuses_an_unknown_tutorial():
     done = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "benchmark_notebooks.py"), "T9_Nothing"],

@@ -126,6 +126,7 @@ def test_the_shipped_files_are_fresh_and_check_names_a_stale_one(monkeypatch, tm
     assert "1 generated file(s)" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # a fresh interpreter or kernel: seconds
 def test_the_writer_is_run_from_the_script():
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "course.py"), "expected", "--help"],
                           capture_output=True, text=True, timeout=300)

@@ -44,6 +44,7 @@ def test_a_missing_configuration_is_reported(tmp_path):
         layout.source_folder(tmp_path)
 
 
+@pytest.mark.slow  # a fresh interpreter or kernel: seconds
 def test_the_build_script_runs_the_package_from_any_folder(tmp_path):
     # scripts/course.py is the README's entry point; it must find coursebuild from anywhere.
     import subprocess

@@ -57,6 +57,7 @@ def test_every_step_answers_help(capsys):
     assert exit_info.value.code == 2
 
 
+@pytest.mark.slow  # a fresh interpreter or kernel: seconds
 def test_the_script_runs_a_step_from_another_folder(tmp_path):
     done = _run(str(SCRIPT), "sync", "--check", cwd=tmp_path)
     assert done.returncode == 0 and done.stderr == "", done.stdout + done.stderr

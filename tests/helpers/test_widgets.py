@@ -90,6 +90,7 @@ def _notebook() -> nbformat.NotebookNode:
     return nbformat.v4.new_notebook(cells=cells)
 
 
+@pytest.mark.slow  # a fresh interpreter or kernel: seconds
 def test_every_widget_runs_and_redraws_in_a_headless_kernel():
     from nbclient import NotebookClient
 

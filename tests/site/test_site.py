@@ -279,6 +279,7 @@ def test_output_on_stderr_fails_the_site_build(tmp_path):
         course.execute_reference(path)
 
 
+@pytest.mark.slow  # a fresh interpreter or kernel: seconds
 def test_a_sphinx_warning_fails_the_build(tmp_path):
     (tmp_path / "_config.yml").write_text((ROOT / "_config.yml").read_text())
     shutil.copytree(ROOT / "_ext", tmp_path / "_ext")
