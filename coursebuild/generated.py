@@ -164,6 +164,23 @@ SPECTRUM_RTOL = 0.05
 tutorial 6's claims tests hold the largest singular values to 1 % of the notebook's own runs)."""
 
 
+def _load_npz(path: Path) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz`` archive, read once."""
+    with np.load(path) as archive:
+        return {name: archive[name] for name in archive.files}
+
+
+def _layout_differs(fresh: dict[str, np.ndarray], shipped: dict[str, np.ndarray]) -> str:
+    """The first difference in two archives' arrays' names, dtypes and shapes ('' when none)."""
+    if sorted(fresh) != sorted(shipped):
+        return f"arrays {sorted(set(fresh) ^ set(shipped))[:4]} in only one of them"
+    for name in sorted(fresh):
+        x, y = fresh[name], shipped[name]
+        if x.dtype != y.dtype or x.shape != y.shape:
+            return f"{name}: {y.dtype}{list(y.shape)} shipped, {x.dtype}{list(x.shape)} now"
+    return ""
+
+
 def compare_feature_record(fresh: Path, shipped: Path) -> str:
     """Two records of tutorial 6's trained networks' features (``relu_features.npz``).
 
@@ -174,18 +191,17 @@ def compare_feature_record(fresh: Path, shipped: Path) -> str:
     spectra, each singular value within :data:`SPECTRUM_RTOL` of the largest.  Tutorial 6's claims
     tests compare the record with the solution notebook's own runs.
     """
-    with np.load(fresh) as a, np.load(shipped) as b:
-        if sorted(a.files) != sorted(b.files):
-            return f"arrays {sorted(set(a.files) ^ set(b.files))[:4]} in only one of them"
-        for name in sorted(a.files):
-            x, y = a[name], b[name]
-            if x.dtype != y.dtype or x.shape != y.shape:
-                return f"{name}: {y.dtype}{list(y.shape)} shipped, {x.dtype}{list(x.shape)} now"
-            if name.startswith("s-"):
-                top = float(np.abs(y.astype(np.float64)).max(initial=0.0))
-                gap = float(np.abs(x.astype(np.float64) - y.astype(np.float64)).max(initial=0.0))
-                if gap > SPECTRUM_RTOL * top:
-                    return f"{name}: singular values differ by {gap:.3g} (largest {top:.3g})"
+    a, b = _load_npz(fresh), _load_npz(shipped)
+    why = _layout_differs(a, b)
+    if why:
+        return why
+    for name in sorted(a):
+        x, y = a[name], b[name]
+        if name.startswith("s-"):
+            top = float(np.abs(y.astype(np.float64)).max(initial=0.0))
+            gap = float(np.abs(x.astype(np.float64) - y.astype(np.float64)).max(initial=0.0))
+            if gap > SPECTRUM_RTOL * top:
+                return f"{name}: singular values differ by {gap:.3g} (largest {top:.3g})"
     return ""
 
 
@@ -206,25 +222,24 @@ def compare_module(fresh: Path, shipped: Path) -> str:
 def compare_npz(fresh: Path, shipped: Path) -> str:
     """Two ``.npz`` archives: the same arrays (names, dtypes, shapes); integers equal, floats within
     the tolerance, or the resolution of their float type when it is coarser (float16)."""
-    with np.load(fresh) as a, np.load(shipped) as b:
-        if sorted(a.files) != sorted(b.files):
-            return f"arrays {sorted(b.files)[:4]} shipped, {sorted(a.files)[:4]} now"
-        for name in sorted(a.files):
-            x, y = a[name], b[name]
-            if x.dtype != y.dtype or x.shape != y.shape:
-                return f"{name}: {y.dtype} {y.shape} shipped, {x.dtype} {x.shape} now"
-            if not np.issubdtype(x.dtype, np.floating):
-                if not np.array_equal(x, y):
-                    return f"{name}: other values"
-                continue
-            rtol, atol = _tolerance()
-            x64, y64 = x.astype(np.float64), y.astype(np.float64)
-            finite = np.isfinite(y64)
-            scale = float(np.abs(y64[finite]).max(initial=0.0))
-            bound = max(max(rtol, float(np.finfo(x.dtype).eps)) * scale, atol)
-            if not np.array_equal(np.isfinite(x64), finite) or np.abs(x64 - y64)[finite].max(
-                    initial=0.0) > bound:
-                return f"{name}: values differ by more than {bound:.3g}"
+    a, b = _load_npz(fresh), _load_npz(shipped)
+    why = _layout_differs(a, b)
+    if why:
+        return why
+    for name in sorted(a):
+        x, y = a[name], b[name]
+        if not np.issubdtype(x.dtype, np.floating):
+            if not np.array_equal(x, y):
+                return f"{name}: other values"
+            continue
+        rtol, atol = _tolerance()
+        x64, y64 = x.astype(np.float64), y.astype(np.float64)
+        finite = np.isfinite(y64)
+        scale = float(np.abs(y64[finite]).max(initial=0.0))
+        bound = max(max(rtol, float(np.finfo(x.dtype).eps)) * scale, atol)
+        if not np.array_equal(np.isfinite(x64), finite) or np.abs(x64 - y64)[finite].max(
+                initial=0.0) > bound:
+            return f"{name}: values differ by more than {bound:.3g}"
     return ""
 
 
