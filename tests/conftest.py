@@ -13,11 +13,18 @@
 They are built in the background (``tests/artefacts.py``) as soon as the tests that need them are
 known; the modules that use none of them run first.  Every test that uses one of them is marked
 ``slow`` automatically.
+
+The tests run in two processes (pytest-xdist, ``-n auto --dist loadfile`` in ``pyproject.toml``:
+each test module in one process, so that a module's fixtures are made once); the two share one
+artefact folder, so every artefact is still built once per session, in one build process per
+worker.  ``-n 0`` runs everything in one process (with two build processes), as before.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -30,7 +37,7 @@ from courselayout import course_layout
 from dlnn_helpers.deep_training import RECORD_ENV_VAR
 from dlnn_reference.deep_training import RUN_TUTORIALS
 
-from .artefacts import ARTEFACTS
+from .artefacts import ARTEFACTS, SHARED_VARIABLE
 from .tools import TUTORIALS, copy_course, course, nbgrader
 
 # This process and every process it starts (build processes, kernels, nbgrader, the grader)
@@ -43,6 +50,37 @@ from .tools import TUTORIALS, copy_course, course, nbgrader
 torch.set_num_threads(1)
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+MAX_WORKERS = 2
+"""Test processes of ``-n auto``: two cores' worth (every worker imports torch and runs kernels;
+more workers than cores only add memory and waiting)."""
+
+
+def pytest_xdist_auto_num_workers(config) -> int:
+    """``-n auto``: at most :data:`MAX_WORKERS` test processes, one per core."""
+    return max(1, min(MAX_WORKERS, len(os.sched_getaffinity(0))))
+
+
+def _xdist_workers(config) -> int:
+    return int(getattr(config, "workerinput", {}).get("workercount", 0))
+
+
+def pytest_configure(config):
+    """The process that starts pytest-xdist's workers makes the folder they share artefacts in;
+    a worker builds its share of them in one build process of its own."""
+    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+        os.environ[SHARED_VARIABLE] = config._dlnn_shared = tempfile.mkdtemp(
+            prefix="dlnn-test-artefacts-")
+    elif _xdist_workers(config) > 1 and os.environ.get(SHARED_VARIABLE):
+        ARTEFACTS.shared = Path(os.environ[SHARED_VARIABLE])
+        ARTEFACTS.workers = max(1, ARTEFACTS.workers // _xdist_workers(config))
+
+
+def pytest_unconfigure(config):
+    shared = getattr(config, "_dlnn_shared", None)
+    if shared:
+        shutil.rmtree(shared, ignore_errors=True)
+
 
 LONGEST_FIRST = ["T3_TrainingDeepNetworks", "T6_ReLUFeatures"]
 BUILD_ORDER = sorted(TUTORIALS, key=lambda t: (t not in LONGEST_FIRST, t))  # longest runs first

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 from . import tools
+from .artefact_probes import counted, failing, waiting_for
 from .artefacts import Artefacts
 
 
@@ -42,3 +44,45 @@ def test_builds_run_apart_from_what_tests_patch(monkeypatch):
     finally:
         artefacts.close()
     assert not artefacts.root().exists()
+
+
+def test_two_test_processes_build_each_shared_artefact_once(tmp_path):
+    """Two registries on one shared folder (as pytest-xdist's two workers): each artefact is
+    built by one of them, both get its value, and a build's error reaches both."""
+    shared, marks = tmp_path / "shared", tmp_path / "marks"
+    shared.mkdir()
+    marks.mkdir()
+    workers = [Artefacts(workers=1, shared=shared), Artefacts(workers=1, shared=shared)]
+    names = [f"a{i}" for i in range(4)]
+    try:
+        for artefacts in workers:
+            for name in names:
+                artefacts.register(name, partial(counted, str(marks), name), {"probe"})
+            artefacts.register("broken", failing, {"probe"})
+        for artefacts in workers:
+            artefacts.prefetch([({"probe"}, None)])
+        for artefacts in workers:
+            assert [artefacts.get(name) for name in names] == [f"{n} built" for n in names]
+            with pytest.raises(Exception, match="the build broke here"):
+                artefacts.get("broken")
+        built = sorted(p.name.split("-")[0] for p in marks.iterdir())
+        assert built == names, "every artefact is built exactly once"
+    finally:
+        for artefacts in workers:
+            artefacts.close()
+    assert shared.is_dir(), "the shared folder is its creator's to remove"
+
+
+def test_an_artefact_a_test_waits_for_is_not_left_behind_a_long_build(tmp_path):
+    artefacts = Artefacts(workers=1)
+    release = tmp_path / "release"
+    artefacts.register("long", partial(waiting_for, str(release)), {"probe"}, priority=0)
+    artefacts.register("short", partial(counted, str(tmp_path), "short"), {"probe"}, priority=1)
+    try:
+        artefacts.prefetch([({"probe"}, None)])
+        assert artefacts.get("short") == "short built"  # while the long build still runs
+        release.touch()
+        assert artefacts.get("long") == "long"
+    finally:
+        release.touch()
+        artefacts.close()

@@ -7,9 +7,12 @@ below asserts something about that one run (and about two re-runs).
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import hashlib
 import json
+import os
 import shutil
 import socket
 import sqlite3
@@ -24,6 +27,7 @@ from nbgrader.api import Gradebook
 
 from autograder.grading.runner import grade_class
 from autograder.grading.sandbox import FIRST_UID, UID_RANGE, privileged
+from autograder.grading.sandbox.staging import _slot_folder
 from courselayout import course_layout
 
 from ..artefacts import ARTEFACTS
@@ -228,9 +232,34 @@ def test_attacks_change_nothing_outside_their_sandbox(graded):
         with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
             students = {row[0] for row in db.execute("SELECT id FROM student")}
         assert not students & {e.student for e in graded["expected"]}
+    assert _orphaned_sandbox_users() == [], "processes of sandbox users survived grading"
+
+
+def _sandbox_users() -> set[int]:
     users = subprocess.run(["ps", "-eo", "uid="], capture_output=True, text=True, check=True)
-    leftovers = [u for u in users.stdout.split() if FIRST_UID <= int(u) < FIRST_UID + UID_RANGE]
-    assert leftovers == [], "processes of sandbox users survived grading"
+    return {int(u) for u in users.stdout.split() if FIRST_UID <= int(u) < FIRST_UID + UID_RANGE}
+
+
+def _orphaned_sandbox_users() -> list[int]:
+    """The sandbox users that have processes although no job holds their slot.
+
+    A job holds its slot (a lock) until it has killed every process of its user, so a process of
+    a user whose slot is free outlived its job.  Another grader of this machine (the other test
+    process, grading at the same time) holds the slots of its own users: their processes are
+    alive by right.  The slot is held here while its user's processes are looked at again, so
+    that no job can take it in between.
+    """
+    orphans = []
+    for uid in sorted(_sandbox_users()):
+        descriptor = os.open(_slot_folder() / str(uid - FIRST_UID), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            with contextlib.suppress(OSError):
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                if uid in _sandbox_users():
+                    orphans.append(uid)
+        finally:
+            os.close(descriptor)
+    return orphans
 
 
 def test_the_sandbox_is_what_the_report_says(graded):
