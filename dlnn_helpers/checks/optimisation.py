@@ -400,6 +400,36 @@ def _shapes(shapes: Sequence[Sequence[int]]) -> tuple[tuple[int, ...], ...]:
     return tuple(tuple(int(n) for n in s) for s in shapes)
 
 
+def _optimiser_settings(
+    seed: int, shapes: Sequence[Sequence[int]], n_steps: int, weight_decay: float, **hyper: Any,
+) -> tuple[dict[str, Any], Problem, list[dict[str, Any]]]:
+    """What an optimiser check runs: its settings, its problem and its two runs.
+
+    Parameters
+    ----------
+    seed, shapes, n_steps, weight_decay
+        The check's arguments (normalised here).
+    **hyper
+        The optimiser's other hyper-parameters, normalised by the caller (``lr``, ``betas``…),
+        in the order the check's expected values are keyed by.
+
+    Returns
+    -------
+    settings : dict
+        ``seed``, ``shapes``, the hyper-parameters, ``weight_decay``, ``n_steps``: the key of the
+        check's expected values.
+    problem : Problem
+        The test problem of ``seed`` and ``shapes``.
+    runs : list of dict
+        The optimiser's keyword arguments of the two runs compared: weight decay 0, then
+        ``weight_decay``.
+    """
+    settings = {"seed": int(seed), "shapes": _shapes(shapes), **hyper,
+                "weight_decay": float(weight_decay), "n_steps": int(n_steps)}
+    runs = [{**hyper, "weight_decay": wd} for wd in (0.0, settings["weight_decay"])]
+    return settings, Problem(settings["seed"], settings["shapes"]), runs
+
+
 def _flat(params: Sequence[torch.Tensor]) -> np.ndarray:
     """float64 copy of the values of our own parameter tensors, flattened and concatenated
     (through import-time methods)."""
@@ -657,10 +687,7 @@ def check_simple_gradient_descent(
     str
         Summary of what was verified.
     """
-    settings = {"seed": int(seed), "shapes": _shapes(shapes), "lr": float(lr),
-                "weight_decay": float(weight_decay), "n_steps": int(n_steps)}
-    problem = Problem(settings["seed"], settings["shapes"])
-    runs = [{"lr": settings["lr"], "weight_decay": wd} for wd in (0.0, settings["weight_decay"])]
+    settings, problem, runs = _optimiser_settings(seed, shapes, n_steps, weight_decay, lr=float(lr))
     with captured_warnings() as caught:
         trajectories, failure = _run_optimiser(cls, runs, problem, n_steps, name, _REFUSED_SGD)
         if trajectories:
@@ -916,12 +943,10 @@ def check_adam_optimizer(
     str
         Summary of what was verified.
     """
-    settings = {"seed": int(seed), "shapes": _shapes(shapes), "lr": float(lr),
-                "betas": (float(betas[0]), float(betas[1])), "eps": float(eps),
-                "weight_decay": float(weight_decay), "n_steps": int(n_steps)}
-    problem = Problem(settings["seed"], settings["shapes"])
-    runs = [{"lr": settings["lr"], "betas": settings["betas"], "eps": settings["eps"],
-             "weight_decay": wd} for wd in (0.0, settings["weight_decay"])]
+    settings, problem, runs = _optimiser_settings(
+        seed, shapes, n_steps, weight_decay,
+        lr=float(lr), betas=(float(betas[0]), float(betas[1])), eps=float(eps),
+    )
     with captured_warnings() as caught:
         uses = verify_dependencies(name, cls, {"ema_update": check_ema_update})
         trajectories, failure = _run_optimiser(cls, runs, problem, n_steps, name, _REFUSED_ADAM)
@@ -1018,12 +1043,9 @@ def check_momentum_sgd(
     str
         Summary of what was verified.
     """
-    settings = {"seed": int(seed), "shapes": _shapes(shapes), "lr": float(lr),
-                "momentum": float(momentum), "weight_decay": float(weight_decay),
-                "n_steps": int(n_steps)}
-    problem = Problem(settings["seed"], settings["shapes"])
-    runs = [{"lr": settings["lr"], "momentum": settings["momentum"], "weight_decay": wd}
-            for wd in (0.0, settings["weight_decay"])]
+    settings, problem, runs = _optimiser_settings(
+        seed, shapes, n_steps, weight_decay, lr=float(lr), momentum=float(momentum),
+    )
     with captured_warnings() as caught:
         trajectories, failure = _run_optimiser(cls, runs, problem, n_steps, name, _REFUSED_MOMENTUM)
         if trajectories:

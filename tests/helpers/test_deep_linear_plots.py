@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-import warnings
-
 import matplotlib
 import numpy as np
 import pytest
 import torch
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 
 import dlnn_helpers as dlnn  # noqa: E402
 
 from ..t1_loop import deep_run  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def _no_warnings_and_close():
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        yield
-    plt.close("all")
+pytestmark = pytest.mark.usefixtures("no_warnings_and_close")  # tests/helpers/conftest.py
 
 
 @pytest.fixture(scope="module")

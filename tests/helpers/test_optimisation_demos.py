@@ -8,7 +8,6 @@ the stand-ins must take the reference's path, and the precomputed values must be
 from __future__ import annotations
 
 import re
-import warnings
 from pathlib import Path
 
 import matplotlib
@@ -19,7 +18,6 @@ import torch
 from dlnn_reference.shipped import RTOL
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 
 from dlnn_helpers import optimisation_data  # noqa: E402
 from dlnn_helpers.optimisation_demos import (  # noqa: E402
@@ -33,17 +31,7 @@ from dlnn_helpers.optimisation_surface import START, LossFunctionWithPlot  # noq
 from dlnn_reference import optimisation as reference  # noqa: E402
 from dlnn_reference.optimisation import ema_history, gradient_descent, gradient_mean_rms  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def _no_warnings_and_close():
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        yield
-    plt.close("all")
-
-
-def _start():
-    return torch.tensor(START, requires_grad=True)
+pytestmark = pytest.mark.usefixtures("no_warnings_and_close")  # tests/helpers/conftest.py
 
 
 def test_jump_series_is_reproducible_and_leaves_the_global_generator_alone():
@@ -65,7 +53,7 @@ def test_jump_series_is_reproducible_and_leaves_the_global_generator_alone():
 @pytest.mark.parametrize("learning_rate", [0.1, torch.tensor([0.02, 0.2]), 0.01])
 def test_the_torch_sgd_stand_in_takes_the_same_path_as_gradient_descent(learning_rate):
     ours, theirs = LossFunctionWithPlot(), LossFunctionWithPlot()
-    x, y = _start(), _start()
+    x, y = (torch.tensor(START, requires_grad=True) for _ in range(2))
     gradient_descent(ours, x, learning_rate, 50)
     descend_with_torch_sgd(theirs, y, learning_rate, 50)
     assert torch.equal(x.detach(), y.detach()) and ours.losses == theirs.losses

@@ -7,7 +7,6 @@ demonstrations.
 from __future__ import annotations
 
 import math
-import warnings
 
 import matplotlib
 import numpy as np
@@ -15,23 +14,12 @@ import pytest
 import torch
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 
 from dlnn_helpers.optimisation_demos import make_jump_series, record_gradients  # noqa: E402
 from dlnn_helpers.optimisation_surface import START, LossFunctionWithPlot, plot_ema  # noqa: E402
 from dlnn_reference.optimisation import ema_history, gradient_descent, gradient_mean_rms  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def _no_warnings_and_close():
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        yield
-    plt.close("all")
-
-
-def _start():
-    return torch.tensor(START, requires_grad=True)
+pytestmark = pytest.mark.usefixtures("no_warnings_and_close")  # tests/helpers/conftest.py
 
 
 # ------------------------------------------------------------------------------ the loss surface
@@ -102,7 +90,7 @@ def test_loss_on_grid_matches_the_loss():
 
 def test_plot_history_draws_surface_path_and_losses():
     loss_fn = LossFunctionWithPlot()
-    gradient_descent(loss_fn, _start(), 0.1, 10)
+    gradient_descent(loss_fn, torch.tensor(START, requires_grad=True), 0.1, 10)
     fig = loss_fn.plot_history(show=False, title="test")
     surface, losses = fig.axes[0], fig.axes[1]
     path_line = next(line for line in surface.get_lines() if line.get_label() == "path")

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import ast
 import time
-import warnings
 
 import matplotlib
 import nbformat
@@ -163,16 +162,7 @@ def test_one_widget_mechanism_and_the_headless_test_knows_every_widget():
 # ------------------------------------------------------------------------- drawn in this process
 
 
-@pytest.fixture
-def _no_warnings_and_close():
-    plt.close("all")  # count only this test's figures
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        yield
-    plt.close("all")
-
-
-@pytest.mark.usefixtures("_no_warnings_and_close")
+@pytest.mark.usefixtures("no_warnings_and_close")
 def test_widgets_draw_one_static_figure_on_the_site(monkeypatch):
     monkeypatch.setenv(STATIC_ENV_VAR, "1")
     monkeypatch.setattr(plt, "show", lambda: None)
@@ -185,7 +175,7 @@ def test_widgets_draw_one_static_figure_on_the_site(monkeypatch):
     assert plt.figure(2).axes[1].get_title() == "RSM at epoch 130"
 
 
-@pytest.mark.usefixtures("_no_warnings_and_close")
+@pytest.mark.usefixtures("no_warnings_and_close")
 def test_widgets_build_controls_interactively(monkeypatch):
     monkeypatch.delenv(STATIC_ENV_VAR, raising=False)
     monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
@@ -203,7 +193,7 @@ def test_widgets_build_controls_interactively(monkeypatch):
     assert plt.get_fignums() == []  # rendered and closed: nothing left for the inline backend
 
 
-@pytest.mark.usefixtures("_no_warnings_and_close")
+@pytest.mark.usefixtures("no_warnings_and_close")
 def test_moving_a_control_redraws_the_image(monkeypatch):
     monkeypatch.delenv(STATIC_ENV_VAR, raising=False)
     monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
@@ -220,7 +210,7 @@ def test_moving_a_control_redraws_the_image(monkeypatch):
     assert plt.get_fignums() == []
 
 
-@pytest.mark.usefixtures("_no_warnings_and_close")
+@pytest.mark.usefixtures("no_warnings_and_close")
 def test_a_message_or_an_error_replaces_the_figure(monkeypatch):
     monkeypatch.delenv(STATIC_ENV_VAR, raising=False)
     monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
@@ -242,7 +232,7 @@ def test_a_message_or_an_error_replaces_the_figure(monkeypatch):
     assert plt.get_fignums() == []
 
 
-@pytest.mark.usefixtures("_no_warnings_and_close")
+@pytest.mark.usefixtures("no_warnings_and_close")
 def test_divergence_is_reported_not_raised(monkeypatch, capsys):
     labels, features = dlnn.generate_hsd(100, random_state=0)
     x, y = torch.tensor(labels).float(), torch.tensor(features).float()
