@@ -22,9 +22,11 @@ artefact in its queue, so the builds spread over the workers' build processes.
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import pickle
+import resource
 import shutil
 import tempfile
 import threading
@@ -42,6 +44,10 @@ ROOT_VARIABLE = "DLNN_TEST_ARTEFACTS"
 SHARED_VARIABLE = "DLNN_TEST_SHARED_ARTEFACTS"
 """The folder the test processes of one session share their artefacts in (set by the process that
 starts pytest-xdist's workers, see ``tests/conftest.py``)."""
+
+TIMES_VARIABLE = "DLNN_TEST_ARTEFACT_TIMES"
+"""A file each build appends its name, wall and CPU seconds to (a JSON line), when set: where a
+test run's time goes (``DLNN_TEST_ARTEFACT_TIMES=times.jsonl python -m pytest``)."""
 
 WAIT_POLL = 0.1
 """Seconds between two looks for an artefact that another test process is building."""
@@ -77,11 +83,28 @@ class Artefact:
         )
 
 
-def _build_in_worker(environment: dict[str, str], build: Callable[..., Any], *values: Any) -> Any:
-    """Run ``build`` in a build process, in the environment of the collection time."""
+def _cpu_seconds() -> float:
+    """CPU seconds of this process and of its children that have ended (kernels, nbgrader)."""
+    return sum(resource.getrusage(who).ru_utime + resource.getrusage(who).ru_stime
+               for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+
+
+def _build_in_worker(environment: dict[str, str], name: str, build: Callable[..., Any],
+                     *values: Any) -> Any:
+    """Run ``build`` in a build process, in the environment of the collection time; with
+    :data:`TIMES_VARIABLE` set, append its wall and CPU seconds to that file (a JSON line)."""
     os.environ.clear()
     os.environ.update(environment)
-    return build(*values)
+    start, cpu = time.time(), _cpu_seconds()
+    try:
+        return build(*values)
+    finally:
+        if os.environ.get(TIMES_VARIABLE):
+            line = {"artefact": name, "pid": os.getpid(), "start": round(start, 2),
+                    "wall_s": round(time.time() - start, 2),
+                    "cpu_s": round(_cpu_seconds() - cpu, 2)}
+            with open(os.environ[TIMES_VARIABLE], "a") as times:
+                times.write(json.dumps(line) + "\n")
 
 
 @dataclass
@@ -127,7 +150,7 @@ class Artefacts:
                 self.get(name)
             values = [self.get(name) for name in artefact.needs]
             value = self._processes.submit(
-                _build_in_worker, self._environment, artefact.build, *values,
+                _build_in_worker, self._environment, artefact.name, artefact.build, *values,
             ).result()
         except BaseException:
             if self.shared is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from functools import partial
 from pathlib import Path
@@ -10,7 +11,7 @@ import pytest
 
 from . import tools
 from .artefact_probes import counted, failing, waiting_for
-from .artefacts import Artefacts
+from .artefacts import TIMES_VARIABLE, Artefacts
 
 
 def _seen() -> dict:
@@ -46,10 +47,12 @@ def test_builds_run_apart_from_what_tests_patch(monkeypatch):
     assert not artefacts.root().exists()
 
 
-def test_two_test_processes_build_each_shared_artefact_once(tmp_path):
+def test_two_test_processes_build_each_shared_artefact_once(tmp_path, monkeypatch):
     """Two registries on one shared folder (as pytest-xdist's two workers): each artefact is
-    built by one of them, both get its value, and a build's error reaches both."""
+    built by one of them, both get its value, and a build's error reaches both; each build
+    writes its times once."""
     shared, marks = tmp_path / "shared", tmp_path / "marks"
+    monkeypatch.setenv(TIMES_VARIABLE, str(tmp_path / "times.jsonl"))
     shared.mkdir()
     marks.mkdir()
     workers = [Artefacts(workers=1, shared=shared), Artefacts(workers=1, shared=shared)]
@@ -67,6 +70,9 @@ def test_two_test_processes_build_each_shared_artefact_once(tmp_path):
                 artefacts.get("broken")
         built = sorted(p.name.split("-")[0] for p in marks.iterdir())
         assert built == names, "every artefact is built exactly once"
+        times = [json.loads(line) for line in (tmp_path / "times.jsonl").read_text().splitlines()]
+        assert sorted(t["artefact"] for t in times) == sorted([*names, "broken"])
+        assert all(t["wall_s"] >= 0 and t["cpu_s"] >= 0 for t in times)
     finally:
         for artefacts in workers:
             artefacts.close()
