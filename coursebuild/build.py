@@ -242,11 +242,13 @@ SHARED_RUNS = {"T3_TrainingDeepNetworks": "3 layers × 128, ReLU, BCE, Adam lr 0
 """Tutorials whose training runs the reference run shares between two kernels, one core each
 (:mod:`dlnn_helpers.run_sharing`), and the label of the *split run*: the second kernel trains it and
 every run after it while the first trains the runs before it.  The second kernel then goes on to the
-other tutorials' reference runs, so the split gives the first kernel the larger share: by the
-training times of the course's recorded runs (``dlnn_helpers/data/precomputed_runs.json``) the runs
-before this one take 69 % of tutorial 3's training time, the rest 31 %, and the other five
-reference runs together take about 40 % of tutorial 3's time (estimated from the times of the
-student notebooks on a quiet 2-core machine, issue 22)."""
+other tutorials' reference runs, so the split gives the first kernel the larger share.  Measured on
+the 2-core development machine (issue 22, one thread a kernel, :data:`REFERENCE_ENV`): the runs
+before this one are 7,520 epochs of the 3 × 128 network (14 ms of CPU an epoch: 105 s), the runs
+from it on about 50 s of CPU, and the other five reference runs about 52 s together (tutorial 1
+9 s, 2 8 s, 4 8 s, 5 10 s, 6 16 s), so both kernels end within a few seconds of each other.  The
+runs are chaotic, so another CPU trains them for other numbers of epochs (the course's recorded
+runs, ``dlnn_helpers/data/precomputed_runs.json``: 8,060 epochs before the split)."""
 
 REFERENCE_ORDER = ("T3_TrainingDeepNetworks", "T1_DeepLinearNetworks", "T6_ReLUFeatures",
                    "T5_MultilayerPerceptrons", "T4_WeightInitialisation", "T2_Optimisation")

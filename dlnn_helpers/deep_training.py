@@ -370,7 +370,7 @@ def run_test(
     test_every: int = 10,
     patience: int | None = 500,
     min_improvement: float = 0.01,
-    min_loss_improvement: float = 1e-3,
+    min_loss_improvement: float = 1e-2,
     label: str = "",
     plot: bool = True,
     verbose: bool = True,
@@ -386,8 +386,9 @@ def run_test(
     * when the validation accuracy has not risen above its best by ``min_improvement`` for
       ``patience`` epochs and either the training set is fitted (100 % training accuracy: the
       network has nothing left to learn from it) or the training loss has not fallen by even a
-      fraction ``min_loss_improvement`` (0.1 %) in those epochs (a network whose loss has stopped
-      moving: dead units or saturated, vanishing gradients);
+      fraction ``min_loss_improvement`` (1 %) in those epochs (a network whose loss has stopped
+      moving, or creeps down without changing a prediction: dead units or saturated, vanishing
+      gradients);
     * after ``max_epochs`` epochs.
 
     While nbgrader autogrades (:func:`autograding`), at most :data:`AUTOGRADE_EPOCHS` epochs run.
