@@ -205,14 +205,33 @@ def check_reference_outputs(nb: nbformat.NotebookNode, name: str) -> None:
                 raise SiteBuildError(f"{name}: cell {index} wrote to stderr:\n{output.text}")
 
 
+REFERENCE_ENV = {
+    "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+    "MALLOC_MMAP_THRESHOLD_": str(2**30), "MALLOC_TRIM_THRESHOLD_": str(2**30),
+}
+"""The environment of every reference run's kernel (under the caller's ``env``).
+
+* One thread each (torch, NumPy's BLAS): the build runs two kernels at once on a 2-core machine,
+  and each kernel's own threads then fight over the cores.  Measured on the 2-core development
+  machine (issue 22, under load): tutorial 1's solution notebook took 57 s of CPU and 82 s with
+  torch's default of one thread per core, 9.4 s of CPU and 18 s with one thread.  The training runs
+  of tutorials 3 and 4 are on one thread anyway (``run_test``).
+* glibc's ``malloc`` keeps the memory a kernel frees (``MALLOC_*_THRESHOLD_``, ignored by other C
+  libraries): by default each full-batch epoch's 4 MB activations are fresh pages from the
+  operating system, zeroed on first touch (up to 5,000 page faults an epoch), and an epoch of
+  tutorial 3's 3 × 128 network costs 18 to 22 ms of CPU instead of 14 ms.  The numbers computed are
+  the same either way."""
+
+
 def execute_reference(path: Path, name: str | None = None,
                       env: dict[str, str] | None = None) -> nbformat.NotebookNode:
-    """Execute a notebook for the site; :class:`SiteBuildError` says which cell failed and how."""
+    """Execute a notebook for the site (kernel environment :data:`REFERENCE_ENV`, then ``env``);
+    :class:`SiteBuildError` says which cell failed and how."""
     from nbclient.exceptions import CellExecutionError
 
     name = name or path.stem
     try:
-        nb = execute_notebook(path, env=env)
+        nb = execute_notebook(path, env={**REFERENCE_ENV, **(env or {})})
     except CellExecutionError as error:
         raise SiteBuildError(f"{name}: the notebook failed while executing:\n{error}") from error
     check_reference_outputs(nb, name)
@@ -223,11 +242,13 @@ SHARED_RUNS = {"T3_TrainingDeepNetworks": "3 layers × 128, ReLU, BCE, Adam lr 0
 """Tutorials whose training runs the reference run shares between two kernels, one core each
 (:mod:`dlnn_helpers.run_sharing`), and the label of the *split run*: the second kernel trains it and
 every run after it while the first trains the runs before it.  The second kernel then goes on to the
-other tutorials' reference runs, so the split gives the first kernel the larger share: by the
-training times of the course's recorded runs (``dlnn_helpers/data/precomputed_runs.json``) the runs
-before this one take 69 % of tutorial 3's training time, the rest 31 %, and the other five
-reference runs together take about 40 % of tutorial 3's time (estimated from the times of the
-student notebooks on a quiet 2-core machine, issue 22)."""
+other tutorials' reference runs, so the split gives the first kernel the larger share.  Measured on
+the 2-core development machine (issue 22, one thread a kernel, :data:`REFERENCE_ENV`): the runs
+before this one are 7,520 epochs of the 3 × 128 network (14 ms of CPU an epoch: 105 s), the runs
+from it on about 50 s of CPU, and the other five reference runs about 52 s together (tutorial 1
+9 s, 2 8 s, 4 8 s, 5 10 s, 6 16 s), so both kernels end within a few seconds of each other.  The
+runs are chaotic, so another CPU trains them for other numbers of epochs (the course's recorded
+runs, ``dlnn_helpers/data/precomputed_runs.json``: 8,060 epochs before the split)."""
 
 REFERENCE_ORDER = ("T3_TrainingDeepNetworks", "T1_DeepLinearNetworks", "T6_ReLUFeatures",
                    "T5_MultilayerPerceptrons", "T4_WeightInitialisation", "T2_Optimisation")

@@ -150,12 +150,12 @@ def test_the_stopping_rules_in_the_text_are_those_of_run_test():
     assert len(re.findall(r'stop_reason = "', source)) == len(STOP_REASONS)
     defaults = {name: p.default for name, p in inspect.signature(dt.run_test).parameters.items()}
     assert defaults["patience"] == 500 and defaults["min_improvement"] == 0.01
-    assert defaults["min_loss_improvement"] == 1e-3 and defaults["max_epochs"] == 2000
+    assert defaults["min_loss_improvement"] == 1e-2 and defaults["max_epochs"] == 2000
     assert defaults["test_every"] == 10
     assert "for 500 epochs the validation accuracy has not risen more than 0.01 above its\n  best" in text
-    assert "the training loss has not fallen by even 0.1 %" in text
+    assert "the training loss has not fallen by even 1 %" in text
     assert "**epoch budget**: 2,000 epochs have run." in text
-    assert "and the training loss has not fallen by even 0.1 %: the network is stuck" in text
+    assert "and the training loss has not fallen by even 1 %: the network is stuck" in text
 
 
 def test_the_optimisers_are_torch_optim_and_make_the_updates_of_tutorial_2_step_for_step():

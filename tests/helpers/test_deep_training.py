@@ -128,6 +128,32 @@ def test_run_test_gives_up_on_a_stuck_network_after_patience(tiny, monkeypatch):
     assert result.stop_reason == "epoch budget" and result.epochs == 30
 
 
+def test_run_test_trains_with_denormal_numbers_flushed_and_keeps_them_afterwards(tiny, monkeypatch):
+    """A dead network's signals decay to denormal numbers, which x86 processors compute with many
+    times slower: run_test trains with them set to 0, and leaves torch's default behind."""
+    monkeypatch.delenv(dt.AUTOGRADE_ENV_VAR, raising=False)
+    tiniest = torch.tensor([1e-39], dtype=torch.float32)  # below float32's smallest normal number
+    flushed = 0.0 if torch.set_flush_denormal(False) else 1e-39  # True where torch can flush them
+    # (x86 processors only: elsewhere they are kept, and computing with them is not slow)
+    assert float(tiniest * 1.0) != 0.0  # torch's default: kept
+    with dt.flush_denormals():
+        assert float(tiniest * 1.0) == pytest.approx(flushed, abs=0.0, rel=1e-6)
+    assert float(tiniest * 1.0) != 0.0
+    seen = []
+
+    class Watch(nn.Module):  # records, during training, what a denormal input becomes
+        def forward(self, x):
+            seen.append(float(tiniest * 1.0))
+            return x
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(36, 1), Watch(), nn.Sigmoid())
+    _quiet(dt.run_test, dt.Supervise(nn.BCELoss(), net), lambda p: torch.optim.SGD(p, lr=0.1), tiny,
+           max_epochs=3, plot=False, verbose=False)
+    assert seen and all(value == pytest.approx(flushed, abs=0.0, rel=1e-6) for value in seen)
+    assert float(tiniest * 1.0) != 0.0
+
+
 def test_run_test_shrinks_under_autograding(tiny, monkeypatch):
     monkeypatch.setenv(dt.AUTOGRADE_ENV_VAR, "1")
     torch.manual_seed(0)

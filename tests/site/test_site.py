@@ -280,6 +280,16 @@ def test_output_on_stderr_fails_the_site_build(tmp_path):
 
 
 @pytest.mark.slow  # a fresh interpreter or kernel: seconds
+def test_a_reference_run_computes_on_one_thread(tmp_path):
+    """The build runs two reference kernels at once on two cores: each on one thread (torch and
+    NumPy's BLAS), with glibc's malloc keeping the memory it frees (``REFERENCE_ENV``)."""
+    path = _notebook(tmp_path, "import os, torch\nprint(torch.get_num_threads(), "
+                               "os.environ['OPENBLAS_NUM_THREADS'], os.environ['MALLOC_TRIM_THRESHOLD_'])")
+    nb = course.execute_reference(path)
+    assert nb.cells[1].outputs[0].text.split() == ["1", "1", str(2**30)]
+
+
+@pytest.mark.slow  # a fresh interpreter or kernel: seconds
 def test_a_sphinx_warning_fails_the_build(tmp_path):
     (tmp_path / "_config.yml").write_text((ROOT / "_config.yml").read_text())
     shutil.copytree(ROOT / "_ext", tmp_path / "_ext")
