@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import multiprocessing.util
 import os
 import shutil
 import socket
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import nbformat
 
-from courselayout import AUTOGRADE_ENV_VAR, STATIC_ENV_VAR
+from courselayout import AUTOGRADE_ENV_VAR, STATIC_ENV_VAR, course_layout
 
 from .execution import execute
 from .judge import shortcuts, static_look
@@ -29,9 +30,9 @@ from .judge.replay import judge, load_records
 from .model import Job, Rejected, Result, Verdict
 from .notebook import prepare
 from .outputs import feedback
+from .sandbox import warm as warm_slots
 from .sandbox.machine import die_with_parent
 from .sandbox.staging import scratch_base
-from .spec import HIDDEN_BEGIN, HIDDEN_END
 
 KERNEL_ENV = {
     AUTOGRADE_ENV_VAR: "autograde",
@@ -42,6 +43,18 @@ KERNEL_ENV = {
     "PYTHONHASHSEED": "0",
     "PYTHONDONTWRITEBYTECODE": "1",
 }
+
+
+HIDDEN_BEGIN, HIDDEN_END = course_layout().markers.hidden_tests
+"""nbgrader's markers of a test cell's hidden part (the course layout's, as :mod:`.spec` reads
+them: this module, which every worker process imports, does not import nbgrader)."""
+
+
+def worker_started() -> None:
+    """Run once in each worker process of the grader's own pool (its ``initializer``): close the
+    process's warm slots when it ends.  A worker forked from the pool's server process ends with
+    ``os._exit`` (no interpreter finalisation, no ``atexit``), after multiprocessing's finalisers."""
+    multiprocessing.util.Finalize(None, warm_slots.close_all, exitpriority=100)
 
 
 def _error_text(cell: nbformat.NotebookNode) -> str:
