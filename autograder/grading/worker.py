@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import multiprocessing.connection
 import multiprocessing.util
 import os
 import shutil
+import signal
 import socket
 import tempfile
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -51,10 +54,27 @@ them: this module, which every worker process imports, does not import nbgrader)
 
 
 def worker_started() -> None:
-    """Run once in each worker process of the grader's own pool (its ``initializer``): close the
-    process's warm slots when it ends.  A worker forked from the pool's server process ends with
-    ``os._exit`` (no interpreter finalisation, no ``atexit``), after multiprocessing's finalisers."""
+    """Run once in each worker process of the grader's own pool (its ``initializer``).
+
+    - Its warm slots are closed when it ends: a worker forked from the pool's server process ends
+      with ``os._exit`` (no interpreter finalisation, no ``atexit``), after multiprocessing's
+      finalisers.
+    - It dies the moment the grader does (even ``kill -9``), whatever it is doing: a thread
+      waits for the grader's end (:func:`multiprocessing.parent_process`'s sentinel).  A forked
+      worker's parent is the pool's server, which ends only once every worker has ended, so
+      ``PR_SET_PDEATHSIG`` (:func:`die_with_parent`) alone would not end it.  Its sandboxes
+      (``--die-with-parent``) end with it.
+    """
     multiprocessing.util.Finalize(None, warm_slots.close_all, exitpriority=100)
+    grader = multiprocessing.parent_process()
+    if grader is not None:
+        threading.Thread(target=_die_with_grader, args=(grader.sentinel,), daemon=True,
+                         name="die-with-grader").start()
+
+
+def _die_with_grader(sentinel: int) -> None:
+    multiprocessing.connection.wait([sentinel])
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _error_text(cell: nbformat.NotebookNode) -> str:
