@@ -509,11 +509,12 @@ def _descendants(root: int) -> dict[int, int]:
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
-        try:
-            parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            uids[int(entry.name)] = entry.stat().st_uid
+        try:  # both or neither: the process may end between the two reads
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            uid = entry.stat().st_uid
         except (OSError, ValueError, IndexError):
             continue
+        parents[int(entry.name)], uids[int(entry.name)] = ppid, uid
     found, todo = {}, [root]
     while todo:
         parent = todo.pop()
