@@ -14,8 +14,11 @@ What it measures, each with the goal of issue 22 where there is one:
   tutorial-1 submissions (correct, partly correct, wrong and untouched notebooks from
   :mod:`autograder.grading.synthetic`) graded from scratch into a copy of an output folder
   prepared and calibrated before (the preparation timed apart: a first run on the machine, then
-  another output folder, where the calibration is reused);  ``--cold`` also grades with a
-  fresh interpreter per notebook (``SandboxSettings(warm=False)``, the grader before warm slots);
+  another output folder, where the calibration is reused; the grading then runs in the same
+  process, whose workers' server process, started by the preparation, has imported the grading
+  code already, as in one grading command, where it imports while nbgrader prepares);
+  ``--cold`` also grades with a fresh interpreter per notebook (``SandboxSettings(warm=False)``,
+  the grader before warm slots);
 - **start-up per submission**: a notebook that only imports torch, numpy, matplotlib and the course
   package, run in the grading sandbox with a fresh kernel and with a kernel forked from a warm
   slot (median of ``--startup-runs``; the warm slot's own start is timed apart);

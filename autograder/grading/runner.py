@@ -51,7 +51,7 @@ from .model import Job, Result, SandboxSettings, TutorialSpec
 from .outputs import feedback, handgrades, report
 from .sandbox.machine import controls, sandbox_description, sandbox_warnings
 from .spec import prepare, save
-from .worker import grade_submission
+from .worker import grade_submission, worker_started
 
 COURSE_ROOT = ROOT
 DEFAULT_OUTPUT = COURSE_ROOT / "autograder" / "output"
@@ -464,9 +464,34 @@ def _calibrate(specs: dict[str, TutorialSpec], options: GradingOptions, executor
         )
 
 
+WORKER_PRELOAD = ["autograder.grading.worker"]
+"""What the grader's worker processes import once, in the server process they are forked from."""
+
+
+def worker_pool(workers: int) -> ProcessPoolExecutor:
+    """The grader's own worker processes, forked from a server process that imported the grading
+    code once (``multiprocessing``'s *forkserver*, started here if it is not running yet, and kept
+    for the next run of this process).
+
+    A worker started fresh (*spawn*) imports torch, numpy, nbformat and the course package again
+    (about 4 s of CPU each) and tears them down at exit (1-2 s more); a worker forked from the
+    server has them at once and ends with ``os._exit`` (its warm slots closed first:
+    :func:`~autograder.grading.worker.worker_started`).  The server forks only: it runs no job.
+    It ends when the grader does (its pipe from the grader closes), and the workers forked from it
+    die with it (:func:`~autograder.grading.sandbox.machine.die_with_parent`), their sandboxes
+    with them.
+    """
+    from multiprocessing import forkserver
+
+    forkserver.set_forkserver_preload(WORKER_PRELOAD)
+    forkserver.ensure_running()  # it imports while the caller goes on
+    context = multiprocessing.get_context("forkserver")
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=worker_started)
+
+
 def _alone(job: Job) -> Result:
     """Grade one job in a worker process of its own (after a worker died)."""
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with worker_pool(1) as pool:
         return pool.submit(grade_submission, job).result()
 
 
@@ -657,10 +682,8 @@ def _grade_locked(submissions: list[Submission], output: Path, selected: list[st
     settings, force, run_demos = options.settings, options.force, options.run_demos
     own = executor is None
     workers = workers or os.cpu_count() or 1
-    if own:
-        executor = ProcessPoolExecutor(
-            max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-        )
+    if own:  # the workers' server imports while this process prepares
+        executor = worker_pool(workers)
     description = f"{workers} worker process(es)" if own else type(executor).__name__
     specs: dict[str, TutorialSpec] = {}
     state_file = output / STATE_NAME

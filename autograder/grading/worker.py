@@ -11,17 +11,21 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import multiprocessing.connection
+import multiprocessing.util
 import os
 import shutil
+import signal
 import socket
 import tempfile
+import threading
 import time
 import traceback
 from pathlib import Path
 
 import nbformat
 
-from courselayout import AUTOGRADE_ENV_VAR, STATIC_ENV_VAR
+from courselayout import AUTOGRADE_ENV_VAR, STATIC_ENV_VAR, course_layout
 
 from .execution import execute
 from .judge import shortcuts, static_look
@@ -29,9 +33,9 @@ from .judge.replay import judge, load_records
 from .model import Job, Rejected, Result, Verdict
 from .notebook import prepare
 from .outputs import feedback
+from .sandbox import warm as warm_slots
 from .sandbox.machine import die_with_parent
 from .sandbox.staging import scratch_base
-from .spec import HIDDEN_BEGIN, HIDDEN_END
 
 KERNEL_ENV = {
     AUTOGRADE_ENV_VAR: "autograde",
@@ -42,6 +46,35 @@ KERNEL_ENV = {
     "PYTHONHASHSEED": "0",
     "PYTHONDONTWRITEBYTECODE": "1",
 }
+
+
+HIDDEN_BEGIN, HIDDEN_END = course_layout().markers.hidden_tests
+"""nbgrader's markers of a test cell's hidden part (the course layout's, as :mod:`.spec` reads
+them: this module, which every worker process imports, does not import nbgrader)."""
+
+
+def worker_started() -> None:
+    """Run once in each worker process of the grader's own pool (its ``initializer``).
+
+    - Its warm slots are closed when it ends: a worker forked from the pool's server process ends
+      with ``os._exit`` (no interpreter finalisation, no ``atexit``), after multiprocessing's
+      finalisers.
+    - It dies the moment the grader does (even ``kill -9``), whatever it is doing: a thread
+      waits for the grader's end (:func:`multiprocessing.parent_process`'s sentinel).  A forked
+      worker's parent is the pool's server, which ends only once every worker has ended, so
+      ``PR_SET_PDEATHSIG`` (:func:`die_with_parent`) alone would not end it.  Its sandboxes
+      (``--die-with-parent``) end with it.
+    """
+    multiprocessing.util.Finalize(None, warm_slots.close_all, exitpriority=100)
+    grader = multiprocessing.parent_process()
+    if grader is not None:
+        threading.Thread(target=_die_with_grader, args=(grader.sentinel,), daemon=True,
+                         name="die-with-grader").start()
+
+
+def _die_with_grader(sentinel: int) -> None:
+    multiprocessing.connection.wait([sentinel])
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _error_text(cell: nbformat.NotebookNode) -> str:

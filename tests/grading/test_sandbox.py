@@ -482,10 +482,9 @@ def _uid_processes(uid: int) -> set[int]:
 
 
 GRADER = """
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
+from autograder.grading.runner import worker_pool
 
-def grade():  # in the worker: the grader process itself imports nothing heavy
+def grade():  # in a worker of the grader's own pool (forked from its server process)
     import nbformat
     from autograder.grading.sandbox import SandboxSettings
     from autograder.grading.model import TutorialSpec
@@ -499,7 +498,7 @@ def grade():  # in the worker: the grader process itself imports nothing heavy
     return grade_submission(job)
 
 if __name__ == '__main__':
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context('spawn')) as pool:
+    with worker_pool(1) as pool:
         pool.submit(grade).result()
 """
 
@@ -510,11 +509,12 @@ def _descendants(root: int) -> dict[int, int]:
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
-        try:
-            parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            uids[int(entry.name)] = entry.stat().st_uid
+        try:  # both or neither: the process may end between the two reads
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            uid = entry.stat().st_uid
         except (OSError, ValueError, IndexError):
             continue
+        parents[int(entry.name)], uids[int(entry.name)] = ppid, uid
     found, todo = {}, [root]
     while todo:
         parent = todo.pop()
@@ -526,7 +526,8 @@ def _descendants(root: int) -> dict[int, int]:
 
 
 def test_a_killed_grader_leaves_no_process_behind(tmp_path):
-    """The real wiring: a process pool worker grading a notebook whose kernel daemonises a child."""
+    """The real wiring: a worker of the grader's pool (forked from the pool's server process)
+    grading a notebook whose kernel daemonises a child."""
     _needs("root")
     _needs("bwrap")
     script = tmp_path / "grader.py"

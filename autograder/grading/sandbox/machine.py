@@ -269,16 +269,26 @@ def sandbox_description(settings: SandboxSettings) -> str:
     return text
 
 
+_IMPORTED_IN = os.getpid()
+"""The process that imported this module: a worker forked from the grader's pool server
+(``forkserver``) inherits the server's pid here."""
+
+
 def die_with_parent() -> None:
     """Make this process die (SIGKILL) when the process that started it dies (Linux).
 
     Called by every grading worker process, so that killing the grader (even ``kill -9``) ends
-    its workers, whose sandboxes (``--die-with-parent``) end with them.
+    its workers, whose sandboxes (``--die-with-parent``) end with them.  A worker forked from the
+    pool's server process dies with that server, which ends when the grader does.
     """
     parent = multiprocessing.parent_process()
     if parent is None or not sys.platform.startswith("linux"):
         return
     PR_SET_PDEATHSIG = 1
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent.pid:  # the parent died before prctl: do not outlive it
-        os.kill(os.getpid(), signal.SIGKILL)
+    ppid = os.getppid()
+    if ppid in (parent.pid, _IMPORTED_IN):
+        return  # started by the grader, or forked from the server process that imported this
+    if _IMPORTED_IN == os.getpid() and parent.is_alive():
+        return  # forked from a server process started without the grader's preload
+    os.kill(os.getpid(), signal.SIGKILL)  # the parent died before prctl: do not outlive it
