@@ -40,8 +40,10 @@ def test_a_local_dask_cluster_grades_like_the_process_pool(tmp_path, monkeypatch
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
         p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p
     ))
+    # The scheduler's web server on a free port (None still asks for 8787, which another cluster
+    # of this machine may hold: a warning).
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+                      dashboard_address="127.0.0.1:0") as cluster, Client(cluster) as client:
         executor = client.get_executor()
         result = grade_class(inputs, output, course=course, tutorials=[T1],
                              executor=executor, settings=SandboxSettings(hide=[str(ROOT)]),
