@@ -181,6 +181,22 @@ def _layout_differs(fresh: dict[str, np.ndarray], shipped: dict[str, np.ndarray]
     return ""
 
 
+def _archives_differ(fresh: Path, shipped: Path,
+                     array_differs: Callable[[str, np.ndarray, np.ndarray], str]) -> str:
+    """The first difference of two ``.npz`` archives ('' when none): in their arrays' names,
+    dtypes and shapes, then by ``array_differs(name, fresh_array, shipped_array)``, array by
+    array in name order."""
+    a, b = _load_npz(fresh), _load_npz(shipped)
+    why = _layout_differs(a, b)
+    if why:
+        return why
+    for name in sorted(a):
+        why = array_differs(name, a[name], b[name])
+        if why:
+            return why
+    return ""
+
+
 def compare_feature_record(fresh: Path, shipped: Path) -> str:
     """Two records of tutorial 6's trained networks' features (``relu_features.npz``).
 
@@ -191,17 +207,18 @@ def compare_feature_record(fresh: Path, shipped: Path) -> str:
     spectra, each singular value within :data:`SPECTRUM_RTOL` of the largest.  Tutorial 6's claims
     tests compare the record with the solution notebook's own runs.
     """
-    a, b = _load_npz(fresh), _load_npz(shipped)
-    why = _layout_differs(a, b)
-    if why:
-        return why
-    for name in sorted(a):
-        x, y = a[name], b[name]
-        if name.startswith("s-"):
-            top = float(np.abs(y.astype(np.float64)).max(initial=0.0))
-            gap = float(np.abs(x.astype(np.float64) - y.astype(np.float64)).max(initial=0.0))
-            if gap > SPECTRUM_RTOL * top:
-                return f"{name}: singular values differ by {gap:.3g} (largest {top:.3g})"
+    return _archives_differ(fresh, shipped, _spectrum_differs)
+
+
+def _spectrum_differs(name: str, x: np.ndarray, y: np.ndarray) -> str:
+    """A spectrum (``s-…``) farther than :data:`SPECTRUM_RTOL` of its largest value; other
+    arrays of the feature record only keep their layout."""
+    if not name.startswith("s-"):
+        return ""
+    top = float(np.abs(y.astype(np.float64)).max(initial=0.0))
+    gap = float(np.abs(x.astype(np.float64) - y.astype(np.float64)).max(initial=0.0))
+    if gap > SPECTRUM_RTOL * top:
+        return f"{name}: singular values differ by {gap:.3g} (largest {top:.3g})"
     return ""
 
 
@@ -222,24 +239,21 @@ def compare_module(fresh: Path, shipped: Path) -> str:
 def compare_npz(fresh: Path, shipped: Path) -> str:
     """Two ``.npz`` archives: the same arrays (names, dtypes, shapes); integers equal, floats within
     the tolerance, or the resolution of their float type when it is coarser (float16)."""
-    a, b = _load_npz(fresh), _load_npz(shipped)
-    why = _layout_differs(a, b)
-    if why:
-        return why
-    for name in sorted(a):
-        x, y = a[name], b[name]
-        if not np.issubdtype(x.dtype, np.floating):
-            if not np.array_equal(x, y):
-                return f"{name}: other values"
-            continue
-        rtol, atol = _tolerance()
-        x64, y64 = x.astype(np.float64), y.astype(np.float64)
-        finite = np.isfinite(y64)
-        scale = float(np.abs(y64[finite]).max(initial=0.0))
-        bound = max(max(rtol, float(np.finfo(x.dtype).eps)) * scale, atol)
-        if not np.array_equal(np.isfinite(x64), finite) or np.abs(x64 - y64)[finite].max(
-                initial=0.0) > bound:
-            return f"{name}: values differ by more than {bound:.3g}"
+    return _archives_differ(fresh, shipped, _values_differ)
+
+
+def _values_differ(name: str, x: np.ndarray, y: np.ndarray) -> str:
+    """Integers not equal, or floats farther apart than the tolerance (see :func:`compare_npz`)."""
+    if not np.issubdtype(x.dtype, np.floating):
+        return "" if np.array_equal(x, y) else f"{name}: other values"
+    rtol, atol = _tolerance()
+    x64, y64 = x.astype(np.float64), y.astype(np.float64)
+    finite = np.isfinite(y64)
+    scale = float(np.abs(y64[finite]).max(initial=0.0))
+    bound = max(max(rtol, float(np.finfo(x.dtype).eps)) * scale, atol)
+    if not np.array_equal(np.isfinite(x64), finite) or np.abs(x64 - y64)[finite].max(
+            initial=0.0) > bound:
+        return f"{name}: values differ by more than {bound:.3g}"
     return ""
 
 
