@@ -85,8 +85,8 @@ class Artefact:
 
 def _cpu_seconds() -> float:
     """CPU seconds of this process and of its children that have ended (kernels, nbgrader)."""
-    return sum(resource.getrusage(who).ru_utime + resource.getrusage(who).ru_stime
-               for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    usages = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    return sum(usage.ru_utime + usage.ru_stime for usage in usages)
 
 
 def _build_in_worker(environment: dict[str, str], name: str, build: Callable[..., Any],
@@ -258,12 +258,13 @@ class Artefacts:
 
 
 def _alive(pid: int) -> bool:
+    """Whether the process ``pid`` exists (another user's counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass
     return True
 
 
