@@ -41,6 +41,7 @@ from courselayout import ROOT, course_layout, repository_path, solution_path, st
 from dlnn_helpers.course import STATIC_ENV_VAR, colab_url, pip_requirement
 
 from . import student_site
+from .warm_kernels import WarmKernels
 
 SITE_PAGES = course_layout().site_pages  # generated site pages (git-ignored), listed in _toc.yml
 
@@ -139,22 +140,33 @@ def generate(root: Path = ROOT, tutorials: list[str] | None = None) -> None:
 # ------------------------------------------------------------------------------------------------
 
 
-def execute_notebook(path: Path, timeout: int = 600, env: dict | None = None):
+def kernel_env(env: dict | None = None) -> dict[str, str]:
+    """The environment of a kernel of the build: widgets draw static figures
+    (``DLNN_STATIC_WIDGETS=1``: with no front end to talk to, widget messages can stall a headless
+    kernel, nbclient issue #312), then ``env``."""
+    return tool_env(**{STATIC_ENV_VAR: "1", **(env or {})})
+
+
+def execute_notebook(path: Path, timeout: int = 600, env: dict | None = None,
+                     kernels: WarmKernels | None = None):
     """Execute a notebook in its own folder and return it (raises on an unhandled error).
 
-    Widgets draw static figures (``DLNN_STATIC_WIDGETS=1``): with no front end to talk to, widget
-    messages can stall a headless kernel (nbclient issue #312).  ``env`` adds more variables.  The
-    kernel gets its own environment, so several notebooks may run at once from threads.
+    The kernel's environment is :func:`kernel_env` (``env`` adds variables); each kernel gets its
+    own, so several notebooks may run at once from threads.  With ``kernels``, the kernel is forked
+    from that warm interpreter when its environment allows it
+    (:meth:`~coursebuild.warm_kernels.WarmKernels.manager_for`), else started fresh.
     """
     from nbclient import NotebookClient
 
     nb = nbformat.read(path, as_version=4)
-    kernel_env = tool_env(**{STATIC_ENV_VAR: "1", **(env or {})})
+    environment = kernel_env(env)
+    manager = kernels.manager_for(environment) if kernels is not None else None
     NotebookClient(
         nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": path.parent}},
         # ipykernel 7 warns on its own stderr that the local TCP channel is not encrypted.
         extra_arguments=["--IPKernelApp.log_level=ERROR"],
-    ).execute(env=kernel_env)
+        **({"kernel_manager_class": manager} if manager is not None else {}),
+    ).execute(env=environment)
     return nb
 
 
@@ -223,15 +235,15 @@ REFERENCE_ENV = {
   the same either way."""
 
 
-def execute_reference(path: Path, name: str | None = None,
-                      env: dict[str, str] | None = None) -> nbformat.NotebookNode:
-    """Execute a notebook for the site (kernel environment :data:`REFERENCE_ENV`, then ``env``);
-    :class:`SiteBuildError` says which cell failed and how."""
+def execute_reference(path: Path, name: str | None = None, env: dict[str, str] | None = None,
+                      kernels: WarmKernels | None = None) -> nbformat.NotebookNode:
+    """Execute a notebook for the site (kernel environment :data:`REFERENCE_ENV`, then ``env``;
+    forked from ``kernels`` when given); :class:`SiteBuildError` says which cell failed and how."""
     from nbclient.exceptions import CellExecutionError
 
     name = name or path.stem
     try:
-        nb = execute_notebook(path, env={**REFERENCE_ENV, **(env or {})})
+        nb = execute_notebook(path, env={**REFERENCE_ENV, **(env or {})}, kernels=kernels)
     except CellExecutionError as error:
         raise SiteBuildError(f"{name}: the notebook failed while executing:\n{error}") from error
     check_reference_outputs(nb, name)
@@ -277,7 +289,7 @@ def _store_reference(tutorial: str, nb: nbformat.NotebookNode) -> nbformat.Noteb
     return nb
 
 
-def _shared_helper(tutorial: str, folder: str) -> None:
+def _shared_helper(tutorial: str, folder: str, kernels: WarmKernels | None = None) -> None:
     """The second kernel of a shared reference run: it trains the runs from the split run on
     (its own outputs are checked, then dropped); when it fails, the first kernel is told."""
     from dlnn_helpers import run_sharing
@@ -288,7 +300,7 @@ def _shared_helper(tutorial: str, folder: str) -> None:
         execute_reference(solution_path(tutorial), f"{tutorial} (second kernel)",
                           env={run_sharing.ENV_VAR: run_sharing.setting(folder, "helper",
                                                                         SHARED_RUNS[tutorial]),
-                               RECORD_ENV_VAR: ""})
+                               RECORD_ENV_VAR: ""}, kernels=kernels)
     except BaseException as error:
         run_sharing.mark_failed(folder, str(error))
         raise
@@ -323,6 +335,9 @@ def reference_notebooks(tutorials: list[str], workers: int = 2,
     shared = [t for t in todo if t in SHARED_RUNS and workers >= 2]
     todo = shared + [t for t in todo if t not in shared]  # both kernels of a shared run start first
     with ExitStack() as stack:
+        # the kernels are forked from one warm interpreter (:mod:`coursebuild.zygote`): the imports
+        # are paid once, not once a notebook
+        kernels = stack.enter_context(WarmKernels(kernel_env(REFERENCE_ENV))) if todo else None
         pool = stack.enter_context(ThreadPoolExecutor(max_workers=max(1, workers)))
         runs, helpers = {}, []
         for tutorial in todo:
@@ -330,8 +345,9 @@ def reference_notebooks(tutorials: list[str], workers: int = 2,
             if tutorial in shared:
                 folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="dlnn-shared-runs-"))
                 env = {run_sharing.ENV_VAR: run_sharing.setting(folder, "main", SHARED_RUNS[tutorial])}
-                helpers.append(pool.submit(_shared_helper, tutorial, folder))
-            runs[tutorial] = pool.submit(execute_reference, solution_path(tutorial), tutorial, env)
+                helpers.append(pool.submit(_shared_helper, tutorial, folder, kernels))
+            runs[tutorial] = pool.submit(execute_reference, solution_path(tutorial), tutorial, env,
+                                         kernels)
         executed = {tutorial: _store_reference(tutorial, run.result()) for tutorial, run in runs.items()}
         for helper in helpers:
             helper.result()
