@@ -34,6 +34,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import NamedTuple
 
 import nbformat
 
@@ -250,17 +251,26 @@ def execute_reference(path: Path, name: str | None = None, env: dict[str, str] |
     return nb
 
 
-SHARED_RUNS = {"T3_TrainingDeepNetworks": "3 layers × 128, ReLU, BCE, Adam lr 0.01, weight decay 1e-3"}
-"""Tutorials whose training runs the reference run shares between two kernels, one core each
-(:mod:`dlnn_helpers.run_sharing`), and the label of the *split run*: the second kernel trains it and
-every run after it while the first trains the runs before it.  The second kernel then goes on to the
-other tutorials' reference runs, so the split gives the first kernel the larger share.  Measured on
-the 2-core development machine (issue 22, one thread a kernel, :data:`REFERENCE_ENV`): the runs
-before this one are 7,520 epochs of the 3 × 128 network (14 ms of CPU an epoch: 105 s), the runs
-from it on about 50 s of CPU, and the other five reference runs about 52 s together (tutorial 1
-9 s, 2 8 s, 4 8 s, 5 10 s, 6 16 s), so both kernels end within a few seconds of each other.  The
-runs are chaotic, so another CPU trains them for other numbers of epochs (the course's recorded
-runs, ``dlnn_helpers/data/precomputed_runs.json``: 8,060 epochs before the split)."""
+class RunSplit(NamedTuple):
+    """How a tutorial's training runs are shared between two kernels
+    (:mod:`dlnn_helpers.run_sharing`): the second kernel trains the *split run*, every run after it
+    and the earlier runs of ``also``; the first kernel trains the others."""
+
+    split: str
+    also: tuple[str, ...] = ()
+
+
+SHARED_RUNS = {"T3_TrainingDeepNetworks": RunSplit(
+    "3 layers × 128, ReLU, BCE, Adam lr 0.01, weight decay 1e-3")}
+"""Tutorials whose training runs the reference run shares between two kernels, one core each,
+and how (:class:`RunSplit`).  The second kernel then goes on to the other tutorials' reference
+runs, so the split gives the first kernel the larger share.  Measured on the 2-core development
+machine (issue 22, one thread a kernel, :data:`REFERENCE_ENV`, kernels forked from a warm
+interpreter): the runs before the split run are 8,060 epochs of the 3 × 128 network (about 11 ms of
+CPU an epoch: 88 s), the runs from it on about 37 s of CPU, and the other five reference runs about
+40 s together, so both kernels end within a few seconds of each other.  The runs are chaotic, so
+another CPU may train them for other numbers of epochs (the course's recorded runs are
+``dlnn_helpers/data/precomputed_runs.json``)."""
 
 REFERENCE_ORDER = ("T3_TrainingDeepNetworks", "T1_DeepLinearNetworks", "T6_ReLUFeatures",
                    "T5_MultilayerPerceptrons", "T4_WeightInitialisation", "T2_Optimisation")
@@ -299,7 +309,7 @@ def _shared_helper(tutorial: str, folder: str, kernels: WarmKernels | None = Non
     try:
         execute_reference(solution_path(tutorial), f"{tutorial} (second kernel)",
                           env={run_sharing.ENV_VAR: run_sharing.setting(folder, "helper",
-                                                                        SHARED_RUNS[tutorial]),
+                                                                        *SHARED_RUNS[tutorial]),
                                RECORD_ENV_VAR: ""}, kernels=kernels)
     except BaseException as error:
         run_sharing.mark_failed(folder, str(error))
@@ -344,7 +354,7 @@ def reference_notebooks(tutorials: list[str], workers: int = 2,
             env = None
             if tutorial in shared:
                 folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="dlnn-shared-runs-"))
-                env = {run_sharing.ENV_VAR: run_sharing.setting(folder, "main", SHARED_RUNS[tutorial])}
+                env = {run_sharing.ENV_VAR: run_sharing.setting(folder, "main", *SHARED_RUNS[tutorial])}
                 helpers.append(pool.submit(_shared_helper, tutorial, folder, kernels))
             runs[tutorial] = pool.submit(execute_reference, solution_path(tutorial), tutorial, env,
                                          kernels)

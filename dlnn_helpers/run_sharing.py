@@ -6,12 +6,13 @@ runs its cells in order, so the site build (``coursebuild.build``) executes the 
 in two kernels at once, which share the runs through a folder:
 
 * the *main* kernel, whose outputs become the page, trains the runs before the *split run* itself;
-  for the split run and every run after it, :func:`~dlnn_helpers.deep_training.run_test` waits for
-  the record the other kernel writes, loads the trained network and prints and draws the run as if
-  it had trained it (the same lines, the other kernel's training time);
+  for the split run and every run after it (and the earlier runs named in ``also``),
+  :func:`~dlnn_helpers.deep_training.run_test` waits for the record the other kernel writes, loads
+  the trained network and prints and draws the run as if it had trained it (the same lines, the
+  other kernel's training time);
 * the *helper* kernel passes over the runs before the split run (each returns at once an empty
   result, :data:`SKIPPED`, and leaves its network as it is) and trains the split run and every run
-  after it, writing each record; its outputs are discarded.
+  after it (and those of ``also``), writing each record; its outputs are discarded.
 
 Nothing changes in a notebook that runs alone (the environment variable :data:`ENV_VAR` is unset: a
 student's notebook, nbgrader, the tests of single notebooks).  Every run is trained on one thread
@@ -35,7 +36,8 @@ from torch import nn
 
 ENV_VAR = "DLNN_SHARED_RUNS"
 """Set by the site build for the two kernels of a shared notebook: JSON with ``folder`` (the shared
-folder), ``role`` (``"main"`` or ``"helper"``) and ``split`` (the label of the split run)."""
+folder), ``role`` (``"main"`` or ``"helper"``), ``split`` (the label of the split run) and ``also``
+(the labels of runs before the split run that the helper trains too)."""
 
 FAILED = "helper-failed.txt"
 """Written into the shared folder by the build when the helper kernel fails (its reason inside):
@@ -55,6 +57,7 @@ class Sharing:
     folder: Path
     role: str
     split: str
+    also: frozenset[str] = frozenset()
     reached: bool = False
     seen: set[str] = field(default_factory=set)
 
@@ -67,9 +70,10 @@ class Sharing:
                              "between two kernels needs a label for each run")
         self.seen.add(label)
         self.reached = self.reached or label == self.split
+        helpers = self.reached or label in self.also
         if self.role == "main":
-            return "load" if self.reached else "train"
-        return "share" if self.reached else "skip"
+            return "load" if helpers else "train"
+        return "share" if helpers else "skip"
 
     def path(self, label: str) -> Path:
         """Where the record of the run ``label`` is written."""
@@ -122,13 +126,15 @@ def current() -> Sharing | None:
         setting = json.loads(value)
         if setting["role"] not in ("main", "helper"):
             raise ValueError(f"{ENV_VAR}: role must be 'main' or 'helper', not {setting['role']!r}")
-        _CURRENT[value] = Sharing(Path(setting["folder"]), setting["role"], setting["split"])
+        _CURRENT[value] = Sharing(Path(setting["folder"]), setting["role"], setting["split"],
+                                  frozenset(setting.get("also", ())))
     return _CURRENT[value]
 
 
-def setting(folder: Path | str, role: str, split: str) -> str:
-    """The value of :data:`ENV_VAR` for one of the two kernels."""
-    return json.dumps({"folder": str(folder), "role": role, "split": split})
+def setting(folder: Path | str, role: str, split: str, also: tuple[str, ...] = ()) -> str:
+    """The value of :data:`ENV_VAR` for one of the two kernels (``also``: labels of runs before
+    the split run that the helper trains too)."""
+    return json.dumps({"folder": str(folder), "role": role, "split": split, "also": list(also)})
 
 
 def run_key(net: nn.Module, optimizer: torch.optim.Optimizer, tensors: list[torch.Tensor],

@@ -61,15 +61,20 @@ def test_without_the_setting_nothing_is_shared(monkeypatch):
     assert run_sharing.current() is None
 
 
-def test_the_main_kernel_shows_the_runs_it_would_have_trained(small, tmp_path, monkeypatch):
+@pytest.mark.parametrize("also", [(), ("first",)])
+def test_the_main_kernel_shows_the_runs_it_would_have_trained(small, tmp_path, monkeypatch, also):
     monkeypatch.delenv(run_sharing.ENV_VAR, raising=False)
     alone, printed_alone, nets_alone = _session(small)
-    monkeypatch.setenv(run_sharing.ENV_VAR, run_sharing.setting(tmp_path, "helper", "split"))
+    monkeypatch.setenv(run_sharing.ENV_VAR, run_sharing.setting(tmp_path, "helper", "split", also))
     helper, printed_helper, nets_helper = _session(small)
-    assert helper["first"].stop_reason == run_sharing.SKIPPED and helper["first"].epochs == 0
+    if also:  # a run before the split run, trained by the helper too
+        assert helper["first"].stop_reason != run_sharing.SKIPPED and helper["first"].epochs > 0
+    else:
+        assert helper["first"].stop_reason == run_sharing.SKIPPED and helper["first"].epochs == 0
     assert printed_helper == ""  # the helper trains quietly
-    assert len(list(tmp_path.glob("*.pt"))) == 2  # the split run and the one after it
-    monkeypatch.setenv(run_sharing.ENV_VAR, run_sharing.setting(tmp_path, "main", "split"))
+    # the split run and the one after it (and the run of ``also``)
+    assert len(list(tmp_path.glob("*.pt"))) == 2 + len(also)
+    monkeypatch.setenv(run_sharing.ENV_VAR, run_sharing.setting(tmp_path, "main", "split", also))
     main, printed_main, nets_main = _session(small)
     assert _printed_without_seconds(printed_main) == _printed_without_seconds(printed_alone)
     for label in LABELS:
@@ -78,9 +83,10 @@ def test_the_main_kernel_shows_the_runs_it_would_have_trained(small, tmp_path, m
         assert main[label].stop_reason == alone[label].stop_reason
         for name, value in nets_alone[label].items():  # the main kernel holds the trained network
             assert torch.equal(nets_main[label][name], value)
-    assert main["split"].seconds == torch.load(
-        next(iter(sorted(tmp_path.glob("*.pt"), key=lambda p: p.stat().st_mtime))),
-        weights_only=True)["fields"]["seconds"]
+    sharing = run_sharing.current()
+    for label in ("split", *also):  # loaded from the helper's record, seconds and all
+        assert main[label].seconds == torch.load(sharing.path(label),
+                                                 weights_only=True)["fields"]["seconds"]
 
 
 def test_a_record_made_from_other_weights_is_refused(small, tmp_path, monkeypatch):
@@ -104,5 +110,9 @@ def test_shared_runs_need_unique_labels(tmp_path, monkeypatch):
     monkeypatch.setenv(run_sharing.ENV_VAR, run_sharing.setting(tmp_path, "main", "b"))
     sharing = run_sharing.current()
     assert [sharing.action(label) for label in ("a", "b", "c")] == ["train", "load", "load"]
+    monkeypatch.setenv(run_sharing.ENV_VAR, run_sharing.setting(tmp_path, "helper", "c", ("b",)))
+    helper = run_sharing.current()
+    assert [helper.action(label) for label in ("a", "b", "c", "d")] == ["skip", "share", "share",
+                                                                       "share"]
     with pytest.raises(ValueError, match="two runs are labelled 'a'"):
         sharing.action("a")
