@@ -1,7 +1,10 @@
 """Calibration and preparation are done once: per content of the course and grader, per sandbox.
 
-Each test grades a one-student class of tutorial 1 in a private copy of the course with its own
-calibration folder, and reads what the grader said it did (its progress lines) and what it kept.
+Each test grades a one-student class in a private copy of the course with its own calibration
+folder, and reads what the grader said it did (its progress lines) and what it kept.  The class's
+tutorial is a tiny one added to the copy (:mod:`.tiny_course`): the mechanism is the same for every
+tutorial, and the eight runs of its notebook (five students, three reference solutions) cost less
+than tutorial 1's.
 """
 
 from __future__ import annotations
@@ -9,32 +12,27 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import nbformat
 import pytest
 
 from autograder.grading import spec as spec_module
 from autograder.grading.runner import calibration_key, grade_class
-from autograder.grading.synthetic import ALL, T1, answers, filled
 from courselayout import course_layout
 
-from ..tools import copy_course
 from .conftest import sandbox_settings
+from .tiny_course import POINTS, TINY, tiny_course, tiny_submission
 
 pytestmark = [pytest.mark.grading, pytest.mark.slow]
 CHECKING = "checking the grader on the reference solutions of"
 
 
-def _course(base: Path) -> Path:
-    course = base / "course"
-    course.mkdir()
-    copy_course(course)
-    return course
+@pytest.fixture(scope="module")
+def course(tmp_path_factory) -> Path:
+    """The course with the tiny tutorial (read only by the tests: each keeps its own output)."""
+    return tiny_course(tmp_path_factory.mktemp("calibration") / "course")
 
 
 def _class(folder: Path) -> Path:
-    target = folder / "ada" / f"{T1}.ipynb"
-    target.parent.mkdir(parents=True)
-    nbformat.write(filled(answers(**dict.fromkeys(ALL, "correct"))), target)
+    tiny_submission(folder / "ada" / f"{TINY}.ipynb")
     return folder
 
 
@@ -45,8 +43,7 @@ def _grade(submissions: Path, output: Path, course: Path, calibration: Path) -> 
     return lines, {(r["student"], r["tutorial"]): r["score"] for r in graded.rows}
 
 
-def test_calibration_only_for_the_tutorials_graded_and_once_per_content(tmp_path, monkeypatch):
-    course = _course(tmp_path)
+def test_calibration_only_for_the_tutorials_graded_and_once_per_content(course, tmp_path, monkeypatch):
     submissions = _class(tmp_path / "class")
     calibration = tmp_path / "calibration"
     generated: list[str] = []
@@ -58,31 +55,31 @@ def test_calibration_only_for_the_tutorials_graded_and_once_per_content(tmp_path
 
     monkeypatch.setattr(spec_module, "_generate", counted)
 
-    # A class with only tutorial-1 files: tutorial 1 alone is prepared and calibrated.
+    # A class with only files of the tiny tutorial: it alone is prepared and calibrated.
     lines, scores = _grade(submissions, tmp_path / "first", course, calibration)
     checked = [line for line in lines if line.startswith(CHECKING)]
-    assert checked == [f"{CHECKING} {T1}"], lines
-    assert generated == [T1], "only the tutorial of the class is prepared"
-    assert sorted(p.name for p in (tmp_path / "first" / "cache").glob("*.json")) == [f"{T1}.json"]
+    assert checked == [f"{CHECKING} {TINY}"], lines
+    assert generated == [TINY], "only the tutorial of the class is prepared"
+    assert sorted(p.name for p in (tmp_path / "first" / "cache").glob("*.json")) == [f"{TINY}.json"]
     kept = list(calibration.glob("*.json"))
-    assert len(kept) == 1 and kept[0].name.startswith(f"{T1}-"), kept
-    assert scores == {("ada", T1): 9.0}
-    others = [t for t in course_layout(course).tutorial_ids() if t != T1]
+    assert len(kept) == 1 and kept[0].name.startswith(f"{TINY}-"), kept
+    assert scores == {("ada", TINY): float(POINTS)}
+    others = [t for t in course_layout(course).tutorial_ids() if t != TINY]
     assert others and not any(t in line for t in others for line in lines if "prepar" in line)
 
     # Another output folder, nothing changed: nbgrader registers the tutorial in its new
     # gradebook, the calibration is reused.
     lines, again = _grade(submissions, tmp_path / "second", course, calibration)
     assert not [line for line in lines if line.startswith(CHECKING)], lines
-    assert any("already checked on this machine" in line and T1 in line for line in lines), lines
-    assert again == scores and generated == [T1, T1]
+    assert any("already checked on this machine" in line and TINY in line for line in lines), lines
+    assert again == scores and generated == [TINY, TINY]
 
     # A copied output folder (gradebook and all): neither nbgrader's preparation nor the
     # calibration runs again.
     shutil.copytree(tmp_path / "second", tmp_path / "copy")
     (tmp_path / "copy" / "state.json").unlink()
     lines, copied = _grade(submissions, tmp_path / "copy", course, calibration)
-    assert generated == [T1, T1], "the copied gradebook holds the tutorial: no generate_assignment"
+    assert generated == [TINY, TINY], "the copied gradebook holds the tutorial: no generate_assignment"
     assert not [line for line in lines if line.startswith(CHECKING)], lines
     assert copied == scores
 
@@ -92,16 +89,15 @@ def test_calibration_only_for_the_tutorials_graded_and_once_per_content(tmp_path
     sources = spec_module.verdict_sources
     monkeypatch.setattr(spec_module, "verdict_sources", lambda: [*sources(), helper])
     lines, _ = _grade(submissions, tmp_path / "third", course, calibration)
-    assert [line for line in lines if line.startswith(CHECKING)] == [f"{CHECKING} {T1}"], lines
+    assert [line for line in lines if line.startswith(CHECKING)] == [f"{CHECKING} {TINY}"], lines
     helper.write_text("VALUE = 2\n")
     lines, _ = _grade(submissions, tmp_path / "fourth", course, calibration)
-    assert [line for line in lines if line.startswith(CHECKING)] == [f"{CHECKING} {T1}"], lines
+    assert [line for line in lines if line.startswith(CHECKING)] == [f"{CHECKING} {TINY}"], lines
     assert len(list(calibration.glob("*.json"))) == 3, "one calibration per content"
 
 
-def test_the_calibration_key_follows_content_and_sandbox_not_hidden_folders(tmp_path):
-    course = _course(tmp_path)
-    spec = spec_module.prepare(course, T1, f"sqlite:///{tmp_path / 'gradebook.db'}",
+def test_the_calibration_key_follows_content_and_sandbox_not_hidden_folders(course, tmp_path):
+    spec = spec_module.prepare(course, TINY, f"sqlite:///{tmp_path / 'gradebook.db'}",
                                tmp_path / "cache")
     settings = sandbox_settings()
     key = calibration_key(spec, settings, False)
