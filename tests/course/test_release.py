@@ -443,7 +443,7 @@ def test_release_works_cold_and_check_tells_the_truth(monkeypatch, tmp_path, cap
     from coursebuild import build
 
     monkeypatch.setattr(build, "REFERENCE", tmp_path / "no-reference-runs")
-    tutorial = "T4_WeightInitialisation"
+    tutorial = "T2_Optimisation"  # the shortest reference run
     dest = tmp_path / "student-repo"
     assert cli.main(["release", str(dest), "--tutorials", tutorial]) == 0, capsys.readouterr()
     said = capsys.readouterr()
