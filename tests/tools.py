@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import io
-import logging
 import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import nbformat
@@ -32,63 +30,40 @@ def copy_course(target: Path) -> Path:
 
 def nbgrader(root: Path, *args: str, env: dict[str, str] | None = None) -> str:
     """Run an nbgrader command in the course at ``root`` (``env``: more variables for it and its
-    kernels) in this process, as nbgrader's own test suite runs its commands
-    (``nbgrader.tests.run_nbgrader``): the stock ``nbgrader`` application, its arguments and the
-    course's ``nbgrader_config.py`` (read from the working folder, as the command reads it), without
-    a fresh interpreter that imports nbgrader again.  Return its log; fail loudly with its log and
-    everything the kernels it started printed.
-
-    It changes the working folder and the environment while it runs: call it from a process that
-    does nothing else at the same time (a build process of ``tests/artefacts.py``).
-    """
-    from jupyter_core.application import NoStart
-    from nbgrader.apps import NbGraderApp
-
-    log = io.StringIO()
-    saved_env, saved_cwd = dict(os.environ), os.getcwd()
-    os.environ.update(course.tool_env(**(env or {})))
-    app = NbGraderApp.instance()
-    with tempfile.TemporaryFile("w+") as printed, _printing_into(printed):
-        try:
-            os.chdir(root)
-            app.initialize(list(args))
-            app.init_logging(logging.StreamHandler, [log], color=False, subapps=True)
-            app.start()
-            status = 0
-        except NoStart:
-            status = 0
-        except SystemExit as stop:
-            status = stop.code
-        finally:
-            app.reset()
-            os.chdir(saved_cwd)
-            os.environ.clear()
-            os.environ.update(saved_env)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        printed.seek(0)
-        output = printed.read()
-    assert status in (0, None), f"nbgrader {' '.join(args)} failed:\n{log.getvalue()}\n{output}"
-    return log.getvalue()
+    kernels) as the build does (:func:`coursebuild.build.nbgrader`: nbgrader's own application, in
+    this process), its output and its kernels' captured as a command's would be; fail loudly with
+    that output, return it."""
+    with captured_output() as printed:
+        status = course.nbgrader(root, *args, **(env or {}))
+        assert status == 0, f"nbgrader {' '.join(args)} failed"
+        return printed()
 
 
 @contextlib.contextmanager
-def _printing_into(file) -> Iterator[None]:
-    """This process's standard output and error, and those of the processes it starts (kernels),
-    into ``file`` (as a command's output is captured)."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = [os.dup(1), os.dup(2)]
-    try:
-        os.dup2(file.fileno(), 1)
-        os.dup2(file.fileno(), 2)
-        yield
-    finally:
+def captured_output() -> Iterator[Callable[[], str]]:
+    """What this process and the processes it starts (kernels) print inside the block, captured
+    as a command's output is (file descriptors 1 and 2): yields a function that reads it (inside
+    the block).  An error raised inside the block is raised again with that output."""
+    with tempfile.TemporaryFile("w+") as file:
+        def printed() -> str:
+            file.seek(0)
+            return file.read()
+
         sys.stdout.flush()
         sys.stderr.flush()
-        for descriptor, copy in zip((1, 2), saved, strict=True):
-            os.dup2(copy, descriptor)
-            os.close(copy)
+        saved = [os.dup(1), os.dup(2)]
+        try:
+            os.dup2(file.fileno(), 1)
+            os.dup2(file.fileno(), 2)
+            yield printed
+        except Exception as error:
+            raise AssertionError(f"{error}\nit printed:\n{printed()}") from error
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            for descriptor, copy in zip((1, 2), saved, strict=True):
+                os.dup2(copy, descriptor)
+                os.close(copy)
 
 
 def outputs_text(nb: nbformat.NotebookNode) -> list[str]:
