@@ -147,7 +147,7 @@ def nbgrader(root: Path, *args: str, **env: str) -> int:
     except NoStart:
         status = 0
     except SystemExit as stop:
-        status = 0 if stop.code is None else int(stop.code)
+        status = stop.code if isinstance(stop.code, int) else 0 if stop.code is None else 1
     finally:
         app.reset()
         os.chdir(saved_cwd)

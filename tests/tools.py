@@ -46,6 +46,8 @@ def captured_output() -> Iterator[Callable[[], str]]:
     the block).  An error raised inside the block is raised again with that output."""
     with tempfile.TemporaryFile("w+") as file:
         def printed() -> str:
+            sys.stdout.flush()
+            sys.stderr.flush()
             file.seek(0)
             return file.read()
 
