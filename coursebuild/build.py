@@ -123,17 +123,49 @@ def tool_env(**extra: str) -> dict[str, str]:
     return dict(os.environ, PATH=scripts + os.pathsep + os.environ.get("PATH", ""), **extra)
 
 
+def nbgrader(root: Path, *args: str, **env: str) -> int:
+    """Run the command ``nbgrader ARGS`` in the course at ``root``, in this process; return its exit
+    status.
+
+    nbgrader's own application, started as nbgrader's test suite starts it
+    (``nbgrader.tests.run_nbgrader``): the same arguments and the course's ``nbgrader_config.py``,
+    read from the working folder as the command reads it, without a fresh interpreter that imports
+    nbgrader again for every command.  The working folder, ``sys.path`` and the environment (with
+    :func:`tool_env`'s ``PATH``, which nbgrader's ``alembic`` and the kernels are found on; ``env``:
+    more variables for nbgrader and its kernels) are this command's while it runs and restored
+    after it, so the caller must not run anything else at the same time.
+    """
+    from jupyter_core.application import NoStart
+    from nbgrader.apps import NbGraderApp
+
+    saved_env, saved_path, saved_cwd = dict(os.environ), list(sys.path), os.getcwd()
+    os.environ.update(tool_env(**env))
+    app = NbGraderApp.instance()
+    try:
+        os.chdir(root)
+        app.initialize(list(args))
+        app.start()
+        status = 0
+    except NoStart:
+        status = 0
+    except SystemExit as stop:
+        status = stop.code if isinstance(stop.code, int) else 0 if stop.code is None else 1
+    finally:
+        app.reset()
+        os.chdir(saved_cwd)
+        sys.path[:] = saved_path
+        os.environ.clear()
+        os.environ.update(saved_env)
+    return status
+
+
 def generate(root: Path = ROOT, tutorials: list[str] | None = None) -> None:
-    """Run ``nbgrader generate_assignment`` for every tutorial of the course at ``root``."""
+    """Run ``nbgrader generate_assignment`` for every tutorial of the course at ``root`` (nbgrader
+    in this process: :func:`nbgrader`); raise when one fails (nbgrader said why)."""
     course_layout(root).work.mkdir(exist_ok=True)
     for tutorial in tutorials or tutorial_ids():
-        subprocess.run(
-            [sys.executable, "-m", "nbgrader", "generate_assignment", tutorial, "--force",
-             "--log-level=ERROR"],
-            cwd=root,
-            env=tool_env(),
-            check=True,
-        )
+        if nbgrader(root, "generate_assignment", tutorial, "--force", "--log-level=ERROR") != 0:
+            raise RuntimeError(f"nbgrader generate_assignment {tutorial} failed in {root}")
 
 
 # ------------------------------------------------------------------------------------------------

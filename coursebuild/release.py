@@ -701,6 +701,7 @@ def cmd_release(dest: Path, check: bool = False, workers: int = 2,
                     if figures else "")
             print(f"release: {dest} is up to date ({time.perf_counter() - start:.1f} s){note}")
             return 0
+        _writable(Path(dest))  # a folder it refuses is refused before anything is said or run
         _say_cold(tutorials)
         files = write(Path(dest), workers=workers, tutorials=tutorials)
     except ReleaseError as error:

@@ -24,7 +24,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from coursebuild.build import execute_notebook  # noqa: E402
 from courselayout import solution_path, student_path, tutorial_ids  # noqa: E402
 
 
@@ -42,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"no such tutorial: {', '.join(unknown)} (the tutorials: "
                      f"{', '.join(tutorial_ids())})")
+
+    from coursebuild.build import execute_notebook  # after the arguments: a refusal is quick
 
     env = {"NBGRADER_EXECUTION": "autograde"} if args.autograde else {}
     runs: list[tuple[str, Path]] = [(path.stem, path) for path in args.notebook]

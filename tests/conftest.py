@@ -38,7 +38,7 @@ from dlnn_helpers.deep_training import RECORD_ENV_VAR
 from dlnn_reference.deep_training import RUN_TUTORIALS
 
 from .artefacts import ARTEFACTS, SHARED_VARIABLE
-from .tools import TUTORIALS, copy_course, course, nbgrader
+from .tools import TUTORIALS, captured_output, copy_course, course, nbgrader
 
 # This process and every process it starts (build processes, kernels, nbgrader, the grader)
 # compute on one thread each unless the caller's environment says otherwise: while the tests run, two
@@ -114,7 +114,8 @@ def _course(tutorial: str) -> Path:
     One copy (and gradebook) per tutorial, so that the tutorials are built in parallel.
     """
     root = copy_course(ARTEFACTS.folder(f"course-{tutorial}"))
-    course.generate(root, [tutorial])
+    with captured_output():  # the build's generate step, quiet as a command's output
+        course.generate(root, [tutorial])
     sources = {
         "reference": course.solution_path(tutorial),
         "untouched": root / "tutorials" / tutorial / f"{tutorial}.ipynb",

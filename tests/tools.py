@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
-import subprocess
 import sys
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import nbformat
@@ -25,15 +28,44 @@ def copy_course(target: Path) -> Path:
     return target
 
 
-def nbgrader(root: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def nbgrader(root: Path, *args: str, env: dict[str, str] | None = None) -> str:
     """Run an nbgrader command in the course at ``root`` (``env``: more variables for it and its
-    kernels); fail loudly with its output."""
-    result = subprocess.run(
-        [sys.executable, "-m", "nbgrader", *args],
-        cwd=root, capture_output=True, text=True, timeout=1800, env=course.tool_env(**(env or {})),
-    )
-    assert result.returncode == 0, f"nbgrader {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
-    return result
+    kernels) as the build does (:func:`coursebuild.build.nbgrader`: nbgrader's own application, in
+    this process), its output and its kernels' captured as a command's would be; fail loudly with
+    that output, return it."""
+    with captured_output() as printed:
+        status = course.nbgrader(root, *args, **(env or {}))
+        assert status == 0, f"nbgrader {' '.join(args)} failed"
+        return printed()
+
+
+@contextlib.contextmanager
+def captured_output() -> Iterator[Callable[[], str]]:
+    """What this process and the processes it starts (kernels) print inside the block, captured
+    as a command's output is (file descriptors 1 and 2): yields a function that reads it (inside
+    the block).  An error raised inside the block is raised again with that output."""
+    with tempfile.TemporaryFile("w+") as file:
+        def printed() -> str:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            file.seek(0)
+            return file.read()
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        saved = [os.dup(1), os.dup(2)]
+        try:
+            os.dup2(file.fileno(), 1)
+            os.dup2(file.fileno(), 2)
+            yield printed
+        except Exception as error:
+            raise AssertionError(f"{error}\nit printed:\n{printed()}") from error
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            for descriptor, copy in zip((1, 2), saved, strict=True):
+                os.dup2(copy, descriptor)
+                os.close(copy)
 
 
 def outputs_text(nb: nbformat.NotebookNode) -> list[str]:

@@ -44,20 +44,6 @@ def test_a_missing_configuration_is_reported(tmp_path):
         layout.source_folder(tmp_path)
 
 
-@pytest.mark.slow  # a fresh interpreter or kernel: seconds
-def test_the_build_script_runs_the_package_from_any_folder(tmp_path):
-    # scripts/course.py is the README's entry point; it must find coursebuild from anywhere.
-    import subprocess
-    import sys
-
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "course.py"), "sync", "--check"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stderr == ""
-
-
 def test_markers_are_nbgraders_and_follow_the_configuration(tmp_path):
     from nbgrader.preprocessors import ClearHiddenTests, ClearSolutions
 
