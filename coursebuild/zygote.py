@@ -175,9 +175,13 @@ class Zygote:
         self.selector.unregister(self.pidfds[pid])
         os.close(self.pidfds.pop(pid))
         connection = self.kernels.pop(pid)
-        self.selector.unregister(connection)
-        self._send(connection, {"exit": os.waitstatus_to_exitcode(status)})
+        if connection.fileno() >= 0 and connection in self._registered():
+            self.selector.unregister(connection)
+            self._send(connection, {"exit": os.waitstatus_to_exitcode(status)})
         connection.close()
+
+    def _registered(self) -> list:
+        return [key.fileobj for key in self.selector.get_map().values()]
 
     def _from_launcher(self, pid: int) -> None:
         connection = self.kernels[pid]

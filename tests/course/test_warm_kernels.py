@@ -148,6 +148,9 @@ def test_a_launcher_killed_takes_its_kernel_with_it(kernels, tmp_path):
     while _alive(kernel[0]) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _alive(kernel[0])
+    # and the warm interpreter still forks kernels for the next notebooks
+    facts, _ = _facts(execute_notebook(_probe(tmp_path), env=REFERENCE_ENV, kernels=kernels))
+    assert facts["pid"] != kernel[0] and kernels.process.poll() is None
 
 
 def _children(pid: int) -> list[int]:
