@@ -17,8 +17,8 @@ Python's global generators are reseeded as in a fresh process.
 
 Lifetimes: the launcher stands for the kernel (``jupyter_client`` signals and waits for it); it
 forwards signals to the kernel and exits with the kernel's status.  When a launcher goes away first
-(killed), its kernel is killed; when this process goes away, every kernel it forked is killed
-(``PR_SET_PDEATHSIG``).
+(killed), its kernel is killed; when this process goes away, every kernel it forked is killed, and
+this process goes when the process that started it does, even killed (``PR_SET_PDEATHSIG``).
 
 Protocol (one connection per kernel): the launcher sends one JSON line ``{"argv": [...], "env":
 {...}, "cwd": "..."}`` with its descriptors 0, 1 and 2 attached (``SCM_RIGHTS``); this process answers
@@ -224,6 +224,10 @@ class Zygote:
 def main(argv: list[str]) -> None:
     """``python -m coursebuild.zygote SOCKET``: import, listen, print ``ready``, serve."""
     path = argv[0]
+    parent = os.getppid()
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)  # the build gone (even killed): so is this
+    if os.getppid() != parent:
+        sys.exit(1)
     del sys.path[0]  # this process's folder, which ``ipykernel_launcher`` removes too
     preload()
     zygote = Zygote(path)

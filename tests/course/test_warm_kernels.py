@@ -164,3 +164,25 @@ def test_a_warm_interpreter_that_cannot_start_says_why(tmp_path):
     (tmp_path / "torch.py").write_text("raise RuntimeError('this torch is broken')\n")
     with pytest.raises(WarmKernelsError, match="this torch is broken"):
         WarmKernels(kernel_env({**REFERENCE_ENV, "PYTHONPATH": str(tmp_path)}))
+
+
+def test_the_warm_interpreter_goes_when_the_build_is_killed(tmp_path):
+    import subprocess
+    import sys
+
+    build = subprocess.Popen(
+        [sys.executable, "-c",
+         "import time\nfrom coursebuild.build import REFERENCE_ENV, kernel_env\n"
+         "from coursebuild.warm_kernels import WarmKernels\n"
+         "warm = WarmKernels(kernel_env(REFERENCE_ENV))\n"
+         "print(warm.process.pid, flush=True)\ntime.sleep(120)"],
+        stdout=subprocess.PIPE, text=True)
+    zygote = int(build.stdout.readline())
+    assert _alive(zygote)
+    build.kill()
+    build.wait()
+    build.stdout.close()
+    deadline = time.monotonic() + 10
+    while _alive(zygote) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(zygote), "a killed build left its warm interpreter running"
