@@ -19,6 +19,7 @@ import io
 import os
 import sys
 import threading
+import traceback
 from pathlib import Path
 
 import nbgrader.api
@@ -86,7 +87,8 @@ def run_nbgrader(root: Path, *args: str) -> tuple[int, str]:
     Returns
     -------
     tuple[int, str]
-        The command's exit status and everything it printed or logged.
+        The command's exit status and everything it printed or logged (an exception nbgrader
+        did not handle: status 1 and its traceback, as the command would end).
     """
     from jupyter_core.application import NoStart
     from nbgrader.apps import NbGraderApp
@@ -106,6 +108,9 @@ def run_nbgrader(root: Path, *args: str) -> tuple[int, str]:
             status = 0
         except SystemExit as stop:
             status = stop.code if isinstance(stop.code, int) else int(stop.code is not None)
+        except Exception:  # noqa: BLE001 - as the command would: its traceback, status 1
+            captured.write(traceback.format_exc())
+            status = 1
         finally:
             if app is not None:
                 app.reset()

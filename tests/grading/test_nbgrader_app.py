@@ -81,3 +81,20 @@ def test_nbgrader_runs_in_this_process_with_its_output_captured(tmp_path, capfd)
     assert "No notebooks were matched" in output and "T9_Missing" in output
     assert capfd.readouterr() == ("", "")
     assert (os.getcwd(), list(sys.path), dict(os.environ)) == before
+
+
+def test_an_exception_nbgrader_does_not_handle_comes_back_as_a_failed_command(tmp_path, monkeypatch,
+                                                                              capfd):
+    from nbgrader.apps import NbGraderApp
+
+    def broken(self):
+        raise OSError("the disk is full")
+
+    monkeypatch.setattr(NbGraderApp, "start", broken)
+    before = (os.getcwd(), list(sys.path))
+    status, output = nbgrader_app.run_nbgrader(tmp_path, "generate_assignment", TUTORIAL)
+    assert status == 1
+    assert "OSError: the disk is full" in output
+    assert capfd.readouterr() == ("", "")
+    assert (os.getcwd(), list(sys.path)) == before
+    assert NbGraderApp.initialized() is False  # the next command gets a fresh application
