@@ -641,9 +641,6 @@ def grade_class(source: Path, output: Path = DEFAULT_OUTPUT, options: GradingOpt
         if progress is not None:
             progress(report.terminal_safe(line))
 
-    scripts = str(Path(sys.executable).parent)  # nbgrader's Gradebook runs `alembic` from PATH
-    if scripts not in os.environ.get("PATH", "").split(os.pathsep):
-        os.environ["PATH"] = scripts + os.pathsep + os.environ.get("PATH", "")
     source, output, course = Path(source).resolve(), Path(output).resolve(), Path(course).resolve()
     source_folder = course_layout(course).source
     available = course_layout(course).tutorial_ids()

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from dataclasses import asdict
@@ -28,6 +26,7 @@ from nbgrader.api import Gradebook
 from courselayout import course_layout
 
 from .model import TestCell, TutorialSpec
+from .nbgrader_app import run_nbgrader
 from .protocol.cells import TestCall, defined_names, parse_test_cell
 from .protocol.records import find_check
 
@@ -94,24 +93,22 @@ def _fingerprint(course: Path, tutorial: str) -> str:
 
 
 def _generate(course: Path, tutorial: str, db_url: str, release: Path) -> None:
-    """nbgrader generate_assignment for one tutorial, in a private copy of the course."""
+    """nbgrader generate_assignment for one tutorial, in a private copy of the course.
+
+    nbgrader runs in this process (:func:`~.nbgrader_app.run_nbgrader`: a fresh application, the
+    copy's ``nbgrader_config.py``, its output captured), so a grading into a fresh output folder
+    starts no interpreter to prepare a tutorial.
+    """
     with tempfile.TemporaryDirectory(prefix="dlnn-generate-") as tmp:
         copy = Path(tmp)
         shutil.copy(course / "nbgrader_config.py", copy / "nbgrader_config.py")
         source = course_layout(course).source
         shutil.copytree(source / tutorial, copy / source.relative_to(course) / tutorial)
         course_layout(copy).work.mkdir()
-        scripts = str(Path(sys.executable).parent)
-        env = dict(os.environ, PATH=scripts + os.pathsep + os.environ.get("PATH", ""))
-        result = subprocess.run(
-            [sys.executable, "-m", "nbgrader", "generate_assignment", tutorial, "--force",
-             "--log-level=ERROR", f"--CourseDirectory.db_url={db_url}"],
-            cwd=copy, env=env, capture_output=True, text=True, timeout=1800,
-        )
-        if result.returncode != 0:
-            raise RuntimeError(
-                f"nbgrader generate_assignment {tutorial} failed:\n{result.stdout}{result.stderr}"
-            )
+        status, output = run_nbgrader(copy, "generate_assignment", tutorial, "--force",
+                                      "--log-level=ERROR", f"--CourseDirectory.db_url={db_url}")
+        if status != 0:
+            raise RuntimeError(f"nbgrader generate_assignment {tutorial} failed:\n{output}")
         release.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(copy / "tutorials" / tutorial / f"{tutorial}.ipynb", release)
 

@@ -9,14 +9,12 @@ kernel.  That executes every solution notebook, so it is done once per session
 
 from __future__ import annotations
 
-import functools
 import os
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import nbgrader.api
 import pytest
 
 from autograder.grading.runner import CALIBRATION_ENV, grade_class
@@ -30,15 +28,6 @@ from ..tools import ROOT, copy_course
 # The tests keep their calibrations apart from the machine's (~/.cache): each session starts
 # with none, so a test that expects a calibration gets one.
 os.environ[CALIBRATION_ENV] = tempfile.mkdtemp(prefix="dlnn-test-calibration-")
-
-# nbgrader's Gradebook stamps every new gradebook with the head of its own migrations, which it
-# asks of `alembic heads` in a new Python process (about 3 CPU seconds, on every grading into a
-# fresh output folder).  That head is a fact of the installed nbgrader, not of the gradebook: the
-# tests ask alembic once per process (for real, so a grader that cannot run alembic still fails)
-# and stamp every later gradebook with the same answer.  Processes the tests start (the command
-# line in a subprocess, nbgrader's own commands) still ask alembic themselves.
-if not hasattr(nbgrader.api.get_alembic_version, "cache_info"):
-    nbgrader.api.get_alembic_version = functools.cache(nbgrader.api.get_alembic_version)
 
 
 def sandbox_settings() -> SandboxSettings:
