@@ -292,23 +292,31 @@ class RunSplit(NamedTuple):
     also: tuple[str, ...] = ()
 
 
-SHARED_RUNS = {"T3_TrainingDeepNetworks": RunSplit(
-    "3 layers × 128, ReLU, BCE, Adam lr 0.01, weight decay 1e-3")}
+SHARED_RUNS = {"T3_TrainingDeepNetworks": RunSplit("3 layers × 128, ReLU, BCE, Adam lr 0.01")}
 """Tutorials whose training runs the reference run shares between two kernels, one core each,
-and how (:class:`RunSplit`).  The second kernel then goes on to the other tutorials' reference
-runs, so the split gives the first kernel the larger share.  Measured on the 2-core development
-machine (issue 22, one thread a kernel, :data:`REFERENCE_ENV`, kernels forked from a warm
-interpreter): the runs before the split run are 8,060 epochs of the 3 × 128 network (about 11 ms of
-CPU an epoch: 88 s), the runs from it on about 37 s of CPU, and the other five reference runs about
-40 s together, so both kernels end within a few seconds of each other.  The runs are chaotic, so
-another CPU may train them for other numbers of epochs (the course's recorded runs are
-``dlnn_helpers/data/precomputed_runs.json``)."""
+and how (:class:`RunSplit`).  Each kernel goes on to the other tutorials' reference runs as soon as
+it is done (:data:`REFERENCE_ORDER`), so the split only has to leave both kernels enough of them to
+end together.  Measured on the 2-core development machine (issue 22, one thread a kernel,
+:data:`REFERENCE_ENV`, kernels forked from a warm interpreter), quiet, the whole cold build:
 
-REFERENCE_ORDER = ("T3_TrainingDeepNetworks", "T1_DeepLinearNetworks", "T6_ReLUFeatures",
-                   "T5_MultilayerPerceptrons", "T4_WeightInitialisation", "T2_Optimisation")
-"""The reference runs longest first (tutorial 3 by far; tutorial 1's solution notebook took thirteen
-times as long as tutorial 2's in one build, the others less), so that the short ones fill the second
-core at the end; a tutorial not listed comes last."""
+* split at the run with weight decay (the first kernel trains 8,060 epochs of the 3 × 128
+  network): the first kernel ends tutorial 3 at 97 s while the second has done everything else
+  at 83 s (97 s in all); the second kernel also training the sigmoid run (the first run: the first
+  kernel then waits for it) 98 s; also the tanh run 89, 91 and 98 s;
+* split here, at the Adam run without weight decay (7,080 epochs before it): the first kernel
+  ends tutorial 3 at 76 to 82 s, the second at 61 to 66 s, and the other tutorials fill both:
+  89 and 95 s in all (90 s with :data:`REFERENCE_ORDER`'s former order).
+
+Two 3 × 128 networks trained at the same time slow each other (memory traffic: its 8,000 × 128
+activations do not fit a core's cache), so moving such a run to the second kernel gains less than
+its own time.  The runs are chaotic, so another CPU may train them for other numbers of epochs
+(the course's recorded runs are ``dlnn_helpers/data/precomputed_runs.json``)."""
+
+REFERENCE_ORDER = ("T3_TrainingDeepNetworks", "T6_ReLUFeatures", "T4_WeightInitialisation",
+                   "T5_MultilayerPerceptrons", "T1_DeepLinearNetworks", "T2_Optimisation")
+"""The reference runs longest first (forked kernels, one thread each: tutorial 3 by far, then 6
+about 12 s, 4 10 s, 5 7 s, 1 6 s, 2 5 s), so that the short ones fill both cores at the end; a
+tutorial not listed comes last."""
 
 
 def _cached_reference(tutorial: str) -> nbformat.NotebookNode | None:
