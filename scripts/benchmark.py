@@ -141,12 +141,19 @@ def grading(students: int, workers: list[int], cold: bool, keep: Path | None) ->
         _class(inputs, students)
         prepared = base / "prepared"
         calibration = base / "calibration"  # none yet: the first preparation calibrates
+        one = base / "one-student"  # a class of one: the first student, in its own folder
+        shutil.copytree(inputs / "student000", one / "student000")
+        said: list[str] = []
         start = time.perf_counter()
-        grade_class(inputs / "student000", prepared, course=course, tutorials=[T1], workers=1,
-                    progress=None, calibration_cache=calibration)
+        first = grade_class(one, prepared, course=course, tutorials=[T1], workers=1,
+                            progress=said.append, calibration_cache=calibration)
         preparation = time.perf_counter() - start
+        if [row["status"] for row in first.rows] != ["graded"] or not any(
+                line.startswith("checking the grader") for line in said):
+            raise SystemExit("the first preparation did not calibrate and grade the one "
+                             "submission:\n" + "\n".join(said))
         start = time.perf_counter()  # another output folder: nbgrader again, no calibration
-        grade_class(inputs / "student000", base / "prepared-again", course=course,
+        grade_class(one, base / "prepared-again", course=course,
                     tutorials=[T1], workers=1, progress=None, calibration_cache=calibration)
         preparation_again = time.perf_counter() - start
         for warm in [True, False] if cold else [True]:
