@@ -366,6 +366,22 @@ def reference_notebook(tutorial: str, fresh: bool = False) -> nbformat.NotebookN
     return reference_notebooks([tutorial], fresh=fresh)[tutorial]
 
 
+def warm_kernels(stack) -> WarmKernels | None:
+    """A warm interpreter for the reference runs' kernels (:mod:`coursebuild.zygote`: the imports
+    paid once, not once a notebook), closed with ``stack``; ``None`` (a fresh kernel per notebook,
+    the same outputs) where it cannot run: not on Linux (it needs ``fork``, ``prctl`` and process
+    file descriptors), or when it fails to start (the reason is printed)."""
+    from .warm_kernels import WarmKernelsError
+
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return stack.enter_context(WarmKernels(kernel_env(REFERENCE_ENV)))
+    except WarmKernelsError as error:
+        print(f"a fresh kernel for every reference run ({error})", flush=True)
+        return None
+
+
 def reference_notebooks(tutorials: list[str], workers: int = 2,
                         fresh: bool = False) -> dict[str, nbformat.NotebookNode]:
     """Reference runs of several tutorials, ``workers`` kernels at a time, longest first.
@@ -385,9 +401,7 @@ def reference_notebooks(tutorials: list[str], workers: int = 2,
     shared = [t for t in todo if t in SHARED_RUNS and workers >= 2]
     todo = shared + [t for t in todo if t not in shared]  # both kernels of a shared run start first
     with ExitStack() as stack:
-        # the kernels are forked from one warm interpreter (:mod:`coursebuild.zygote`): the imports
-        # are paid once, not once a notebook
-        kernels = stack.enter_context(WarmKernels(kernel_env(REFERENCE_ENV))) if todo else None
+        kernels = warm_kernels(stack) if todo else None
         pool = stack.enter_context(ThreadPoolExecutor(max_workers=max(1, workers)))
         runs, helpers = {}, []
         for tutorial in todo:

@@ -186,3 +186,22 @@ def test_the_warm_interpreter_goes_when_the_build_is_killed(tmp_path):
     while _alive(zygote) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _alive(zygote), "a killed build left its warm interpreter running"
+
+
+def test_the_build_starts_fresh_kernels_where_no_warm_interpreter_runs(monkeypatch, capsys):
+    import contextlib
+
+    from coursebuild import build
+
+    monkeypatch.setattr(build.sys, "platform", "darwin")
+    with contextlib.ExitStack() as stack:
+        assert build.warm_kernels(stack) is None
+
+    def broken(env):
+        raise WarmKernelsError("the warm interpreter did not start (status 1):\nno torch")
+
+    monkeypatch.setattr(build.sys, "platform", "linux")
+    monkeypatch.setattr(build, "WarmKernels", broken)
+    with contextlib.ExitStack() as stack:
+        assert build.warm_kernels(stack) is None
+    assert "a fresh kernel for every reference run" in capsys.readouterr().out
