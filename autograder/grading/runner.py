@@ -500,13 +500,22 @@ def _graded(executor: Executor, jobs: list[tuple[Job, Submission]], own: bool, w
     """Each job with its result (or the exception that stands for it), as they finish.
 
     When a worker process of our own pool dies (killed for memory, a crash), every job that was
-    still waiting fails with it; those are graded again, each in a process of its own, so only the
+    still waiting fails with it, and so do the jobs not handed to the pool yet when it died (the
+    pool refuses them); those are graded again, each in a process of its own, so only the
     submission that kills its process gets no grade.
     """
-    futures: dict[Future, tuple[Job, Submission]] = {
-        executor.submit(grade_submission, job): (job, sub) for job, sub in jobs
-    }
-    broken = []
+    futures: dict[Future, tuple[Job, Submission]] = {}
+    broken: list[tuple[Job, Submission]] = []
+    for index, (job, sub) in enumerate(jobs):
+        try:
+            futures[executor.submit(grade_submission, job)] = (job, sub)
+        except BrokenProcessPool as exc:  # a worker died while the jobs were being handed out
+            if not own:
+                for job_left, sub_left in jobs[index:]:
+                    yield job_left, sub_left, exc
+            else:
+                broken.extend(jobs[index:])
+            break
     for future in as_completed(futures):
         job, sub = futures[future]
         try:

@@ -16,7 +16,7 @@ import threading
 import time
 import tracemalloc
 import zipfile
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
@@ -302,6 +302,37 @@ def test_a_worker_that_dies_takes_no_other_submission_with_it(monkeypatch):
         job: f"graded {job}" for job in ("alice", "bob", "carol")}
     assert isinstance(outcomes["killer"], BrokenProcessPool)
     assert any("a grading worker died" in line for line in lines)
+
+
+class _BreaksWhileHandingOut(ThreadPoolExecutor):
+    """A pool whose worker dies while the jobs are still being handed out: it refuses the third."""
+
+    def __init__(self) -> None:
+        super().__init__(1)
+        self.handed = 0
+
+    def submit(self, fn, /, *args, **kwargs):
+        self.handed += 1
+        if self.handed > 2:
+            raise BrokenProcessPool("a child process terminated abruptly")
+        return super().submit(fn, *args, **kwargs)
+
+
+@pytest.mark.parametrize("own", [True, False])
+def test_jobs_not_handed_out_when_a_worker_died_are_graded_again(monkeypatch, own):
+    monkeypatch.setattr(runner, "grade_submission", dying_worker.grade)
+    jobs = [(name, name) for name in ("alice", "bob", "carol", "dan")]
+    lines: list[str] = []
+    with _BreaksWhileHandingOut() as pool:
+        outcomes = {job: outcome for job, _, outcome in runner._graded(pool, jobs, own, 2,
+                                                                       lines.append)}
+    assert set(outcomes) == set(dict(jobs)), "every job has an outcome"
+    assert outcomes["alice"] == "graded alice" and outcomes["bob"] == "graded bob"
+    if own:  # our own pool: graded again, each in a process of its own
+        assert outcomes["carol"] == "graded carol" and outcomes["dan"] == "graded dan"
+        assert any("a grading worker died: 2 submission(s)" in line for line in lines)
+    else:  # the caller's executor: its error stands for each job it refused
+        assert all(isinstance(outcomes[job], BrokenProcessPool) for job in ("carol", "dan"))
 
 
 def test_the_command_refuses_a_busy_output_folder_with_a_clear_message(tmp_path, capsys):
