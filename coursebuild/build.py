@@ -127,35 +127,16 @@ def nbgrader(root: Path, *args: str, **env: str) -> int:
     """Run the command ``nbgrader ARGS`` in the course at ``root``, in this process; return its exit
     status.
 
-    nbgrader's own application, started as nbgrader's test suite starts it
-    (``nbgrader.tests.run_nbgrader``): the same arguments and the course's ``nbgrader_config.py``,
-    read from the working folder as the command reads it, without a fresh interpreter that imports
-    nbgrader again for every command.  The working folder, ``sys.path`` and the environment (with
-    :func:`tool_env`'s ``PATH``, which nbgrader's ``alembic`` and the kernels are found on; ``env``:
-    more variables for nbgrader and its kernels) are this command's while it runs and restored
-    after it, so the caller must not run anything else at the same time.
+    The grader's :func:`~autograder.grading.nbgrader_app.run_nbgrader` (nbgrader's own application,
+    as nbgrader's test suite starts it, without a fresh interpreter for every command), with
+    :func:`tool_env`'s ``PATH`` (the kernels are found on it) and ``env`` (more variables for
+    nbgrader and its kernels) while it runs.  What nbgrader printed is written to stdout, or to
+    stderr when the command failed.
     """
-    from jupyter_core.application import NoStart
-    from nbgrader.apps import NbGraderApp
+    from autograder.grading.nbgrader_app import run_nbgrader
 
-    saved_env, saved_path, saved_cwd = dict(os.environ), list(sys.path), os.getcwd()
-    os.environ.update(tool_env(**env))
-    app = NbGraderApp.instance()
-    try:
-        os.chdir(root)
-        app.initialize(list(args))
-        app.start()
-        status = 0
-    except NoStart:
-        status = 0
-    except SystemExit as stop:
-        status = stop.code if isinstance(stop.code, int) else 0 if stop.code is None else 1
-    finally:
-        app.reset()
-        os.chdir(saved_cwd)
-        sys.path[:] = saved_path
-        os.environ.clear()
-        os.environ.update(saved_env)
+    status, printed = run_nbgrader(root, *args, env=tool_env(**env))
+    (sys.stdout if status == 0 else sys.stderr).write(printed)
     return status
 
 

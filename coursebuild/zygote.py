@@ -175,13 +175,10 @@ class Zygote:
         self.selector.unregister(self.pidfds[pid])
         os.close(self.pidfds.pop(pid))
         connection = self.kernels.pop(pid)
-        if connection.fileno() >= 0 and connection in self._registered():
+        if connection.fileno() in self.selector.get_map():  # its launcher is still there
             self.selector.unregister(connection)
             self._send(connection, {"exit": os.waitstatus_to_exitcode(status)})
         connection.close()
-
-    def _registered(self) -> list:
-        return [key.fileobj for key in self.selector.get_map().values()]
 
     def _from_launcher(self, pid: int) -> None:
         connection = self.kernels[pid]

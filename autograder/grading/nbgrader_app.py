@@ -65,7 +65,7 @@ def alembic_head() -> str:
 nbgrader.api.get_alembic_version = alembic_head
 
 
-def run_nbgrader(root: Path, *args: str) -> tuple[int, str]:
+def run_nbgrader(root: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
     """Run the command ``nbgrader ARGS`` in the course at ``root``, in this process.
 
     What a separate ``python -m nbgrader ARGS`` run in ``root`` gave, kept: a fresh nbgrader
@@ -83,6 +83,9 @@ def run_nbgrader(root: Path, *args: str) -> tuple[int, str]:
         The course folder (holds ``nbgrader_config.py``).
     *args : str
         The command's arguments, e.g. ``"generate_assignment", "T1", "--force"``.
+    env : dict of str to str, optional
+        Variables set while the command runs (for nbgrader and the kernels it starts), as a
+        subprocess's environment would be.
 
     Returns
     -------
@@ -99,6 +102,7 @@ def run_nbgrader(root: Path, *args: str) -> tuple[int, str]:
         app = None
         try:
             with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured):
+                os.environ.update(env or {})
                 os.chdir(root)
                 app = NbGraderApp.instance()
                 app.initialize(list(args))
