@@ -171,6 +171,8 @@ class Zygote:
             pass
 
     def _exited(self, pid: int) -> None:
+        if pid not in self.kernels:  # both its events came in one select: handled already
+            return
         _, status = os.waitpid(pid, 0)
         self.selector.unregister(self.pidfds[pid])
         os.close(self.pidfds.pop(pid))
@@ -181,7 +183,9 @@ class Zygote:
         connection.close()
 
     def _from_launcher(self, pid: int) -> None:
-        connection = self.kernels[pid]
+        connection = self.kernels.get(pid)
+        if connection is None:  # the kernel's exit, in the same select, came first
+            return
         try:
             data = connection.recv(4096)
         except OSError:

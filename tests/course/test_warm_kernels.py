@@ -205,3 +205,32 @@ def test_the_build_starts_fresh_kernels_where_no_warm_interpreter_runs(monkeypat
     with contextlib.ExitStack() as stack:
         assert build.warm_kernels(stack) is None
     assert "a fresh kernel for every reference run" in capsys.readouterr().out
+
+
+def test_a_kernel_and_its_launcher_gone_in_the_same_moment_stop_nothing(tmp_path):
+    """Both events of one kernel can come in one ``select``: the kernel's exit handled first, its
+    launcher's end of file is then passed over (it stopped the warm interpreter: a KeyError)."""
+    import selectors
+    import socket
+
+    from coursebuild.zygote import Zygote
+
+    zygote = Zygote(str(tmp_path / "zygote.sock"))
+    ours, launchers = socket.socketpair()
+    pid = os.posix_spawn("/bin/true", ["true"], dict(os.environ))
+    pidfd = os.pidfd_open(pid)
+    zygote.kernels[pid], zygote.pidfds[pid] = ours, pidfd
+    zygote.selector.register(pidfd, selectors.EVENT_READ, ("exited", pid))
+    zygote.selector.register(ours, selectors.EVENT_READ, ("launcher", pid))
+    launchers.close()  # the launcher is gone too
+    events = [key.data for key, _ in zygote.selector.select(timeout=10)]
+    deadline = time.monotonic() + 10
+    while len(events) < 2 and time.monotonic() < deadline:
+        events = [key.data for key, _ in zygote.selector.select(timeout=1)]
+    assert sorted(events) == [("exited", pid), ("launcher", pid)]
+    zygote._exited(pid)
+    zygote._from_launcher(pid)
+    assert zygote.kernels == {} and zygote.pidfds == {} and zygote.selector.get_map().keys() == {
+        zygote.listener.fileno()}
+    zygote.listener.close()
+    zygote.selector.close()
